@@ -1,0 +1,81 @@
+//! # credpool-core
+//!
+//! A pure credential-rotation state machine for LLM agents. **It does no IO, reads no
+//! clock, no environment and no OS randomness**: every input carries `now` (epoch ms),
+//! randomness comes from a seeded PRNG, and persistence is the host's job (export the
+//! state when an output says `changed`).
+//!
+//! The host loop:
+//! 1. `acquire` → a [`Decision`]: `use` an entry under a lease (or `refresh`, `fallback`,
+//!    `wait`, `fail`).
+//! 2. Call the provider with the entry's secret ([`Registry::credential`]).
+//! 3. `report` the response against the lease → the next [`Decision`]: `done`,
+//!    `retry_same`, `use` (rotated), `refresh`, `fallback`, `wait` or `fail`.
+//! 4. Persist when `changed`; `sync` what other processes wrote before deciding.
+//!
+//! ```
+//! use credpool_core::{AcquireRequest, Decision, Millis, NewEntry, Options, PoolKey,
+//!     Registry, Report, Response, Secret};
+//!
+//! let mut pool = Registry::new(Options { writer: "docs".into(), seed: 1 })?;
+//! let key = PoolKey::parse("openrouter")?;
+//! for secret in ["sk-or-one", "sk-or-two"] {
+//!     let entry = NewEntry { access_token: Some(Secret::new(secret)), ..NewEntry::default() };
+//!     pool.add_entry(Millis(0), &key, entry)?;
+//! }
+//! let request = AcquireRequest { pool: key.clone(), model: None, session: None };
+//! let Decision::Use { entry_id, lease_id, .. } = pool.acquire(Millis(1_000), &request)? else {
+//!     unreachable!("two healthy keys")
+//! };
+//! let _api_key = pool.credential(&key, &entry_id)?.access_token;
+//! // ... the provider answers 402: out of credit, so rotate at once.
+//! let response = Response { status: Some(402), ..Response::default() };
+//! let report = Report { pool: key.clone(), lease_id: Some(lease_id), entry_id: None, response };
+//! let next = pool.report(Millis(2_000), &report)?;
+//! assert!(matches!(next, Decision::Use { entry_id: ref other, .. } if *other != entry_id));
+//! # Ok::<(), credpool_core::Error>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod classify;
+pub mod decision;
+pub mod entry;
+pub mod error;
+pub mod limits;
+mod merge;
+mod outcome;
+pub mod policy;
+pub mod pool_key;
+mod registry;
+pub mod response;
+pub mod rng;
+pub mod secret;
+pub mod seed;
+mod select;
+pub mod state;
+pub mod status;
+pub mod time;
+pub mod wire;
+
+pub use classify::{Classification, Hint, HintSource, OutcomeClass, classify};
+pub use decision::{Decision, FallbackTarget, LeaseId, Reason};
+pub use entry::{AuthType, Availability, Entry, EntryId, LastError, Status};
+pub use error::{Error, ErrorCode, Result};
+pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
+pub use policy::{HintUsed, Policy, Preset};
+pub use pool_key::PoolKey;
+pub use registry::{
+    Credential, Cursor, Lease, NewEntry, Options, Pool, PoolConfig, Registry, Strategy,
+};
+pub use response::{Body, Headers, Response};
+pub use secret::{Fingerprint, Secret};
+pub use select::AcquireRequest;
+pub use state::{SCHEMA_VERSION, StateDoc};
+pub use time::Millis;
+pub use wire::{Input, Output, OutputBody, Reply, parse_input};
+
+/// The workspace README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

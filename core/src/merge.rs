@@ -1,0 +1,130 @@
+//! `sync`: merge another writer's state into this registry.
+//!
+//! Every part of an entry is a register with its own order, merged independently, so the
+//! merge is commutative, associative and idempotent:
+//! - token: higher `(generation, updated_at, fingerprint)` wins; a held secret survives a
+//!   merge with a copy that lacks it (borrowed secrets are never exported);
+//! - status: later `at` wins (a reset is a status written at reset time);
+//! - metadata and pool configuration: later `updated_at` wins;
+//! - request counters: per writer, the larger count (a grow-only counter);
+//! - model benches: per model, later `at` wins; removal tombstones: union, and a
+//!   tombstoned id never comes back.
+//!
+//! Ties are broken by comparing the serialised values, so the result never depends on order.
+
+use serde_json::Value;
+
+use crate::entry::{Entry, ModelCooldown, StatusRecord, Token};
+use crate::error::Result;
+use crate::registry::{Pool, Registry};
+use crate::state::pools_from_value;
+
+impl Registry {
+    /// Merges `state` (another writer's exported state) into this registry.
+    pub fn sync(&mut self, state: &Value) -> Result<()> {
+        let theirs = pools_from_value(state)?;
+        for (key, pool) in theirs {
+            let merged = match self.pools.get(&key) {
+                Some(ours) => merge_pool(ours, &pool),
+                None => pool,
+            };
+            if self.pools.get(&key) != Some(&merged) {
+                self.changed = true;
+                self.pools.insert(key, merged);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Merges two states of the same pool; runtime (turn, sessions) comes from `ours`.
+pub(crate) fn merge_pool(ours: &Pool, theirs: &Pool) -> Pool {
+    let mut merged = ours.clone();
+    let config_key = |p: &Pool| (p.config_at, format!("{:?}", p.config));
+    if config_key(theirs) > config_key(ours) {
+        merged.config = theirs.config.clone();
+        merged.config_at = theirs.config_at;
+    }
+    merged.cursor = ours.cursor.clone().max(theirs.cursor.clone());
+    for (id, at) in &theirs.removed {
+        let slot = merged.removed.entry(id.clone()).or_insert(*at);
+        *slot = (*slot).max(*at);
+    }
+    for (id, entry) in &theirs.entries {
+        let combined = match merged.entries.get(id) {
+            Some(mine) => merge_entry(mine, entry),
+            None => entry.clone(),
+        };
+        merged.entries.insert(id.clone(), combined);
+    }
+    let removed = merged.removed.clone();
+    merged.entries.retain(|id, _| !removed.contains_key(id));
+    merged.sessions.retain(|_, id| !removed.contains_key(id));
+    merged
+}
+
+/// Merges two copies of one entry, register by register.
+pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
+    let meta_key = |e: &Entry| (e.meta.updated_at, format!("{:?}", e.meta));
+    let meta = if meta_key(b) > meta_key(a) {
+        b.meta.clone()
+    } else {
+        a.meta.clone()
+    };
+    let mut counts = a.counts.clone();
+    for (writer, n) in &b.counts {
+        let slot = counts.entry(writer.clone()).or_insert(0);
+        *slot = (*slot).max(*n);
+    }
+    let mut model_cooldowns = a.model_cooldowns.clone();
+    for (model, theirs) in &b.model_cooldowns {
+        let slot = model_cooldowns.entry(model.clone()).or_insert(*theirs);
+        *slot = later_bench(*slot, *theirs);
+    }
+    Entry {
+        id: a.id.clone(),
+        meta,
+        token: merge_token(&a.token, &b.token),
+        status: merge_status(&a.status, &b.status),
+        cleared_at: a.cleared_at.max(b.cleared_at),
+        counts,
+        model_cooldowns,
+        added_at: a.added_at.min(b.added_at),
+    }
+}
+
+fn later_bench(a: ModelCooldown, b: ModelCooldown) -> ModelCooldown {
+    if (b.at, b.until) > (a.at, a.until) {
+        b
+    } else {
+        a
+    }
+}
+
+fn merge_token(a: &Token, b: &Token) -> Token {
+    let key = |t: &Token| {
+        let refresh = t.refresh.as_ref().map(crate::secret::Secret::fingerprint);
+        (
+            t.generation,
+            t.updated_at,
+            t.fingerprint.clone(),
+            t.expires_at,
+            refresh,
+        )
+    };
+    let (winner, other) = if key(b) > key(a) { (b, a) } else { (a, b) };
+    let mut token = winner.clone();
+    if key(other) == key(winner) && token.access.is_none() {
+        token.access.clone_from(&other.access);
+    }
+    token
+}
+
+fn merge_status(a: &StatusRecord, b: &StatusRecord) -> StatusRecord {
+    let key = |s: &StatusRecord| (s.at, format!("{s:?}"));
+    if key(b) > key(a) {
+        b.clone()
+    } else {
+        a.clone()
+    }
+}

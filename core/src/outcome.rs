@@ -1,0 +1,645 @@
+//! Outcomes: `report`, `refresh_result`, `begin_turn` and `tick` — marks, rotation,
+//! refresh, fallback and waiting, decided by the pool's [`crate::policy::Policy`].
+
+use serde::Deserialize;
+
+use crate::classify::{Classification, OutcomeClass, classify};
+use crate::decision::{Decision, LeaseId, Reason};
+use crate::entry::{
+    Availability, EntryId, LastError, ModelCooldown, Status, StatusRecord, Token, validate_secret,
+};
+use crate::error::{Error, ErrorCode, Result};
+use crate::policy::{HintUsed, MarkContext};
+use crate::pool_key::PoolKey;
+use crate::registry::{Lease, Registry, Turn};
+use crate::response::Response;
+use crate::secret::Secret;
+use crate::select::{clear_expired, pick};
+use crate::time::Millis;
+
+/// What happened to a request, against a lease (or, without one, an entry id).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// The pool.
+    pub pool: PoolKey,
+    /// The lease the request ran under.
+    #[serde(default)]
+    pub lease_id: Option<LeaseId>,
+    /// The entry, when the host has no lease (e.g. a request made outside `acquire`).
+    #[serde(default)]
+    pub entry_id: Option<EntryId>,
+    /// What the provider answered.
+    pub response: Response,
+}
+
+/// How an OAuth refresh ended.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RefreshOutcome {
+    /// The provider issued a new pair.
+    Refreshed {
+        /// New access token.
+        #[serde(deserialize_with = "crate::wire::de_secret_required")]
+        access_token: Secret,
+        /// New refresh token (single-use tokens rotate; absent: keep the old one).
+        #[serde(default, deserialize_with = "crate::wire::de_secret")]
+        refresh_token: Option<Secret>,
+        /// New expiry.
+        #[serde(default)]
+        expires_at: Option<Millis>,
+    },
+    /// The refresh failed; `terminal` when the grant is gone (`invalid_grant`, reuse, ...).
+    Failed {
+        /// Whether the failure is terminal (re-login required).
+        #[serde(default)]
+        terminal: bool,
+        /// Provider reason code.
+        #[serde(default)]
+        reason: Option<String>,
+        /// Provider message.
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// Another process had already rotated the token; the host synced it in instead.
+    Adopted,
+}
+
+/// The result of the refresh a `refresh` decision asked for.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshResult {
+    /// The pool.
+    pub pool: PoolKey,
+    /// The refreshed entry.
+    pub entry_id: EntryId,
+    /// The generation the `refresh` decision named.
+    pub generation: u64,
+    /// The lease the refresh ran under, if any.
+    #[serde(default)]
+    pub lease_id: Option<LeaseId>,
+    /// How it ended.
+    pub result: RefreshOutcome,
+}
+
+/// Entries whose cooldown ran out during a tick, and the next deadline.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// `(pool, entry)` pairs that became available again.
+    pub recovered: Vec<(PoolKey, EntryId)>,
+    /// The earliest future cooldown deadline, for the host's timer.
+    pub next_wakeup: Option<Millis>,
+}
+
+/// Which lease and entry an outcome is about.
+struct Subject {
+    pool: PoolKey,
+    entry_id: EntryId,
+    lease_id: LeaseId,
+    model: Option<String>,
+    /// HTTP status of the reported response, when there was one.
+    status: Option<u16>,
+}
+
+impl Registry {
+    /// Reports a request's outcome and returns what to do next.
+    pub fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
+        let now = self.clock(now);
+        let mut subject = self.subject(&report.pool, report.lease_id, report.entry_id.as_ref())?;
+        subject.status = report.response.status;
+        let mut response = report.response.clone();
+        if response.model.is_none() {
+            response.model.clone_from(&subject.model);
+        }
+        let verdict = classify(now, &response);
+        self.decide(now, &subject, &verdict)
+    }
+
+    /// Applies the result of a refresh the host performed after a `refresh` decision.
+    pub fn refresh_result(&mut self, now: Millis, result: &RefreshResult) -> Result<Decision> {
+        let now = self.clock(now);
+        let subject = self.subject(&result.pool, result.lease_id, Some(&result.entry_id))?;
+        let current = self
+            .pool(&subject.pool)?
+            .entry(&subject.entry_id)?
+            .token
+            .generation;
+        let stale = current != result.generation;
+        match &result.result {
+            RefreshOutcome::Refreshed {
+                access_token,
+                refresh_token,
+                expires_at,
+            } => {
+                if stale {
+                    return Err(Error::new(
+                        ErrorCode::StaleRefresh,
+                        format!(
+                            "generation {} is no longer current ({current}); adopt the stored token",
+                            result.generation
+                        ),
+                    ));
+                }
+                validate_secret("access_token", access_token.expose())?;
+                if let Some(token) = refresh_token {
+                    validate_secret("refresh_token", token.expose())?;
+                }
+                let entry = self.pool_mut(&subject.pool)?.entry_mut(&subject.entry_id)?;
+                let refresh = refresh_token
+                    .clone()
+                    .or_else(|| entry.token.refresh.clone());
+                let mut token = Token::new(Some(access_token.clone()), refresh, *expires_at, now);
+                token.generation = current.saturating_add(1);
+                entry.token = token;
+                entry.status = StatusRecord {
+                    at: now,
+                    ..StatusRecord::default()
+                };
+                self.changed = true;
+                Ok(self.use_again(&subject, Reason::Refreshed))
+            }
+            RefreshOutcome::Adopted => Ok(self.use_again(&subject, Reason::Adopted)),
+            RefreshOutcome::Failed { .. } if stale => Ok(self.use_again(&subject, Reason::Adopted)),
+            RefreshOutcome::Failed {
+                terminal,
+                reason,
+                message,
+            } => {
+                let class = if *terminal {
+                    OutcomeClass::AuthTerminal
+                } else {
+                    OutcomeClass::Auth
+                };
+                let verdict = Classification {
+                    class,
+                    reason: reason.clone(),
+                    message: message.clone(),
+                    hint: None,
+                };
+                let hint = self.mark(now, &subject, &verdict, None)?;
+                Ok(self.rotate(now, &subject, Reason::RefreshFailed, hint))
+            }
+        }
+    }
+
+    /// Whether a refresh of `entry_id` from `generation` is still needed (false: another
+    /// process already rotated the token and this registry has synced it in).
+    pub fn check_refresh(
+        &self,
+        key: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+    ) -> Result<bool> {
+        let entry = self.pool(key)?.entry(entry_id)?;
+        if !entry.is_refreshable() {
+            return Err(Error::new(
+                ErrorCode::NotRefreshable,
+                "entry has no refresh token",
+            ));
+        }
+        Ok(entry.token.generation == generation)
+    }
+
+    /// Starts a new agent turn: per-turn counters reset; a pool on its fallback chain is
+    /// restored once it has a usable entry again. Returns the restored pools.
+    pub fn begin_turn(&mut self, now: Millis, key: Option<&PoolKey>) -> Result<Vec<PoolKey>> {
+        let now = self.clock(now);
+        if let Some(key) = key {
+            self.pool(key)?;
+        }
+        let mut restored = Vec::new();
+        for pool in self
+            .pools
+            .values_mut()
+            .filter(|p| key.is_none_or(|k| &p.key == k))
+        {
+            let fallback = pool.turn.fallback.take();
+            pool.turn = Turn::default();
+            if let Some(active) = fallback {
+                let back = pick(pool, now, None, None, &mut self.rng).is_some();
+                if back {
+                    restored.push(pool.key.clone());
+                } else {
+                    pool.turn.fallback = Some(active);
+                }
+            }
+        }
+        Ok(restored)
+    }
+
+    /// Clears cooldowns that ran out; extra calls are harmless.
+    pub fn tick(&mut self, now: Millis) -> TickReport {
+        let now = self.clock(now);
+        let mut report = TickReport::default();
+        for pool in self.pools.values_mut() {
+            let expired: Vec<EntryId> = pool
+                .entries
+                .values()
+                .filter(|e| e.cooldown_expired(now))
+                .map(|e| e.id.clone())
+                .collect();
+            if clear_expired(pool, now) {
+                self.changed = true;
+            }
+            report
+                .recovered
+                .extend(expired.into_iter().map(|id| (pool.key.clone(), id)));
+            let skew = pool.config.policy.refresh_skew_ms;
+            let pending =
+                pool.entries
+                    .values()
+                    .filter_map(|e| match e.availability(now, None, skew) {
+                        Availability::Cooling(until) => Some(until),
+                        _ => None,
+                    });
+            report.next_wakeup = report.next_wakeup.into_iter().chain(pending).min();
+        }
+        report
+    }
+
+    fn subject(
+        &self,
+        key: &PoolKey,
+        lease: Option<LeaseId>,
+        entry: Option<&EntryId>,
+    ) -> Result<Subject> {
+        let pool = self.pool(key)?;
+        match (lease, entry) {
+            (Some(lease_id), _) => {
+                let Lease {
+                    pool: lease_pool,
+                    entry_id,
+                    model,
+                    ..
+                } = self.lease(lease_id)?;
+                if lease_pool != key || entry.is_some_and(|e| e != entry_id) {
+                    return Err(Error::invalid_input(format!(
+                        "lease {} belongs to another pool or entry",
+                        lease_id.0
+                    )));
+                }
+                pool.entry(entry_id)?;
+                Ok(Subject {
+                    pool: key.clone(),
+                    entry_id: entry_id.clone(),
+                    lease_id,
+                    model: model.clone(),
+                    status: None,
+                })
+            }
+            (None, Some(entry_id)) => {
+                pool.entry(entry_id)?;
+                let lease_id = self
+                    .leases
+                    .iter()
+                    .find(|(_, l)| &l.pool == key && &l.entry_id == entry_id)
+                    .map_or(LeaseId(0), |(id, _)| *id);
+                Ok(Subject {
+                    pool: key.clone(),
+                    entry_id: entry_id.clone(),
+                    lease_id,
+                    model: None,
+                    status: None,
+                })
+            }
+            (None, None) => Err(Error::invalid_input(
+                "a report needs a lease_id or an entry_id",
+            )),
+        }
+    }
+
+    /// The policy's answer to one classified outcome.
+    fn decide(
+        &mut self,
+        now: Millis,
+        subject: &Subject,
+        verdict: &Classification,
+    ) -> Result<Decision> {
+        let class = verdict.class;
+        let pool = self.pool(&subject.pool)?;
+        let policy = pool.config.policy.clone();
+        let entry = pool.entry(&subject.entry_id)?;
+        let model = subject.model.as_deref();
+        let status = subject.status;
+        match class {
+            OutcomeClass::Success => {
+                let entry = self.pool_mut(&subject.pool)?.entry_mut(&subject.entry_id)?;
+                if entry.status.streak > 0 && entry.effective_status() == Status::Ok {
+                    entry.status.streak = 0;
+                    self.changed = true;
+                }
+                let pool = self.pool_mut(&subject.pool)?;
+                pool.turn.retried_rate_limit.remove(&subject.entry_id);
+                self.leases.remove(&subject.lease_id);
+                Ok(Decision::Done)
+            }
+            OutcomeClass::ClientError => {
+                self.leases.remove(&subject.lease_id);
+                Ok(Decision::Fail {
+                    reason: class.into(),
+                    status,
+                })
+            }
+            OutcomeClass::ServerError
+            | OutcomeClass::NetworkError
+            | OutcomeClass::UpstreamRateLimit => {
+                if class == OutcomeClass::UpstreamRateLimit && self.has_fallback_step(&subject.pool)
+                {
+                    return Ok(self.give_up(now, subject, class.into(), status));
+                }
+                Ok(self
+                    .retry_same(now, subject, verdict)
+                    .unwrap_or_else(|| self.give_up(now, subject, class.into(), status)))
+            }
+            OutcomeClass::Entitlement => Ok(self.give_up(now, subject, class.into(), status)),
+            OutcomeClass::ModelEntitlement => {
+                let Some(model) = model.map(str::to_owned) else {
+                    let hint = self.mark(now, subject, verdict, None)?;
+                    return Ok(self.rotate(now, subject, class.into(), hint));
+                };
+                self.bench_model(now, subject, &model, policy.cooldown_model_entitlement_ms);
+                Ok(self.rotate(now, subject, class.into(), None))
+            }
+            OutcomeClass::RateLimit => {
+                let already = entry.effective_status() == Status::Exhausted;
+                let skew = policy.refresh_skew_ms;
+                let room = pool.live_count() >= 2
+                    && pool.entries.values().any(|e| {
+                        e.id != subject.entry_id && e.availability(now, model, skew).is_usable()
+                    });
+                if !already && !room && self.has_fallback_step(&subject.pool) {
+                    self.mark(now, subject, verdict, model)?;
+                    return Ok(self.give_up(now, subject, class.into(), status));
+                }
+                let retried = pool.turn.retried_rate_limit.contains(&subject.entry_id);
+                let hint_within =
+                    |limit: u64| verdict.hint.is_some_and(|h| h.at <= now.plus(limit));
+                let wants_retry = !already
+                    && if !room || policy.retry_first_rate_limit {
+                        !retried
+                    } else {
+                        !retried && policy.rotate_unless_hint_within_ms.is_some_and(hint_within)
+                    };
+                if wants_retry && let Some(decision) = self.retry_same(now, subject, verdict) {
+                    let pool = self.pool_mut(&subject.pool)?;
+                    pool.turn
+                        .retried_rate_limit
+                        .insert(subject.entry_id.clone());
+                    return Ok(decision);
+                }
+                let hint = self.mark(now, subject, verdict, model)?;
+                Ok(self.rotate(now, subject, class.into(), hint))
+            }
+            OutcomeClass::Auth if entry.is_refreshable() => {
+                let refreshes = pool
+                    .turn
+                    .refreshes
+                    .get(&subject.entry_id)
+                    .copied()
+                    .unwrap_or(0);
+                if refreshes >= policy.max_refreshes_per_turn {
+                    return Ok(self.give_up(now, subject, Reason::RefreshCap, status));
+                }
+                let generation = entry.token.generation;
+                let pool = self.pool_mut(&subject.pool)?;
+                pool.turn
+                    .refreshes
+                    .insert(subject.entry_id.clone(), refreshes + 1);
+                Ok(Decision::Refresh {
+                    entry_id: subject.entry_id.clone(),
+                    lease_id: self.ensure_lease(subject),
+                    generation,
+                    reason: class.into(),
+                })
+            }
+            OutcomeClass::UsageLimit
+            | OutcomeClass::Billing
+            | OutcomeClass::BillingUnverified
+            | OutcomeClass::Auth
+            | OutcomeClass::AuthTerminal
+            | OutcomeClass::Forbidden => {
+                let hint = self.mark(now, subject, verdict, model)?;
+                Ok(self.rotate(now, subject, class.into(), hint))
+            }
+        }
+    }
+
+    /// A same-entry retry if the turn's budget allows; the lease stays open.
+    fn retry_same(
+        &mut self,
+        now: Millis,
+        subject: &Subject,
+        verdict: &Classification,
+    ) -> Option<Decision> {
+        let pool = self.pools.get_mut(&subject.pool)?;
+        let policy = &pool.config.policy;
+        if pool.turn.same_retries >= policy.max_same_retries_per_turn {
+            return None;
+        }
+        pool.turn.same_retries += 1;
+        let (delay_ms, hint) =
+            policy.retry_delay(now, verdict.hint, pool.turn.same_retries, &mut self.rng);
+        let lease_id = self.ensure_lease(subject);
+        Some(Decision::RetrySame {
+            entry_id: subject.entry_id.clone(),
+            lease_id,
+            delay_ms,
+            reason: verdict.class.into(),
+            hint,
+        })
+    }
+
+    /// Marks the entry (and siblings sharing its secret) exhausted or dead; returns the hint used.
+    fn mark(
+        &mut self,
+        now: Millis,
+        subject: &Subject,
+        verdict: &Classification,
+        model: Option<&str>,
+    ) -> Result<Option<HintUsed>> {
+        let pool = self.pool(&subject.pool)?;
+        let policy = pool.config.policy.clone();
+        if policy.model_scoped_rate_limits
+            && verdict.class == OutcomeClass::RateLimit
+            && let Some(model) = model
+        {
+            let sole = pool.live_count() <= 1;
+            let streak = pool.entry(&subject.entry_id)?.status.streak;
+            let context = MarkContext {
+                now,
+                class: verdict.class,
+                sole,
+                streak,
+                hint: verdict.hint,
+            };
+            let (until, hint) = policy.cooldown(&context, &mut self.rng);
+            self.bench_model(now, subject, model, now.until(until));
+            return Ok(hint);
+        }
+        let entry = pool.entry(&subject.entry_id)?;
+        let sole = pool.live_count() <= 1;
+        let fingerprint = entry.token.fingerprint.clone();
+        let streak = entry.status.streak;
+        let dead = verdict.class == OutcomeClass::AuthTerminal
+            || verdict.reason.as_deref() == Some("credential_persist_failed");
+        let context = MarkContext {
+            now,
+            class: verdict.class,
+            sole,
+            streak,
+            hint: verdict.hint,
+        };
+        let (until, hint) = policy.cooldown(&context, &mut self.rng);
+        let record = StatusRecord {
+            status: if dead {
+                Status::Dead
+            } else {
+                Status::Exhausted
+            },
+            at: now,
+            error: Some(LastError {
+                code: subject.status,
+                reason: verdict.reason.clone(),
+                message: verdict.message.clone(),
+            }),
+            until: (!dead).then_some(until),
+            failure: Some(verdict.class),
+            streak: streak.saturating_add(1),
+        };
+        let pool = self.pool_mut(&subject.pool)?;
+        for entry in pool.entries.values_mut() {
+            let sibling = entry.id != subject.entry_id
+                && fingerprint.is_some()
+                && entry.token.fingerprint == fingerprint;
+            if entry.id == subject.entry_id || sibling {
+                entry.status = record.clone();
+            }
+        }
+        self.changed = true;
+        Ok(hint)
+    }
+
+    fn bench_model(&mut self, now: Millis, subject: &Subject, model: &str, duration_ms: u64) {
+        let Some(pool) = self.pools.get_mut(&subject.pool) else {
+            return;
+        };
+        let fingerprint = pool
+            .entries
+            .get(&subject.entry_id)
+            .and_then(|e| e.token.fingerprint.clone());
+        for entry in pool.entries.values_mut() {
+            let sibling = fingerprint.is_some() && entry.token.fingerprint == fingerprint;
+            if entry.id == subject.entry_id || sibling {
+                let until = now.plus(duration_ms);
+                let slot = entry
+                    .model_cooldowns
+                    .entry(model.to_owned())
+                    .or_insert(ModelCooldown { until, at: now });
+                *slot = ModelCooldown {
+                    until: slot.until.max(until),
+                    at: now,
+                };
+            }
+        }
+        self.changed = true;
+    }
+
+    /// Settles the failed lease and hands out another entry, or falls back / waits / fails.
+    fn rotate(
+        &mut self,
+        now: Millis,
+        subject: &Subject,
+        reason: Reason,
+        hint: Option<HintUsed>,
+    ) -> Decision {
+        self.leases.remove(&subject.lease_id);
+        let writer = self.writer.clone();
+        let model = subject.model.as_deref();
+        let Some(pool) = self.pools.get_mut(&subject.pool) else {
+            return Decision::Fail {
+                reason,
+                status: None,
+            };
+        };
+        clear_expired(pool, now);
+        let next = pick(pool, now, model, Some(&subject.entry_id), &mut self.rng);
+        let Some(next) = next else {
+            let decision = self.no_entry_decision(now, &subject.pool, model, reason);
+            return match decision {
+                Decision::Wait { until, reason, .. } => Decision::Wait {
+                    until,
+                    reason,
+                    hint,
+                },
+                Decision::Fail { reason, .. } => Decision::Fail {
+                    reason,
+                    status: subject.status,
+                },
+                other => other,
+            };
+        };
+        if let Some(entry) = pool.entries.get_mut(&next) {
+            let counter = entry.counts.entry(writer).or_insert(0);
+            *counter = counter.saturating_add(1);
+        }
+        self.changed = true;
+        let lease_id = self.open_lease(Lease {
+            pool: subject.pool.clone(),
+            entry_id: next.clone(),
+            model: subject.model.clone(),
+            session: None,
+        });
+        Decision::Use {
+            entry_id: next,
+            lease_id,
+            reason: Some(reason),
+            hint,
+        }
+    }
+
+    /// Leaves the pool for this turn: fallback when the chain has a step, else wait or fail.
+    fn give_up(
+        &mut self,
+        now: Millis,
+        subject: &Subject,
+        reason: Reason,
+        status: Option<u16>,
+    ) -> Decision {
+        self.leases.remove(&subject.lease_id);
+        let model = subject.model.clone();
+        if self.has_fallback_step(&subject.pool) {
+            return self.no_entry_decision(now, &subject.pool, model.as_deref(), reason);
+        }
+        Decision::Fail { reason, status }
+    }
+
+    fn has_fallback_step(&self, key: &PoolKey) -> bool {
+        self.pools.get(key).is_some_and(|p| {
+            let step = p.turn.fallback.map_or(0, |f| f.step + 1);
+            step < p.config.fallback.len()
+        })
+    }
+
+    /// `use` the same entry again after a refresh or adoption.
+    fn use_again(&mut self, subject: &Subject, reason: Reason) -> Decision {
+        Decision::Use {
+            entry_id: subject.entry_id.clone(),
+            lease_id: self.ensure_lease(subject),
+            reason: Some(reason),
+            hint: None,
+        }
+    }
+
+    /// The subject's lease, opening one when the report came by entry id.
+    fn ensure_lease(&mut self, subject: &Subject) -> LeaseId {
+        if self.leases.contains_key(&subject.lease_id) {
+            return subject.lease_id;
+        }
+        self.open_lease(Lease {
+            pool: subject.pool.clone(),
+            entry_id: subject.entry_id.clone(),
+            model: subject.model.clone(),
+            session: None,
+        })
+    }
+}

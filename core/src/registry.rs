@@ -1,0 +1,529 @@
+//! The registry: every pool of one process, its open leases and per-turn state.
+//!
+//! Inputs are methods taking `now`; each returns a value and never blocks. Pool
+//! management lives here; selection in [`crate::select`], outcomes in
+//! [`crate::outcome`], persistence in [`crate::state`] and [`crate::merge`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::decision::{FallbackTarget, LeaseId, Reason};
+use crate::entry::{
+    AuthType, Entry, EntryId, Meta, Status, StatusRecord, Token, is_borrowed_source, validate_name,
+    validate_secret,
+};
+use crate::error::{Error, ErrorCode, Result};
+use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
+use crate::policy::Policy;
+use crate::pool_key::PoolKey;
+use crate::rng::Rng;
+use crate::secret::Secret;
+use crate::time::Millis;
+
+/// How a pool picks among its available entries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Lowest priority available (default).
+    #[default]
+    FillFirst,
+    /// Cycle over the available entries by a cursor (priorities untouched).
+    RoundRobin,
+    /// Lowest request count, ties by priority.
+    LeastUsed,
+    /// Uniform over available entries, from the seeded PRNG.
+    Random,
+}
+
+/// A pool's configuration; last writer wins as a whole.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Selection strategy.
+    pub strategy: Strategy,
+    /// Outcome policy.
+    pub policy: Policy,
+    /// Fallback chain, tried in order within a turn.
+    pub fallback: Vec<FallbackTarget>,
+}
+
+/// Round-robin position: the last entry handed out.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Priority of the last selected entry when it was selected.
+    pub priority: i64,
+    /// The last selected entry.
+    pub entry_id: EntryId,
+    /// When it was selected (last writer wins).
+    pub at: Millis,
+}
+
+/// Per-turn counters of a pool (in memory, never persisted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Turn {
+    /// 401-triggered refreshes per entry this turn.
+    pub(crate) refreshes: BTreeMap<EntryId, u32>,
+    /// Entries that already had their one same-key 429 retry.
+    pub(crate) retried_rate_limit: BTreeSet<EntryId>,
+    /// Same-entry retries spent this turn.
+    pub(crate) same_retries: u32,
+    /// The fallback step in force, if the pool fell back.
+    pub(crate) fallback: Option<ActiveFallback>,
+}
+
+/// A pool's position on its fallback chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ActiveFallback {
+    pub(crate) step: usize,
+    pub(crate) reason: Reason,
+    pub(crate) back_at: Option<Millis>,
+}
+
+/// One pool: entries for one provider or custom endpoint.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pool {
+    pub(crate) key: PoolKey,
+    pub(crate) config: PoolConfig,
+    pub(crate) config_at: Millis,
+    pub(crate) entries: BTreeMap<EntryId, Entry>,
+    pub(crate) removed: BTreeMap<EntryId, Millis>,
+    pub(crate) cursor: Option<Cursor>,
+    pub(crate) turn: Turn,
+    pub(crate) sessions: BTreeMap<String, EntryId>,
+}
+
+impl Pool {
+    pub(crate) fn new(key: PoolKey) -> Self {
+        Self {
+            key,
+            config: PoolConfig::default(),
+            config_at: Millis::ZERO,
+            entries: BTreeMap::new(),
+            removed: BTreeMap::new(),
+            cursor: None,
+            turn: Turn::default(),
+            sessions: BTreeMap::new(),
+        }
+    }
+
+    /// The pool key.
+    #[must_use]
+    pub fn key(&self) -> &PoolKey {
+        &self.key
+    }
+
+    /// The configuration in force.
+    #[must_use]
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Entries in priority order (ties by id).
+    #[must_use]
+    pub fn entries(&self) -> Vec<&Entry> {
+        let mut list: Vec<&Entry> = self.entries.values().collect();
+        list.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
+        list
+    }
+
+    /// The entry with `id`.
+    pub fn entry(&self, id: &EntryId) -> Result<&Entry> {
+        self.entries
+            .get(id)
+            .ok_or_else(|| Error::unknown_entry(self.key.as_str(), id.as_str()))
+    }
+
+    pub(crate) fn entry_mut(&mut self, id: &EntryId) -> Result<&mut Entry> {
+        let key = self.key.as_str();
+        self.entries
+            .get_mut(id)
+            .ok_or_else(|| Error::unknown_entry(key, id.as_str()))
+    }
+
+    /// Non-dead entries (the sole-credential rule counts these).
+    pub(crate) fn live_count(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.effective_status() != Status::Dead)
+            .count()
+    }
+
+    fn next_priority(&self) -> i64 {
+        self.entries
+            .values()
+            .map(|e| e.meta.priority)
+            .max()
+            .map_or(0, |p| p.saturating_add(1))
+    }
+}
+
+/// An open lease: which request holds which entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lease {
+    /// The pool.
+    pub pool: PoolKey,
+    /// The entry handed out.
+    pub entry_id: EntryId,
+    /// The model requested.
+    pub model: Option<String>,
+    /// The sticky session, if any.
+    pub session: Option<String>,
+}
+
+/// A new entry as the host describes it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEntry {
+    /// Id to use; generated (6 hex) when absent.
+    #[serde(default)]
+    pub id: Option<EntryId>,
+    /// Human label; defaults to the source for seeded entries, else `api-key-<n>`.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Auth type (default `api_key`).
+    #[serde(default)]
+    pub auth_type: Option<AuthType>,
+    /// Priority; defaults to after the last entry.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Provenance (default `manual`).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The API key or access token.
+    #[serde(default, deserialize_with = "crate::wire::de_secret")]
+    pub access_token: Option<Secret>,
+    /// The OAuth refresh token.
+    #[serde(default, deserialize_with = "crate::wire::de_secret")]
+    pub refresh_token: Option<Secret>,
+    /// When the access token expires (epoch ms).
+    #[serde(default)]
+    pub expires_at: Option<Millis>,
+    /// Endpoint the credential serves.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Opaque payload kept untouched.
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+/// Construction options of a [`Registry`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// This process's writer id, keying its request counters in merged state.
+    pub writer: String,
+    /// PRNG seed (bindings draw one from the OS when the caller gives none).
+    pub seed: u64,
+}
+
+/// All pools of one process and the state machine around them.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    pub(crate) writer: String,
+    pub(crate) pools: BTreeMap<PoolKey, Pool>,
+    pub(crate) rng: Rng,
+    pub(crate) last_now: Millis,
+    pub(crate) next_lease: u64,
+    pub(crate) leases: BTreeMap<LeaseId, Lease>,
+    pub(crate) changed: bool,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new(options: Options) -> Result<Self> {
+        validate_name("writer", &options.writer)?;
+        Ok(Self {
+            writer: options.writer,
+            pools: BTreeMap::new(),
+            rng: Rng::new(options.seed),
+            last_now: Millis::ZERO,
+            next_lease: 1,
+            leases: BTreeMap::new(),
+            changed: false,
+        })
+    }
+
+    /// This process's writer id.
+    #[must_use]
+    pub fn writer(&self) -> &str {
+        &self.writer
+    }
+
+    /// The pool with `key`.
+    pub fn pool(&self, key: &PoolKey) -> Result<&Pool> {
+        self.pools
+            .get(key)
+            .ok_or_else(|| Error::unknown_pool(key.as_str()))
+    }
+
+    /// Every pool, by key.
+    pub fn pools(&self) -> impl Iterator<Item = &Pool> {
+        self.pools.values()
+    }
+
+    /// The open lease `id`.
+    pub fn lease(&self, id: LeaseId) -> Result<&Lease> {
+        self.leases.get(&id).ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownLease,
+                format!("lease {} is unknown or settled", id.0),
+            )
+        })
+    }
+
+    /// Whether persisted state changed since the last call, clearing the flag.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Creates `key` if missing and applies the given configuration fields.
+    pub fn configure_pool(
+        &mut self,
+        now: Millis,
+        key: &PoolKey,
+        strategy: Option<Strategy>,
+        policy: Option<Policy>,
+        fallback: Option<Vec<FallbackTarget>>,
+    ) -> Result<()> {
+        let now = self.clock(now);
+        if let Some(targets) = &fallback
+            && targets.iter().any(|t| &t.pool == key)
+        {
+            return Err(Error::invalid_input("a pool cannot fall back to itself"));
+        }
+        let pool = self.pool_or_create(key)?;
+        let mut config = pool.config.clone();
+        if let Some(strategy) = strategy {
+            config.strategy = strategy;
+        }
+        if let Some(policy) = policy {
+            policy.validate()?;
+            config.policy = policy;
+        }
+        if let Some(fallback) = fallback {
+            config.fallback = fallback;
+        }
+        if config != pool.config || pool.config_at == Millis::ZERO {
+            pool.config = config;
+            pool.config_at = now;
+            self.changed = true;
+        }
+        Ok(())
+    }
+
+    /// Adds an entry to `key` (creating the pool), returning its id.
+    pub fn add_entry(&mut self, now: Millis, key: &PoolKey, new: NewEntry) -> Result<EntryId> {
+        let now = self.clock(now);
+        let source = new.source.unwrap_or_else(|| "manual".to_owned());
+        validate_name("source", &source)?;
+        if let Some(label) = &new.label {
+            validate_name("label", label)?;
+        }
+        if let Some(url) = &new.base_url {
+            validate_name("base_url", url)?;
+        }
+        for (what, secret) in [
+            ("access_token", &new.access_token),
+            ("refresh_token", &new.refresh_token),
+        ] {
+            if let Some(secret) = secret {
+                validate_secret(what, secret.expose())?;
+            }
+        }
+        if new.access_token.is_none() && new.refresh_token.is_none() && !is_borrowed_source(&source)
+        {
+            return Err(Error::new(
+                ErrorCode::InvalidEntry,
+                "an entry needs an access_token or a refresh_token",
+            ));
+        }
+        let id = match new.id {
+            Some(id) => id,
+            None => self.fresh_id(key),
+        };
+        let pool = self.pool_or_create(key)?;
+        if pool.entries.len() >= MAX_ENTRIES_PER_POOL {
+            return Err(Error::new(ErrorCode::TooLarge, "pool is full"));
+        }
+        if pool.entries.contains_key(&id) || pool.removed.contains_key(&id) {
+            return Err(Error::new(
+                ErrorCode::DuplicateEntry,
+                format!("entry `{id}` already exists or was removed"),
+            ));
+        }
+        let label = new
+            .label
+            .unwrap_or_else(|| default_label(&source, pool.entries.len() + 1));
+        let priority = new.priority.unwrap_or_else(|| pool.next_priority());
+        let entry = Entry {
+            id: id.clone(),
+            meta: Meta {
+                label,
+                auth_type: new.auth_type.unwrap_or_default(),
+                priority,
+                source,
+                base_url: new.base_url.map(|u| u.trim_end_matches('/').to_owned()),
+                extra: new.extra,
+                updated_at: now,
+            },
+            token: Token::new(new.access_token, new.refresh_token, new.expires_at, now),
+            status: StatusRecord {
+                at: now,
+                ..StatusRecord::default()
+            },
+            cleared_at: None,
+            counts: BTreeMap::new(),
+            model_cooldowns: BTreeMap::new(),
+            added_at: now,
+        };
+        pool.entries.insert(id.clone(), entry);
+        self.changed = true;
+        Ok(id)
+    }
+
+    /// Removes an entry; its id is tombstoned so no merge brings it back.
+    pub fn remove_entry(&mut self, now: Millis, key: &PoolKey, id: &EntryId) -> Result<()> {
+        let now = self.clock(now);
+        let pool = self.pool_mut(key)?;
+        pool.entries
+            .remove(id)
+            .ok_or_else(|| Error::unknown_entry(key.as_str(), id.as_str()))?;
+        pool.removed.insert(id.clone(), now);
+        pool.sessions.retain(|_, e| e != id);
+        self.leases
+            .retain(|_, l| !(l.pool == *key && l.entry_id == *id));
+        self.changed = true;
+        Ok(())
+    }
+
+    /// Clears status, cooldowns and model benches of one entry (or all), returning how many
+    /// entries had something to clear.
+    pub fn reset(&mut self, now: Millis, key: &PoolKey, id: Option<&EntryId>) -> Result<usize> {
+        let now = self.clock(now);
+        let pool = self.pool_mut(key)?;
+        let ids: Vec<EntryId> = match id {
+            Some(id) => vec![pool.entry(id)?.id.clone()],
+            None => pool.entries.keys().cloned().collect(),
+        };
+        let mut count = 0;
+        for id in ids {
+            let entry = pool.entry_mut(&id)?;
+            let benched = entry.model_cooldowns.values().any(|c| c.until > now);
+            if entry.effective_status() != Status::Ok || entry.status.streak > 0 || benched {
+                count += 1;
+            }
+            entry.status = StatusRecord {
+                at: now,
+                ..StatusRecord::default()
+            };
+            entry.cleared_at = Some(now);
+            for cooldown in entry.model_cooldowns.values_mut() {
+                cooldown.until = cooldown.until.min(now);
+                cooldown.at = now;
+            }
+        }
+        pool.turn = Turn::default();
+        self.changed = true;
+        Ok(count)
+    }
+
+    /// Sets an entry's priority.
+    pub fn set_priority(
+        &mut self,
+        now: Millis,
+        key: &PoolKey,
+        id: &EntryId,
+        priority: i64,
+    ) -> Result<()> {
+        let now = self.clock(now);
+        let entry = self.pool_mut(key)?.entry_mut(id)?;
+        if entry.meta.priority != priority {
+            entry.meta.priority = priority;
+            entry.meta.updated_at = now;
+            self.changed = true;
+        }
+        Ok(())
+    }
+
+    /// The entry's secrets, for the host to put on the wire (or to refresh with).
+    pub fn credential(&self, key: &PoolKey, id: &EntryId) -> Result<Credential> {
+        let entry = self.pool(key)?.entry(id)?;
+        Ok(Credential {
+            entry_id: entry.id.clone(),
+            access_token: entry.token.access.clone(),
+            refresh_token: entry.token.refresh.clone(),
+            expires_at: entry.token.expires_at,
+            base_url: entry.meta.base_url.clone(),
+            generation: entry.token.generation,
+        })
+    }
+
+    /// Moves the clock forward: a `now` earlier than the last one seen counts as the last one.
+    pub(crate) fn clock(&mut self, now: Millis) -> Millis {
+        if now > self.last_now {
+            self.last_now = now;
+        }
+        self.last_now
+    }
+
+    pub(crate) fn pool_mut(&mut self, key: &PoolKey) -> Result<&mut Pool> {
+        self.pools
+            .get_mut(key)
+            .ok_or_else(|| Error::unknown_pool(key.as_str()))
+    }
+
+    pub(crate) fn pool_or_create(&mut self, key: &PoolKey) -> Result<&mut Pool> {
+        if !self.pools.contains_key(key) {
+            if self.pools.len() >= MAX_POOLS {
+                return Err(Error::new(ErrorCode::TooLarge, "too many pools"));
+            }
+            self.pools.insert(key.clone(), Pool::new(key.clone()));
+            self.changed = true;
+        }
+        self.pool_mut(key)
+    }
+
+    pub(crate) fn open_lease(&mut self, lease: Lease) -> LeaseId {
+        let id = LeaseId(self.next_lease);
+        self.next_lease = self.next_lease.saturating_add(1);
+        self.leases.insert(id, lease);
+        id
+    }
+
+    fn fresh_id(&mut self, key: &PoolKey) -> EntryId {
+        loop {
+            let candidate = EntryId::from_trusted(self.rng.short_id());
+            let taken = self.pools.get(key).is_some_and(|p| {
+                p.entries.contains_key(&candidate) || p.removed.contains_key(&candidate)
+            });
+            if !taken {
+                return candidate;
+            }
+        }
+    }
+}
+
+/// An entry's secrets, handed to the host on request only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Credential {
+    /// The entry.
+    pub entry_id: EntryId,
+    /// The API key or access token (absent for a borrowed entry not seeded here).
+    pub access_token: Option<Secret>,
+    /// The OAuth refresh token.
+    pub refresh_token: Option<Secret>,
+    /// When the access token expires.
+    pub expires_at: Option<Millis>,
+    /// Endpoint.
+    pub base_url: Option<String>,
+    /// Token generation.
+    pub generation: u64,
+}
+
+fn default_label(source: &str, ordinal: usize) -> String {
+    if source == "manual" {
+        format!("api-key-{ordinal}")
+    } else {
+        source.to_owned()
+    }
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Usage: scripts/build-wasm-crate.sh <crate-dir> <out-dir>
+# Builds a cdylib crate for wasm32-unknown-unknown (release, std rebuilt from
+# source) and runs wasm-bindgen into <out-dir>/web and <out-dir>/nodejs.
+# Env: CREDPOOL_WASM_OPT=0 skips wasm-opt -Oz.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source-path=SCRIPTDIR source=env.sh
+. "$here/env.sh"
+[[ $# -eq 2 ]] || { echo "usage: $0 <crate-dir> <out-dir>" >&2; exit 2; }
+crate=$(cd "$1" && pwd)
+mkdir -p "$2" && out=$(cd "$2" && pwd)
+
+# The CLI must match the wasm-bindgen crate the crate locks (creates Cargo.lock if missing).
+ver=$(cargo tree -q --manifest-path "$crate/Cargo.toml" -i wasm-bindgen --depth 0 \
+  --target all -e normal | sed -n 's/^wasm-bindgen v\([^ ]*\).*/\1/p' | head -n1)
+[[ -n $ver ]] || { echo "$crate does not depend on wasm-bindgen" >&2; exit 1; }
+WASM_BINDGEN_VERSION=$ver "$here/setup-wasm.sh"
+# shellcheck source=/dev/null
+. "$CREDPOOL_CACHE/wasm-env.sh"
+
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+credpool_wasm_cargo build --release --lib --target wasm32-unknown-unknown \
+  -Zbuild-std=std,panic_abort --manifest-path "$crate/Cargo.toml" \
+  --message-format=json-render-diagnostics >"$log"
+wasm=$(grep -o '"[^"]*\.wasm"' "$log" | tail -n1 | tr -d '"')
+[[ -f $wasm ]] || { echo "no .wasm artifact (is the crate a cdylib?)" >&2; exit 1; }
+
+bindgen=$CREDPOOL_CACHE/wasm-bindgen-$ver/bin/wasm-bindgen
+wasm_opt=$CREDPOOL_CACHE/node-tools/node_modules/.bin/wasm-opt
+for t in web nodejs; do
+  rm -rf "${out:?}/$t"
+  "$bindgen" --target "$t" --out-dir "$out/$t" "$wasm"
+  if [[ ${CREDPOOL_WASM_OPT:-1} != 0 && -x $wasm_opt ]]; then
+    for f in "$out/$t"/*_bg.wasm; do
+      # Features rustc >= 1.82 enables by default on wasm32-unknown-unknown.
+      "$wasm_opt" -Oz --enable-bulk-memory --enable-mutable-globals --enable-sign-ext \
+        --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+        "$f" -o "$f"
+    done
+  fi
+done
+echo "built $(basename "$wasm") (wasm-bindgen $ver) -> $out/{web,nodejs}"
