@@ -4,7 +4,8 @@
 //! merge is commutative, associative and idempotent:
 //! - token: higher `(generation, updated_at, fingerprint)` wins; a held secret survives a
 //!   merge with a copy that lacks it (borrowed secrets are never exported);
-//! - status: later `at` wins (a reset is a status written at reset time);
+//! - status: later `at` wins (a reset is a status written at reset time), and a token
+//!   written after the status clears it (adopt, clear status);
 //! - metadata and pool configuration: later `updated_at` wins;
 //! - request counters: per writer, the larger count (a grow-only counter);
 //! - model benches: per model, later `at` wins; removal tombstones: union, and a
@@ -14,7 +15,7 @@
 
 use serde_json::Value;
 
-use crate::entry::{Entry, ModelCooldown, StatusRecord, Token};
+use crate::entry::{Entry, ModelCooldown, Status, StatusRecord, Token};
 use crate::error::Result;
 use crate::registry::{Pool, Registry};
 use crate::state::pools_from_value;
@@ -81,11 +82,17 @@ pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
         let slot = model_cooldowns.entry(model.clone()).or_insert(*theirs);
         *slot = later_bench(*slot, *theirs);
     }
+    let token = merge_token(&a.token, &b.token);
+    let mut status = merge_status(&a.status, &b.status);
+    if status.status != Status::Ok && token.updated_at > status.at {
+        // A token written after the status (a refresh or re-login elsewhere) clears it.
+        status = StatusRecord { at: token.updated_at, ..StatusRecord::default() };
+    }
     Entry {
         id: a.id.clone(),
         meta,
-        token: merge_token(&a.token, &b.token),
-        status: merge_status(&a.status, &b.status),
+        token,
+        status,
         cleared_at: a.cleared_at.max(b.cleared_at),
         counts,
         model_cooldowns,
