@@ -86,7 +86,10 @@ pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
     let mut status = merge_status(&a.status, &b.status);
     if status.status != Status::Ok && token.updated_at > status.at {
         // A token written after the status (a refresh or re-login elsewhere) clears it.
-        status = StatusRecord { at: token.updated_at, ..StatusRecord::default() };
+        status = StatusRecord {
+            at: token.updated_at,
+            ..StatusRecord::default()
+        };
     }
     Entry {
         id: a.id.clone(),

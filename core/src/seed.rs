@@ -237,7 +237,10 @@ impl Registry {
                 entry.token.fingerprint = Some(fingerprint);
                 entry.token.generation = entry.token.generation.saturating_add(1);
                 entry.token.updated_at = now;
-                entry.status = crate::entry::StatusRecord { at: now, ..Default::default() };
+                entry.status = crate::entry::StatusRecord {
+                    at: now,
+                    ..Default::default()
+                };
                 self.changed = true;
                 report.updated.push(SeededEntry {
                     pool: offer.pool,

@@ -347,12 +347,8 @@ impl Registry {
 
 /// Parses an [`Input`] from JSON, with an error message that never echoes input values.
 pub fn parse_input(input: Value) -> Result<Input> {
-    Input::deserialize(input).map_err(|e| {
-        Error::new(
-            ErrorCode::InvalidInput,
-            format!("invalid input: {}", sanitize_serde_error(&e)),
-        )
-    })
+    Input::deserialize(input)
+        .map_err(|e| Error::from_serde(ErrorCode::InvalidInput, "invalid input", &e))
 }
 
 /// A serde error's message with every quoted value removed (values may be secrets).

@@ -2,9 +2,87 @@
 //! provider's reason and message, and a reset [`Hint`].
 //!
 //! Pure functions; every language classifies identically because this runs in core.
+//!
+//! # Class
+//!
+//! Status first, refined by the body (see `class.rs` for the exact phrase lists):
+//!
+//! | Status | Class |
+//! |---|---|
+//! | none (transport failure), or < 100 | `NetworkError` |
+//! | 100–399 | `Success` (an error-shaped body on a 2xx stays a success) |
+//! | 401 | `AuthTerminal` when a reason candidate is exactly `token_invalidated`, `token_revoked`, `invalid_token`, `invalid_grant`, `unauthorized_client` or `refresh_token_reused`; else `Auth` |
+//! | 402 | `Billing` |
+//! | 403 | stale-token text (`[wke=unauthenticated:`, `oauth2 access token could not be validated`) → `Forbidden`; entitlement text → `Entitlement`; billing-shaped → `Billing`; "out of extra usage" → `BillingUnverified`; else `Forbidden` |
+//! | 429 | upstream-throttled → `UpstreamRateLimit`; code `overloaded_error` → `ServerError`; billing-shaped (e.g. OpenAI `insufficient_quota`) → `Billing`; usage/plan cap → `UsageLimit`; else `RateLimit` |
+//! | 400 | "out of extra usage" → `BillingUnverified`; billing-shaped → `Billing`; Codex model entitlement → `ModelEntitlement`; else `ClientError` |
+//! | 408 | `ServerError` (server-side timeout: transient, not the key's fault) |
+//! | other 4xx | billing-shaped → `Billing`; else `ClientError` |
+//! | 500–599 (529 included), ≥ 600 | `ServerError` |
+//!
+//! *Upstream-throttled* (429 only): the text says `rate-limited upstream`,
+//! `rate limited upstream`, `upstream rate limit` or `upstream_rate_limit`, or the
+//! payload's `metadata` (OpenRouter) has a non-empty string `provider_name` and a
+//! non-null `raw` (OpenRouter forwarding the upstream provider's own 429).
+//! *Codex model entitlement*: a reason `model_not_supported` / `unsupported_model`,
+//! or the text "is not supported when using codex".
+//!
+//! # Reason and message
+//!
+//! See `body.rs`: reason = first string of payload `code`, `type`, `status`, or an
+//! identifier-like payload `error` (`{"error":"invalid_grant"}`); message = payload
+//! `message`, `error_description`, `detail`, a prose payload `error` (xAI), root
+//! `message`/`detail`, or a non-JSON text body. Bounded to
+//! [`MAX_REASON_CHARS`](crate::limits::MAX_REASON_CHARS) /
+//! [`MAX_MESSAGE_CHARS`](crate::limits::MAX_MESSAGE_CHARS) chars. A network error
+//! without a body reason gives its kind (`timeout`, ...) as the reason. A
+//! `Success` carries no reason, message or hint (its body is not read).
+//!
+//! # Reset hint precedence
+//!
+//! Read only for non-success outcomes; the first source that yields an instant wins:
+//!
+//! 1. body fields, payload first then root: `resets_at` → `reset_at` (absolute:
+//!    epoch ms when ≥ 10^12, else epoch seconds; numeric strings and RFC 3339
+//!    strings too; ≤ 0 ignored) → `resets_in_seconds` → `retry_after` (relative seconds);
+//! 2. `retry-after-ms`, then `Retry-After` (delta-seconds, decimals allowed, or IMF-fixdate);
+//! 3. Google `RetryInfo.retryDelay` in `error.details` (first 32 entries), then
+//!    `quotaResetDelay` (or absolute `quotaResetTimeStamp`) in a detail's `metadata`,
+//!    then `quotaResetDelay: 1500ms` in the message;
+//! 4. `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-reset`
+//!    (RFC 3339): the latest among limits whose `-remaining` is `0`, else the latest;
+//! 5. `x-ratelimit-reset` (or the same key in OpenRouter's body `metadata.headers`):
+//!    a number < 10^9 is relative seconds, < 10^12 absolute epoch seconds, else
+//!    absolute epoch ms; a duration (`6m0s`) is relative; RFC 3339 is absolute;
+//! 6. `x-ratelimit-reset-requests` / `-tokens` (durations `6m0s`, `1.5s`, `20ms`):
+//!    the later among limits whose `x-ratelimit-remaining-*` is `0`, else the later of both;
+//! 7. message phrases: "retry after N" / "retry in" / "try again in" / "wait N" win
+//!    over "resets in 2h 5m"; then "resets at <RFC 3339>".
+//!
+//! Arithmetic saturates; numbers that overflow, carry a sign or an exponent, or are
+//! not numbers at all are ignored. Past instants are returned as they are (policy
+//! clamps), except absolute values ≤ 0. Header values longer than
+//! [`MAX_HEADER_VALUE_BYTES`](crate::limits::MAX_HEADER_VALUE_BYTES) are ignored.
+//!
+//! # Bounds
+//!
+//! Text is scanned up to [`MAX_BODY_SCAN_BYTES`](crate::limits::MAX_BODY_SCAN_BYTES)
+//! (a longer text body is not parsed as JSON); the walk to the error payload takes at
+//! most [`MAX_BODY_DEPTH`](crate::limits::MAX_BODY_DEPTH) steps and never recurses.
+
+mod body;
+mod class;
+mod duration;
+mod hints;
+mod httpdate;
+mod phrases;
+#[cfg(test)]
+mod tests;
 
 use serde::{Deserialize, Serialize};
 
+use self::body::{Fields, Parsed, Signals, truncated};
+use crate::limits::{MAX_MESSAGE_CHARS, MAX_REASON_CHARS};
 use crate::response::Response;
 use crate::time::Millis;
 
@@ -97,21 +175,36 @@ pub struct Classification {
 /// Classifies `response` observed at `now`.
 #[must_use]
 pub fn classify(now: Millis, response: &Response) -> Classification {
-    let _ = now;
-    let class = match (response.status, &response.network_error) {
-        (None, _) => OutcomeClass::NetworkError,
-        (Some(s), _) if s < 400 => OutcomeClass::Success,
-        (Some(401), _) => OutcomeClass::Auth,
-        (Some(402), _) => OutcomeClass::Billing,
-        (Some(403), _) => OutcomeClass::Forbidden,
-        (Some(429), _) => OutcomeClass::RateLimit,
-        (Some(s), _) if s >= 500 => OutcomeClass::ServerError,
-        _ => OutcomeClass::ClientError,
+    if matches!(response.status, Some(100..=399)) {
+        return Classification {
+            class: OutcomeClass::Success,
+            reason: None,
+            message: None,
+            hint: None,
+        };
+    }
+    let parsed = Parsed::new(response.body.as_ref());
+    let fields = Fields::new(&parsed);
+    let class = class::decide(response.status, &Signals::new(&fields));
+    let network_kind = if class == OutcomeClass::NetworkError {
+        response.network_error.as_deref()
+    } else {
+        None
     };
+    let reason = fields
+        .reasons()
+        .first()
+        .copied()
+        .or(network_kind)
+        .and_then(|r| truncated(r, MAX_REASON_CHARS));
+    let message = fields
+        .message()
+        .and_then(|m| truncated(m, MAX_MESSAGE_CHARS));
+    let hint = hints::find(now, &response.headers, &fields);
     Classification {
         class,
-        reason: None,
-        message: None,
-        hint: None,
+        reason,
+        message,
+        hint,
     }
 }
