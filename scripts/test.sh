@@ -18,6 +18,17 @@ scripts/check-core-purity.sh
 echo "== rust tests (unit, doc, conformance vectors)"
 cargo test --workspace
 
+echo "== vectors against tests/vector.schema.json"
+scripts/check-vector-schema.sh
+
+echo "== CREDPOOL_EXTRA_VECTORS runs vectors kept elsewhere"
+extra=$(mktemp -d)
+cp tests/vectors/fill_first_basic.json "$extra/kept_elsewhere.json"
+CREDPOOL_EXTRA_VECTORS=$extra cargo test -q -p credpool-conformance --test vectors -- --exact extra::kept_elsewhere \
+  | tee "$extra/out.txt"
+grep -q "1 passed" "$extra/out.txt"
+rm -rf "$extra"
+
 echo "== main job example"
 cargo run -q -p credpool-core --example agent >/dev/null
 
