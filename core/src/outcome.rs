@@ -459,37 +459,26 @@ impl Registry {
     ) -> Result<Option<HintUsed>> {
         let pool = self.pool(&subject.pool)?;
         let policy = pool.config.policy.clone();
-        if policy.model_scoped_rate_limits
-            && verdict.class == OutcomeClass::RateLimit
-            && let Some(model) = model
-        {
-            let sole = pool.live_count() <= 1;
-            let streak = pool.entry(&subject.entry_id)?.status.streak;
-            let context = MarkContext {
-                now,
-                class: verdict.class,
-                sole,
-                streak,
-                hint: verdict.hint,
-            };
-            let (until, hint) = policy.cooldown(&context, &mut self.rng);
-            self.bench_model(now, subject, model, now.until(until));
-            return Ok(hint);
-        }
         let entry = pool.entry(&subject.entry_id)?;
-        let sole = pool.live_count() <= 1;
         let fingerprint = entry.token.fingerprint.clone();
         let streak = entry.status.streak;
-        let dead = verdict.class == OutcomeClass::AuthTerminal
-            || verdict.reason.as_deref() == Some("credential_persist_failed");
         let context = MarkContext {
             now,
             class: verdict.class,
-            sole,
+            sole: pool.live_count() <= 1,
             streak,
             hint: verdict.hint,
         };
         let (until, hint) = policy.cooldown(&context, &mut self.rng);
+        if policy.model_scoped_rate_limits
+            && verdict.class == OutcomeClass::RateLimit
+            && let Some(model) = model
+        {
+            self.bench_model(now, subject, model, now.until(until));
+            return Ok(hint);
+        }
+        let dead = verdict.class == OutcomeClass::AuthTerminal
+            || verdict.reason.as_deref() == Some("credential_persist_failed");
         let record = StatusRecord {
             status: if dead {
                 Status::Dead
