@@ -424,7 +424,8 @@ impl Registry {
         }
     }
 
-    /// A same-entry retry if the turn's budget allows; the lease stays open.
+    /// A same-entry retry if the turn's budget allows and the delay is at most the longest
+    /// backoff; the lease stays open.
     fn retry_same(
         &mut self,
         now: Millis,
@@ -436,9 +437,14 @@ impl Registry {
         if pool.turn.same_retries >= policy.max_same_retries_per_turn {
             return None;
         }
-        pool.turn.same_retries += 1;
-        let (delay_ms, hint) =
-            policy.retry_delay(now, verdict.hint, pool.turn.same_retries, &mut self.rng);
+        let attempt = pool.turn.same_retries + 1;
+        let (delay_ms, hint) = policy.retry_delay(now, verdict.hint, attempt, &mut self.rng);
+        if delay_ms > policy.backoff_max_ms {
+            // A reset further away than the longest backoff: waiting on this key is worse
+            // than benching it (and rotating, falling back or waiting for the pool).
+            return None;
+        }
+        pool.turn.same_retries = attempt;
         let lease_id = self.ensure_lease(subject);
         Some(Decision::RetrySame {
             entry_id: subject.entry_id.clone(),
