@@ -17,8 +17,14 @@ pub fn vector_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// The folders to run: the shared `tests/vectors` plus any in `CREDPOOL_EXTRA_VECTORS`
 /// (a path list separated like `PATH`).
+///
+/// The crate folder is read at run time (cargo sets `CARGO_MANIFEST_DIR` for tests): a
+/// test binary reused from a shared target dir must read this clone's vectors, not the
+/// folder it was first compiled in.
 pub fn vector_dirs() -> Vec<PathBuf> {
-    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("vectors")];
+    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    let mut dirs = vec![crate_dir.join("vectors")];
     if let Some(extra) = std::env::var_os("CREDPOOL_EXTRA_VECTORS") {
         dirs.extend(std::env::split_paths(&extra).filter(|p| !p.as_os_str().is_empty()));
     }
