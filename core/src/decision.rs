@@ -31,10 +31,6 @@ pub enum Reason {
     RefreshFailed,
     /// The per-turn refresh cap was reached.
     RefreshCap,
-    /// The per-turn same-entry retry budget was spent.
-    RetryBudget,
-    /// The turn is already on the fallback chain.
-    FallbackActive,
     /// The outcome class of the reported response (serialised as the class name).
     #[serde(untagged)]
     Outcome(OutcomeClass),
