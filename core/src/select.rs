@@ -230,7 +230,6 @@ pub(crate) fn pick(
     chosen.map(|e| e.id.clone())
 }
 
-/// Lease ids never repeat within a registry.
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,10 +242,10 @@ mod tests {
             writer: "w".into(),
             seed: 3,
         })
-        .unwrap_or_else(|_| unreachable!());
-        let key = PoolKey::parse("openrouter").unwrap_or_else(|_| unreachable!());
+        .unwrap();
+        let key = PoolKey::parse("openrouter").unwrap();
         r.configure_pool(Millis(1), &key, Some(strategy), None, None)
-            .unwrap_or_else(|_| unreachable!());
+            .unwrap();
         for i in 0..n {
             let new = NewEntry {
                 id: EntryId::parse(&format!(
@@ -257,8 +256,7 @@ mod tests {
                 access_token: Some(Secret::new(format!("sk-{i}"))),
                 ..NewEntry::default()
             };
-            r.add_entry(Millis(1), &key, new)
-                .unwrap_or_else(|_| unreachable!());
+            r.add_entry(Millis(1), &key, new).unwrap();
         }
         (r, key)
     }
