@@ -29,6 +29,15 @@ CREDPOOL_EXTRA_VECTORS=$extra cargo test -q -p credpool-conformance --test vecto
 grep -q "1 passed" "$extra/out.txt"
 rm -rf "$extra"
 
+echo "== node binding (napi): build, generated-file drift, tests (API + every vector)"
+(
+  cd bindings-node
+  npm install --no-audit --no-fund --loglevel=error
+  CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-node" npx napi build --platform --release
+  git diff --exit-code -- index.js index.d.ts
+  node --test
+)
+
 echo "== main job example"
 cargo run -q -p credpool-core --example agent >/dev/null
 

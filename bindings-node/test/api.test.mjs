@@ -1,0 +1,140 @@
+// API ergonomics of the napi binding.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { inspect } from 'node:util'
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const { Registry, errorCodes } = require('../index.js')
+
+function registry() {
+  const reg = new Registry({ writer: 'w1', seed: 1 })
+  reg.addEntry('openrouter', { id: 'a', access_token: 'sk-test-a' }, 0)
+  reg.addEntry('openrouter', { id: 'b', access_token: 'sk-test-b', priority: 1 }, 0)
+  return reg
+}
+
+function codeOf(fn) {
+  try {
+    fn()
+  } catch (e) {
+    assert.ok(e instanceof Error, 'thrown value is a real Error')
+    return e.code
+  }
+  assert.fail('expected a throw')
+}
+
+test('acquire / report round trip', () => {
+  const reg = registry()
+  const use = reg.acquire('openrouter', null, 1000)
+  assert.equal(use.type, 'use')
+  assert.equal(use.entry_id, 'a')
+  assert.equal(use.lease_id, 1)
+  assert.equal(use.changed, true)
+  const done = reg.report('openrouter', use.lease_id, { status: 200 }, 1100)
+  assert.deepEqual(done, { type: 'done', changed: done.changed })
+  // the lease is settled: reporting again is misuse
+  assert.equal(codeOf(() => reg.report('openrouter', use.lease_id, { status: 200 }, 1200)), 'unknown_lease')
+})
+
+test('402 rotates to the next entry', () => {
+  const reg = registry()
+  const use = reg.acquire('openrouter', {}, 1000)
+  const next = reg.report('openrouter', use.lease_id, { status: 402 }, 1100)
+  assert.equal(next.type, 'use')
+  assert.equal(next.entry_id, 'b')
+})
+
+test('handle takes wire inputs and defaults now to the wall clock', () => {
+  const reg = registry()
+  const out = reg.handle({ type: 'acquire', pool: 'openrouter' })
+  assert.equal(out.type, 'use')
+  const status = reg.status('openrouter')
+  assert.equal(status.type, 'status')
+  assert.equal(reg.beginTurn().type, 'turn_begun')
+})
+
+test('unknown lease: Error with code unknown_lease', () => {
+  const reg = registry()
+  let err
+  try {
+    reg.report('openrouter', 42, { status: 200 }, 1000)
+  } catch (e) {
+    err = e
+  }
+  assert.ok(err instanceof Error)
+  assert.equal(err.code, 'unknown_lease')
+  assert.equal(typeof err.message, 'string')
+})
+
+test('other error codes', () => {
+  const reg = registry()
+  assert.equal(codeOf(() => reg.acquire('nous', null, 0)), 'unknown_pool')
+  assert.equal(codeOf(() => reg.handle({ type: 'nope' }, 0)), 'invalid_input')
+  assert.equal(codeOf(() => reg.handle('acquire', 0)), 'invalid_input')
+  assert.equal(codeOf(() => reg.addEntry('openrouter', { id: 'a', access_token: 'x' }, 0)), 'duplicate_entry')
+  assert.equal(codeOf(() => reg.removeEntry('openrouter', 'zz', 0)), 'unknown_entry')
+  assert.equal(codeOf(() => new Registry({ seed: -1 })), 'invalid_input')
+})
+
+test('bad now: code invalid_clock', () => {
+  const reg = registry()
+  for (const now of [NaN, -1, 2 ** 60, 1.5, Infinity, -Infinity]) {
+    assert.equal(codeOf(() => reg.acquire('openrouter', null, now)), 'invalid_clock', `now = ${now}`)
+    assert.equal(codeOf(() => reg.handle({ type: 'tick' }, now)), 'invalid_clock', `now = ${now}`)
+  }
+  // 0 and 2^53 are the bounds
+  reg.handle({ type: 'tick' }, 0)
+  reg.handle({ type: 'tick' }, 2 ** 53)
+})
+
+test('a failed input leaves the registry as it was', () => {
+  const reg = registry()
+  const before = JSON.stringify(reg.exportState())
+  assert.equal(codeOf(() => reg.report('openrouter', 7, { status: 200 }, 10)), 'unknown_lease')
+  assert.equal(JSON.stringify(reg.exportState()), before)
+})
+
+test('no secret in inspect or in the exported state of an env: entry', () => {
+  const reg = new Registry({ writer: 'w1', seed: 1 })
+  reg.addEntry('openai', { id: 'e', source: 'env:OPENAI_API_KEY', access_token: 'sk-secret-env-123' }, 0)
+  reg.acquire('openai', null, 1)
+  for (const text of [inspect(reg, { depth: 10, showHidden: true }), String(reg), JSON.stringify(reg.exportState())]) {
+    assert.ok(!text.includes('sk-secret-env-123'), text)
+  }
+  // status output carries no secret either
+  assert.ok(!JSON.stringify(reg.status()).includes('sk-secret-env-123'))
+})
+
+test('state round trip and sync', () => {
+  const reg = registry()
+  const state = reg.exportState()
+  assert.equal(typeof state, 'object')
+  const copy = new Registry({ writer: 'w2', seed: 2, state })
+  assert.deepEqual(copy.exportState().pools, state.pools)
+  assert.equal(copy.sync(state, 5).type, 'synced')
+  assert.equal(reg.reset('openrouter', null, 5).type, 'reset')
+})
+
+test('defaults: random writer and seed', () => {
+  const a = new Registry()
+  const b = new Registry({})
+  a.addEntry('openrouter', { access_token: 'sk-x' }, 0)
+  b.addEntry('openrouter', { access_token: 'sk-x' }, 0)
+  assert.equal(typeof a.exportState(), 'object')
+})
+
+test('errorCodes lists every stable code', () => {
+  const codes = errorCodes()
+  assert.ok(Array.isArray(codes))
+  for (const c of ['invalid_input', 'invalid_clock', 'unknown_lease', 'internal']) assert.ok(codes.includes(c), c)
+  assert.equal(new Set(codes).size, codes.length)
+})
+
+test('errorCodes matches core ErrorCode::as_str (drift)', async () => {
+  const { readFileSync } = await import('node:fs')
+  const src = readFileSync(new URL('../../core/src/error.rs', import.meta.url), 'utf8')
+  const body = src.slice(src.indexOf('pub const fn as_str'), src.indexOf('/// An error from core'))
+  const fromCore = [...body.matchAll(/=> "([a-z_]+)"/g)].map((m) => m[1])
+  assert.deepEqual(errorCodes(), fromCore)
+})
