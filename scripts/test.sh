@@ -38,6 +38,18 @@ echo "== node binding (napi): build, generated-file drift, tests (API + every ve
   node --test
 )
 
+echo "== python binding (pyo3, abi3): build, stub check, tests (API + every vector)"
+venv="$CREDPOOL_CACHE/venv-py"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/pip" install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 mypy==2.4.1
+(
+  cd bindings-python
+  VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-py" \
+    maturin develop -q
+  "$venv/bin/python" -m mypy.stubtest credpool --allowlist stubtest-allowlist.txt
+  "$venv/bin/python" -m pytest -q
+)
+
 echo "== main job example"
 cargo run -q -p credpool-core --example agent >/dev/null
 

@@ -1,0 +1,77 @@
+"""credpool: credential-rotation state machine for LLM agents (Python bindings).
+
+Every error raised by the extension is a :class:`CredpoolError` carrying a stable
+snake_case ``.code`` (see :func:`error_codes`); messages may change, codes do not.
+"""
+
+from __future__ import annotations
+
+
+class CredpoolError(Exception):
+    """Base class of every credpool error; ``.code`` is the stable error code."""
+
+    code: str = "internal"
+
+    def __init__(self, message: str = "", code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidInputError(CredpoolError, ValueError):
+    """Malformed input, entry, policy, pool key or state document (``invalid_*``, ``too_large``, ...)."""
+
+    code = "invalid_input"
+
+
+class InvalidClockError(InvalidInputError):
+    """``now`` is not an integer of epoch ms in 0..=2**53 (``invalid_clock``)."""
+
+    code = "invalid_clock"
+
+
+class UnknownError(CredpoolError, KeyError):
+    """Something named by the input does not exist."""
+
+
+class UnknownPoolError(UnknownError):
+    code = "unknown_pool"
+
+
+class UnknownEntryError(UnknownError):
+    code = "unknown_entry"
+
+
+class UnknownLeaseError(UnknownError):
+    code = "unknown_lease"
+
+
+class DuplicateEntryError(CredpoolError, ValueError):
+    code = "duplicate_entry"
+
+
+class RefreshError(CredpoolError):
+    """``stale_refresh`` or ``not_refreshable``."""
+
+    code = "stale_refresh"
+
+
+# The extension imports the classes above, so it is imported after them.
+from credpool._credpool import Registry, error_codes  # noqa: E402
+
+__all__ = [
+    "CredpoolError",
+    "DuplicateEntryError",
+    "InvalidClockError",
+    "InvalidInputError",
+    "RefreshError",
+    "Registry",
+    "UnknownEntryError",
+    "UnknownError",
+    "UnknownLeaseError",
+    "UnknownPoolError",
+    "error_codes",
+]

@@ -1,0 +1,74 @@
+from typing import Any, Literal, Mapping, Optional, final
+
+__all__ = ["Registry", "error_codes"]
+
+ErrorCode = Literal[
+    "invalid_input",
+    "invalid_clock",
+    "invalid_pool_key",
+    "unknown_pool",
+    "unknown_entry",
+    "unknown_lease",
+    "duplicate_entry",
+    "invalid_entry",
+    "invalid_policy",
+    "invalid_state",
+    "unsupported_schema_version",
+    "foreign_document",
+    "stale_refresh",
+    "not_refreshable",
+    "too_large",
+    "internal",
+]
+
+Output = dict[str, Any]
+
+@final
+class Registry:
+    """Every pool of one process. Thread-safe; all times are epoch milliseconds."""
+
+    def __new__(
+        cls,
+        writer: Optional[str] = None,
+        seed: Optional[int] = None,
+        state: Optional[Mapping[str, Any]] = None,
+    ) -> "Registry": ...
+    @property
+    def writer(self) -> str: ...
+    def handle(self, input: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def acquire(
+        self,
+        pool: str,
+        model: Optional[str] = None,
+        session: Optional[str] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def report(
+        self,
+        pool: str,
+        lease_id: int,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        body: Any = None,
+        model: Optional[str] = None,
+        network_error: Optional[str] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def begin_turn(self, pool: Optional[str] = None, now: Optional[int] = None) -> Output: ...
+    def refresh_result(
+        self,
+        pool: str,
+        entry_id: str,
+        generation: int,
+        result: Mapping[str, Any],
+        lease_id: Optional[int] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def sync(self, state: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def export_state(self, now: Optional[int] = None) -> Output: ...
+    def status(self, pool: Optional[str] = None, now: Optional[int] = None) -> Output: ...
+    def add_entry(self, pool: str, entry: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def remove_entry(self, pool: str, entry_id: str, now: Optional[int] = None) -> Output: ...
+    def reset(self, pool: str, entry_id: Optional[str] = None, now: Optional[int] = None) -> Output: ...
+
+def error_codes() -> list[ErrorCode]: ...

@@ -1,0 +1,470 @@
+//! Python bindings of `credpool-core`: convert in, call core, convert out. No policy here.
+//!
+//! Values cross as JSON (Python's `json` module on one side, `serde_json` on the other),
+//! so the wire shapes are exactly core's `wire.rs`. Errors become the exception classes
+//! defined in `python/credpool/__init__.py`, each carrying a stable `.code`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Mutex;
+
+use credpool_core::{ErrorCode, Millis, Options, Registry as CoreRegistry};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use serde_json::{Map, Value, json};
+
+/// Largest accepted clock: 2^53 ms (the range every runtime represents exactly).
+const MAX_CLOCK: u64 = 1 << 53;
+
+mod errors {
+    use super::*;
+
+    /// Exception class name for a code (classes live in `credpool/__init__.py`).
+    fn class_for(code: &str) -> &'static str {
+        match code {
+            "invalid_input"
+            | "invalid_pool_key"
+            | "invalid_entry"
+            | "invalid_policy"
+            | "invalid_state"
+            | "unsupported_schema_version"
+            | "foreign_document"
+            | "too_large" => "InvalidInputError",
+            "invalid_clock" => "InvalidClockError",
+            "unknown_pool" => "UnknownPoolError",
+            "unknown_entry" => "UnknownEntryError",
+            "unknown_lease" => "UnknownLeaseError",
+            "duplicate_entry" => "DuplicateEntryError",
+            "stale_refresh" | "not_refreshable" => "RefreshError",
+            _ => "CredpoolError",
+        }
+    }
+
+    /// A Python exception of the class for `code`, with `.code` set.
+    pub(crate) fn make(py: Python<'_>, code: &str, message: &str) -> PyErr {
+        let build = || -> PyResult<PyErr> {
+            let module = py.import("credpool")?;
+            let class = module.getattr(class_for(code))?;
+            let exc = class.call1((message,))?;
+            exc.setattr("code", code)?;
+            Ok(PyErr::from_value(exc))
+        };
+        build().unwrap_or_else(|e| e)
+    }
+
+    pub(crate) fn from_core(py: Python<'_>, e: &credpool_core::Error) -> PyErr {
+        make(py, e.code().as_str(), e.message())
+    }
+
+    pub(crate) fn internal(py: Python<'_>, message: &str) -> PyErr {
+        make(py, ErrorCode::Internal.as_str(), message)
+    }
+}
+
+/// Runs `f`, turning a panic into `CredpoolError(code="internal")`.
+fn guarded<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(errors::internal(py, "internal error (panic caught)")))
+}
+
+/// Python object -> JSON value, via `json.dumps` (rejects NaN/inf and non-JSON types).
+fn to_value(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Value> {
+    let json = py.import("json")?;
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("allow_nan", false)?;
+    let text: String = match json.call_method("dumps", (obj,), Some(&kwargs)) {
+        Ok(t) => t.extract()?,
+        Err(e) => {
+            return Err(errors::make(
+                py,
+                "invalid_input",
+                &format!(
+                    "input is not JSON-serialisable: {}",
+                    e.value(py).get_type().name()?
+                ),
+            ));
+        }
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        errors::make(
+            py,
+            "invalid_input",
+            &format!("input is not valid JSON: {e}"),
+        )
+    })
+}
+
+/// JSON value -> Python object, via `json.loads`.
+fn to_py<'py>(py: Python<'py>, value: &Value) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value).map_err(|e| errors::internal(py, &e.to_string()))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
+/// Validates `now` (an int in 0..=2^53) or reads the wall clock.
+fn clock(py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<Millis> {
+    let bad = |what: &str| {
+        errors::make(
+            py,
+            "invalid_clock",
+            &format!("now must be an integer of epoch ms in 0..=2^53, got {what}"),
+        )
+    };
+    let ms: u64 = match now {
+        None => {
+            let ns: u128 = py.import("time")?.call_method0("time_ns")?.extract()?;
+            u64::try_from(ns / 1_000_000).map_err(|_| bad("a wall clock out of range"))?
+        }
+        Some(v) => {
+            // bool is an int subclass in Python; refuse it, and refuse floats outright.
+            if v.is_instance_of::<pyo3::types::PyBool>()
+                || !v.is_instance_of::<pyo3::types::PyInt>()
+            {
+                return Err(bad(&v.get_type().name()?.to_string()));
+            }
+            match v.extract::<i128>() {
+                Ok(n) if (0..=i128::from(MAX_CLOCK)).contains(&n) => n as u64,
+                Ok(n) => return Err(bad(&n.to_string())),
+                Err(_) => return Err(bad("an out-of-range integer")),
+            }
+        }
+    };
+    if ms > MAX_CLOCK {
+        return Err(bad(&ms.to_string()));
+    }
+    Ok(Millis(ms))
+}
+
+/// A credential registry: every pool of one process. Thread-safe (one internal lock).
+#[pyclass(frozen, module = "credpool._credpool")]
+struct Registry {
+    inner: Mutex<CoreRegistry>,
+}
+
+impl Registry {
+    /// `handle` on a JSON value: lock, call core, convert out.
+    fn call(
+        &self,
+        py: Python<'_>,
+        now: Option<&Bound<'_, PyAny>>,
+        input: Value,
+    ) -> PyResult<PyObject> {
+        let now = clock(py, now)?;
+        guarded(py, || {
+            // Lock with the GIL released: a thread holding the lock never waits for the GIL.
+            let result = py.allow_threads(|| {
+                self.inner
+                    .lock()
+                    .map(|mut registry| registry.handle_value(now, input))
+                    .map_err(|_| ())
+            });
+            let result = result.map_err(|_| errors::internal(py, "registry lock poisoned"))?;
+            match result {
+                Ok(output) => {
+                    let value = serde_json::to_value(&output)
+                        .map_err(|e| errors::internal(py, &e.to_string()))?;
+                    Ok(to_py(py, &value)?.unbind())
+                }
+                Err(e) => Err(errors::from_core(py, &e)),
+            }
+        })
+    }
+
+    fn call_fields(
+        &self,
+        py: Python<'_>,
+        now: Option<&Bound<'_, PyAny>>,
+        kind: &str,
+        fields: Vec<(&str, Value)>,
+    ) -> PyResult<PyObject> {
+        let mut map = Map::new();
+        map.insert("type".into(), Value::String(kind.into()));
+        for (k, v) in fields {
+            if !v.is_null() {
+                map.insert(k.into(), v);
+            }
+        }
+        self.call(py, now, Value::Object(map))
+    }
+}
+
+fn opt(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
+    match v {
+        None => Ok(Value::Null),
+        Some(v) if v.is_none() => Ok(Value::Null),
+        Some(v) => to_value(py, v),
+    }
+}
+
+fn random_u64() -> Option<u64> {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+#[pymethods]
+impl Registry {
+    #[new]
+    #[pyo3(signature = (writer=None, seed=None, state=None))]
+    fn new(
+        py: Python<'_>,
+        writer: Option<String>,
+        seed: Option<&Bound<'_, PyAny>>,
+        state: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let seed: Option<u64> = match seed {
+            Some(s) if !s.is_none() => Some(
+                s.extract::<u64>()
+                    .ok()
+                    .filter(|_| !s.is_instance_of::<pyo3::types::PyBool>())
+                    .ok_or_else(|| {
+                        errors::make(py, "invalid_input", "seed must be an integer in 0..2^64")
+                    })?,
+            ),
+            _ => None,
+        };
+        let writer = match writer {
+            Some(w) => w,
+            None => {
+                let r = random_u64()
+                    .ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable"))?;
+                format!("{:012x}", r & 0xffff_ffff_ffff)
+            }
+        };
+        let seed = match seed {
+            Some(s) => s,
+            None => {
+                random_u64().ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable"))?
+            }
+        };
+        let options = Options { writer, seed };
+        let state = opt(py, state)?;
+        let registry = guarded(py, || {
+            if state.is_null() {
+                CoreRegistry::new(options)
+            } else {
+                CoreRegistry::from_state(&state, options)
+            }
+            .map_err(|e| errors::from_core(py, &e))
+        })?;
+        Ok(Self {
+            inner: Mutex::new(registry),
+        })
+    }
+
+    /// Applies one input (a dict tagged by `type`) at `now` (epoch ms; default: wall clock).
+    #[pyo3(signature = (input, now=None))]
+    fn handle(
+        &self,
+        py: Python<'_>,
+        input: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let input = to_value(py, input)?;
+        self.call(py, now, input)
+    }
+
+    #[pyo3(signature = (pool, model=None, session=None, now=None))]
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        model: Option<String>,
+        session: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "acquire",
+            vec![
+                ("pool", json!(pool)),
+                ("model", json!(model)),
+                ("session", json!(session)),
+            ],
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (pool, lease_id, status=None, headers=None, body=None, model=None, network_error=None, now=None))]
+    fn report(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        lease_id: u64,
+        status: Option<u16>,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+        model: Option<String>,
+        network_error: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let mut response = Map::new();
+        for (k, v) in [
+            ("status", json!(status)),
+            ("headers", opt(py, headers)?),
+            ("body", opt(py, body)?),
+            ("model", json!(model)),
+            ("network_error", json!(network_error)),
+        ] {
+            if !v.is_null() {
+                response.insert(k.into(), v);
+            }
+        }
+        self.call_fields(
+            py,
+            now,
+            "report",
+            vec![
+                ("pool", json!(pool)),
+                ("lease_id", json!(lease_id)),
+                ("response", Value::Object(response)),
+            ],
+        )
+    }
+
+    #[pyo3(signature = (pool=None, now=None))]
+    fn begin_turn(
+        &self,
+        py: Python<'_>,
+        pool: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(py, now, "begin_turn", vec![("pool", json!(pool))])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (pool, entry_id, generation, result, lease_id=None, now=None))]
+    fn refresh_result(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        generation: u64,
+        result: &Bound<'_, PyAny>,
+        lease_id: Option<u64>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let result = to_value(py, result)?;
+        self.call_fields(
+            py,
+            now,
+            "refresh_result",
+            vec![
+                ("pool", json!(pool)),
+                ("entry_id", json!(entry_id)),
+                ("generation", json!(generation)),
+                ("lease_id", json!(lease_id)),
+                ("result", result),
+            ],
+        )
+    }
+
+    #[pyo3(signature = (state, now=None))]
+    fn sync(
+        &self,
+        py: Python<'_>,
+        state: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let state = to_value(py, state)?;
+        self.call_fields(py, now, "sync", vec![("state", state)])
+    }
+
+    #[pyo3(signature = (now=None))]
+    fn export_state(&self, py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        self.call_fields(py, now, "export_state", vec![])
+    }
+
+    #[pyo3(signature = (pool=None, now=None))]
+    fn status(
+        &self,
+        py: Python<'_>,
+        pool: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(py, now, "status", vec![("pool", json!(pool))])
+    }
+
+    #[pyo3(signature = (pool, entry, now=None))]
+    fn add_entry(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let entry = to_value(py, entry)?;
+        self.call_fields(
+            py,
+            now,
+            "add_entry",
+            vec![("pool", json!(pool)), ("entry", entry)],
+        )
+    }
+
+    #[pyo3(signature = (pool, entry_id, now=None))]
+    fn remove_entry(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "remove_entry",
+            vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+        )
+    }
+
+    #[pyo3(signature = (pool, entry_id=None, now=None))]
+    fn reset(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "reset",
+            vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+        )
+    }
+
+    /// The writer id (never a secret).
+    #[getter]
+    fn writer(&self) -> PyResult<String> {
+        let registry = self
+            .inner
+            .lock()
+            .map_err(|_| PyRuntimeError::new_err("registry lock poisoned"))?;
+        Ok(registry.writer().to_owned())
+    }
+
+    fn __repr__(&self) -> String {
+        match self.inner.lock() {
+            Ok(r) => format!(
+                "<credpool.Registry writer={:?} pools={}>",
+                r.writer(),
+                r.pools().count()
+            ),
+            Err(_) => "<credpool.Registry (poisoned)>".to_owned(),
+        }
+    }
+}
+
+/// Every stable error code, in core's declaration order.
+#[pyfunction]
+fn error_codes(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    PyList::new(py, ErrorCode::ALL.iter().map(|c| c.as_str()))
+}
+
+#[pymodule]
+fn _credpool(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Registry>()?;
+    m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    Ok(())
+}

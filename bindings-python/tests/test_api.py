@@ -1,0 +1,144 @@
+"""API tests of the credpool Python binding (behaviour itself is pinned by test_vectors.py)."""
+
+import re
+import threading
+
+import pytest
+
+import credpool
+from credpool import CredpoolError, Registry
+
+
+def make() -> Registry:
+    r = Registry(writer="w1", seed=1)
+    r.add_entry("openrouter", {"id": "a", "access_token": "sk-test-a"}, now=0)
+    r.add_entry("openrouter", {"id": "b", "access_token": "sk-test-b"}, now=0)
+    return r
+
+
+def test_acquire_report_round_trip():
+    r = make()
+    d = r.acquire("openrouter", now=1000)
+    assert d["type"] == "use" and d["entry_id"] == "a" and d["lease_id"] == 1
+    out = r.report("openrouter", d["lease_id"], status=200, now=1001)
+    assert out == {"type": "done", "changed": out["changed"]}
+    # handle() takes the same dicts the vectors use
+    d2 = r.handle({"type": "acquire", "pool": "openrouter"}, now=1002)
+    assert d2["lease_id"] == 2
+
+
+def test_default_now_and_writer_and_seed():
+    r = Registry()
+    assert re.fullmatch(r"[0-9a-f]{12}", r.writer)
+    r.add_entry("openrouter", {"id": "a", "access_token": "sk-test-a"})
+    assert r.acquire("openrouter")["type"] == "use"
+
+
+@pytest.mark.parametrize("seed", [-1, 2**64, 1.5, "1", True])
+def test_bad_seed(seed):
+    with pytest.raises(credpool.InvalidInputError) as e:
+        Registry(writer="w1", seed=seed)
+    assert e.value.code == "invalid_input"
+
+
+def test_state_round_trip():
+    r = make()
+    state = r.export_state(now=5)["state"]
+    r2 = Registry(writer="w2", seed=3, state=state)
+    assert r2.acquire("openrouter", now=10)["type"] == "use"
+
+
+def test_error_codes():
+    codes = credpool.error_codes()
+    assert "unknown_lease" in codes and "invalid_clock" in codes and "internal" in codes
+    assert len(codes) == len(set(codes))
+    assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", c) for c in codes)
+
+
+def test_error_classes():
+    r = make()
+    with pytest.raises(credpool.UnknownLeaseError) as e:
+        r.report("openrouter", 99, status=200, now=1)
+    assert e.value.code == "unknown_lease"
+    assert isinstance(e.value, KeyError) and isinstance(e.value, CredpoolError)
+    with pytest.raises(credpool.UnknownPoolError) as e:
+        r.acquire("nous", now=1)
+    assert e.value.code == "unknown_pool"
+    with pytest.raises(credpool.DuplicateEntryError) as e:
+        r.add_entry("openrouter", {"id": "a", "access_token": "sk-test-x"}, now=1)
+    assert e.value.code == "duplicate_entry"
+    with pytest.raises(credpool.InvalidInputError) as e:
+        r.handle({"type": "nope"}, now=1)
+    assert e.value.code == "invalid_input" and isinstance(e.value, ValueError)
+    with pytest.raises(CredpoolError) as e:
+        r.handle({"type": "acquire", "pool": "openrouter", "x": float("nan")}, now=1)
+    assert e.value.code == "invalid_input"
+    with pytest.raises(CredpoolError) as e:
+        Registry(writer="w1", seed=1, state={"hello": 1})
+    assert e.value.code in credpool.error_codes()
+
+
+@pytest.mark.parametrize(
+    "now", [-1, 2**53 + 1, 2**64, float("nan"), float("inf"), 1.5, 1000.0, True, "1000"]
+)
+def test_bad_now(now):
+    r = make()
+    with pytest.raises(CredpoolError) as e:
+        r.acquire("openrouter", now=now)
+    assert e.value.code == "invalid_clock"
+    with pytest.raises(CredpoolError) as e:
+        r.handle({"type": "status"}, now=now)
+    assert e.value.code == "invalid_clock"
+
+
+def test_now_bounds_ok():
+    r = make()
+    assert r.handle({"type": "status"}, now=0)
+    assert r.handle({"type": "status"}, now=2**53)
+
+
+def test_threads_share_one_registry():
+    r = make()
+    errors = []
+
+    def work():
+        try:
+            for i in range(200):
+                d = r.acquire("openrouter", now=1000 + i)
+                assert d["type"] == "use", d
+                r.report("openrouter", d["lease_id"], status=200, now=1000 + i)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    d = r.acquire("openrouter", now=5000)
+    assert d["lease_id"] == 8 * 200 + 1
+
+
+def test_repr_has_no_secrets():
+    r = make()
+    text = repr(r) + str(r)
+    assert "sk-test" not in text and "w1" in text
+    with pytest.raises(CredpoolError) as e:
+        r.add_entry("openrouter", {"id": "a", "access_token": "sk-test-secret-zz"}, now=1)
+    assert "sk-test-secret-zz" not in str(e.value) and "sk-test-secret-zz" not in repr(e.value)
+
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def test_error_codes_match_core_and_stub():
+    """Drift test: error_codes() == core's ErrorCode::as_str arms == the .pyi Literal."""
+    core = (ROOT / "core" / "src" / "error.rs").read_text()
+    as_str = core[core.index("fn as_str") :]
+    as_str = as_str[: as_str.index("\n    }\n")]
+    from_core = re.findall(r'Self::\w+ => "([a-z_]+)"', as_str)
+    stub = (ROOT / "bindings-python" / "python" / "credpool" / "_credpool.pyi").read_text()
+    literal = stub[stub.index("ErrorCode = Literal[") : stub.index("]", stub.index("ErrorCode = Literal["))]
+    from_stub = re.findall(r'"([a-z_]+)"', literal)
+    assert credpool.error_codes() == from_core == from_stub
