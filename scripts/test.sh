@@ -50,6 +50,20 @@ venv="$CREDPOOL_CACHE/venv-py"
   "$venv/bin/python" -m pytest -q
 )
 
+echo "== wasm binding: build (Debian rustc-web, -Zbuild-std), import check, vectors in Node and headless Chromium"
+scripts/setup-wasm.sh
+eval "$(scripts/setup-browser.sh)"
+pkg="$CREDPOOL_CACHE/wasm-pkg"
+scripts/build-wasm-crate.sh bindings-wasm "$pkg"
+scripts/check-wasm-imports.sh "$pkg/web/credpool_wasm_bg.wasm" "$pkg/nodejs/credpool_wasm_bg.wasm"
+ls -l "$pkg/web/credpool_wasm_bg.wasm" | awk '{print "wasm size (raw bytes): " $5}'
+echo "wasm size (gzip -9 bytes): $(gzip -9 -c "$pkg/web/credpool_wasm_bg.wasm" | wc -c)"
+(
+  cd bindings-wasm
+  CREDPOOL_WASM_PKG="$pkg/nodejs" node --test test/conformance.node.test.mjs
+  CREDPOOL_WASM_WEB="$pkg/web" node test/browser.mjs
+)
+
 echo "== main job example"
 cargo run -q -p credpool-core --example agent >/dev/null
 

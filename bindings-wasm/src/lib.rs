@@ -1,0 +1,255 @@
+//! WebAssembly binding of `credpool-core` (wasm-bindgen): convert in, call core, convert out.
+//!
+//! Same JS surface as the Node binding (`bindings-node`): class `Registry` with
+//! `handle(input, now?)` and camelCase convenience methods, plus `errorCodes()`.
+//! Errors are real JS `Error`s with `name = "CredpoolError"` and a stable `code`.
+//! The binding reads the wall clock (`Date.now()`) and `crypto.getRandomValues`
+//! (default writer and seed); core never does. Built with `panic = "abort"`, so inputs
+//! are validated here rather than relying on unwinding.
+
+use credpool_core::{ErrorCode, Millis, Options};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use wasm_bindgen::prelude::*;
+
+/// Largest clock value accepted: 2^53 ms (JS safe-integer range).
+const MAX_CLOCK: f64 = 9_007_199_254_740_992.0;
+
+type JsResult<T> = Result<T, JsValue>;
+
+/// A coded JS error (`name = "CredpoolError"`, `code` = stable snake_case code).
+fn error(code: ErrorCode, message: &str) -> JsValue {
+    let e = js_sys::Error::new(message);
+    e.set_name("CredpoolError");
+    let _ = js_sys::Reflect::set(&e, &JsValue::from_str("code"), &JsValue::from_str(code.as_str()));
+    e.into()
+}
+
+fn core_error(e: &credpool_core::Error) -> JsValue {
+    error(e.code(), e.message())
+}
+
+/// A credential registry: all pools of one process.
+#[wasm_bindgen]
+pub struct Registry {
+    inner: credpool_core::Registry,
+}
+
+#[wasm_bindgen]
+impl Registry {
+    /// `new Registry({ writer?, seed?, state? })`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(options: JsValue) -> JsResult<Registry> {
+        let options = if options.is_undefined() || options.is_null() {
+            Map::new()
+        } else {
+            match from_js(options)? {
+                Value::Object(map) => map,
+                _ => return Err(error(ErrorCode::InvalidInput, "options must be an object")),
+            }
+        };
+        let seed = match options.get("seed") {
+            None | Some(Value::Null) => random_u64()?,
+            Some(v) => v.as_f64().and_then(to_u64).ok_or_else(|| {
+                error(ErrorCode::InvalidInput, "seed must be a non-negative safe integer")
+            })?,
+        };
+        let writer = match options.get("writer") {
+            None | Some(Value::Null) => format!("{:012x}", random_u64()? & 0xffff_ffff_ffff),
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return Err(error(ErrorCode::InvalidInput, "writer must be a string")),
+        };
+        let opts = Options { writer, seed };
+        let inner = match options.get("state") {
+            None | Some(Value::Null) => credpool_core::Registry::new(opts),
+            Some(state) => credpool_core::Registry::from_state(state, opts),
+        }
+        .map_err(|e| core_error(&e))?;
+        Ok(Registry { inner })
+    }
+
+    /// Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: `Date.now()`).
+    pub fn handle(&mut self, input: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+        let now = clock(now)?;
+        let input = from_js(input)?;
+        self.apply(input, now)
+    }
+
+    /// `acquire`: pick an entry for a request. `opts`: `{ model?, session? }`.
+    pub fn acquire(&mut self, pool: String, opts: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+        let mut input = object(opts, "opts")?;
+        input.insert("pool".into(), Value::String(pool));
+        self.call("acquire", input, now)
+    }
+
+    /// `report`: a request's outcome against its lease.
+    pub fn report(
+        &mut self,
+        pool: String,
+        lease_id: f64,
+        response: JsValue,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let response = from_js(response)?;
+        let input =
+            json!({ "pool": pool, "lease_id": lease_id_value(lease_id), "response": response });
+        self.call("report", into_map(input), now)
+    }
+
+    /// `begin_turn`: restore pools from their fallback (one pool, or all).
+    #[wasm_bindgen(js_name = "beginTurn")]
+    pub fn begin_turn(&mut self, pool: Option<String>, now: Option<f64>) -> JsResult<JsValue> {
+        let mut input = Map::new();
+        if let Some(pool) = pool {
+            input.insert("pool".into(), Value::String(pool));
+        }
+        self.call("begin_turn", input, now)
+    }
+
+    /// `refresh_result`: `{ pool, entry_id, generation, lease_id?, result }`.
+    #[wasm_bindgen(js_name = "refreshResult")]
+    pub fn refresh_result(&mut self, result: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+        let input = object(result, "result")?;
+        self.call("refresh_result", input, now)
+    }
+
+    /// `sync`: merge another writer's exported state.
+    pub fn sync(&mut self, state: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+        let state = from_js(state)?;
+        self.call("sync", into_map(json!({ "state": state })), now)
+    }
+
+    /// The persistable state document (contains the secrets of non-`env:` entries).
+    #[wasm_bindgen(js_name = "exportState")]
+    pub fn export_state(&mut self) -> JsResult<JsValue> {
+        let mut input = Map::new();
+        input.insert("type".into(), Value::String("export_state".into()));
+        let mut out = self.apply_value(Value::Object(input), Millis(0))?;
+        to_js(&out.get_mut("state").map(Value::take).unwrap_or(Value::Null))
+    }
+
+    /// `status`: status for humans (one pool, or all).
+    pub fn status(&mut self, pool: Option<String>, now: Option<f64>) -> JsResult<JsValue> {
+        let mut input = Map::new();
+        if let Some(pool) = pool {
+            input.insert("pool".into(), Value::String(pool));
+        }
+        self.call("status", input, now)
+    }
+
+    /// `add_entry`: `entry` is `{ id?, label?, auth_type?, priority?, source?, ... }`.
+    #[wasm_bindgen(js_name = "addEntry")]
+    pub fn add_entry(&mut self, pool: String, entry: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+        let entry = from_js(entry)?;
+        self.call("add_entry", into_map(json!({ "pool": pool, "entry": entry })), now)
+    }
+
+    /// `remove_entry`.
+    #[wasm_bindgen(js_name = "removeEntry")]
+    pub fn remove_entry(
+        &mut self,
+        pool: String,
+        entry_id: String,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        self.call("remove_entry", into_map(json!({ "pool": pool, "entry_id": entry_id })), now)
+    }
+
+    /// `reset`: clear status and cooldowns of one entry, or of every entry of the pool.
+    pub fn reset(
+        &mut self,
+        pool: String,
+        entry_id: Option<String>,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let mut input = into_map(json!({ "pool": pool }));
+        if let Some(id) = entry_id {
+            input.insert("entry_id".into(), Value::String(id));
+        }
+        self.call("reset", input, now)
+    }
+}
+
+impl Registry {
+    fn call(&mut self, kind: &str, mut input: Map<String, Value>, now: Option<f64>) -> JsResult<JsValue> {
+        let now = clock(now)?;
+        input.insert("type".into(), Value::String(kind.to_owned()));
+        self.apply(Value::Object(input), now)
+    }
+
+    fn apply(&mut self, input: Value, now: Millis) -> JsResult<JsValue> {
+        let value = self.apply_value(input, now)?;
+        to_js(&value)
+    }
+
+    /// Runs core on a copy and commits only on success (a failed call leaves the registry as it was).
+    fn apply_value(&mut self, input: Value, now: Millis) -> JsResult<Value> {
+        let mut work = self.inner.clone();
+        let output = work.handle_value(now, input).map_err(|e| core_error(&e))?;
+        let value = serde_json::to_value(&output)
+            .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))?;
+        self.inner = work;
+        Ok(value)
+    }
+}
+
+/// Every stable error code, in core's declaration order.
+#[wasm_bindgen(js_name = "errorCodes")]
+pub fn error_codes() -> Vec<String> {
+    ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect()
+}
+
+fn from_js(value: JsValue) -> JsResult<Value> {
+    if value.is_undefined() {
+        return Ok(Value::Null);
+    }
+    serde_wasm_bindgen::from_value(value)
+        .map_err(|e| error(ErrorCode::InvalidInput, &format!("input is not JSON-shaped: {e}")))
+}
+
+fn to_js(value: &Value) -> JsResult<JsValue> {
+    value
+        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|_| error(ErrorCode::Internal, "could not convert the output"))
+}
+
+/// Validates a JS clock value, or reads the wall clock.
+fn clock(now: Option<f64>) -> JsResult<Millis> {
+    let now = now.unwrap_or_else(js_sys::Date::now);
+    to_u64(now).map(Millis).ok_or_else(|| {
+        error(ErrorCode::InvalidClock, "now must be an integer number of ms in 0..=2^53")
+    })
+}
+
+/// A finite integer in `0..=2^53` as `u64`.
+fn to_u64(x: f64) -> Option<u64> {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    (x.is_finite() && x.fract() == 0.0 && (0.0..=MAX_CLOCK).contains(&x)).then_some(x as u64)
+}
+
+fn lease_id_value(id: f64) -> Value {
+    to_u64(id).map_or_else(|| json!(id), |n| json!(n))
+}
+
+fn object(value: JsValue, what: &str) -> JsResult<Map<String, Value>> {
+    match from_js(value)? {
+        Value::Null => Ok(Map::new()),
+        Value::Object(map) => Ok(map),
+        _ => Err(error(ErrorCode::InvalidInput, &format!("{what} must be an object"))),
+    }
+}
+
+fn into_map(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// 8 bytes from `crypto.getRandomValues` (via getrandom's `wasm_js` backend).
+fn random_u64() -> JsResult<u64> {
+    let mut buf = [0u8; 8];
+    getrandom::fill(&mut buf)
+        .map_err(|_| error(ErrorCode::Internal, "no secure randomness available"))?;
+    Ok(u64::from_le_bytes(buf))
+}
