@@ -29,7 +29,7 @@ CREDPOOL_EXTRA_VECTORS=$extra cargo test -q -p credpool-conformance --test vecto
 grep -q "1 passed" "$extra/out.txt"
 rm -rf "$extra"
 
-echo "== node binding (napi): build, generated-file drift, tests (API + every vector)"
+echo "== node binding (napi): build, generated-file drift, API tests, every vector"
 (
   cd bindings-node
   npm install --no-audit --no-fund --loglevel=error
@@ -37,6 +37,7 @@ echo "== node binding (napi): build, generated-file drift, tests (API + every ve
   git diff --exit-code -- index.js index.d.ts
   node --test
 )
+CREDPOOL_IMPL=napi node --test tests/node/conformance.test.mjs
 
 echo "== python binding (pyo3, abi3): build, stub check, tests (API + every vector)"
 venv="$CREDPOOL_CACHE/venv-py"
@@ -58,11 +59,8 @@ scripts/build-wasm-crate.sh bindings-wasm "$pkg"
 scripts/check-wasm-imports.sh "$pkg/web/credpool_wasm_bg.wasm" "$pkg/nodejs/credpool_wasm_bg.wasm"
 ls -l "$pkg/web/credpool_wasm_bg.wasm" | awk '{print "wasm size (raw bytes): " $5}'
 echo "wasm size (gzip -9 bytes): $(gzip -9 -c "$pkg/web/credpool_wasm_bg.wasm" | wc -c)"
-(
-  cd bindings-wasm
-  CREDPOOL_WASM_PKG="$pkg/nodejs" node --test test/conformance.node.test.mjs
-  CREDPOOL_WASM_WEB="$pkg/web" node test/browser.mjs
-)
+CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node --test tests/node/conformance.test.mjs
+CREDPOOL_WASM_WEB="$pkg/web" node bindings-wasm/test/browser.mjs
 
 echo "== main job example"
 cargo run -q -p credpool-core --example agent >/dev/null

@@ -1,7 +1,9 @@
-// Conformance runner for the wasm binding (nodejs build): every vector of
-// ../../tests/vectors plus the folders named in CREDPOOL_EXTRA_VECTORS (`:`-separated),
-// with the semantics of tests/README.md. Copied from bindings-node/test/conformance.test.mjs.
-// Package dir: $CREDPOOL_WASM_PKG (default ~/.cache/credpool/wasm-pkg/nodejs).
+// The Node conformance runner, one file for both JS implementations: every vector of
+// tests/vectors plus the folders named in CREDPOOL_EXTRA_VECTORS (`:`-separated), with the
+// semantics of tests/README.md.
+//   CREDPOOL_IMPL=napi  (default) the napi build in bindings-node/
+//   CREDPOOL_IMPL=wasm  the wasm nodejs build in $CREDPOOL_WASM_PKG
+//                       (default $CREDPOOL_CACHE/wasm-pkg/nodejs)
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
@@ -11,11 +13,17 @@ import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
 
 const require = createRequire(import.meta.url)
-const pkg = resolve(process.env.CREDPOOL_WASM_PKG ?? join(homedir(), '.cache/credpool/wasm-pkg/nodejs'))
-const { Registry } = require(join(pkg, 'credpool_wasm.js'))
+const impl = process.env.CREDPOOL_IMPL ?? 'napi'
+const cache = process.env.CREDPOOL_CACHE ?? join(homedir(), '.cache/credpool')
+const modules = {
+  napi: () => require('../../bindings-node/index.js'),
+  wasm: () => require(join(resolve(process.env.CREDPOOL_WASM_PKG ?? join(cache, 'wasm-pkg/nodejs')), 'credpool_wasm.js')),
+}
+if (!modules[impl]) throw new Error(`CREDPOOL_IMPL must be napi or wasm, not ${impl}`)
+const { Registry } = modules[impl]()
 
 const here = dirname(fileURLToPath(import.meta.url))
-const dirs = [resolve(here, '../../tests/vectors')]
+const dirs = [resolve(here, '../vectors')]
 for (const extra of (process.env.CREDPOOL_EXTRA_VECTORS ?? '').split(':')) {
   if (extra) dirs.push(resolve(extra))
 }
