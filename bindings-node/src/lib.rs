@@ -72,16 +72,10 @@ impl JsRegistry {
     #[napi]
     pub fn handle(&mut self, input: Value, now: Option<f64>) -> Result<Value, Code> {
         let now = clock(now)?;
-        let mut work = self.inner.clone();
-        let output = guard(move || {
-            let output = work.handle_value(now, input)?;
-            Ok((work, output))
-        })?;
-        let (work, output) = output;
-        let value = serde_json::to_value(&output)
-            .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))?;
-        self.inner = work;
-        Ok(value)
+        // Core validates before it mutates, so a failed input leaves the state untouched.
+        let output = guard(|| self.inner.handle_value(now, input))?;
+        serde_json::to_value(&output)
+            .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
     }
 
     /// `acquire`: pick an entry for a request. `opts`: `{ model?, session? }`.
@@ -223,7 +217,7 @@ fn guard<T>(f: impl FnOnce() -> credpool_core::Result<T>) -> Result<T, Code> {
         Ok(Err(e)) => Err(core_error(&e)),
         Err(_) => Err(error(
             ErrorCode::Internal,
-            "internal error (panic); the registry is left as it was",
+            "internal error (panic) inside credpool-core",
         )),
     }
 }

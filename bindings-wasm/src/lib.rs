@@ -182,14 +182,12 @@ impl Registry {
         to_js(&value)
     }
 
-    /// Runs core on a copy and commits only on success (a failed call leaves the registry as it was).
+    /// Applies one input; core validates before it mutates, so a failed call leaves the
+    /// state untouched.
     fn apply_value(&mut self, input: Value, now: Millis) -> JsResult<Value> {
-        let mut work = self.inner.clone();
-        let output = work.handle_value(now, input).map_err(|e| core_error(&e))?;
-        let value = serde_json::to_value(&output)
-            .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))?;
-        self.inner = work;
-        Ok(value)
+        let output = self.inner.handle_value(now, input).map_err(|e| core_error(&e))?;
+        serde_json::to_value(&output)
+            .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
     }
 }
 

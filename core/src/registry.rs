@@ -291,13 +291,15 @@ impl Registry {
         {
             return Err(Error::invalid_input("a pool cannot fall back to itself"));
         }
+        if let Some(policy) = &policy {
+            policy.validate()?;
+        }
         let pool = self.pool_or_create(key)?;
         let mut config = pool.config.clone();
         if let Some(strategy) = strategy {
             config.strategy = strategy;
         }
         if let Some(policy) = policy {
-            policy.validate()?;
             config.policy = policy;
         }
         if let Some(fallback) = fallback {
@@ -341,16 +343,18 @@ impl Registry {
             Some(id) => id,
             None => self.fresh_id(key),
         };
+        if let Some(pool) = self.pools.get(key) {
+            if pool.entries.len() >= MAX_ENTRIES_PER_POOL {
+                return Err(Error::new(ErrorCode::TooLarge, "pool is full"));
+            }
+            if pool.entries.contains_key(&id) || pool.removed.contains_key(&id) {
+                return Err(Error::new(
+                    ErrorCode::DuplicateEntry,
+                    format!("entry `{id}` already exists or was removed"),
+                ));
+            }
+        }
         let pool = self.pool_or_create(key)?;
-        if pool.entries.len() >= MAX_ENTRIES_PER_POOL {
-            return Err(Error::new(ErrorCode::TooLarge, "pool is full"));
-        }
-        if pool.entries.contains_key(&id) || pool.removed.contains_key(&id) {
-            return Err(Error::new(
-                ErrorCode::DuplicateEntry,
-                format!("entry `{id}` already exists or was removed"),
-            ));
-        }
         let label = new
             .label
             .unwrap_or_else(|| default_label(&source, pool.entries.len() + 1));

@@ -240,7 +240,8 @@ pub struct CredentialOut {
 }
 
 impl Registry {
-    /// Applies one input at `now`.
+    /// Applies one input at `now`. Every input validates before it mutates, so an input
+    /// that fails leaves the persisted state as it was (bindings rely on this).
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
         self.changed = false;
         let body = self.dispatch(now, input)?;
