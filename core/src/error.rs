@@ -36,6 +36,10 @@ pub enum ErrorCode {
     NotRefreshable,
     /// An input exceeds a documented limit.
     TooLarge,
+    /// No entry can serve the request now. Core answers this with a `wait` or `fail`
+    /// decision, never an error; the bindings' helpers raise it (with that decision
+    /// attached) when they cannot follow the decision for the caller.
+    NoCredential,
     /// An internal invariant failed; the registry is left as it was.
     Internal,
 }
@@ -58,6 +62,7 @@ impl ErrorCode {
         Self::StaleRefresh,
         Self::NotRefreshable,
         Self::TooLarge,
+        Self::NoCredential,
         Self::Internal,
     ];
 
@@ -80,6 +85,7 @@ impl ErrorCode {
             Self::StaleRefresh => "stale_refresh",
             Self::NotRefreshable => "not_refreshable",
             Self::TooLarge => "too_large",
+            Self::NoCredential => "no_credential",
             Self::Internal => "internal",
         }
     }

@@ -72,6 +72,9 @@ pub use response::{Body, Headers, Response};
 pub use secret::{Fingerprint, Secret};
 pub use select::AcquireRequest;
 pub use state::{SCHEMA_VERSION, StateDoc};
+
+/// This crate's version (bindings report it through `version()`).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub use time::Millis;
 pub use wire::{Input, Output, OutputBody, Reply, parse_input};
 

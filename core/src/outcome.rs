@@ -115,6 +115,20 @@ impl Registry {
         self.decide(now, &subject, &verdict)
     }
 
+    /// Closes a lease with no outcome: the host abandoned the request for a reason of its
+    /// own (a bug, a cancellation). Nothing is marked and no persisted state changes.
+    pub fn release(&mut self, key: &PoolKey, lease_id: LeaseId) -> Result<()> {
+        self.pool(key)?;
+        if self.lease(lease_id)?.pool != *key {
+            return Err(Error::invalid_input(format!(
+                "lease {} belongs to another pool",
+                lease_id.0
+            )));
+        }
+        self.leases.remove(&lease_id);
+        Ok(())
+    }
+
     /// Applies the result of a refresh the host performed after a `refresh` decision.
     pub fn refresh_result(&mut self, now: Millis, result: &RefreshResult) -> Result<Decision> {
         let now = self.clock(now);

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::decision::{Decision, FallbackTarget};
+use crate::decision::{Decision, FallbackTarget, LeaseId};
 use crate::entry::EntryId;
 use crate::error::{Error, ErrorCode, Result};
 use crate::outcome::{RefreshResult, Report};
@@ -75,6 +75,13 @@ pub enum Input {
     Acquire(AcquireRequest),
     /// Report a request's outcome.
     Report(Report),
+    /// Close a lease with no outcome (nothing is marked).
+    Release {
+        /// Pool key.
+        pool: PoolKey,
+        /// The lease.
+        lease_id: LeaseId,
+    },
     /// Report the result of a refresh.
     RefreshResult(RefreshResult),
     /// Ask whether a refresh from `generation` is still needed.
@@ -163,6 +170,11 @@ pub enum Reply {
     EntryRemoved {
         /// The removed id.
         entry_id: EntryId,
+    },
+    /// `release` done.
+    Released {
+        /// The closed lease.
+        lease_id: LeaseId,
     },
     /// `reset` done.
     Reset {
@@ -290,6 +302,10 @@ impl Registry {
             }
             Input::Acquire(request) => D(self.acquire(now, &request)?),
             Input::Report(report) => D(self.report(now, &report)?),
+            Input::Release { pool, lease_id } => {
+                self.release(&pool, lease_id)?;
+                R(Reply::Released { lease_id })
+            }
             Input::RefreshResult(result) => D(self.refresh_result(now, &result)?),
             Input::CheckRefresh {
                 pool,
