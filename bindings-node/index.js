@@ -836,5 +836,5 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Registry = nativeBinding.Registry
-module.exports.JsRegistry = nativeBinding.JsRegistry
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.version = nativeBinding.version

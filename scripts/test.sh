@@ -18,8 +18,9 @@ scripts/check-core-purity.sh
 echo "== rust tests (unit, doc, conformance vectors)"
 cargo test --workspace
 
-echo "== vectors against tests/vector.schema.json"
+echo "== vectors against tests/vector.schema.json; core/wire.d.ts against core/src/wire.rs"
 scripts/check-vector-schema.sh
+scripts/check-wire-types.sh
 
 echo "== CREDPOOL_EXTRA_VECTORS runs vectors kept elsewhere"
 extra=$(mktemp -d)
@@ -35,20 +36,20 @@ echo "== node binding (napi): build, generated-file drift, API tests, every vect
   npm install --no-audit --no-fund --loglevel=error
   CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-node" npx napi build --platform --release
   git diff --exit-code -- index.js index.d.ts
-  node --test
 )
-CREDPOOL_IMPL=napi node --test tests/node/conformance.test.mjs
+CREDPOOL_IMPL=napi node --test tests/node/*.test.mjs
 
 echo "== python binding (pyo3, abi3): build, stub check, tests (API + every vector)"
 venv="$CREDPOOL_CACHE/venv-py"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/pip" install -q --disable-pip-version-check maturin==1.16.0 pytest==9.2.0 mypy==2.4.1
+"$venv/bin/pip" install -q --disable-pip-version-check -r bindings-python/requirements-test.txt
 (
   cd bindings-python
   VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-py" \
     maturin develop -q
   "$venv/bin/python" -m mypy.stubtest credpool --allowlist stubtest-allowlist.txt
-  "$venv/bin/python" -m pytest -q
+  "$venv/bin/python" -m mypy --strict python/credpool/_helpers.py
+  "$venv/bin/python" -m pytest -q tests ../tests/python
 )
 
 echo "== wasm binding: build (Debian rustc-web, -Zbuild-std), import check, vectors in Node and headless Chromium"
@@ -59,7 +60,7 @@ scripts/build-wasm-crate.sh bindings-wasm "$pkg"
 scripts/check-wasm-imports.sh "$pkg/web/credpool_wasm_bg.wasm" "$pkg/nodejs/credpool_wasm_bg.wasm"
 ls -l "$pkg/web/credpool_wasm_bg.wasm" | awk '{print "wasm size (raw bytes): " $5}'
 echo "wasm size (gzip -9 bytes): $(gzip -9 -c "$pkg/web/credpool_wasm_bg.wasm" | wc -c)"
-CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node --test tests/node/conformance.test.mjs
+CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node --test tests/node/*.test.mjs
 CREDPOOL_WASM_WEB="$pkg/web" node bindings-wasm/test/browser.mjs
 
 echo "== main job example"

@@ -29,17 +29,18 @@ pub struct RegistryOptions {
     /// PRNG seed, a non-negative safe integer (default: from OS randomness).
     pub seed: Option<f64>,
     /// An exported state document to start from.
+    #[napi(ts_type = "StateDocument")]
     pub state: Option<Value>,
 }
 
 /// A credential registry: all pools of one process.
 #[napi(js_name = "Registry")]
-pub struct JsRegistry {
+pub struct Registry {
     inner: credpool_core::Registry,
 }
 
 #[napi]
-impl JsRegistry {
+impl Registry {
     /// `new Registry({ writer?, seed?, state? })`.
     #[napi(constructor)]
     pub fn new(options: Option<RegistryOptions>) -> Result<Self, Code> {
@@ -69,8 +70,12 @@ impl JsRegistry {
     }
 
     /// Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: `Date.now()`).
-    #[napi]
-    pub fn handle(&mut self, input: Value, now: Option<f64>) -> Result<Value, Code> {
+    #[napi(ts_return_type = "Output")]
+    pub fn handle(
+        &mut self,
+        #[napi(ts_arg_type = "Input")] input: Value,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
         let now = clock(now)?;
         // Core validates before it mutates, so a failed input leaves the state untouched.
         let output = guard(|| self.inner.handle_value(now, input))?;
@@ -78,12 +83,12 @@ impl JsRegistry {
             .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
     }
 
-    /// `acquire`: pick an entry for a request. `opts`: `{ model?, session? }`.
-    #[napi]
+    /// `acquire`: pick an entry for a request.
+    #[napi(ts_return_type = "DecisionOutput")]
     pub fn acquire(
         &mut self,
         pool: String,
-        opts: Option<Value>,
+        #[napi(ts_arg_type = "{ model?: string; session?: string }")] opts: Option<Value>,
         now: Option<f64>,
     ) -> Result<Value, Code> {
         let mut input = object(opts, "opts")?;
@@ -91,22 +96,46 @@ impl JsRegistry {
         self.call("acquire", input, now)
     }
 
-    /// `report`: a request's outcome against its lease. `response`: `{ status?, headers?, body?, ... }`.
-    #[napi]
+    /// `report`: a request's outcome against its lease.
+    #[napi(ts_return_type = "DecisionOutput")]
     pub fn report(
         &mut self,
         pool: String,
         lease_id: f64,
-        response: Value,
+        #[napi(ts_arg_type = "ResponseInfo")] response: Value,
         now: Option<f64>,
     ) -> Result<Value, Code> {
         let input =
-            json!({ "pool": pool, "lease_id": lease_id_value(lease_id), "response": response });
+            json!({ "pool": pool, "lease_id": integer_value(lease_id), "response": response });
         self.call("report", into_map(input), now)
     }
 
+    /// `release`: close a lease with no outcome (nothing is marked).
+    #[napi(ts_return_type = "{ type: 'released'; lease_id: number } & Changed")]
+    pub fn release(
+        &mut self,
+        pool: String,
+        lease_id: f64,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
+        let input = json!({ "pool": pool, "lease_id": integer_value(lease_id) });
+        self.call("release", into_map(input), now)
+    }
+
+    /// `reveal`: an entry's secrets, to send the request with (the only output carrying them).
+    #[napi(ts_return_type = "CredentialOutput")]
+    pub fn credential(
+        &mut self,
+        pool: String,
+        entry_id: String,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
+        let input = json!({ "pool": pool, "entry_id": entry_id });
+        self.call("reveal", into_map(input), now)
+    }
+
     /// `begin_turn`: restore pools from their fallback (one pool, or all).
-    #[napi]
+    #[napi(ts_return_type = "{ type: 'turn_begun'; restored: string[] } & Changed")]
     pub fn begin_turn(&mut self, pool: Option<String>, now: Option<f64>) -> Result<Value, Code> {
         let mut input = Map::new();
         if let Some(pool) = pool {
@@ -115,21 +144,43 @@ impl JsRegistry {
         self.call("begin_turn", input, now)
     }
 
-    /// `refresh_result`: `{ pool, entry_id, generation, lease_id?, result }`.
-    #[napi]
-    pub fn refresh_result(&mut self, result: Value, now: Option<f64>) -> Result<Value, Code> {
+    /// `refresh_result`: how the refresh a `refresh` decision asked for ended.
+    #[napi(ts_return_type = "DecisionOutput")]
+    pub fn refresh_result(
+        &mut self,
+        #[napi(ts_arg_type = "RefreshResultInput")] result: Value,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
         let input = object(Some(result), "result")?;
         self.call("refresh_result", input, now)
     }
 
+    /// `check_refresh`: whether a refresh from `generation` is still needed.
+    #[napi(ts_return_type = "{ type: 'refresh_check'; needed: boolean } & Changed")]
+    pub fn check_refresh(
+        &mut self,
+        pool: String,
+        entry_id: String,
+        generation: f64,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
+        let input =
+            json!({ "pool": pool, "entry_id": entry_id, "generation": integer_value(generation) });
+        self.call("check_refresh", into_map(input), now)
+    }
+
     /// `sync`: merge another writer's exported state.
-    #[napi]
-    pub fn sync(&mut self, state: Value, now: Option<f64>) -> Result<Value, Code> {
+    #[napi(ts_return_type = "{ type: 'synced' } & Changed")]
+    pub fn sync(
+        &mut self,
+        #[napi(ts_arg_type = "StateDocument")] state: Value,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
         self.call("sync", into_map(json!({ "state": state })), now)
     }
 
     /// The persistable state document (contains the secrets of non-`env:` entries).
-    #[napi]
+    #[napi(ts_return_type = "StateDocument")]
     pub fn export_state(&mut self) -> Result<Value, Code> {
         let mut output = self.call("export_state", Map::new(), Some(0.0))?;
         Ok(output
@@ -139,7 +190,7 @@ impl JsRegistry {
     }
 
     /// `status`: status for humans (one pool, or all).
-    #[napi]
+    #[napi(ts_return_type = "StatusOutput")]
     pub fn status(&mut self, pool: Option<String>, now: Option<f64>) -> Result<Value, Code> {
         let mut input = Map::new();
         if let Some(pool) = pool {
@@ -148,12 +199,36 @@ impl JsRegistry {
         self.call("status", input, now)
     }
 
-    /// `add_entry`: `entry` is `{ id?, label?, auth_type?, priority?, source?, access_token?, ... }`.
-    #[napi]
+    /// `tick`: let time pass; expired cooldowns clear and the next deadline is named.
+    #[napi(
+        ts_return_type = "{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed"
+    )]
+    pub fn tick(&mut self, now: Option<f64>) -> Result<Value, Code> {
+        self.call("tick", Map::new(), now)
+    }
+
+    /// `configure_pool`: create the pool if missing and set its strategy, policy, fallback.
+    #[napi(ts_return_type = "{ type: 'pool_configured'; pool: string } & Changed")]
+    pub fn configure_pool(
+        &mut self,
+        pool: String,
+        #[napi(
+            ts_arg_type = "{ strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }"
+        )]
+        config: Option<Value>,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
+        let mut input = object(config, "config")?;
+        input.insert("pool".into(), Value::String(pool));
+        self.call("configure_pool", input, now)
+    }
+
+    /// `add_entry`: add a credential (creating the pool).
+    #[napi(ts_return_type = "{ type: 'entry_added'; entry_id: string } & Changed")]
     pub fn add_entry(
         &mut self,
         pool: String,
-        entry: Value,
+        #[napi(ts_arg_type = "NewEntry")] entry: Value,
         now: Option<f64>,
     ) -> Result<Value, Code> {
         self.call(
@@ -163,8 +238,8 @@ impl JsRegistry {
         )
     }
 
-    /// `remove_entry`.
-    #[napi]
+    /// `remove_entry`: remove a credential for good (tombstoned).
+    #[napi(ts_return_type = "{ type: 'entry_removed'; entry_id: string } & Changed")]
     pub fn remove_entry(
         &mut self,
         pool: String,
@@ -178,8 +253,22 @@ impl JsRegistry {
         )
     }
 
+    /// `set_priority`: move an entry (lower is preferred).
+    #[napi(ts_return_type = "{ type: 'entry_updated'; entry_id: string } & Changed")]
+    pub fn set_priority(
+        &mut self,
+        pool: String,
+        entry_id: String,
+        priority: f64,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
+        let input =
+            json!({ "pool": pool, "entry_id": entry_id, "priority": integer_value(priority) });
+        self.call("set_priority", into_map(input), now)
+    }
+
     /// `reset`: clear status and cooldowns of one entry, or of every entry of the pool.
-    #[napi]
+    #[napi(ts_return_type = "{ type: 'reset'; count: number } & Changed")]
     pub fn reset(
         &mut self,
         pool: String,
@@ -191,6 +280,25 @@ impl JsRegistry {
             input.insert("entry_id".into(), Value::String(id));
         }
         self.call("reset", input, now)
+    }
+
+    /// `seed`: adopt credentials from an environment map and custom providers.
+    #[napi(
+        ts_return_type = "{ type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed"
+    )]
+    pub fn seed(
+        &mut self,
+        #[napi(ts_arg_type = "Record<string, string>")] env: Option<Value>,
+        #[napi(ts_arg_type = "{ custom_providers?: CustomProvider[] }")] config: Option<Value>,
+        now: Option<f64>,
+    ) -> Result<Value, Code> {
+        let mut input = Map::new();
+        for (key, value) in [("env", env), ("config", config)] {
+            if let Some(value) = value.filter(|v| !v.is_null()) {
+                input.insert(key.into(), value);
+            }
+        }
+        self.call("seed", input, now)
     }
 
     fn call(
@@ -205,9 +313,15 @@ impl JsRegistry {
 }
 
 /// Every stable error code, in core's declaration order.
-#[napi]
+#[napi(ts_return_type = "ErrorCode[]")]
 pub fn error_codes() -> Vec<&'static str> {
     ErrorCode::ALL.iter().map(|c| c.as_str()).collect()
+}
+
+/// The version of credpool-core inside this build (also the cheapest call into the addon).
+#[napi]
+pub fn version() -> &'static str {
+    credpool_core::VERSION
 }
 
 /// Runs `f`, turning a core error or a panic into a coded JS error.
@@ -249,8 +363,15 @@ fn to_u64(x: f64) -> Option<u64> {
     (x.is_finite() && x.fract() == 0.0 && (0.0..=MAX_CLOCK).contains(&x)).then_some(x as u64)
 }
 
-fn lease_id_value(id: f64) -> Value {
-    to_u64(id).map_or_else(|| json!(id), |n| json!(n))
+/// A JS number as a JSON integer when it is a safe integer (so core's integer fields
+/// accept it), else as it is (core then rejects it with a coded error).
+fn integer_value(x: f64) -> Value {
+    #[allow(clippy::cast_possible_truncation)]
+    if x.is_finite() && x.fract() == 0.0 && x.abs() <= MAX_CLOCK {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
 }
 
 fn object(value: Option<Value>, what: &str) -> Result<Map<String, Value>, Code> {

@@ -36,6 +36,7 @@ mod errors {
             "unknown_lease" => "UnknownLeaseError",
             "duplicate_entry" => "DuplicateEntryError",
             "stale_refresh" | "not_refreshable" => "RefreshError",
+            "no_credential" => "NoCredentialError",
             _ => "CredpoolError",
         }
     }
@@ -434,6 +435,128 @@ impl Registry {
         )
     }
 
+    /// Releases a lease with no outcome (nothing is marked).
+    #[pyo3(signature = (pool, lease_id, now=None))]
+    fn release(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        lease_id: u64,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "release",
+            vec![("pool", json!(pool)), ("lease_id", json!(lease_id))],
+        )
+    }
+
+    /// Hands the host an entry's secrets (the only output that carries them).
+    #[pyo3(signature = (pool, entry_id, now=None))]
+    fn credential(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "reveal",
+            vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+        )
+    }
+
+    /// Creates the pool if missing and sets any of its strategy, policy and fallback chain.
+    #[pyo3(signature = (pool, strategy=None, policy=None, fallback=None, now=None))]
+    fn configure_pool(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        strategy: Option<String>,
+        policy: Option<&Bound<'_, PyAny>>,
+        fallback: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let (policy, fallback) = (opt(py, policy)?, opt(py, fallback)?);
+        self.call_fields(
+            py,
+            now,
+            "configure_pool",
+            vec![
+                ("pool", json!(pool)),
+                ("strategy", json!(strategy)),
+                ("policy", policy),
+                ("fallback", fallback),
+            ],
+        )
+    }
+
+    /// Sets an entry's priority (lower is preferred).
+    #[pyo3(signature = (pool, entry_id, priority, now=None))]
+    fn set_priority(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        priority: i64,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "set_priority",
+            vec![
+                ("pool", json!(pool)),
+                ("entry_id", json!(entry_id)),
+                ("priority", json!(priority)),
+            ],
+        )
+    }
+
+    /// Whether a refresh from `generation` is still needed (false: adopt the stored token).
+    #[pyo3(signature = (pool, entry_id, generation, now=None))]
+    fn check_refresh(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        generation: u64,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "check_refresh",
+            vec![
+                ("pool", json!(pool)),
+                ("entry_id", json!(entry_id)),
+                ("generation", json!(generation)),
+            ],
+        )
+    }
+
+    /// Lets time pass: clears expired cooldowns and names the next deadline.
+    #[pyo3(signature = (now=None))]
+    fn tick(&self, py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        self.call_fields(py, now, "tick", vec![])
+    }
+
+    /// Adopts credentials from an environment map and a config (`{"custom_providers": [...]}`).
+    #[pyo3(signature = (env=None, config=None, now=None))]
+    fn seed(
+        &self,
+        py: Python<'_>,
+        env: Option<&Bound<'_, PyAny>>,
+        config: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let (env, config) = (opt(py, env)?, opt(py, config)?);
+        self.call_fields(py, now, "seed", vec![("env", env), ("config", config)])
+    }
+
     /// The writer id (never a secret).
     #[getter]
     fn writer(&self) -> PyResult<String> {
@@ -462,9 +585,16 @@ fn error_codes(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     PyList::new(py, ErrorCode::ALL.iter().map(|c| c.as_str()))
 }
 
+/// The version of credpool-core inside this build.
+#[pyfunction]
+fn version() -> &'static str {
+    credpool_core::VERSION
+}
+
 #[pymodule]
 fn _credpool(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Registry>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(version, m)?)?;
     Ok(())
 }

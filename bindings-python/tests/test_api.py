@@ -1,6 +1,7 @@
 """API tests of the credpool Python binding (behaviour itself is pinned by test_vectors.py)."""
 
 import re
+from pathlib import Path
 import threading
 
 import pytest
@@ -142,3 +143,45 @@ def test_error_codes_match_core_and_stub():
     literal = stub[stub.index("ErrorCode = Literal[") : stub.index("]", stub.index("ErrorCode = Literal["))]
     from_stub = re.findall(r'"([a-z_]+)"', literal)
     assert credpool.error_codes() == from_core == from_stub
+
+
+def test_version_is_the_core_crate_version():
+    cargo = (Path(__file__).resolve().parents[2] / "Cargo.toml").read_text()
+    assert credpool.version() == re.search(r'^version = "([^"]+)"', cargo, re.M).group(1)
+
+
+def test_release_closes_a_lease_without_marking():
+    r = make()
+    use = r.acquire("openrouter", now=1000)
+    assert r.release("openrouter", use["lease_id"], now=1100) == {
+        "type": "released",
+        "lease_id": use["lease_id"],
+        "changed": False,
+    }
+    with pytest.raises(credpool.UnknownLeaseError):
+        r.release("openrouter", use["lease_id"], now=1200)
+    assert r.acquire("openrouter", now=1300)["entry_id"] == use["entry_id"]
+
+
+def test_credential_and_management_methods():
+    r = make()
+    use = r.acquire("openrouter", now=1000)
+    cred = r.credential("openrouter", use["entry_id"], now=1000)
+    assert (cred["type"], cred["access_token"], cred["generation"]) == ("credential", "sk-test-a", 0)
+    with pytest.raises(credpool.UnknownEntryError):
+        r.credential("openrouter", "nope")
+    assert r.configure_pool("openrouter", strategy="round_robin", policy={"preset": "adaptive"}, now=0) == {
+        "type": "pool_configured",
+        "pool": "openrouter",
+        "changed": True,
+    }
+    with pytest.raises(credpool.InvalidInputError):
+        r.configure_pool("openrouter", strategy="best")
+    assert r.set_priority("openrouter", "b", -5, now=0)["type"] == "entry_updated"
+    assert r.acquire("openrouter", now=10)["entry_id"] == "b"
+    assert r.tick(now=20) == {"type": "ticked", "recovered": [], "next_wakeup": None, "changed": False}
+    with pytest.raises(credpool.RefreshError) as info:
+        r.check_refresh("openrouter", "a", 0, now=30)
+    assert info.value.code == "not_refreshable"
+    seeded = r.seed(env={"OPENAI_API_KEY": "sk-env-openai"}, now=40)
+    assert [(e["pool"], e["source"]) for e in seeded["added"]] == [("openai", "env:OPENAI_API_KEY")]

@@ -9,7 +9,7 @@
 
 use credpool_core::{ErrorCode, Millis, Options};
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 use wasm_bindgen::prelude::*;
 
 /// Largest clock value accepted: 2^53 ms (JS safe-integer range).
@@ -21,7 +21,11 @@ type JsResult<T> = Result<T, JsValue>;
 fn error(code: ErrorCode, message: &str) -> JsValue {
     let e = js_sys::Error::new(message);
     e.set_name("CredpoolError");
-    let _ = js_sys::Reflect::set(&e, &JsValue::from_str("code"), &JsValue::from_str(code.as_str()));
+    let _ = js_sys::Reflect::set(
+        &e,
+        &JsValue::from_str("code"),
+        &JsValue::from_str(code.as_str()),
+    );
     e.into()
 }
 
@@ -39,7 +43,10 @@ pub struct Registry {
 impl Registry {
     /// `new Registry({ writer?, seed?, state? })`.
     #[wasm_bindgen(constructor)]
-    pub fn new(options: JsValue) -> JsResult<Registry> {
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "RegistryOptions")] options: Option<js_sys::Object>,
+    ) -> JsResult<Registry> {
+        let options: JsValue = options.into();
         let options = if options.is_undefined() || options.is_null() {
             Map::new()
         } else {
@@ -51,7 +58,10 @@ impl Registry {
         let seed = match options.get("seed") {
             None | Some(Value::Null) => random_u64()?,
             Some(v) => v.as_f64().and_then(to_u64).ok_or_else(|| {
-                error(ErrorCode::InvalidInput, "seed must be a non-negative safe integer")
+                error(
+                    ErrorCode::InvalidInput,
+                    "seed must be a non-negative safe integer",
+                )
             })?,
         };
         let writer = match options.get("writer") {
@@ -69,35 +79,71 @@ impl Registry {
     }
 
     /// Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: `Date.now()`).
-    pub fn handle(&mut self, input: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "Output")]
+    pub fn handle(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Input")] input: JsValue,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
         let now = clock(now)?;
         let input = from_js(input)?;
         self.apply(input, now)
     }
 
-    /// `acquire`: pick an entry for a request. `opts`: `{ model?, session? }`.
-    pub fn acquire(&mut self, pool: String, opts: JsValue, now: Option<f64>) -> JsResult<JsValue> {
-        let mut input = object(opts, "opts")?;
+    /// `acquire`: pick an entry for a request.
+    #[wasm_bindgen(unchecked_return_type = "DecisionOutput")]
+    pub fn acquire(
+        &mut self,
+        pool: String,
+        #[wasm_bindgen(unchecked_param_type = "{ model?: string; session?: string }")] opts: Option<
+            js_sys::Object,
+        >,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let mut input = object(opts.into(), "opts")?;
         input.insert("pool".into(), Value::String(pool));
         self.call("acquire", input, now)
     }
 
     /// `report`: a request's outcome against its lease.
+    #[wasm_bindgen(unchecked_return_type = "DecisionOutput")]
     pub fn report(
         &mut self,
         pool: String,
         lease_id: f64,
-        response: JsValue,
+        #[wasm_bindgen(unchecked_param_type = "ResponseInfo")] response: JsValue,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
         let response = from_js(response)?;
         let input =
-            json!({ "pool": pool, "lease_id": lease_id_value(lease_id), "response": response });
+            json!({ "pool": pool, "lease_id": integer_value(lease_id), "response": response });
         self.call("report", into_map(input), now)
     }
 
+    /// `release`: close a lease with no outcome (nothing is marked).
+    #[wasm_bindgen(unchecked_return_type = "{ type: 'released'; lease_id: number } & Changed")]
+    pub fn release(&mut self, pool: String, lease_id: f64, now: Option<f64>) -> JsResult<JsValue> {
+        let input = json!({ "pool": pool, "lease_id": integer_value(lease_id) });
+        self.call("release", into_map(input), now)
+    }
+
+    /// `reveal`: an entry's secrets, to send the request with (the only output carrying them).
+    #[wasm_bindgen(unchecked_return_type = "CredentialOutput")]
+    pub fn credential(
+        &mut self,
+        pool: String,
+        entry_id: String,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let input = json!({ "pool": pool, "entry_id": entry_id });
+        self.call("reveal", into_map(input), now)
+    }
+
     /// `begin_turn`: restore pools from their fallback (one pool, or all).
-    #[wasm_bindgen(js_name = "beginTurn")]
+    #[wasm_bindgen(
+        js_name = "beginTurn",
+        unchecked_return_type = "{ type: 'turn_begun'; restored: string[] } & Changed"
+    )]
     pub fn begin_turn(&mut self, pool: Option<String>, now: Option<f64>) -> JsResult<JsValue> {
         let mut input = Map::new();
         if let Some(pool) = pool {
@@ -106,21 +152,47 @@ impl Registry {
         self.call("begin_turn", input, now)
     }
 
-    /// `refresh_result`: `{ pool, entry_id, generation, lease_id?, result }`.
-    #[wasm_bindgen(js_name = "refreshResult")]
-    pub fn refresh_result(&mut self, result: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+    /// `refresh_result`: how the refresh a `refresh` decision asked for ended.
+    #[wasm_bindgen(js_name = "refreshResult", unchecked_return_type = "DecisionOutput")]
+    pub fn refresh_result(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "RefreshResultInput")] result: JsValue,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
         let input = object(result, "result")?;
         self.call("refresh_result", input, now)
     }
 
+    /// `check_refresh`: whether a refresh from `generation` is still needed.
+    #[wasm_bindgen(
+        js_name = "checkRefresh",
+        unchecked_return_type = "{ type: 'refresh_check'; needed: boolean } & Changed"
+    )]
+    pub fn check_refresh(
+        &mut self,
+        pool: String,
+        entry_id: String,
+        generation: f64,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let input =
+            json!({ "pool": pool, "entry_id": entry_id, "generation": integer_value(generation) });
+        self.call("check_refresh", into_map(input), now)
+    }
+
     /// `sync`: merge another writer's exported state.
-    pub fn sync(&mut self, state: JsValue, now: Option<f64>) -> JsResult<JsValue> {
+    #[wasm_bindgen(unchecked_return_type = "{ type: 'synced' } & Changed")]
+    pub fn sync(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "StateDocument")] state: JsValue,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
         let state = from_js(state)?;
         self.call("sync", into_map(json!({ "state": state })), now)
     }
 
     /// The persistable state document (contains the secrets of non-`env:` entries).
-    #[wasm_bindgen(js_name = "exportState")]
+    #[wasm_bindgen(js_name = "exportState", unchecked_return_type = "StateDocument")]
     pub fn export_state(&mut self) -> JsResult<JsValue> {
         let mut input = Map::new();
         input.insert("type".into(), Value::String("export_state".into()));
@@ -129,6 +201,7 @@ impl Registry {
     }
 
     /// `status`: status for humans (one pool, or all).
+    #[wasm_bindgen(unchecked_return_type = "StatusOutput")]
     pub fn status(&mut self, pool: Option<String>, now: Option<f64>) -> JsResult<JsValue> {
         let mut input = Map::new();
         if let Some(pool) = pool {
@@ -137,25 +210,89 @@ impl Registry {
         self.call("status", input, now)
     }
 
-    /// `add_entry`: `entry` is `{ id?, label?, auth_type?, priority?, source?, ... }`.
-    #[wasm_bindgen(js_name = "addEntry")]
-    pub fn add_entry(&mut self, pool: String, entry: JsValue, now: Option<f64>) -> JsResult<JsValue> {
-        let entry = from_js(entry)?;
-        self.call("add_entry", into_map(json!({ "pool": pool, "entry": entry })), now)
+    /// `tick`: let time pass; expired cooldowns clear and the next deadline is named.
+    #[wasm_bindgen(
+        unchecked_return_type = "{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed"
+    )]
+    pub fn tick(&mut self, now: Option<f64>) -> JsResult<JsValue> {
+        self.call("tick", Map::new(), now)
     }
 
-    /// `remove_entry`.
-    #[wasm_bindgen(js_name = "removeEntry")]
+    /// `configure_pool`: create the pool if missing and set its strategy, policy, fallback.
+    #[wasm_bindgen(
+        js_name = "configurePool",
+        unchecked_return_type = "{ type: 'pool_configured'; pool: string } & Changed"
+    )]
+    pub fn configure_pool(
+        &mut self,
+        pool: String,
+        #[wasm_bindgen(
+            unchecked_param_type = "{ strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }"
+        )]
+        config: Option<js_sys::Object>,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let mut input = object(config.into(), "config")?;
+        input.insert("pool".into(), Value::String(pool));
+        self.call("configure_pool", input, now)
+    }
+
+    /// `add_entry`: add a credential (creating the pool).
+    #[wasm_bindgen(
+        js_name = "addEntry",
+        unchecked_return_type = "{ type: 'entry_added'; entry_id: string } & Changed"
+    )]
+    pub fn add_entry(
+        &mut self,
+        pool: String,
+        #[wasm_bindgen(unchecked_param_type = "NewEntry")] entry: JsValue,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let entry = from_js(entry)?;
+        self.call(
+            "add_entry",
+            into_map(json!({ "pool": pool, "entry": entry })),
+            now,
+        )
+    }
+
+    /// `remove_entry`: remove a credential for good (tombstoned).
+    #[wasm_bindgen(
+        js_name = "removeEntry",
+        unchecked_return_type = "{ type: 'entry_removed'; entry_id: string } & Changed"
+    )]
     pub fn remove_entry(
         &mut self,
         pool: String,
         entry_id: String,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        self.call("remove_entry", into_map(json!({ "pool": pool, "entry_id": entry_id })), now)
+        self.call(
+            "remove_entry",
+            into_map(json!({ "pool": pool, "entry_id": entry_id })),
+            now,
+        )
+    }
+
+    /// `set_priority`: move an entry (lower is preferred).
+    #[wasm_bindgen(
+        js_name = "setPriority",
+        unchecked_return_type = "{ type: 'entry_updated'; entry_id: string } & Changed"
+    )]
+    pub fn set_priority(
+        &mut self,
+        pool: String,
+        entry_id: String,
+        priority: f64,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let input =
+            json!({ "pool": pool, "entry_id": entry_id, "priority": integer_value(priority) });
+        self.call("set_priority", into_map(input), now)
     }
 
     /// `reset`: clear status and cooldowns of one entry, or of every entry of the pool.
+    #[wasm_bindgen(unchecked_return_type = "{ type: 'reset'; count: number } & Changed")]
     pub fn reset(
         &mut self,
         pool: String,
@@ -168,10 +305,40 @@ impl Registry {
         }
         self.call("reset", input, now)
     }
+
+    /// `seed`: adopt credentials from an environment map and custom providers.
+    #[wasm_bindgen(
+        unchecked_return_type = "{ type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed"
+    )]
+    pub fn seed(
+        &mut self,
+        #[wasm_bindgen(unchecked_param_type = "Record<string, string>")] env: Option<
+            js_sys::Object,
+        >,
+        #[wasm_bindgen(unchecked_param_type = "{ custom_providers?: CustomProvider[] }")]
+        config: Option<js_sys::Object>,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
+        let mut input = Map::new();
+        for (key, value) in [
+            ("env", from_js(env.into())?),
+            ("config", from_js(config.into())?),
+        ] {
+            if !value.is_null() {
+                input.insert(key.into(), value);
+            }
+        }
+        self.call("seed", input, now)
+    }
 }
 
 impl Registry {
-    fn call(&mut self, kind: &str, mut input: Map<String, Value>, now: Option<f64>) -> JsResult<JsValue> {
+    fn call(
+        &mut self,
+        kind: &str,
+        mut input: Map<String, Value>,
+        now: Option<f64>,
+    ) -> JsResult<JsValue> {
         let now = clock(now)?;
         input.insert("type".into(), Value::String(kind.to_owned()));
         self.apply(Value::Object(input), now)
@@ -185,24 +352,58 @@ impl Registry {
     /// Applies one input; core validates before it mutates, so a failed call leaves the
     /// state untouched.
     fn apply_value(&mut self, input: Value, now: Millis) -> JsResult<Value> {
-        let output = self.inner.handle_value(now, input).map_err(|e| core_error(&e))?;
+        let output = self
+            .inner
+            .handle_value(now, input)
+            .map_err(|e| core_error(&e))?;
         serde_json::to_value(&output)
             .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
     }
 }
 
+/// The wire types (core/wire.d.ts), shared with the Node package's `index.d.ts`.
+#[wasm_bindgen(typescript_custom_section)]
+const WIRE_TYPES: &str = include_str!("../../core/wire.d.ts");
+
+/// Options of `new Registry(...)` (the Node package generates the same interface).
+#[wasm_bindgen(typescript_custom_section)]
+const REGISTRY_OPTIONS: &str = r#"
+/** Options of `new Registry(...)`. */
+export interface RegistryOptions {
+  /** This process's writer id (default: 12 random hex characters). */
+  writer?: string
+  /** PRNG seed, a non-negative safe integer (default: from OS randomness). */
+  seed?: number
+  /** An exported state document to start from. */
+  state?: StateDocument
+}
+"#;
+
+/// The version of credpool-core inside this build (also the cheapest call into the module).
+#[wasm_bindgen]
+pub fn version() -> String {
+    credpool_core::VERSION.to_owned()
+}
+
 /// Every stable error code, in core's declaration order.
-#[wasm_bindgen(js_name = "errorCodes")]
+#[wasm_bindgen(js_name = "errorCodes", unchecked_return_type = "ErrorCode[]")]
 pub fn error_codes() -> Vec<String> {
-    ErrorCode::ALL.iter().map(|c| c.as_str().to_owned()).collect()
+    ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_str().to_owned())
+        .collect()
 }
 
 fn from_js(value: JsValue) -> JsResult<Value> {
-    if value.is_undefined() {
+    if value.is_undefined() || value.is_null() {
         return Ok(Value::Null);
     }
-    serde_wasm_bindgen::from_value(value)
-        .map_err(|e| error(ErrorCode::InvalidInput, &format!("input is not JSON-shaped: {e}")))
+    serde_wasm_bindgen::from_value(value).map_err(|e| {
+        error(
+            ErrorCode::InvalidInput,
+            &format!("input is not JSON-shaped: {e}"),
+        )
+    })
 }
 
 fn to_js(value: &Value) -> JsResult<JsValue> {
@@ -215,7 +416,10 @@ fn to_js(value: &Value) -> JsResult<JsValue> {
 fn clock(now: Option<f64>) -> JsResult<Millis> {
     let now = now.unwrap_or_else(js_sys::Date::now);
     to_u64(now).map(Millis).ok_or_else(|| {
-        error(ErrorCode::InvalidClock, "now must be an integer number of ms in 0..=2^53")
+        error(
+            ErrorCode::InvalidClock,
+            "now must be an integer number of ms in 0..=2^53",
+        )
     })
 }
 
@@ -225,15 +429,25 @@ fn to_u64(x: f64) -> Option<u64> {
     (x.is_finite() && x.fract() == 0.0 && (0.0..=MAX_CLOCK).contains(&x)).then_some(x as u64)
 }
 
-fn lease_id_value(id: f64) -> Value {
-    to_u64(id).map_or_else(|| json!(id), |n| json!(n))
+/// A JS number as a JSON integer when it is a safe integer (so core's integer fields
+/// accept it), else as it is (core then rejects it with a coded error).
+fn integer_value(x: f64) -> Value {
+    #[allow(clippy::cast_possible_truncation)]
+    if x.is_finite() && x.fract() == 0.0 && x.abs() <= MAX_CLOCK {
+        json!(x as i64)
+    } else {
+        json!(x)
+    }
 }
 
 fn object(value: JsValue, what: &str) -> JsResult<Map<String, Value>> {
     match from_js(value)? {
         Value::Null => Ok(Map::new()),
         Value::Object(map) => Ok(map),
-        _ => Err(error(ErrorCode::InvalidInput, &format!("{what} must be an object"))),
+        _ => Err(error(
+            ErrorCode::InvalidInput,
+            &format!("{what} must be an object"),
+        )),
     }
 }
 

@@ -1,11 +1,12 @@
-// API ergonomics of the napi binding.
+// The JS API of both packages (CREDPOOL_IMPL=napi|wasm, see impl.mjs): one test file for
+// one surface.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { inspect } from 'node:util'
-import { createRequire } from 'node:module'
+import { readFileSync } from 'node:fs'
+import { credpool } from './impl.mjs'
 
-const require = createRequire(import.meta.url)
-const { Registry, errorCodes } = require('../index.js')
+const { Registry, errorCodes, version } = credpool
 
 function registry() {
   const reg = new Registry({ writer: 'w1', seed: 1 })
@@ -132,9 +133,55 @@ test('errorCodes lists every stable code', () => {
 })
 
 test('errorCodes matches core ErrorCode::as_str (drift)', async () => {
-  const { readFileSync } = await import('node:fs')
   const src = readFileSync(new URL('../../core/src/error.rs', import.meta.url), 'utf8')
   const body = src.slice(src.indexOf('pub const fn as_str'), src.indexOf('/// An error from core'))
   const fromCore = [...body.matchAll(/=> "([a-z_]+)"/g)].map((m) => m[1])
   assert.deepEqual(errorCodes(), fromCore)
+})
+
+test('version names the core crate version', () => {
+  const cargo = readFileSync(new URL('../../Cargo.toml', import.meta.url), 'utf8')
+  assert.equal(version(), cargo.match(/^version = "([^"]+)"/m)[1])
+})
+
+test('release closes a lease without marking the entry', () => {
+  const reg = registry()
+  const use = reg.acquire('openrouter', undefined, 1000)
+  assert.deepEqual(reg.release('openrouter', use.lease_id, 1100), { type: 'released', lease_id: use.lease_id, changed: false })
+  assert.equal(codeOf(() => reg.release('openrouter', use.lease_id, 1200)), 'unknown_lease')
+  assert.equal(reg.acquire('openrouter', undefined, 1300).entry_id, use.entry_id)
+})
+
+test('credential hands out the secret; nothing else does', () => {
+  const reg = registry()
+  const use = reg.acquire('openrouter', undefined, 1000)
+  const cred = reg.credential('openrouter', use.entry_id, 1000)
+  assert.equal(cred.type, 'credential')
+  assert.equal(cred.access_token, 'sk-test-a')
+  assert.equal(cred.generation, 0)
+  assert.equal(codeOf(() => reg.credential('openrouter', 'nope', 1000)), 'unknown_entry')
+})
+
+test('configurePool, setPriority, tick, checkRefresh, seed', () => {
+  const reg = registry()
+  const configured = reg.configurePool('openrouter', { strategy: 'round_robin', policy: { preset: 'adaptive' }, fallback: [{ pool: 'anthropic' }] }, 0)
+  assert.deepEqual(configured, { type: 'pool_configured', pool: 'openrouter', changed: true })
+  assert.equal(reg.status('openrouter', 0).pools[0].strategy, 'round_robin')
+  assert.equal(codeOf(() => reg.configurePool('openrouter', { strategy: 'best' }, 0)), 'invalid_input')
+  assert.deepEqual(reg.setPriority('openrouter', 'b', -5, 0), { type: 'entry_updated', entry_id: 'b', changed: true })
+  assert.equal(reg.acquire('openrouter', undefined, 10).entry_id, 'b')
+  assert.deepEqual(reg.tick(20), { type: 'ticked', recovered: [], next_wakeup: null, changed: false })
+  assert.equal(codeOf(() => reg.checkRefresh('openrouter', 'a', 0, 30)), 'not_refreshable')
+  const seeded = reg.seed({ OPENAI_API_KEY: 'sk-env-openai' }, undefined, 40)
+  assert.equal(seeded.type, 'seeded')
+  assert.deepEqual(seeded.added.map((e) => [e.pool, e.source]), [['openai', 'env:OPENAI_API_KEY']])
+})
+
+test('optional arguments may be omitted', () => {
+  const reg = new Registry()
+  reg.addEntry('openrouter', { access_token: 'sk-x' })
+  assert.equal(reg.acquire('openrouter').type, 'use')
+  assert.equal(reg.configurePool('openrouter').type, 'pool_configured')
+  assert.equal(reg.seed().type, 'seeded')
+  assert.equal(reg.status().type, 'status')
 })

@@ -1,26 +1,15 @@
 // The Node conformance runner, one file for both JS implementations: every vector of
 // tests/vectors plus the folders named in CREDPOOL_EXTRA_VECTORS (`:`-separated), with the
 // semantics of tests/README.md.
-//   CREDPOOL_IMPL=napi  (default) the napi build in bindings-node/
-//   CREDPOOL_IMPL=wasm  the wasm nodejs build in $CREDPOOL_WASM_PKG
-//                       (default $CREDPOOL_CACHE/wasm-pkg/nodejs)
+// CREDPOOL_IMPL=napi|wasm picks the implementation (see impl.mjs).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { join, resolve, dirname, basename } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createRequire } from 'node:module'
-import { homedir } from 'node:os'
+import { credpool } from './impl.mjs'
 
-const require = createRequire(import.meta.url)
-const impl = process.env.CREDPOOL_IMPL ?? 'napi'
-const cache = process.env.CREDPOOL_CACHE ?? join(homedir(), '.cache/credpool')
-const modules = {
-  napi: () => require('../../bindings-node/index.js'),
-  wasm: () => require(join(resolve(process.env.CREDPOOL_WASM_PKG ?? join(cache, 'wasm-pkg/nodejs')), 'credpool_wasm.js')),
-}
-if (!modules[impl]) throw new Error(`CREDPOOL_IMPL must be napi or wasm, not ${impl}`)
-const { Registry } = modules[impl]()
+const { Registry } = credpool
 
 const here = dirname(fileURLToPath(import.meta.url))
 const dirs = [resolve(here, '../vectors')]

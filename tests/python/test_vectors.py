@@ -8,7 +8,7 @@ import pytest
 
 from credpool import CredpoolError, Registry
 
-VECTORS = Path(__file__).resolve().parents[2] / "tests" / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 def vector_files():

@@ -1,6 +1,6 @@
-from typing import Any, Literal, Mapping, Optional, final
+from typing import Any, Literal, Mapping, Optional, Sequence, final
 
-__all__ = ["Registry", "error_codes"]
+__all__ = ["Registry", "error_codes", "version"]
 
 ErrorCode = Literal[
     "invalid_input",
@@ -18,6 +18,7 @@ ErrorCode = Literal[
     "stale_refresh",
     "not_refreshable",
     "too_large",
+    "no_credential",
     "internal",
 ]
 
@@ -70,5 +71,25 @@ class Registry:
     def add_entry(self, pool: str, entry: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
     def remove_entry(self, pool: str, entry_id: str, now: Optional[int] = None) -> Output: ...
     def reset(self, pool: str, entry_id: Optional[str] = None, now: Optional[int] = None) -> Output: ...
+    def release(self, pool: str, lease_id: int, now: Optional[int] = None) -> Output: ...
+    def credential(self, pool: str, entry_id: str, now: Optional[int] = None) -> Output: ...
+    def configure_pool(
+        self,
+        pool: str,
+        strategy: Optional[Literal["fill_first", "round_robin", "least_used", "random"]] = None,
+        policy: Optional[Mapping[str, Any]] = None,
+        fallback: Optional[Sequence[Mapping[str, str]]] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def set_priority(self, pool: str, entry_id: str, priority: int, now: Optional[int] = None) -> Output: ...
+    def check_refresh(self, pool: str, entry_id: str, generation: int, now: Optional[int] = None) -> Output: ...
+    def tick(self, now: Optional[int] = None) -> Output: ...
+    def seed(
+        self,
+        env: Optional[Mapping[str, str]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
 
 def error_codes() -> list[ErrorCode]: ...
+def version() -> str: ...

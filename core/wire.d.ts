@@ -1,0 +1,259 @@
+// The wire format of credpool-core (core/src/wire.rs) as TypeScript types: snake_case
+// JSON tagged by `type`. Both JS packages (`credpool`, napi; `credpool-wasm`,
+// wasm-bindgen) inline this file into their `.d.ts`, so one type contract serves both.
+// scripts/check-wire-types.sh keeps the input and output tags in step with wire.rs.
+
+/** Epoch milliseconds (0..=2^53). */
+export type Millis = number
+
+/** Every stable error code (`errorCodes()` returns them in this order). */
+export type ErrorCode =
+  | 'invalid_input'
+  | 'invalid_clock'
+  | 'invalid_pool_key'
+  | 'unknown_pool'
+  | 'unknown_entry'
+  | 'unknown_lease'
+  | 'duplicate_entry'
+  | 'invalid_entry'
+  | 'invalid_policy'
+  | 'invalid_state'
+  | 'unsupported_schema_version'
+  | 'foreign_document'
+  | 'stale_refresh'
+  | 'not_refreshable'
+  | 'too_large'
+  | 'no_credential'
+  | 'internal'
+
+/** The error every method throws: a real `Error` with a stable `code`. */
+export interface CredpoolError extends Error {
+  code: ErrorCode
+}
+
+/** How a pool picks among its available entries. */
+export type Strategy = 'fill_first' | 'round_robin' | 'least_used' | 'random'
+
+/** How the credential authenticates. */
+export type AuthType = 'api_key' | 'oauth'
+
+/** What kind of outcome a reported response is. */
+export type OutcomeClass =
+  | 'success'
+  | 'rate_limit'
+  | 'usage_limit'
+  | 'billing'
+  | 'billing_unverified'
+  | 'auth'
+  | 'auth_terminal'
+  | 'forbidden'
+  | 'entitlement'
+  | 'model_entitlement'
+  | 'server_error'
+  | 'network_error'
+  | 'upstream_rate_limit'
+  | 'client_error'
+
+/** Why a decision was taken. */
+export type Reason =
+  | OutcomeClass
+  | 'all_cooling_down'
+  | 'no_usable_entry'
+  | 'token_expiring'
+  | 'refreshed'
+  | 'adopted'
+  | 'refresh_failed'
+  | 'refresh_cap'
+
+/** Where a provider reset hint came from. */
+export type HintSource =
+  | 'retry_after'
+  | 'x_ratelimit_reset'
+  | 'x_ratelimit_reset_requests'
+  | 'x_ratelimit_reset_tokens'
+  | 'anthropic_ratelimit_reset'
+  | 'body_resets_at'
+  | 'body_reset_at'
+  | 'body_resets_in_seconds'
+  | 'body_retry_after'
+  | 'google_retry_delay'
+  | 'google_quota_reset_delay'
+  | 'message'
+
+/** The provider hint a delay or cooldown came from, after clamping. */
+export interface HintUsed {
+  source: HintSource
+  at: Millis
+  clamped: boolean
+}
+
+/** A step of a pool's fallback chain. */
+export interface FallbackTarget {
+  pool: string
+  model?: string
+}
+
+/** What the host should do next. */
+export type Decision =
+  | { type: 'use'; entry_id: string; lease_id: number; reason?: Reason; hint?: HintUsed }
+  | { type: 'retry_same'; entry_id: string; lease_id: number; delay_ms: number; reason: Reason; hint?: HintUsed }
+  | { type: 'refresh'; entry_id: string; lease_id: number; generation: number; reason: Reason }
+  | { type: 'fallback'; pool: string; model?: string; reason: Reason; primary_back_at: Millis | null }
+  | { type: 'wait'; until: Millis; reason: Reason; hint?: HintUsed }
+  | { type: 'fail'; reason: Reason; status?: number }
+  | { type: 'done' }
+
+/** Every output says whether persisted state changed (write it back only then). */
+export interface Changed {
+  changed: boolean
+}
+
+/** `acquire`, `report` and `refresh_result` answer a decision. */
+export type DecisionOutput = Decision & Changed
+
+/** A provider response (or transport failure) to report. */
+export interface ResponseInfo {
+  status?: number
+  /** Transport failure kind: `timeout`, `connect`, `reset`, ... (with no `status`). */
+  network_error?: string
+  /** Names compare case-insensitively; an object or `[name, value]` pairs. */
+  headers?: Record<string, string | number> | Array<[string, string]>
+  /** Text, or already-parsed JSON. */
+  body?: unknown
+  model?: string
+}
+
+/** A credential to add. Secrets are accepted here and never echoed back. */
+export interface NewEntry {
+  id?: string
+  label?: string
+  auth_type?: AuthType
+  priority?: number
+  /** `manual` (default), `env:<VAR>` or `config:<name>` (borrowed: never exported). */
+  source?: string
+  access_token?: string
+  refresh_token?: string
+  expires_at?: Millis
+  base_url?: string
+  extra?: Record<string, unknown>
+}
+
+/** How a refresh the host performed ended. */
+export type RefreshOutcome =
+  | { type: 'refreshed'; access_token: string; refresh_token?: string; expires_at?: Millis }
+  | { type: 'failed'; terminal?: boolean; reason?: string; message?: string }
+  | { type: 'adopted' }
+
+/** The `refresh_result` input (without its `type`). */
+export interface RefreshResultInput {
+  pool: string
+  entry_id: string
+  generation: number
+  lease_id?: number
+  result: RefreshOutcome
+}
+
+/** Policy: a preset plus field overrides (see core/src/policy.rs for every field). */
+export type PolicyInput = { preset?: 'hermes' | 'adaptive' } & Record<string, unknown>
+
+/** A custom endpoint for `seed`. */
+export interface CustomProvider {
+  name?: string
+  base_url: string
+  api_key?: string
+  api_key_env?: string
+}
+
+/** Every input `handle` accepts. */
+export type Input =
+  | { type: 'configure_pool'; pool: string; strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }
+  | { type: 'add_entry'; pool: string; entry: NewEntry }
+  | { type: 'remove_entry'; pool: string; entry_id: string }
+  | { type: 'reset'; pool: string; entry_id?: string }
+  | { type: 'set_priority'; pool: string; entry_id: string; priority: number }
+  | { type: 'acquire'; pool: string; model?: string; session?: string }
+  | { type: 'report'; pool: string; lease_id?: number; entry_id?: string; response: ResponseInfo }
+  | { type: 'release'; pool: string; lease_id: number }
+  | ({ type: 'refresh_result' } & RefreshResultInput)
+  | { type: 'check_refresh'; pool: string; entry_id: string; generation: number }
+  | { type: 'begin_turn'; pool?: string }
+  | { type: 'tick' }
+  | { type: 'sync'; state: StateDocument }
+  | { type: 'export_state' }
+  | { type: 'status'; pool?: string }
+  | { type: 'seed'; env?: Record<string, string>; config?: { custom_providers?: CustomProvider[] } }
+  | { type: 'reveal'; pool: string; entry_id: string }
+
+/** The persistable state document (`format: "credpool"`); treat it as opaque JSON. */
+export interface StateDocument {
+  format: 'credpool'
+  schema_version: number
+  [field: string]: unknown
+}
+
+/** An entry's health in words a person acts on. */
+export type Health = 'available' | 'rate_limited' | 'auth_failed' | 'exhausted' | 'dead' | 'no_secret'
+
+/** One entry's status line. */
+export interface EntryStatus {
+  index: number
+  id: string
+  label: string
+  auth_type: AuthType
+  priority: number
+  source: string
+  health: Health
+  until?: Millis
+  text: string
+  request_count: number
+  next: boolean
+}
+
+/** One pool's status. */
+export interface PoolStatus {
+  pool: string
+  strategy: Strategy
+  policy: 'hermes' | 'adaptive'
+  entries: EntryStatus[]
+}
+
+/** An entry a `seed` added or updated. */
+export interface SeededEntry {
+  pool: string
+  entry_id: string
+  source: string
+}
+
+/** An entry's secrets, as `credential` / `reveal` hand them to the host. */
+export interface CredentialOutput extends Changed {
+  type: 'credential'
+  entry_id: string
+  access_token: string | null
+  refresh_token?: string
+  expires_at?: Millis
+  base_url?: string
+  generation: number
+}
+
+/** Replies to inputs that are not decisions. */
+export type Reply =
+  | { type: 'pool_configured'; pool: string }
+  | { type: 'entry_added'; entry_id: string }
+  | { type: 'entry_removed'; entry_id: string }
+  | { type: 'released'; lease_id: number }
+  | { type: 'reset'; count: number }
+  | { type: 'entry_updated'; entry_id: string }
+  | { type: 'refresh_check'; needed: boolean }
+  | { type: 'turn_begun'; restored: string[] }
+  | { type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null }
+  | { type: 'synced' }
+  | { type: 'state'; state: StateDocument }
+  | { type: 'status'; pools: PoolStatus[] }
+  | { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] }
+  | Omit<CredentialOutput, 'changed'>
+
+/** Whatever `handle` answers. */
+export type Output = (Decision | Reply) & Changed
+
+/** The status reply. */
+export type StatusOutput = { type: 'status'; pools: PoolStatus[] } & Changed
