@@ -59,19 +59,43 @@ class RefreshError(CredpoolError):
     code = "stale_refresh"
 
 
+class NoCredentialError(CredpoolError):
+    """No entry can serve the request now; ``.decision`` is the ``wait`` or ``fail`` decision."""
+
+    code = "no_credential"
+
+    def __init__(self, message: str = "", code: str | None = None, decision: dict | None = None) -> None:
+        super().__init__(message, code)
+        self.decision = decision
+
+
 # The extension imports the classes above, so it is imported after them.
-from credpool._credpool import Registry, error_codes  # noqa: E402
+from credpool._credpool import Registry, error_codes, version  # noqa: E402
+from credpool._helpers import (  # noqa: E402
+    CredentialPool,
+    Lease,
+    LeaseContext,
+    credential_pool,
+    response_info,
+)
 
 __all__ = [
+    "CredentialPool",
     "CredpoolError",
     "DuplicateEntryError",
     "InvalidClockError",
     "InvalidInputError",
+    "Lease",
+    "LeaseContext",
+    "NoCredentialError",
     "RefreshError",
     "Registry",
     "UnknownEntryError",
     "UnknownError",
     "UnknownLeaseError",
     "UnknownPoolError",
+    "credential_pool",
     "error_codes",
+    "response_info",
+    "version",
 ]
