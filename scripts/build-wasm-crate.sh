@@ -20,7 +20,7 @@ WASM_BINDGEN_VERSION=$ver "$here/setup-wasm.sh"
 . "$CREDPOOL_CACHE/wasm-env.sh"
 
 log=$(mktemp); trap 'rm -f "$log"' EXIT
-credpool_wasm_cargo build --release --lib --target wasm32-unknown-unknown \
+credpool_wasm_cargo build --profile wasm-release --lib --target wasm32-unknown-unknown \
   -Zbuild-std=std,panic_abort --manifest-path "$crate/Cargo.toml" \
   --message-format=json-render-diagnostics >"$log"
 wasm=$(grep -o '"[^"]*\.wasm"' "$log" | tail -n1 | tr -d '"')

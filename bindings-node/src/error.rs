@@ -12,11 +12,11 @@ impl AsRef<str> for Code {
 }
 
 /// A coded JS error.
-pub fn error(code: ErrorCode, message: impl Into<String>) -> napi::Error<Code> {
+pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> napi::Error<Code> {
     napi::Error::new(Code(code.as_str()), message.into())
 }
 
 /// A core error as a JS error (core messages never contain secrets).
-pub fn core_error(e: &credpool_core::Error) -> napi::Error<Code> {
+pub(crate) fn core_error(e: &credpool_core::Error) -> napi::Error<Code> {
     error(e.code(), e.message())
 }

@@ -45,7 +45,7 @@ impl Registry {
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "RegistryOptions")] options: Option<js_sys::Object>,
-    ) -> JsResult<Registry> {
+    ) -> JsResult<Self> {
         let options: JsValue = options.into();
         let options = if options.is_undefined() || options.is_null() {
             Map::new()
@@ -75,7 +75,7 @@ impl Registry {
             Some(state) => credpool_core::Registry::from_state(state, opts),
         }
         .map_err(|e| core_error(&e))?;
-        Ok(Registry { inner })
+        Ok(Self { inner })
     }
 
     /// Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: `Date.now()`).
