@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'not_refreshable'
   | 'too_large'
   | 'no_credential'
+  | 'lock_timeout'
+  | 'io'
   | 'internal'
 
 /** The error every method throws: a real `Error` with a stable `code`. */

@@ -37,6 +37,8 @@ mod errors {
             "duplicate_entry" => "DuplicateEntryError",
             "stale_refresh" | "not_refreshable" => "RefreshError",
             "no_credential" => "NoCredentialError",
+            "lock_timeout" => "LockTimeoutError",
+            "io" => "StoreIOError",
             _ => "CredpoolError",
         }
     }

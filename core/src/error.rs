@@ -40,6 +40,11 @@ pub enum ErrorCode {
     /// decision, never an error; the bindings' helpers raise it (with that decision
     /// attached) when they cannot follow the decision for the caller.
     NoCredential,
+    /// The store's lock file stayed locked by another process past the timeout
+    /// (raised by `credpool-store`, never by core).
+    LockTimeout,
+    /// Reading or writing the store's file failed (raised by `credpool-store`, never by core).
+    Io,
     /// An internal invariant failed; the registry is left as it was.
     Internal,
 }
@@ -63,6 +68,8 @@ impl ErrorCode {
         Self::NotRefreshable,
         Self::TooLarge,
         Self::NoCredential,
+        Self::LockTimeout,
+        Self::Io,
         Self::Internal,
     ];
 
@@ -86,6 +93,8 @@ impl ErrorCode {
             Self::NotRefreshable => "not_refreshable",
             Self::TooLarge => "too_large",
             Self::NoCredential => "no_credential",
+            Self::LockTimeout => "lock_timeout",
+            Self::Io => "io",
             Self::Internal => "internal",
         }
     }

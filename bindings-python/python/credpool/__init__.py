@@ -69,6 +69,18 @@ class NoCredentialError(CredpoolError):
         self.decision = decision
 
 
+class LockTimeoutError(CredpoolError, TimeoutError):
+    """The store's lock stayed held by another process past the timeout (``lock_timeout``)."""
+
+    code = "lock_timeout"
+
+
+class StoreIOError(CredpoolError, OSError):
+    """Reading or writing the store's file failed (``io``)."""
+
+    code = "io"
+
+
 # The extension imports the classes above, so it is imported after them.
 from credpool._credpool import Registry, error_codes, version  # noqa: E402
 from credpool._helpers import (  # noqa: E402
@@ -85,10 +97,12 @@ __all__ = [
     "DuplicateEntryError",
     "InvalidClockError",
     "InvalidInputError",
+    "LockTimeoutError",
     "Lease",
     "LeaseContext",
     "NoCredentialError",
     "RefreshError",
+    "StoreIOError",
     "Registry",
     "UnknownEntryError",
     "UnknownError",

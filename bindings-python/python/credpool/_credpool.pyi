@@ -19,6 +19,8 @@ ErrorCode = Literal[
     "not_refreshable",
     "too_large",
     "no_credential",
+    "lock_timeout",
+    "io",
     "internal",
 ]
 
