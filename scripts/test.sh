@@ -37,6 +37,8 @@ echo "== node binding (napi): build, generated-file drift, API tests, every vect
   CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-node" npx napi build --platform --release
   git diff --exit-code -- index.js index.d.ts
 )
+# Test dependencies of the shared Node tests (the real openai SDK for the helpers).
+(cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 CREDPOOL_IMPL=napi node --test tests/node/*.test.mjs
 
 echo "== python binding (pyo3, abi3): build, stub check, tests (API + every vector)"
@@ -62,6 +64,14 @@ ls -l "$pkg/web/credpool_wasm_bg.wasm" | awk '{print "wasm size (raw bytes): " $
 echo "wasm size (gzip -9 bytes): $(gzip -9 -c "$pkg/web/credpool_wasm_bg.wasm" | wc -c)"
 CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node --test tests/node/*.test.mjs
 CREDPOOL_WASM_WEB="$pkg/web" node bindings-wasm/test/browser.mjs
+
+echo "== packages: npm pack + maturin build, installed into fresh projects, README examples run there"
+scripts/test-packages.sh
+
+echo "== binding benches (smoke run; real figures: scripts/bench-bindings.sh)"
+CREDPOOL_IMPL=napi node benches/bindings.mjs 200 >/dev/null
+CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node benches/bindings.mjs 200 >/dev/null
+"$venv/bin/python" benches/bindings.py 200 >/dev/null
 
 echo "== main job example"
 cargo run -q -p credpool-core --example agent >/dev/null
