@@ -1,0 +1,169 @@
+//! Reading and atomically replacing the store file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use credpool_core::{Error, ErrorCode, Result};
+
+/// Bytes of a store file the store agrees to read.
+pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What identifies one version of the file: any write (a rename) changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    len: u64,
+    modified_ns: u128,
+    inode: u64,
+}
+
+/// The stamp of the file at `path`, `None` when it does not exist.
+pub(crate) fn stamp(path: &Path) -> Result<Option<Stamp>> {
+    match fs::metadata(path) {
+        Ok(meta) => Ok(Some(Stamp {
+            len: meta.len(),
+            modified_ns: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos()),
+            inode: inode(&meta),
+        })),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("stat", path, &e)),
+    }
+}
+
+#[cfg(unix)]
+fn inode(meta: &fs::Metadata) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(meta)
+}
+
+#[cfg(not(unix))]
+fn inode(_: &fs::Metadata) -> u64 {
+    0
+}
+
+/// The file's bytes, `None` when it does not exist.
+pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "{} is {} bytes, more than the {MAX_FILE_BYTES} a store file may hold",
+                    path.display(),
+                    meta.len()
+                ),
+            ));
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_error("stat", path, &e)),
+    }
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error("read", path, &e)),
+    }
+}
+
+/// Replaces `path` with `bytes` atomically: a temp file in the same directory (mode 0600),
+/// written and fsynced, renamed over `path`, then the directory fsynced (when `durable`).
+/// Readers see the old or the new file, never a mix; a crash leaves one of the two.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
+    let dir = parent(path);
+    create_dir(dir)?;
+    let tmp = temp_path(path);
+    let result = (|| {
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&tmp)
+            .map_err(|e| io_error("create", &tmp, &e))?;
+        file.write_all(bytes)
+            .map_err(|e| io_error("write", &tmp, &e))?;
+        if durable {
+            file.sync_all().map_err(|e| io_error("fsync", &tmp, &e))?;
+        }
+        drop(file);
+        fs::rename(&tmp, path).map_err(|e| io_error("rename into place", path, &e))?;
+        if durable {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Moves the file at `path` aside as `<path>.corrupt-<epoch ms>` and returns the new path.
+pub(crate) fn move_aside(path: &Path) -> Result<PathBuf> {
+    let ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".corrupt-{ms}"));
+    let aside = PathBuf::from(name);
+    fs::rename(path, &aside).map_err(|e| io_error("move aside", path, &e))?;
+    Ok(aside)
+}
+
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates `dir` (and its parents) with mode 0700 when missing.
+pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .map_err(|e| io_error("create the directory", dir, &e))
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    // Unique per process and call: concurrent writers never share a temp file.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = path
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    parent(path).join(format!(".{name}.tmp-{}-{n}", std::process::id()))
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error("fsync the directory", dir, &e))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
+}
+
+/// An `io` error naming what failed on which path (paths are not secrets).
+pub(crate) fn io_error(what: &str, path: &Path, e: &std::io::Error) -> Error {
+    Error::new(
+        ErrorCode::Io,
+        format!("cannot {what} {}: {e}", path.display()),
+    )
+}

@@ -1,0 +1,333 @@
+//! [`FileStore`]: a registry persisted in one JSON file shared by many processes.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use credpool_core::{
+    AcquireRequest, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId, Millis,
+    Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report, Result, parse_input,
+};
+use serde_json::Value;
+
+use crate::file::{self, Stamp};
+use crate::lock::{self, LockGuard};
+use crate::path::default_path;
+
+/// Options of [`FileStore::open`].
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// This process's writer id (keys its request counters in the merged file).
+    pub writer: String,
+    /// PRNG seed of the registry.
+    pub seed: u64,
+    /// Longest wait for the lock before a `lock_timeout` error (default 10 s).
+    pub lock_timeout: Duration,
+    /// fsync the file and its directory on every write (default true).
+    pub durable: bool,
+}
+
+impl StoreOptions {
+    /// Options with the given writer and seed and the defaults.
+    pub fn new(writer: impl Into<String>, seed: u64) -> Self {
+        Self {
+            writer: writer.into(),
+            seed,
+            lock_timeout: Duration::from_secs(10),
+            durable: true,
+        }
+    }
+}
+
+/// A registry persisted in one JSON file that many processes share.
+///
+/// Every input that may change state runs as one transaction: take the lock, read the
+/// file if another process changed it and merge it in (core `sync`), apply the input,
+/// write the merged state atomically if the input changed anything, release. So no
+/// writer ever clobbers another, and a long-lived process sees what others wrote before
+/// it decides. Read-only inputs (`status`, `export_state`, `reveal`, `check_refresh`)
+/// reload without the lock. A file that is not valid credpool state is never overwritten.
+#[derive(Debug)]
+pub struct FileStore {
+    path: PathBuf,
+    lock_path: PathBuf,
+    registry: Registry,
+    /// The file version last read or written here (`None`: no file yet).
+    seen: Option<Stamp>,
+    options: StoreOptions,
+}
+
+/// What [`FileStore::begin_refresh`] found.
+#[derive(Debug)]
+pub enum RefreshStart {
+    /// Another process already rotated the token: it was adopted; here is the decision.
+    Adopted(Decision),
+    /// The token is still the stale one: refresh it, then call [`FileStore::finish_refresh`].
+    Needed(RefreshTicket),
+}
+
+/// A refresh in progress. It holds the store lock, so no other process can refresh the
+/// same token meanwhile; dropping it without finishing releases the lock, changing nothing.
+#[derive(Debug)]
+pub struct RefreshTicket {
+    guard: LockGuard,
+    pool: PoolKey,
+    entry_id: EntryId,
+    generation: u64,
+    lease_id: Option<LeaseId>,
+    credential: Credential,
+}
+
+impl RefreshTicket {
+    /// The credential to refresh (its refresh token included).
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+}
+
+impl FileStore {
+    /// Opens the store at `path`: loads the file if it exists (without creating it).
+    ///
+    /// A file that is not valid credpool state fails with a coded error (`invalid_state`,
+    /// `unsupported_schema_version`, `foreign_document`, `too_large`) and is left untouched;
+    /// [`FileStore::move_aside`] moves it away on explicit request.
+    pub fn open(path: impl Into<PathBuf>, options: StoreOptions) -> Result<Self> {
+        let path = path.into();
+        let registry_options = Options {
+            writer: options.writer.clone(),
+            seed: options.seed,
+        };
+        let seen = file::stamp(&path)?;
+        let registry = match file::read(&path)? {
+            Some(bytes) => Registry::from_state(&parse(&path, &bytes)?, registry_options)?,
+            None => Registry::new(registry_options)?,
+        };
+        Ok(Self {
+            lock_path: lock::lock_path(&path),
+            path,
+            registry,
+            seen,
+            options,
+        })
+    }
+
+    /// Opens the store at [`default_path`](crate::default_path).
+    pub fn open_default(options: StoreOptions) -> Result<Self> {
+        Self::open(default_path()?, options)
+    }
+
+    /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new
+    /// path. Never done implicitly.
+    pub fn move_aside(path: &Path) -> Result<PathBuf> {
+        file::move_aside(path)
+    }
+
+    /// The store file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The in-memory registry as of the last reload or transaction.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Merges in what other processes wrote since the last look (a cheap stat when
+    /// nothing changed); returns whether the file had changed.
+    pub fn reload(&mut self) -> Result<bool> {
+        let stamp = file::stamp(&self.path)?;
+        if stamp == self.seen || stamp.is_none() {
+            return Ok(false);
+        }
+        if let Some(bytes) = file::read(&self.path)? {
+            let state = parse(&self.path, &bytes)?;
+            self.registry.sync(&state)?;
+            self.registry.take_changed();
+        }
+        self.seen = stamp;
+        Ok(true)
+    }
+
+    /// Applies one wire input, persisting it when it changed state.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
+        if matches!(
+            input,
+            Input::Status { .. }
+                | Input::ExportState
+                | Input::Reveal { .. }
+                | Input::CheckRefresh { .. }
+        ) {
+            self.reload()?;
+            return self.registry.handle(now, input);
+        }
+        self.transact(|registry| {
+            let output = registry.handle(now, input)?;
+            Ok((output.changed, output))
+        })
+    }
+
+    /// Parses a JSON wire input and applies it ([`FileStore::handle`]).
+    pub fn handle_value(&mut self, now: Millis, input: Value) -> Result<Output> {
+        let input = parse_input(input)?;
+        self.handle(now, input)
+    }
+
+    /// `acquire`, persisted.
+    pub fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
+        self.transact(|registry| {
+            let decision = registry.acquire(now, request)?;
+            Ok((registry.take_changed(), decision))
+        })
+    }
+
+    /// `report`, persisted.
+    pub fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
+        self.transact(|registry| {
+            let decision = registry.report(now, report)?;
+            Ok((registry.take_changed(), decision))
+        })
+    }
+
+    /// Step one of the single-flight refresh a `refresh` decision asks for: takes the lock,
+    /// merges in the file, and either adopts a token another process already rotated
+    /// ([`RefreshStart::Adopted`]) or hands back a ticket holding the lock
+    /// ([`RefreshStart::Needed`]) for the host to refresh with.
+    pub fn begin_refresh(
+        &mut self,
+        now: Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+    ) -> Result<RefreshStart> {
+        let guard = lock::lock(&self.lock_path, self.options.lock_timeout)?;
+        self.reload_locked()?;
+        if self.registry.check_refresh(pool, entry_id, generation)? {
+            let credential = self.registry.credential(pool, entry_id)?;
+            return Ok(RefreshStart::Needed(RefreshTicket {
+                guard,
+                pool: pool.clone(),
+                entry_id: entry_id.clone(),
+                generation,
+                lease_id,
+                credential,
+            }));
+        }
+        let result = RefreshResult {
+            pool: pool.clone(),
+            entry_id: entry_id.clone(),
+            generation,
+            lease_id,
+            result: RefreshOutcome::Adopted,
+        };
+        let decision = self.apply_locked(|registry| {
+            let decision = registry.refresh_result(now, &result)?;
+            Ok((registry.take_changed(), decision))
+        })?;
+        drop(guard);
+        Ok(RefreshStart::Adopted(decision))
+    }
+
+    /// Step two: records how the refresh ended (the new token pair, or the failure),
+    /// writes it, and releases the lock.
+    pub fn finish_refresh(
+        &mut self,
+        now: Millis,
+        ticket: RefreshTicket,
+        outcome: RefreshOutcome,
+    ) -> Result<Decision> {
+        let RefreshTicket {
+            guard,
+            pool,
+            entry_id,
+            generation,
+            lease_id,
+            ..
+        } = ticket;
+        let result = RefreshResult {
+            pool,
+            entry_id,
+            generation,
+            lease_id,
+            result: outcome,
+        };
+        let decision = self.apply_locked(|registry| {
+            let decision = registry.refresh_result(now, &result)?;
+            Ok((registry.take_changed(), decision))
+        })?;
+        drop(guard);
+        Ok(decision)
+    }
+
+    /// The whole single-flight refresh: [`begin_refresh`](Self::begin_refresh), `refresh`
+    /// (only when the token is still stale; it runs under the lock), then
+    /// [`finish_refresh`](Self::finish_refresh). `clock` gives `now` for each step.
+    pub fn refresh(
+        &mut self,
+        clock: impl Fn() -> Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+        refresh: impl FnOnce(&Credential) -> RefreshOutcome,
+    ) -> Result<Decision> {
+        match self.begin_refresh(clock(), pool, entry_id, generation, lease_id)? {
+            RefreshStart::Adopted(decision) => Ok(decision),
+            RefreshStart::Needed(ticket) => {
+                let outcome = refresh(ticket.credential());
+                self.finish_refresh(clock(), ticket, outcome)
+            }
+        }
+    }
+
+    /// Lock, reload, apply `op`, write when it says state changed, unlock.
+    fn transact<T>(&mut self, op: impl FnOnce(&mut Registry) -> Result<(bool, T)>) -> Result<T> {
+        let guard = lock::lock(&self.lock_path, self.options.lock_timeout)?;
+        self.reload_locked()?;
+        let result = self.apply_locked(op);
+        drop(guard);
+        result
+    }
+
+    /// Applies `op` under the held lock; on a failed write the registry is restored, so
+    /// the caller's error means the input did not happen.
+    fn apply_locked<T>(
+        &mut self,
+        op: impl FnOnce(&mut Registry) -> Result<(bool, T)>,
+    ) -> Result<T> {
+        let before = self.registry.clone();
+        let (changed, value) = op(&mut self.registry)?;
+        if changed && let Err(e) = self.write_locked() {
+            self.registry = before;
+            return Err(e);
+        }
+        Ok(value)
+    }
+
+    /// [`FileStore::reload`] under the held lock: the file cannot change meanwhile.
+    fn reload_locked(&mut self) -> Result<()> {
+        self.reload().map(drop)
+    }
+
+    fn write_locked(&mut self) -> Result<()> {
+        let state = self.registry.export_state();
+        let bytes = serde_json::to_vec(&state)
+            .map_err(|e| Error::new(ErrorCode::Internal, format!("cannot serialise state: {e}")))?;
+        file::write_atomic(&self.path, &bytes, self.options.durable)?;
+        self.seen = file::stamp(&self.path)?;
+        Ok(())
+    }
+}
+
+/// Parses a store file, with an error that names the file and keeps it untouched.
+fn parse(path: &Path, bytes: &[u8]) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(
+            ErrorCode::InvalidState,
+            format!(
+                "{} is not valid JSON ({e}); it was left untouched (move it aside with \
+                 FileStore::move_aside to start over)",
+                path.display()
+            ),
+        )
+    })
+}
