@@ -58,6 +58,15 @@ scripts/readme-example.py typescript >"$app/example.ts"
 out=$(cd "$app" && node out/example.js)
 expect "README TypeScript example (tsc --strict, then node)" "200 first -> second" "$out"
 
+# One type contract: tests/node/contract.ts compiles against both packages' .d.ts files.
+for pkg in credpool credpool-wasm; do
+  mkdir -p "$app/contract-$pkg"
+  sed "s/credpool-under-test/$pkg/g" tests/node/contract.ts >"$app/contract-$pkg/contract.ts"
+  (cd "$app" && npx tsc --noEmit --strict --target es2022 --module nodenext --moduleResolution nodenext \
+    --types node "contract-$pkg/contract.ts")
+  echo "type contract (tests/node/contract.ts) against $pkg: ok"
+done
+
 # credpool-wasm in Node resolves to its nodejs build (the `node` export condition).
 out=$(cd "$app" && node --input-type=module -e "
 import { Registry, version } from 'credpool-wasm'
