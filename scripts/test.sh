@@ -15,8 +15,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== core purity"
 scripts/check-core-purity.sh
 
-echo "== rust tests (unit, doc, conformance vectors)"
-cargo test --workspace
+echo "== rust tests (unit, doc, conformance vectors, store)"
+cargo test  # default members: core, store, cli, tests (bindings are tested in their languages)
 
 echo "== vectors against tests/vector.schema.json; core/wire.d.ts against core/src/wire.rs"
 scripts/check-vector-schema.sh
