@@ -74,7 +74,7 @@ mod body;
 mod class;
 mod duration;
 mod hints;
-mod httpdate;
+pub(crate) mod httpdate;
 mod phrases;
 #[cfg(test)]
 mod tests;
