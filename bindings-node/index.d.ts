@@ -313,6 +313,23 @@ export declare class Registry {
 /** Every stable error code, in core's declaration order. */
 export declare function errorCodes(): ErrorCode[]
 
+/**
+ * `exportHermes(state, base?, now?)`: writes a Hermes `auth.json` object (`version: 1` and
+ * `credential_pool`) from a credpool state document. With `base` (an existing `auth.json`),
+ * its other top-level keys are kept and only `credential_pool` is replaced. Borrowed sources
+ * carry no secret, only `secret_fingerprint`; removed entries are left out.
+ */
+export declare function exportHermes(state: StateDocument, base?: Record<string, unknown> | null, now?: number | undefined | null): Record<string, unknown>
+
+/**
+ * `importHermes(authJson, now?)`: converts the `credential_pool` section of a Hermes
+ * `auth.json` (parsed) into a credpool state document for `new Registry({ state })`.
+ * Hermes times (epoch seconds) become ms; borrowed sources (`env:*`, `config:*`, ...)
+ * keep only their fingerprint; the `providers` singletons are not imported.
+ * Throws `invalid_state`, `foreign_document`, `unsupported_schema_version` or `too_large`.
+ */
+export declare function importHermes(authJson: Record<string, unknown>, now?: number | undefined | null): StateDocument
+
 /** Options of `new Registry(...)`. */
 export interface RegistryOptions {
   /** This process's writer id (default: 12 random hex characters). */

@@ -837,4 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.Registry = nativeBinding.Registry
 module.exports.errorCodes = nativeBinding.errorCodes
+module.exports.exportHermes = nativeBinding.exportHermes
+module.exports.importHermes = nativeBinding.importHermes
 module.exports.version = nativeBinding.version

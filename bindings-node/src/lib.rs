@@ -62,6 +62,7 @@ impl Registry {
             None => format!("{:012x}", os_random_u64()? & 0xffff_ffff_ffff),
         };
         let options = Options { writer, seed };
+        let state = state.map(integral);
         let inner = guard(|| match &state {
             Some(state) => credpool_core::Registry::from_state(state, options),
             None => credpool_core::Registry::new(options),
@@ -78,6 +79,7 @@ impl Registry {
     ) -> Result<Value, Code> {
         let now = clock(now)?;
         // Core validates before it mutates, so a failed input leaves the state untouched.
+        let input = integral(input);
         let output = guard(|| self.inner.handle_value(now, input))?;
         serde_json::to_value(&output)
             .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
@@ -324,6 +326,38 @@ pub fn version() -> &'static str {
     credpool_core::VERSION
 }
 
+/// `importHermes(authJson, now?)`: converts the `credential_pool` section of a Hermes
+/// `auth.json` (parsed) into a credpool state document for `new Registry({ state })`.
+/// Hermes times (epoch seconds) become ms; borrowed sources (`env:*`, `config:*`, ...)
+/// keep only their fingerprint; the `providers` singletons are not imported.
+/// Throws `invalid_state`, `foreign_document`, `unsupported_schema_version` or `too_large`.
+#[napi(ts_return_type = "StateDocument")]
+pub fn import_hermes(
+    #[napi(ts_arg_type = "Record<string, unknown>")] auth_json: Value,
+    now: Option<f64>,
+) -> Result<Value, Code> {
+    let now = clock(now)?;
+    let auth_json = integral(auth_json);
+    let state = guard(|| credpool_core::import_hermes(&auth_json, now))?;
+    serde_json::to_value(&state)
+        .map_err(|_| error(ErrorCode::Internal, "could not serialise the state"))
+}
+
+/// `exportHermes(state, base?, now?)`: writes a Hermes `auth.json` object (`version: 1` and
+/// `credential_pool`) from a credpool state document. With `base` (an existing `auth.json`),
+/// its other top-level keys are kept and only `credential_pool` is replaced. Borrowed sources
+/// carry no secret, only `secret_fingerprint`; removed entries are left out.
+#[napi(ts_return_type = "Record<string, unknown>")]
+pub fn export_hermes(
+    #[napi(ts_arg_type = "StateDocument")] state: Value,
+    #[napi(ts_arg_type = "Record<string, unknown> | null")] base: Option<Value>,
+    now: Option<f64>,
+) -> Result<Value, Code> {
+    let now = clock(now)?;
+    let (state, base) = (integral(state), base.map(integral));
+    guard(|| credpool_core::export_hermes(&state, base.as_ref(), now))
+}
+
 /// Runs `f`, turning a core error or a panic into a coded JS error.
 fn guard<T>(f: impl FnOnce() -> credpool_core::Result<T>) -> Result<T, Code> {
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -371,6 +405,25 @@ fn integer_value(x: f64) -> Value {
         json!(x as i64)
     } else {
         json!(x)
+    }
+}
+
+/// napi hands JS numbers outside the i32 range over as floats (`1787075000000.0`); core's
+/// integer fields (ms timestamps, counters) need them as JSON integers. Integral floats
+/// within 2^53 become integers, recursively; other numbers are left as they are.
+fn integral(value: Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => match n.as_f64() {
+            Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() <= MAX_CLOCK => {
+                integer_value(x)
+            }
+            _ => Value::Number(n),
+        },
+        Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, integral(v))).collect())
+        }
+        other => other,
     }
 }
 

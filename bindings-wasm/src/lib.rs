@@ -394,6 +394,46 @@ pub fn error_codes() -> Vec<String> {
         .collect()
 }
 
+/// `importHermes(authJson, now?)`: converts the `credential_pool` section of a Hermes
+/// `auth.json` (parsed) into a credpool state document for `new Registry({ state })`.
+/// Hermes times (epoch seconds) become ms; borrowed sources (`env:*`, `config:*`, ...)
+/// keep only their fingerprint; the `providers` singletons are not imported.
+/// Throws `invalid_state`, `foreign_document`, `unsupported_schema_version` or `too_large`.
+#[wasm_bindgen(js_name = "importHermes", unchecked_return_type = "StateDocument")]
+pub fn import_hermes(
+    #[wasm_bindgen(js_name = "authJson", unchecked_param_type = "Record<string, unknown>")]
+    auth_json: JsValue,
+    now: Option<f64>,
+) -> JsResult<JsValue> {
+    let now = clock(now)?;
+    let auth = from_js(auth_json)?;
+    let state = credpool_core::import_hermes(&auth, now).map_err(|e| core_error(&e))?;
+    let state = serde_json::to_value(&state)
+        .map_err(|_| error(ErrorCode::Internal, "could not serialise the state"))?;
+    to_js(&state)
+}
+
+/// `exportHermes(state, base?, now?)`: writes a Hermes `auth.json` object (`version: 1` and
+/// `credential_pool`) from a credpool state document. With `base` (an existing `auth.json`),
+/// its other top-level keys are kept and only `credential_pool` is replaced. Borrowed sources
+/// carry no secret, only `secret_fingerprint`; removed entries are left out.
+#[wasm_bindgen(
+    js_name = "exportHermes",
+    unchecked_return_type = "Record<string, unknown>"
+)]
+pub fn export_hermes(
+    #[wasm_bindgen(unchecked_param_type = "StateDocument")] state: JsValue,
+    #[wasm_bindgen(unchecked_param_type = "Record<string, unknown> | null")] base: JsValue,
+    now: Option<f64>,
+) -> JsResult<JsValue> {
+    let now = clock(now)?;
+    let state = from_js(state)?;
+    let base = from_js(base)?;
+    let base = (!base.is_null()).then_some(&base);
+    let auth = credpool_core::export_hermes(&state, base, now).map_err(|e| core_error(&e))?;
+    to_js(&auth)
+}
+
 fn from_js(value: JsValue) -> JsResult<Value> {
     if value.is_undefined() || value.is_null() {
         return Ok(Value::Null);

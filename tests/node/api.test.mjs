@@ -185,3 +185,40 @@ test('optional arguments may be omitted', () => {
   assert.equal(reg.seed().type, 'seeded')
   assert.equal(reg.status().type, 'status')
 })
+
+test('importHermes / exportHermes: a Hermes auth.json round trip', () => {
+  const { importHermes, exportHermes } = credpool
+  const hermesDir = new URL('../hermes/', import.meta.url)
+  const openrouter = JSON.parse(readFileSync(new URL('openrouter.json', hermesDir), 'utf8'))
+  const state = importHermes(openrouter, 1787075000000)
+  assert.equal(state.format, 'credpool')
+  const reg = new Registry({ writer: 'w1', seed: 1, state })
+  // the primary is exhausted until its reset_at (1787076000 s), the backup serves meanwhile
+  assert.equal(reg.acquire('openrouter', null, 1787075999000).entry_id, '0f9e8d')
+  const out = exportHermes(reg.exportState(), openrouter, 1787076000000)
+  assert.deepEqual(out.providers, openrouter.providers)
+  assert.deepEqual(out.suppressed_sources, openrouter.suppressed_sources)
+  assert.deepEqual(
+    out.credential_pool.openrouter.map((e) => [e.id, e.priority, e.last_status, e.last_error_reset_at]),
+    [
+      ['a1b2c3', 0, 'exhausted', 1787076000],
+      ['d4e5f6', 1, 'exhausted', null],
+      ['0f9e8d', 2, 'ok', null],
+    ],
+  )
+  assert.deepEqual(importHermes(exportHermes(state), 1787075000000), state)
+
+  // A legacy file with an env: secret on disk: it never crosses the converter.
+  const legacy = JSON.parse(readFileSync(new URL('legacy-mixed.json', hermesDir), 'utf8'))
+  const legacyState = importHermes(legacy, 1787075000000)
+  const text = JSON.stringify(exportHermes(new Registry({ state: legacyState }).exportState(), legacy))
+  assert.ok(!text.includes('LEAKED'), 'a borrowed (env:) secret was exported')
+  assert.ok(!JSON.stringify(legacyState).includes('LEAKED'))
+  assert.ok(text.includes('"secret_fingerprint"'))
+
+  assert.equal(codeOf(() => importHermes({ credential_pool: [] })), 'invalid_state')
+  assert.equal(codeOf(() => importHermes({})), 'foreign_document')
+  assert.equal(codeOf(() => importHermes(state)), 'foreign_document')
+  assert.equal(codeOf(() => exportHermes(openrouter)), 'foreign_document')
+  assert.equal(codeOf(() => importHermes(openrouter, -1)), 'invalid_clock')
+})
