@@ -16,6 +16,9 @@ use serde_json::{Map, Value, json};
 /// Largest accepted clock: 2^53 ms (the range every runtime represents exactly).
 const MAX_CLOCK: u64 = 1 << 53;
 
+/// `FileStore`: the registry persisted in a file shared by processes (credpool-store).
+mod store;
+
 mod errors {
     use super::*;
 
@@ -593,10 +596,56 @@ fn version() -> &'static str {
     credpool_core::VERSION
 }
 
+/// Converts the `credential_pool` section of a Hermes `auth.json` (a dict) into a credpool
+/// state document for `Registry(state=...)`. Hermes times (epoch seconds) become ms; borrowed
+/// sources (`env:*`, `config:*`, ...) keep only their fingerprint; the `providers` singletons
+/// are not imported. Raises `invalid_state`, `foreign_document`,
+/// `unsupported_schema_version` or `too_large`.
+#[pyfunction]
+#[pyo3(signature = (auth_json, now=None))]
+fn import_hermes(
+    py: Python<'_>,
+    auth_json: &Bound<'_, PyAny>,
+    now: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyObject> {
+    let now = clock(py, now)?;
+    let auth = to_value(py, auth_json)?;
+    let state = guarded(py, || {
+        credpool_core::import_hermes(&auth, now).map_err(|e| errors::from_core(py, &e))
+    })?;
+    let state = serde_json::to_value(&state).map_err(|e| errors::internal(py, &e.to_string()))?;
+    Ok(to_py(py, &state)?.unbind())
+}
+
+/// Writes a Hermes `auth.json` dict (`version: 1` and `credential_pool`) from a credpool
+/// state document. With `base` (an existing `auth.json`), its other top-level keys are kept
+/// and only `credential_pool` is replaced. Borrowed sources carry no secret, only
+/// `secret_fingerprint`; removed entries are left out.
+#[pyfunction]
+#[pyo3(signature = (state, base=None, now=None))]
+fn export_hermes(
+    py: Python<'_>,
+    state: &Bound<'_, PyAny>,
+    base: Option<&Bound<'_, PyAny>>,
+    now: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PyObject> {
+    let now = clock(py, now)?;
+    let state = to_value(py, state)?;
+    let base = opt(py, base)?;
+    let auth = guarded(py, || {
+        let base = (!base.is_null()).then_some(&base);
+        credpool_core::export_hermes(&state, base, now).map_err(|e| errors::from_core(py, &e))
+    })?;
+    Ok(to_py(py, &auth)?.unbind())
+}
+
 #[pymodule]
 fn _credpool(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Registry>()?;
+    m.add_class::<store::FileStore>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(import_hermes, m)?)?;
+    m.add_function(wrap_pyfunction!(export_hermes, m)?)?;
     Ok(())
 }

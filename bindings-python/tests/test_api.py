@@ -185,3 +185,42 @@ def test_credential_and_management_methods():
     assert info.value.code == "not_refreshable"
     seeded = r.seed(env={"OPENAI_API_KEY": "sk-env-openai"}, now=40)
     assert [(e["pool"], e["source"]) for e in seeded["added"]] == [("openai", "env:OPENAI_API_KEY")]
+
+
+def test_hermes_import_export_round_trip() -> None:
+    import json
+
+    hermes = Path(__file__).resolve().parents[2] / "tests" / "hermes"
+    auth = json.loads((hermes / "openrouter.json").read_text())
+    state = credpool.import_hermes(auth, 1787075000000)
+    assert state["format"] == "credpool"
+    reg = credpool.Registry(writer="w1", seed=1, state=state)
+    # the primary is exhausted until its reset_at (1787076000 s); the backup serves meanwhile
+    assert reg.acquire("openrouter", now=1787075999000)["entry_id"] == "0f9e8d"
+    out = credpool.export_hermes(reg.export_state(now=0)["state"], auth, 1787076000000)
+    assert out["providers"] == auth["providers"]
+    assert out["suppressed_sources"] == auth["suppressed_sources"]
+    # the acquire counted one request on the backup; everything else is as it was
+    assert out["credential_pool"]["openrouter"][2]["request_count"] == 1
+    out["credential_pool"]["openrouter"][2]["request_count"] = 0
+    assert out["credential_pool"] == auth["credential_pool"]
+    assert credpool.import_hermes(credpool.export_hermes(state), 1787075000000) == state
+
+    # A legacy file with an env: secret on disk: it never crosses the converter.
+    legacy = json.loads((hermes / "legacy-mixed.json").read_text())
+    legacy_state = credpool.import_hermes(legacy, 1787075000000)
+    exported = credpool.Registry(state=legacy_state).export_state(now=0)["state"]
+    text = json.dumps(credpool.export_hermes(exported, legacy))
+    assert "LEAKED" not in text
+    assert "LEAKED" not in json.dumps(legacy_state)
+    assert '"secret_fingerprint"' in text
+
+    with pytest.raises(credpool.CredpoolError) as err:
+        credpool.import_hermes({"credential_pool": []})
+    assert err.value.code == "invalid_state"
+    with pytest.raises(credpool.CredpoolError) as err:
+        credpool.import_hermes({})
+    assert err.value.code == "foreign_document"
+    with pytest.raises(credpool.CredpoolError) as err:
+        credpool.export_hermes(auth)
+    assert err.value.code == "foreign_document"

@@ -82,7 +82,14 @@ class StoreIOError(CredpoolError, OSError):
 
 
 # The extension imports the classes above, so it is imported after them.
-from credpool._credpool import Registry, error_codes, version  # noqa: E402
+from credpool._credpool import (  # noqa: E402
+    Registry,
+    error_codes,
+    export_hermes,
+    import_hermes,
+    version,
+)
+from credpool._credpool import FileStore  # noqa: E402
 from credpool._helpers import (  # noqa: E402
     CredentialPool,
     Lease,
@@ -90,11 +97,13 @@ from credpool._helpers import (  # noqa: E402
     credential_pool,
     response_info,
 )
+from credpool._store import StorePool  # noqa: E402
 
 __all__ = [
     "CredentialPool",
     "CredpoolError",
     "DuplicateEntryError",
+    "FileStore",
     "InvalidClockError",
     "InvalidInputError",
     "LockTimeoutError",
@@ -103,6 +112,7 @@ __all__ = [
     "NoCredentialError",
     "RefreshError",
     "StoreIOError",
+    "StorePool",
     "Registry",
     "UnknownEntryError",
     "UnknownError",
@@ -110,6 +120,8 @@ __all__ = [
     "UnknownPoolError",
     "credential_pool",
     "error_codes",
+    "export_hermes",
+    "import_hermes",
     "response_info",
     "version",
 ]

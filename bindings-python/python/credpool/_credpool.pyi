@@ -1,6 +1,9 @@
-from typing import Any, Literal, Mapping, Optional, Sequence, final
+import os
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, final
 
-__all__ = ["Registry", "error_codes", "version"]
+from credpool._store import StorePool
+
+__all__ = ["FileStore", "Registry", "error_codes", "export_hermes", "import_hermes", "version"]
 
 ErrorCode = Literal[
     "invalid_input",
@@ -93,5 +96,107 @@ class Registry:
         now: Optional[int] = None,
     ) -> Output: ...
 
+@final
+class FileStore:
+    """A registry persisted in one JSON file shared by many processes. Thread-safe.
+
+    Same methods as :class:`Registry`; every input that may change state is one locked
+    transaction (merge what other processes wrote, apply, write atomically if changed).
+    Create with :meth:`open`.
+    """
+
+    @staticmethod
+    def open(
+        path: Union[str, os.PathLike[str], None] = None,
+        *,
+        writer: Optional[str] = None,
+        seed: Optional[int] = None,
+        lock_timeout: float = 10.0,
+        durable: bool = True,
+    ) -> "FileStore": ...
+    @staticmethod
+    def move_aside(path: Union[str, os.PathLike[str]]) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def writer(self) -> str: ...
+    def reload(self) -> bool: ...
+    def refresh(
+        self,
+        pool: str,
+        entry_id: str,
+        generation: int,
+        refresh_fn: Callable[[dict[str, Any]], Mapping[str, Any]],
+        lease_id: Optional[int] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def pool(
+        self,
+        key: str,
+        *,
+        refresh: Optional[Callable[[Any], Mapping[str, Any]]] = None,
+        clock: Optional[Callable[[], int]] = None,
+    ) -> StorePool: ...
+    def handle(self, input: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def acquire(
+        self,
+        pool: str,
+        model: Optional[str] = None,
+        session: Optional[str] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def report(
+        self,
+        pool: str,
+        lease_id: int,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        body: Any = None,
+        model: Optional[str] = None,
+        network_error: Optional[str] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def begin_turn(self, pool: Optional[str] = None, now: Optional[int] = None) -> Output: ...
+    def refresh_result(
+        self,
+        pool: str,
+        entry_id: str,
+        generation: int,
+        result: Mapping[str, Any],
+        lease_id: Optional[int] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def sync(self, state: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def export_state(self, now: Optional[int] = None) -> Output: ...
+    def status(self, pool: Optional[str] = None, now: Optional[int] = None) -> Output: ...
+    def add_entry(self, pool: str, entry: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def remove_entry(self, pool: str, entry_id: str, now: Optional[int] = None) -> Output: ...
+    def reset(self, pool: str, entry_id: Optional[str] = None, now: Optional[int] = None) -> Output: ...
+    def release(self, pool: str, lease_id: int, now: Optional[int] = None) -> Output: ...
+    def credential(self, pool: str, entry_id: str, now: Optional[int] = None) -> Output: ...
+    def configure_pool(
+        self,
+        pool: str,
+        strategy: Optional[Literal["fill_first", "round_robin", "least_used", "random"]] = None,
+        policy: Optional[Mapping[str, Any]] = None,
+        fallback: Optional[Sequence[Mapping[str, str]]] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def set_priority(self, pool: str, entry_id: str, priority: int, now: Optional[int] = None) -> Output: ...
+    def check_refresh(self, pool: str, entry_id: str, generation: int, now: Optional[int] = None) -> Output: ...
+    def tick(self, now: Optional[int] = None) -> Output: ...
+    def seed(
+        self,
+        env: Optional[Mapping[str, str]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+
 def error_codes() -> list[ErrorCode]: ...
 def version() -> str: ...
+def import_hermes(auth_json: Mapping[str, Any], now: Optional[int] = None) -> dict[str, Any]:
+    """Hermes ``auth.json`` (its ``credential_pool``) -> credpool state document."""
+def export_hermes(
+    state: Mapping[str, Any], base: Optional[Mapping[str, Any]] = None, now: Optional[int] = None
+) -> dict[str, Any]:
+    """Credpool state document -> Hermes ``auth.json`` (``base``'s other keys kept)."""

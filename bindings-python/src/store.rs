@@ -1,0 +1,715 @@
+//! `credpool.FileStore`: a registry persisted in one JSON file shared by many processes,
+//! thin over `credpool_store::FileStore` (lock → reload/merge → apply → atomic write).
+//!
+//! The methods mirror `Registry`'s (same names, same keyword arguments); each one goes
+//! through the store's `handle`, so every input that changes state is one locked
+//! transaction. Lock waits and file IO run with the GIL released, so other Python
+//! threads keep running while one waits for another process.
+//!
+//! Concurrency inside one process: a `Mutex` serialises the users of one `FileStore`
+//! object. It is never held while Python code runs, except during
+//! [`FileStore::refresh`]'s `refresh_fn`: other threads using the same `FileStore` wait
+//! meanwhile (and other processes wait for the file lock), which is exactly what
+//! single-flight means. `refresh_fn` must not call back into the same `FileStore`
+//! (that raises instead of deadlocking).
+
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use credpool_core::wire::CredentialOut;
+use credpool_core::{
+    Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Output, PoolKey,
+    RefreshOutcome, parse_input,
+};
+use credpool_store::{FileStore as CoreFileStore, RefreshStart, StoreOptions};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use serde_json::{Map, Value, json};
+
+use crate::{clock, errors, guarded, opt, random_u64, to_py, to_value};
+
+/// Why a call into the store failed, carried out of a GIL-free section (all `Send`).
+enum Failure {
+    Core(credpool_core::Error),
+    Py(PyErr),
+    Poisoned,
+    Reentrant,
+}
+
+impl Failure {
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        match self {
+            Self::Core(e) => errors::from_core(py, &e),
+            Self::Py(e) => e,
+            Self::Poisoned => errors::internal(py, "store lock poisoned"),
+            Self::Reentrant => errors::make(
+                py,
+                "invalid_input",
+                "refresh_fn called back into the FileStore that is refreshing (it holds the \
+                 store lock): use the credential it was given",
+            ),
+        }
+    }
+}
+
+impl From<credpool_core::Error> for Failure {
+    fn from(e: credpool_core::Error) -> Self {
+        Self::Core(e)
+    }
+}
+
+/// A credential registry persisted in one JSON file that any number of processes share.
+///
+/// Same methods as `Registry`; every input that may change state runs as one locked
+/// transaction (merge what others wrote, apply, write atomically when it changed
+/// anything). Thread-safe.
+#[pyclass(frozen, module = "credpool._credpool")]
+pub(crate) struct FileStore {
+    inner: Mutex<CoreFileStore>,
+    /// The thread running a `refresh_fn` while holding `inner` (re-entrance guard).
+    refreshing: Mutex<Option<ThreadId>>,
+    /// Immutable copies, readable without `inner` (so `repr` never waits on a refresh).
+    path: PathBuf,
+    writer: String,
+}
+
+impl FileStore {
+    /// Fails when the current thread is inside this store's `refresh_fn` (it holds `inner`:
+    /// locking it again would deadlock).
+    fn check_reentrance(&self) -> Result<(), Failure> {
+        let owner = *self.refreshing.lock().map_err(|_| Failure::Poisoned)?;
+        if owner == Some(std::thread::current().id()) {
+            return Err(Failure::Reentrant);
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, CoreFileStore>, Failure> {
+        self.check_reentrance()?;
+        self.inner.lock().map_err(|_| Failure::Poisoned)
+    }
+
+    /// Runs `f` on the store with the GIL released (lock waits and file IO happen there).
+    fn with_store<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut CoreFileStore) -> Result<T, Failure> + Send,
+    ) -> PyResult<T> {
+        guarded(py, || {
+            py.allow_threads(|| {
+                let mut store = self.lock()?;
+                f(&mut store)
+            })
+            .map_err(|e| e.into_py(py))
+        })
+    }
+
+    /// `handle` on a JSON value through the store.
+    fn call(
+        &self,
+        py: Python<'_>,
+        now: Option<&Bound<'_, PyAny>>,
+        input: Value,
+    ) -> PyResult<PyObject> {
+        let now = clock(py, now)?;
+        let output: Output = self.with_store(py, |store| Ok(store.handle_value(now, input)?))?;
+        out(py, serde_json::to_value(&output))
+    }
+
+    fn call_fields(
+        &self,
+        py: Python<'_>,
+        now: Option<&Bound<'_, PyAny>>,
+        kind: &str,
+        fields: Vec<(&str, Value)>,
+    ) -> PyResult<PyObject> {
+        let mut map = Map::new();
+        map.insert("type".into(), Value::String(kind.into()));
+        for (k, v) in fields {
+            if !v.is_null() {
+                map.insert(k.into(), v);
+            }
+        }
+        self.call(py, now, Value::Object(map))
+    }
+}
+
+/// A serialised output -> Python object.
+fn out(py: Python<'_>, value: serde_json::Result<Value>) -> PyResult<PyObject> {
+    let value = value.map_err(|e| errors::internal(py, &e.to_string()))?;
+    Ok(to_py(py, &value)?.unbind())
+}
+
+/// The dict handed to `refresh_fn`: the shape of `Registry.credential` (secrets included).
+fn credential_value(credential: &Credential) -> Result<Value, Failure> {
+    let c = credential.clone();
+    serde_json::to_value(CredentialOut {
+        entry_id: c.entry_id,
+        access_token: c.access_token,
+        refresh_token: c.refresh_token,
+        expires_at: c.expires_at,
+        base_url: c.base_url,
+        generation: c.generation,
+    })
+    .map_err(|e| {
+        Failure::Core(credpool_core::Error::new(
+            ErrorCode::Internal,
+            format!("cannot serialise the credential: {e}"),
+        ))
+    })
+}
+
+/// Calls `refresh_fn(credential)` (GIL held) and parses its result as a `RefreshOutcome`,
+/// through core's `refresh_result` input parser (whose errors never echo input values).
+fn run_refresh_fn(
+    py: Python<'_>,
+    refresh_fn: &Py<PyAny>,
+    credential: &Value,
+    (pool, entry_id, generation): (&str, &str, u64),
+) -> PyResult<RefreshOutcome> {
+    let arg = to_py(py, credential)?;
+    let result = refresh_fn.bind(py).call1((arg,))?;
+    let result = to_value(py, &result)?;
+    let input = json!({
+        "type": "refresh_result",
+        "pool": pool,
+        "entry_id": entry_id,
+        "generation": generation,
+        "result": result,
+    });
+    match parse_input(input) {
+        Ok(Input::RefreshResult(parsed)) => Ok(parsed.result),
+        Ok(_) => Err(errors::internal(
+            py,
+            "refresh result parsed as another input",
+        )),
+        Err(e) => Err(errors::make(
+            py,
+            e.code().as_str(),
+            &format!(
+                "refresh_fn must return {{\"type\": \"refreshed\", \"access_token\", ...}}, \
+                 {{\"type\": \"failed\", ...}} or {{\"type\": \"adopted\"}}: {}",
+                e.message()
+            ),
+        )),
+    }
+}
+
+fn parse_seed(py: Python<'_>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
+    match seed {
+        Some(s) if !s.is_none() => s
+            .extract::<u64>()
+            .ok()
+            .filter(|_| !s.is_instance_of::<pyo3::types::PyBool>())
+            .ok_or_else(|| errors::make(py, "invalid_input", "seed must be an integer in 0..2^64")),
+        _ => random_u64().ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable")),
+    }
+}
+
+fn parse_timeout(py: Python<'_>, seconds: f64) -> PyResult<Duration> {
+    Duration::try_from_secs_f64(seconds).map_err(|_| {
+        errors::make(
+            py,
+            "invalid_input",
+            "lock_timeout must be a finite, non-negative number of seconds",
+        )
+    })
+}
+
+#[pymethods]
+impl FileStore {
+    /// Opens the store at `path` (default: `$CREDPOOL_HOME/pools.json`, else
+    /// `$XDG_CONFIG_HOME/credpool/pools.json`, else `~/.config/credpool/pools.json`).
+    /// The file is created by the first write; an invalid file raises and is left untouched.
+    #[staticmethod]
+    #[pyo3(signature = (path=None, *, writer=None, seed=None, lock_timeout=10.0, durable=true))]
+    fn open(
+        py: Python<'_>,
+        path: Option<PathBuf>,
+        writer: Option<String>,
+        seed: Option<&Bound<'_, PyAny>>,
+        lock_timeout: f64,
+        durable: bool,
+    ) -> PyResult<Self> {
+        let seed = parse_seed(py, seed)?;
+        let lock_timeout = parse_timeout(py, lock_timeout)?;
+        let writer = match writer {
+            Some(w) => w,
+            None => {
+                let r = random_u64()
+                    .ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable"))?;
+                format!("{:012x}", r & 0xffff_ffff_ffff)
+            }
+        };
+        let mut options = StoreOptions::new(writer, seed);
+        options.lock_timeout = lock_timeout;
+        options.durable = durable;
+        let store = guarded(py, || {
+            py.allow_threads(|| {
+                let path = match path {
+                    Some(p) => p,
+                    None => credpool_store::default_path()?,
+                };
+                CoreFileStore::open(path, options)
+            })
+            .map_err(|e| errors::from_core(py, &e))
+        })?;
+        Ok(Self {
+            path: store.path().to_owned(),
+            writer: store.registry().writer().to_owned(),
+            inner: Mutex::new(store),
+            refreshing: Mutex::new(None),
+        })
+    }
+
+    /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path.
+    #[staticmethod]
+    fn move_aside(py: Python<'_>, path: PathBuf) -> PyResult<String> {
+        guarded(py, || {
+            py.allow_threads(|| CoreFileStore::move_aside(&path))
+                .map(|p| p.to_string_lossy().into_owned())
+                .map_err(|e| errors::from_core(py, &e))
+        })
+    }
+
+    /// The store file.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// The writer id (never a secret).
+    #[getter]
+    fn writer(&self) -> String {
+        self.writer.clone()
+    }
+
+    /// Merges in what other processes wrote since the last look; whether the file changed.
+    fn reload(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_store(py, |store| Ok(store.reload()?))
+    }
+
+    /// The single-flight OAuth refresh a `refresh` decision asks for.
+    ///
+    /// Takes the store lock and merges the file. If another process already rotated the
+    /// token, adopts it without calling `refresh_fn`. Otherwise calls
+    /// `refresh_fn(credential)` (the dict `credential()` returns, refresh token included)
+    /// while holding the lock, and records what it returns: `{"type": "refreshed",
+    /// "access_token", "refresh_token"?, "expires_at"?}`, `{"type": "failed", "terminal"?,
+    /// ...}` or `{"type": "adopted"}`. If `refresh_fn` raises, the lock is released with
+    /// nothing changed and the exception propagates. Returns the decision.
+    ///
+    /// Other threads using this `FileStore` (and other processes using the file) wait
+    /// while `refresh_fn` runs; `refresh_fn` must not call this `FileStore` itself.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (pool, entry_id, generation, refresh_fn, lease_id=None, now=None))]
+    fn refresh(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        generation: u64,
+        refresh_fn: &Bound<'_, PyAny>,
+        lease_id: Option<u64>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let fixed_now = match now {
+            Some(n) if !n.is_none() => Some(clock(py, Some(n))?),
+            _ => None,
+        };
+        let start_now = match fixed_now {
+            Some(n) => n,
+            None => clock(py, None)?,
+        };
+        if !refresh_fn.is_callable() {
+            return Err(errors::make(
+                py,
+                "invalid_input",
+                "refresh_fn must be callable",
+            ));
+        }
+        let refresh_fn: Py<PyAny> = refresh_fn.clone().unbind();
+        let decision: Decision = guarded(py, || {
+            py.allow_threads(|| {
+                let (pool_name, entry_name) = (pool, entry_id);
+                let pool = PoolKey::parse(&pool_name)?;
+                let entry_id = EntryId::parse(&entry_name)?;
+                let mut store = self.lock()?;
+                let ticket = match store.begin_refresh(
+                    start_now,
+                    &pool,
+                    &entry_id,
+                    generation,
+                    lease_id.map(LeaseId),
+                )? {
+                    RefreshStart::Adopted(decision) => return Ok(decision),
+                    RefreshStart::Needed(ticket) => ticket,
+                };
+                let credential = credential_value(ticket.credential())?;
+                // The host's refresh runs with the GIL held, under both locks.
+                *self.refreshing.lock().map_err(|_| Failure::Poisoned)? =
+                    Some(std::thread::current().id());
+                let called = Python::with_gil(|py| -> PyResult<(RefreshOutcome, Millis)> {
+                    let outcome = run_refresh_fn(
+                        py,
+                        &refresh_fn,
+                        &credential,
+                        (&pool_name, &entry_name, generation),
+                    )?;
+                    let finish_now = match fixed_now {
+                        Some(n) => n,
+                        None => clock(py, None)?,
+                    };
+                    Ok((outcome, finish_now))
+                });
+                if let Ok(mut owner) = self.refreshing.lock() {
+                    *owner = None;
+                }
+                match called {
+                    // Dropping the ticket releases the lock: nothing changed.
+                    Err(e) => {
+                        drop(ticket);
+                        Err(Failure::Py(e))
+                    }
+                    Ok((outcome, finish_now)) => {
+                        Ok(store.finish_refresh(finish_now, ticket, outcome)?)
+                    }
+                }
+            })
+            .map_err(|e: Failure| e.into_py(py))
+        })?;
+        out(py, serde_json::to_value(&decision))
+    }
+
+    /// This store bound to one pool: a `credpool.StorePool` (a `CredentialPool` whose
+    /// refreshes go through [`FileStore::refresh`]).
+    #[pyo3(signature = (key, *, refresh=None, clock=None))]
+    fn pool(
+        slf: &Bound<'_, Self>,
+        key: String,
+        refresh: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let py = slf.py();
+        let class = py.import("credpool._store")?.getattr("StorePool")?;
+        let kwargs = pyo3::types::PyDict::new(py);
+        kwargs.set_item("refresh", refresh)?;
+        kwargs.set_item("clock", clock)?;
+        Ok(class.call((slf, key), Some(&kwargs))?.unbind())
+    }
+
+    /// Applies one input (a dict tagged by `type`) at `now` (epoch ms; default: wall clock).
+    #[pyo3(signature = (input, now=None))]
+    fn handle(
+        &self,
+        py: Python<'_>,
+        input: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let input = to_value(py, input)?;
+        self.call(py, now, input)
+    }
+
+    #[pyo3(signature = (pool, model=None, session=None, now=None))]
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        model: Option<String>,
+        session: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "acquire",
+            vec![
+                ("pool", json!(pool)),
+                ("model", json!(model)),
+                ("session", json!(session)),
+            ],
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (pool, lease_id, status=None, headers=None, body=None, model=None, network_error=None, now=None))]
+    fn report(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        lease_id: u64,
+        status: Option<u16>,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+        model: Option<String>,
+        network_error: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let mut response = Map::new();
+        for (k, v) in [
+            ("status", json!(status)),
+            ("headers", opt(py, headers)?),
+            ("body", opt(py, body)?),
+            ("model", json!(model)),
+            ("network_error", json!(network_error)),
+        ] {
+            if !v.is_null() {
+                response.insert(k.into(), v);
+            }
+        }
+        self.call_fields(
+            py,
+            now,
+            "report",
+            vec![
+                ("pool", json!(pool)),
+                ("lease_id", json!(lease_id)),
+                ("response", Value::Object(response)),
+            ],
+        )
+    }
+
+    #[pyo3(signature = (pool=None, now=None))]
+    fn begin_turn(
+        &self,
+        py: Python<'_>,
+        pool: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(py, now, "begin_turn", vec![("pool", json!(pool))])
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (pool, entry_id, generation, result, lease_id=None, now=None))]
+    fn refresh_result(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        generation: u64,
+        result: &Bound<'_, PyAny>,
+        lease_id: Option<u64>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let result = to_value(py, result)?;
+        self.call_fields(
+            py,
+            now,
+            "refresh_result",
+            vec![
+                ("pool", json!(pool)),
+                ("entry_id", json!(entry_id)),
+                ("generation", json!(generation)),
+                ("lease_id", json!(lease_id)),
+                ("result", result),
+            ],
+        )
+    }
+
+    #[pyo3(signature = (state, now=None))]
+    fn sync(
+        &self,
+        py: Python<'_>,
+        state: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let state = to_value(py, state)?;
+        self.call_fields(py, now, "sync", vec![("state", state)])
+    }
+
+    #[pyo3(signature = (now=None))]
+    fn export_state(&self, py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        self.call_fields(py, now, "export_state", vec![])
+    }
+
+    #[pyo3(signature = (pool=None, now=None))]
+    fn status(
+        &self,
+        py: Python<'_>,
+        pool: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(py, now, "status", vec![("pool", json!(pool))])
+    }
+
+    #[pyo3(signature = (pool, entry, now=None))]
+    fn add_entry(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry: &Bound<'_, PyAny>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let entry = to_value(py, entry)?;
+        self.call_fields(
+            py,
+            now,
+            "add_entry",
+            vec![("pool", json!(pool)), ("entry", entry)],
+        )
+    }
+
+    #[pyo3(signature = (pool, entry_id, now=None))]
+    fn remove_entry(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "remove_entry",
+            vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+        )
+    }
+
+    #[pyo3(signature = (pool, entry_id=None, now=None))]
+    fn reset(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "reset",
+            vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+        )
+    }
+
+    /// Releases a lease with no outcome (nothing is marked).
+    #[pyo3(signature = (pool, lease_id, now=None))]
+    fn release(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        lease_id: u64,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "release",
+            vec![("pool", json!(pool)), ("lease_id", json!(lease_id))],
+        )
+    }
+
+    /// Hands the host an entry's secrets (the only output that carries them).
+    #[pyo3(signature = (pool, entry_id, now=None))]
+    fn credential(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "reveal",
+            vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+        )
+    }
+
+    /// Creates the pool if missing and sets any of its strategy, policy and fallback chain.
+    #[pyo3(signature = (pool, strategy=None, policy=None, fallback=None, now=None))]
+    fn configure_pool(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        strategy: Option<String>,
+        policy: Option<&Bound<'_, PyAny>>,
+        fallback: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let (policy, fallback) = (opt(py, policy)?, opt(py, fallback)?);
+        self.call_fields(
+            py,
+            now,
+            "configure_pool",
+            vec![
+                ("pool", json!(pool)),
+                ("strategy", json!(strategy)),
+                ("policy", policy),
+                ("fallback", fallback),
+            ],
+        )
+    }
+
+    /// Sets an entry's priority (lower is preferred).
+    #[pyo3(signature = (pool, entry_id, priority, now=None))]
+    fn set_priority(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        priority: i64,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "set_priority",
+            vec![
+                ("pool", json!(pool)),
+                ("entry_id", json!(entry_id)),
+                ("priority", json!(priority)),
+            ],
+        )
+    }
+
+    /// Whether a refresh from `generation` is still needed (false: adopt the stored token).
+    #[pyo3(signature = (pool, entry_id, generation, now=None))]
+    fn check_refresh(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        generation: u64,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        self.call_fields(
+            py,
+            now,
+            "check_refresh",
+            vec![
+                ("pool", json!(pool)),
+                ("entry_id", json!(entry_id)),
+                ("generation", json!(generation)),
+            ],
+        )
+    }
+
+    /// Lets time pass: clears expired cooldowns and names the next deadline.
+    #[pyo3(signature = (now=None))]
+    fn tick(&self, py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<PyObject> {
+        self.call_fields(py, now, "tick", vec![])
+    }
+
+    /// Adopts credentials from an environment map and a config (`{"custom_providers": [...]}`).
+    #[pyo3(signature = (env=None, config=None, now=None))]
+    fn seed(
+        &self,
+        py: Python<'_>,
+        env: Option<&Bound<'_, PyAny>>,
+        config: Option<&Bound<'_, PyAny>>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        let (env, config) = (opt(py, env)?, opt(py, config)?);
+        self.call_fields(py, now, "seed", vec![("env", env), ("config", config)])
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<credpool.FileStore path={:?} writer={:?}>",
+            self.path.to_string_lossy(),
+            self.writer
+        )
+    }
+}
