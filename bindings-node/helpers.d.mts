@@ -109,3 +109,30 @@ export declare class CredentialPool {
   withCredential<T>(fn: (credential: Credential) => T | Promise<T>, options?: WithCredentialOptions): Promise<T>
   reportResponse(leaseId: number, response: unknown, now?: number): Promise<Decision>
 }
+
+/** The `FileStore` methods `refreshWithStore` uses (napi package only). */
+export interface FileStoreLike {
+  beginRefresh(
+    pool: string,
+    entryId: string,
+    generation: number,
+    leaseId?: number | null,
+    now?: number | null,
+  ): Promise<{ type: 'adopted'; decision: Decision } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
+  finishRefresh(ticket: number, outcome: RefreshOutcome, now?: number | null): Promise<Decision>
+  abandonRefresh(ticket: number): boolean
+}
+
+/**
+ * The single-flight refresh over a `FileStore`: begin (lock) → `fn(credential)` (only when
+ * no other process rotated the token yet) → finish; abandons (releases the lock, records
+ * nothing) and rethrows when `fn` throws.
+ */
+export declare function refreshWithStore(
+  store: FileStoreLike,
+  pool: string,
+  entryId: string,
+  generation: number,
+  leaseId: number | null | undefined,
+  fn: (credential: CredentialOutput) => RefreshOutcome | Promise<RefreshOutcome>,
+): Promise<Decision>

@@ -562,3 +562,33 @@ export class CredentialPool {
     return reportResponse(this.registry, this.pool, leaseId, response, now)
   }
 }
+
+/**
+ * The whole single-flight OAuth refresh over a napi `FileStore` (a `refresh` decision's
+ * `entry_id`, `generation` and `lease_id`): `beginRefresh` takes the file lock; when another
+ * process already rotated the token, its decision comes back (`fn` is not called);
+ * otherwise `fn(credential)` refreshes — it runs while the lock is held, so no other
+ * process replays the single-use refresh token — and its `RefreshOutcome` is recorded
+ * with `finishRefresh`. When `fn` throws, the refresh is abandoned (lock released, nothing
+ * recorded) and the error is rethrown.
+ *
+ * @param {import('./helpers.d.mts').FileStoreLike} store
+ * @param {string} pool
+ * @param {string} entryId
+ * @param {number} generation
+ * @param {number | null | undefined} leaseId
+ * @param {(credential: import('./wire.js').CredentialOutput) => import('./wire.js').RefreshOutcome | Promise<import('./wire.js').RefreshOutcome>} fn
+ * @returns {Promise<import('./helpers.d.mts').Decision>}
+ */
+export async function refreshWithStore(store, pool, entryId, generation, leaseId, fn) {
+  const start = await store.beginRefresh(pool, entryId, generation, leaseId ?? null)
+  if (start.type === 'adopted') return start.decision
+  let outcome
+  try {
+    outcome = await fn(start.credential)
+  } catch (e) {
+    store.abandonRefresh(start.ticket)
+    throw e
+  }
+  return store.finishRefresh(start.ticket, outcome)
+}

@@ -268,6 +268,80 @@ export type StatusOutput = { type: 'status'; pools: PoolStatus[] } & Changed
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A persisted registry shared with other processes through one JSON file. */
+export declare class FileStore {
+  /**
+   * Opens the store at `path` (default: `$CREDPOOL_HOME/pools.json`, else
+   * `$XDG_CONFIG_HOME/credpool/pools.json`, else `~/.config/credpool/pools.json`).
+   * Loads the file if it exists, without creating it; a file that is not valid credpool
+   * state rejects with `invalid_state` / `unsupported_schema_version` / ... and is left
+   * untouched.
+   */
+  static open(path?: string | undefined | null, options?: FileStoreOptions | undefined | null): Promise<FileStore>
+  /** Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path. */
+  static moveAside(path: string): string
+  /** The store file. */
+  get path(): string
+  /** Merges in what other processes wrote since the last look; whether the file changed. */
+  reload(): Promise<boolean>
+  /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
+  handle(input: Input, now?: number | undefined | null): Promise<Output>
+  /** `acquire`: pick an entry for a request. */
+  acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `report`: a request's outcome against its lease. */
+  report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `release`: close a lease with no outcome (nothing is marked). */
+  release(pool: string, leaseId: number, now?: number | undefined | null): Promise<{ type: 'released'; lease_id: number } & Changed>
+  /** `reveal`: an entry's secrets, to send the request with. */
+  credential(pool: string, entryId: string, now?: number | undefined | null): Promise<CredentialOutput>
+  /** `begin_turn`: restore pools from their fallback (one pool, or all). */
+  beginTurn(pool?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'turn_begun'; restored: string[] } & Changed>
+  /**
+   * `refresh_result`: how a refresh ended (prefer `beginRefresh` / `finishRefresh`,
+   * which keep the refresh single-flight across processes).
+   */
+  refreshResult(result: RefreshResultInput, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `check_refresh`: whether a refresh from `generation` is still needed. */
+  checkRefresh(pool: string, entryId: string, generation: number, now?: number | undefined | null): Promise<{ type: 'refresh_check'; needed: boolean } & Changed>
+  /** `sync`: merge another writer's exported state (and persist the merge). */
+  sync(state: StateDocument, now?: number | undefined | null): Promise<{ type: 'synced' } & Changed>
+  /** The state document, as of the file now (contains the secrets of non-`env:` entries). */
+  exportState(): Promise<StateDocument>
+  /** `status`: status for humans (one pool, or all), as of the file now. */
+  status(pool?: string | undefined | null, now?: number | undefined | null): Promise<StatusOutput>
+  /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
+  tick(now?: number | undefined | null): Promise<{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed>
+  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback. */
+  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }, now?: number | undefined | null): Promise<{ type: 'pool_configured'; pool: string } & Changed>
+  /** `add_entry`: add a credential (creating the pool). */
+  addEntry(pool: string, entry: NewEntry, now?: number | undefined | null): Promise<{ type: 'entry_added'; entry_id: string } & Changed>
+  /** `remove_entry`: remove a credential for good (tombstoned). */
+  removeEntry(pool: string, entryId: string, now?: number | undefined | null): Promise<{ type: 'entry_removed'; entry_id: string } & Changed>
+  /** `set_priority`: move an entry (lower is preferred). */
+  setPriority(pool: string, entryId: string, priority: number, now?: number | undefined | null): Promise<{ type: 'entry_updated'; entry_id: string } & Changed>
+  /** `reset`: clear status and cooldowns of one entry, or of every entry of the pool. */
+  reset(pool: string, entryId?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'reset'; count: number } & Changed>
+  /** `seed`: adopt credentials from an environment map and custom providers. */
+  seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): Promise<{ type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed>
+  /**
+   * Step one of the single-flight refresh a `refresh` decision asks for. Takes the file
+   * lock and either adopts a token another process already rotated (`adopted`, lock
+   * released) or answers `needed` with a ticket that HOLDS the lock: refresh
+   * `credential`, then `finishRefresh(ticket, outcome)` — or `abandonRefresh(ticket)`.
+   */
+  beginRefresh(pool: string, entryId: string, generation: number, leaseId?: number | undefined | null, now?: number | undefined | null): Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
+  /**
+   * Step two: records how the refresh ended (the new token pair, or the failure),
+   * writes it, and releases the lock. The ticket is spent even when this rejects.
+   */
+  finishRefresh(ticket: number, outcome: RefreshOutcome, now?: number | undefined | null): Promise<DecisionOutput>
+  /**
+   * Drops a refresh ticket: the lock is released at once and nothing changes. Returns
+   * whether the ticket was still open.
+   */
+  abandonRefresh(ticket: number): boolean
+}
+
 /** A credential registry: all pools of one process. */
 export declare class Registry {
   /** `new Registry({ writer?, seed?, state? })`. */
@@ -320,6 +394,18 @@ export declare function errorCodes(): ErrorCode[]
  * carry no secret, only `secret_fingerprint`; removed entries are left out.
  */
 export declare function exportHermes(state: StateDocument, base?: Record<string, unknown> | null, now?: number | undefined | null): Record<string, unknown>
+
+/** Options of `FileStore.open(path, options)`. */
+export interface FileStoreOptions {
+  /** This process's writer id (default: 12 random hex characters). */
+  writer?: string
+  /** PRNG seed, a non-negative safe integer (default: from OS randomness). */
+  seed?: number
+  /** Longest wait for the file lock, in ms, before a `lock_timeout` error (default 10000). */
+  lockTimeoutMs?: number
+  /** fsync the file and its directory on every write (default true). */
+  durable?: boolean
+}
 
 /**
  * `importHermes(authJson, now?)`: converts the `credential_pool` section of a Hermes

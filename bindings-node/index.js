@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.FileStore = nativeBinding.FileStore
 module.exports.Registry = nativeBinding.Registry
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.exportHermes = nativeBinding.exportHermes

@@ -14,6 +14,7 @@ use napi_derive::napi;
 use serde_json::{Map, Value, json};
 
 mod error;
+mod store;
 
 use error::{Code, core_error, error};
 use napi::Result;
@@ -359,7 +360,7 @@ pub fn export_hermes(
 }
 
 /// Runs `f`, turning a core error or a panic into a coded JS error.
-fn guard<T>(f: impl FnOnce() -> credpool_core::Result<T>) -> Result<T, Code> {
+pub(crate) fn guard<T>(f: impl FnOnce() -> credpool_core::Result<T>) -> Result<T, Code> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(core_error(&e)),
@@ -371,7 +372,7 @@ fn guard<T>(f: impl FnOnce() -> credpool_core::Result<T>) -> Result<T, Code> {
 }
 
 /// Validates a JS clock value, or reads the wall clock.
-fn clock(now: Option<f64>) -> Result<Millis, Code> {
+pub(crate) fn clock(now: Option<f64>) -> Result<Millis, Code> {
     match now {
         Some(now) => to_u64(now).map(Millis).ok_or_else(|| {
             error(
@@ -392,14 +393,14 @@ fn clock(now: Option<f64>) -> Result<Millis, Code> {
 }
 
 /// A finite integer in `0..=2^53` as `u64`.
-fn to_u64(x: f64) -> Option<u64> {
+pub(crate) fn to_u64(x: f64) -> Option<u64> {
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     (x.is_finite() && x.fract() == 0.0 && (0.0..=MAX_CLOCK).contains(&x)).then_some(x as u64)
 }
 
 /// A JS number as a JSON integer when it is a safe integer (so core's integer fields
 /// accept it), else as it is (core then rejects it with a coded error).
-fn integer_value(x: f64) -> Value {
+pub(crate) fn integer_value(x: f64) -> Value {
     #[allow(clippy::cast_possible_truncation)]
     if x.is_finite() && x.fract() == 0.0 && x.abs() <= MAX_CLOCK {
         json!(x as i64)
@@ -427,7 +428,7 @@ fn integral(value: Value) -> Value {
     }
 }
 
-fn object(value: Option<Value>, what: &str) -> Result<Map<String, Value>, Code> {
+pub(crate) fn object(value: Option<Value>, what: &str) -> Result<Map<String, Value>, Code> {
     match value {
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(map)) => Ok(map),
@@ -438,7 +439,7 @@ fn object(value: Option<Value>, what: &str) -> Result<Map<String, Value>, Code> 
     }
 }
 
-fn into_map(value: Value) -> Map<String, Value> {
+pub(crate) fn into_map(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
@@ -446,7 +447,7 @@ fn into_map(value: Value) -> Map<String, Value> {
 }
 
 /// 8 bytes of OS randomness (std's `RandomState` keys are drawn from the OS).
-fn os_random_u64() -> Result<u64, Code> {
+pub(crate) fn os_random_u64() -> Result<u64, Code> {
     use std::collections::hash_map::RandomState;
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = RandomState::new().build_hasher();
