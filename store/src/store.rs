@@ -53,6 +53,10 @@ pub struct FileStore {
     registry: Registry,
     /// The file version last read or written here (`None`: no file yet).
     seen: Option<Stamp>,
+    /// Digest of the bytes last read or written here. File stamps are only a hint:
+    /// timestamps are coarse and inode numbers get reused, so under the lock the bytes
+    /// decide whether another process wrote.
+    seen_digest: Option<u64>,
     options: StoreOptions,
 }
 
@@ -97,15 +101,18 @@ impl FileStore {
             seed: options.seed,
         };
         let seen = file::stamp(&path)?;
-        let registry = match file::read(&path)? {
-            Some(bytes) => Registry::from_state(&parse(&path, &bytes)?, registry_options)?,
+        let bytes = file::read(&path)?;
+        let registry = match &bytes {
+            Some(bytes) => Registry::from_state(&parse(&path, bytes)?, registry_options)?,
             None => Registry::new(registry_options)?,
         };
+        let seen_digest = bytes.as_deref().map(digest);
         Ok(Self {
             lock_path: lock::lock_path(&path),
             path,
             registry,
             seen,
+            seen_digest,
             options,
         })
     }
@@ -131,20 +138,33 @@ impl FileStore {
         &self.registry
     }
 
-    /// Merges in what other processes wrote since the last look (a cheap stat when
-    /// nothing changed); returns whether the file had changed.
+    /// Merges in what other processes wrote since the last look (a cheap stat when the
+    /// file's stamp did not move); returns whether new content was merged. Without the
+    /// lock a write landing in the same clock tick can be missed until the next look;
+    /// every transaction re-reads under the lock, so decisions never miss one.
     pub fn reload(&mut self) -> Result<bool> {
         let stamp = file::stamp(&self.path)?;
         if stamp == self.seen || stamp.is_none() {
             return Ok(false);
         }
-        if let Some(bytes) = file::read(&self.path)? {
+        self.merge_file(stamp)
+    }
+
+    /// Reads the file and merges it in unless its bytes are the ones last seen here.
+    fn merge_file(&mut self, stamp: Option<Stamp>) -> Result<bool> {
+        let Some(bytes) = file::read(&self.path)? else {
+            return Ok(false);
+        };
+        let digest = digest(&bytes);
+        let new = self.seen_digest != Some(digest);
+        if new {
             let state = parse(&self.path, &bytes)?;
             self.registry.sync(&state)?;
             self.registry.take_changed();
+            self.seen_digest = Some(digest);
         }
         self.seen = stamp;
-        Ok(true)
+        Ok(new)
     }
 
     /// Applies one wire input, persisting it when it changed state.
@@ -303,9 +323,11 @@ impl FileStore {
         Ok(value)
     }
 
-    /// [`FileStore::reload`] under the held lock: the file cannot change meanwhile.
+    /// Under the held lock (the file cannot change meanwhile): always reads the file, so a
+    /// write that left the stamp unchanged is still seen; parses only new bytes.
     fn reload_locked(&mut self) -> Result<()> {
-        self.reload().map(drop)
+        let stamp = file::stamp(&self.path)?;
+        self.merge_file(stamp).map(drop)
     }
 
     fn write_locked(&mut self) -> Result<()> {
@@ -314,8 +336,16 @@ impl FileStore {
             .map_err(|e| Error::new(ErrorCode::Internal, format!("cannot serialise state: {e}")))?;
         file::write_atomic(&self.path, &bytes, self.options.durable)?;
         self.seen = file::stamp(&self.path)?;
+        self.seen_digest = Some(digest(&bytes));
         Ok(())
     }
+}
+
+/// A 64-bit digest of file bytes (collisions are 2^-64 unlikely; no adversary writes here
+/// who could not also write the file itself).
+fn digest(bytes: &[u8]) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(bytes)
 }
 
 /// Parses a store file, with an error that names the file and keeps it untouched.

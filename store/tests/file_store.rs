@@ -352,3 +352,32 @@ fn secrets_of_borrowed_entries_never_reach_the_file() {
     assert!(!text.contains("sk-env-secret-123"));
     assert!(text.contains("sha256:"));
 }
+
+#[test]
+fn a_write_that_leaves_the_stamp_unchanged_is_still_merged() {
+    // Same inode, same length, same mtime: only the bytes tell another process wrote.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.json");
+    let elsewhere = dir.path().join("elsewhere.json");
+    let pad = |mut bytes: Vec<u8>| {
+        bytes.resize(64 * 1024, b' ');
+        bytes
+    };
+    let mut source = open(&elsewhere, "w0");
+    add(&mut source, "openrouter", "a");
+    fs::write(&path, pad(fs::read(&elsewhere).unwrap())).unwrap();
+    let mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    let mut store = open(&path, "w1");
+    add(&mut source, "openrouter", "b");
+    {
+        use std::io::Write;
+        let mut file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.write_all(&pad(fs::read(&elsewhere).unwrap())).unwrap();
+        file.set_modified(mtime).unwrap();
+    }
+    assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), mtime);
+    add(&mut store, "openrouter", "c");
+    let mut ids = entry_ids(&path, "openrouter");
+    ids.sort();
+    assert_eq!(ids, ["a", "b", "c"]);
+}
