@@ -73,7 +73,8 @@ CREDPOOL_IMPL=napi node benches/bindings.mjs 200 >/dev/null
 CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node benches/bindings.mjs 200 >/dev/null
 "$venv/bin/python" benches/bindings.py 200 >/dev/null
 
-echo "== main job example"
+echo "== main job: credpool simulate (the README's command)"
+cargo run -q -p credpool-cli -- simulate | tee "$CREDPOOL_CACHE/simulate.txt" | grep -q "replays"
 cargo run -q -p credpool-core --example agent >/dev/null
 
 echo "all test suites passed"

@@ -1,0 +1,91 @@
+//! What the commands print: the pool table (`list`, the interactive status) and JSON.
+//!
+//! Nothing here ever receives a secret: the table and the JSON are built from core's
+//! `status` reply, which carries ids, labels, sources and health only.
+
+use std::fmt::Write as _;
+
+use credpool_core::status::{EntryStatus, PoolStatus};
+use serde::Serialize;
+use serde_json::Value;
+
+/// The marker on the entry the next plain acquire would pick.
+pub(crate) const NEXT_MARKER: &str = "←";
+
+/// The snake_case wire name of a serde enum value (`api_key`, `fill_first`, ...).
+pub(crate) fn wire_name(value: &impl Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(Value::String(s)) => s,
+        Ok(other) => other.to_string(),
+        Err(_) => String::from("?"),
+    }
+}
+
+/// One pool as text: a header, then one line per entry, then a blank line.
+///
+/// ```text
+/// openrouter (2 credentials, strategy fill_first, policy hermes):
+///   #1  OPENROUTER_API_KEY   api_key id=3f9a1c priority=0 env:OPENROUTER_API_KEY  available ←
+///   #2  backup-key           api_key id=77b2e0 priority=1 manual  rate-limited (429) (2h 5m left)
+/// ```
+pub(crate) fn pool_table(pool: &PoolStatus) -> String {
+    let mut out = String::new();
+    let count = pool.entries.len();
+    let _ = writeln!(
+        out,
+        "{} ({count} credential{}, strategy {}, policy {}):",
+        pool.pool,
+        if count == 1 { "" } else { "s" },
+        wire_name(&pool.strategy),
+        wire_name(&pool.policy),
+    );
+    for entry in &pool.entries {
+        let _ = writeln!(out, "{}", entry_line(entry));
+    }
+    out
+}
+
+/// One entry's line of the table (no secret: label, type, id, priority, source, status).
+pub(crate) fn entry_line(entry: &EntryStatus) -> String {
+    let source = entry
+        .source
+        .strip_prefix("manual:")
+        .unwrap_or(&entry.source);
+    let marker = if entry.next {
+        format!(" {NEXT_MARKER}")
+    } else {
+        String::new()
+    };
+    format!(
+        "  #{:<2} {:<20} {:<7} id={} priority={} {}  {}{}",
+        entry.index,
+        entry.label,
+        wire_name(&entry.auth_type),
+        entry.id,
+        entry.priority,
+        source,
+        entry.text,
+        marker
+    )
+}
+
+/// Every non-empty pool as text, or a hint when there is none.
+pub(crate) fn pools_text(pools: &[PoolStatus]) -> String {
+    let mut out = String::new();
+    for pool in pools.iter().filter(|p| !p.entries.is_empty()) {
+        out.push_str(&pool_table(pool));
+        out.push('\n');
+    }
+    if out.is_empty() {
+        out.push_str("No credentials yet. Add one with `credpool add <provider>`.\n");
+    }
+    out
+}
+
+/// Prints `value` as pretty JSON on stdout.
+pub(crate) fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(e) => eprintln!("credpool: cannot serialise the output ({e}) [internal]"),
+    }
+}

@@ -1,0 +1,211 @@
+//! `credpool simulate`: runs a scenario against the real engine with a simulated provider
+//! and compares policies and strategies side by side.
+//!
+//! Everything runs in simulated time (a virtual clock in epoch ms; nothing sleeps): the
+//! agents of a row share one real [`credpool_store::FileStore`] on a temp file and follow
+//! core's decisions like a host loop; the provider ([`provider`]) enforces per-key limits
+//! and answers like the real ones, so core's classifier does the work. Same scenario and
+//! seed, same output, byte for byte.
+
+mod agent;
+mod provider;
+mod report;
+mod scenario;
+mod svg;
+
+use std::io::IsTerminal as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use clap::Args;
+
+use agent::{RowResult, RowSpec};
+use scenario::{Scenario, policy_from};
+
+/// Arguments of `credpool simulate`.
+#[derive(Debug, Args)]
+#[command(after_help = SCENARIO_HELP)]
+pub(crate) struct SimulateArgs {
+    /// Scenario file (JSON, the format of cli/scenarios/default.json); default: built in.
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+    /// Seed of the workload and of every agent's PRNG: same seed, same output.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also write a timeline of every row as an SVG file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Print the built-in scenario (a starting point for --scenario) and exit.
+    #[arg(long, conflicts_with_all = ["scenario", "json", "svg"])]
+    print_scenario: bool,
+}
+
+/// The scenario format in brief (`--print-scenario` shows a whole one).
+const SCENARIO_HELP: &str = "\
+Scenario (JSON): name, start_epoch_s, agents, requests, rate_per_min; optional latency_ms [min,max],
+error_latency_ms, refresh_latency_ms, max_attempts, max_wait_s, policies (\"hermes\", \"adaptive\" or
+{\"name\", \"preset\", ...policy fields}), strategies, isolated_baseline; pools: [{pool, weight, model,
+flavor (openai|anthropic), fallback [{pool, model}], outages [{from_s, to_s, status}], keys: [{id, rpm,
+daily_quota, used_today, hint (retry-after|x-ratelimit-reset|none), revoked_at_s,
+oauth {token_ttl_s, first_expiry_s}}]}]. Times are seconds after the start. The simulation runs in
+simulated time: agents of a row share one store file in a temp directory (never --store).";
+
+/// Rows × requests above which a progress bar is shown (on a terminal only).
+const PROGRESS_THRESHOLD: u64 = 2_000;
+
+/// Runs `credpool simulate`.
+pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
+    if args.print_scenario {
+        print!("{}", scenario::DEFAULT_SCENARIO);
+        return ExitCode::SUCCESS;
+    }
+    let scenario = match &args.scenario {
+        None => Scenario::builtin(),
+        Some(path) => {
+            let loaded = std::fs::read_to_string(path)
+                .map_err(|e| e.to_string())
+                .and_then(|text| Scenario::parse(&text));
+            match loaded {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "credpool simulate: bad scenario {}: {}",
+                        path.display(),
+                        e.replace('\n', " ")
+                    );
+                    return ExitCode::from(2);
+                }
+            }
+        }
+    };
+    let rows = match matrix(&scenario) {
+        Ok(rows) => rows,
+        Err(e) => {
+            eprintln!("credpool simulate: bad scenario: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = match simulate(&scenario, &rows, args.seed) {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("credpool simulate: engine error: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(path) = &args.svg
+        && let Err(e) = std::fs::write(path, svg::render(&scenario, args.seed, &results))
+    {
+        eprintln!("credpool simulate: cannot write {}: {e}", path.display());
+        return ExitCode::from(1);
+    }
+    if args.json {
+        let value = report::json(&scenario, args.seed, &results);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report::text(&scenario, args.seed, &results));
+    }
+    ExitCode::SUCCESS
+}
+
+/// Rows: every policy × strategy with a shared store, then (optionally) every policy with
+/// the first strategy and no store.
+fn matrix(scenario: &Scenario) -> Result<Vec<RowSpec>, String> {
+    let mut rows = Vec::new();
+    let policies: Vec<_> = scenario
+        .policies
+        .iter()
+        .map(policy_from)
+        .collect::<Result<_, _>>()?;
+    for (name, policy) in &policies {
+        for strategy in &scenario.strategies {
+            rows.push(RowSpec {
+                policy_name: name.clone(),
+                policy: policy.clone(),
+                strategy: *strategy,
+                shared: true,
+            });
+        }
+    }
+    if scenario.isolated_baseline {
+        for (name, policy) in &policies {
+            rows.push(RowSpec {
+                policy_name: name.clone(),
+                policy: policy.clone(),
+                strategy: scenario.strategies[0],
+                shared: false,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+/// Runs every row (in parallel threads; each row is deterministic on its own).
+fn simulate(
+    scenario: &Scenario,
+    rows: &[RowSpec],
+    seed: u64,
+) -> Result<Vec<RowResult>, credpool_core::Error> {
+    let arrivals = agent::workload(scenario, seed);
+    let total = rows.len() as u64 * u64::from(scenario.requests);
+    let bar = (std::io::stderr().is_terminal() && total >= PROGRESS_THRESHOLD).then(|| {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "simulating {bar:40} {pos}/{len} requests ({eta} left)",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let tick = || {
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(rows.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<RowResult, credpool_core::Error>>>> =
+        Mutex::new(vec![None; rows.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(spec) = rows.get(i) else { break };
+                    let result = agent::run_row(scenario, &arrivals, spec, i, seed, &tick);
+                    if let Ok(mut slots) = results.lock() {
+                        slots[i] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let slots = results.into_inner().unwrap_or_default();
+    slots
+        .into_iter()
+        .map(|slot| {
+            slot.unwrap_or_else(|| {
+                Err(credpool_core::Error::new(
+                    credpool_core::ErrorCode::Internal,
+                    "a simulation thread died",
+                ))
+            })
+        })
+        .collect()
+}

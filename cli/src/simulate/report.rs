@@ -1,0 +1,161 @@
+//! The comparison table (plain text) and its `--json` form.
+
+use std::fmt::Write as _;
+
+use serde_json::{Value, json};
+
+use super::agent::{Metrics, RowResult};
+use super::scenario::{Scenario, strategy_name};
+
+/// Column headers of the table, in order.
+pub(crate) const COLUMNS: [&str; 11] = [
+    "policy",
+    "strategy",
+    "store",
+    "served",
+    "failed",
+    "429s",
+    "wait s",
+    "rotations",
+    "refreshes",
+    "fallbacks",
+    "replays",
+];
+
+fn cells(row: &RowResult) -> Vec<String> {
+    let m = &row.metrics;
+    vec![
+        row.spec.policy_name.clone(),
+        strategy_name(row.spec.strategy),
+        if row.spec.shared { "shared" } else { "none" }.to_owned(),
+        m.served.to_string(),
+        m.failed.to_string(),
+        m.rate_limited.to_string(),
+        wait_text(m.wait_ms),
+        m.rotations.to_string(),
+        m.refreshes.to_string(),
+        m.fallbacks.to_string(),
+        m.replays.to_string(),
+    ]
+}
+
+fn wait_text(ms: u64) -> String {
+    format!("{}.{}", ms / 1_000, (ms % 1_000) / 100)
+}
+
+/// The plain-text report: header, aligned table, the best row per column, a legend.
+pub(crate) fn text(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> String {
+    let mut out = String::new();
+    let keys: usize = scenario.pools.iter().map(|p| p.keys.len()).sum();
+    let _ = writeln!(
+        out,
+        "scenario `{}`: {} requests from {} agent{} at {}/min, {} pool{} with {} keys (seed {seed})",
+        scenario.name,
+        scenario.requests,
+        scenario.agents,
+        if scenario.agents == 1 { "" } else { "s" },
+        scenario.rate_per_min,
+        scenario.pools.len(),
+        if scenario.pools.len() == 1 { "" } else { "s" },
+        keys,
+    );
+    out.push('\n');
+    let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
+    let widths: Vec<usize> = COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            table
+                .iter()
+                .map(|r| r[i].len())
+                .chain([h.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String], out: &mut String| {
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i < 3 {
+                    format!("{c:<w$}", w = widths[i])
+                } else {
+                    format!("{c:>w$}", w = widths[i])
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    let header: Vec<String> = COLUMNS.iter().map(|s| (*s).to_owned()).collect();
+    line(&header, &mut out);
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&rule, &mut out);
+    for row in &table {
+        line(row, &mut out);
+    }
+    out.push('\n');
+    let best = |name: &str, value: fn(&Metrics) -> u64, more_is_better: bool| {
+        let shared = rows.iter().filter(|r| r.spec.shared);
+        let pick = if more_is_better {
+            shared.map(|r| value(&r.metrics)).max()
+        } else {
+            shared.map(|r| value(&r.metrics)).min()
+        };
+        let Some(target) = pick else {
+            return String::new();
+        };
+        let winners: Vec<String> = rows
+            .iter()
+            .filter(|r| r.spec.shared && value(&r.metrics) == target)
+            .map(|r| format!("{}/{}", r.spec.policy_name, strategy_name(r.spec.strategy)))
+            .collect();
+        format!("  {name:<8} {}\n", winners.join(", "))
+    };
+    out.push_str("best (shared store):\n");
+    out.push_str(&best("served", |m| m.served, true));
+    out.push_str(&best("failed", |m| m.failed, false));
+    out.push_str(&best("429s", |m| m.rate_limited, false));
+    out.push_str(&best("wait s", |m| m.wait_ms, false));
+    out.push('\n');
+    out.push_str(
+        "served/failed: requests; 429s: 429 answers received; wait s: simulated seconds spent in \
+         retry delays and waits;\nrotations: switches to another key after a failure; refreshes: \
+         OAuth refresh calls; fallbacks: moves to the fallback chain;\nreplays: spent refresh \
+         tokens presented again (each one revokes the login); store none: every agent keeps its \
+         own state.\n",
+    );
+    out
+}
+
+/// The `--json` report.
+pub(crate) fn json(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> Value {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let m = &r.metrics;
+            json!({
+                "policy": r.spec.policy_name,
+                "strategy": strategy_name(r.spec.strategy),
+                "store": if r.spec.shared { "shared" } else { "none" },
+                "served": m.served,
+                "failed": m.failed,
+                "rate_limited": m.rate_limited,
+                "wait_s": m.wait_ms as f64 / 1_000.0,
+                "rotations": m.rotations,
+                "refreshes": m.refreshes,
+                "fallbacks": m.fallbacks,
+                "replays": m.replays,
+                "failures": m.failures,
+            })
+        })
+        .collect();
+    json!({
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "seed": seed,
+        "requests": scenario.requests,
+        "agents": scenario.agents,
+        "rows": rows,
+    })
+}
