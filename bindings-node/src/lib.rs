@@ -412,7 +412,7 @@ pub(crate) fn integer_value(x: f64) -> Value {
 /// napi hands JS numbers outside the i32 range over as floats (`1787075000000.0`); core's
 /// integer fields (ms timestamps, counters) need them as JSON integers. Integral floats
 /// within 2^53 become integers, recursively; other numbers are left as they are.
-fn integral(value: Value) -> Value {
+pub(crate) fn integral(value: Value) -> Value {
     match value {
         Value::Number(n) if n.is_f64() => match n.as_f64() {
             Some(x) if x.is_finite() && x.fract() == 0.0 && x.abs() <= MAX_CLOCK => {

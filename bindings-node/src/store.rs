@@ -496,7 +496,7 @@ fn ticket_id(ticket: f64) -> Coded<u32> {
 /// Parses a `RefreshOutcome` with core's input parser (its errors never echo secrets).
 fn parse_outcome(outcome: Value) -> Coded<RefreshOutcome> {
     let input = json!({
-        "type": "refresh_result", "pool": "p", "entry_id": "e", "generation": 0, "result": outcome
+        "type": "refresh_result", "pool": "p", "entry_id": "e", "generation": 0, "result": crate::integral(outcome)
     });
     match guard(|| parse_input(input))? {
         Input::RefreshResult(result) => Ok(result.result),

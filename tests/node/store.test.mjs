@@ -274,7 +274,7 @@ test('an open ticket holds this store too: queued calls wait, then run once it e
   assert.equal((await store.credential('anthropic', 'o', 1150)).access_token, 'at0')
   await sleep(50)
   assert.equal(done, false, 'the write waits for the ticket')
-  const finished = await store.finishRefresh(start.ticket, { type: 'refreshed', access_token: 'at1', refresh_token: 'rt1' }, 1300)
+  const finished = await store.finishRefresh(start.ticket, { type: 'refreshed', access_token: 'at1', refresh_token: 'rt1', expires_at: 1_795_458_420_321 }, 1300)
   assert.deepEqual(finished, { type: 'use', entry_id: 'o', lease_id: decision.lease_id, reason: 'refreshed', changed: true })
   assert.equal((await queued).type, 'entry_added')
   assert.equal(await codeOf(store.finishRefresh(start.ticket, { type: 'adopted' })), 'invalid_input')
