@@ -72,9 +72,11 @@ pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {
 /// Replaces `path` with `bytes` atomically: a temp file in the same directory (mode 0600),
 /// written and fsynced, renamed over `path`, then the directory fsynced (when `durable`).
 /// Readers see the old or the new file, never a mix; a crash leaves one of the two.
+/// The caller holds the store lock (temp files of writers that died are removed here).
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     let dir = parent(path);
     create_dir(dir)?;
+    remove_orphaned_temps(path);
     let tmp = temp_path(path);
     let result = (|| {
         let mut options = OpenOptions::new();
@@ -134,6 +136,23 @@ pub(crate) fn create_dir(dir: &Path) -> Result<()> {
     builder
         .create(dir)
         .map_err(|e| io_error("create the directory", dir, &e))
+}
+
+/// Removes temp files a writer killed mid-write left behind. Writers create them only
+/// while holding the store lock, which the caller holds now, so none is in use.
+fn remove_orphaned_temps(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = fs::read_dir(parent(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn temp_path(path: &Path) -> PathBuf {

@@ -55,7 +55,9 @@ pub(crate) fn lock(lock_path: &Path, timeout: Duration) -> Result<LockGuard> {
             ));
         }
         sleep(pause.min(timeout - waited));
-        pause = (pause * 2).min(Duration::from_millis(50));
+        // Short polls: a transaction holds the lock for milliseconds, and a long backoff
+        // lets the process that just released it take it again first (starvation).
+        pause = (pause * 2).min(Duration::from_millis(4));
     }
 }
 

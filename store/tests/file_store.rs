@@ -381,3 +381,17 @@ fn a_write_that_leaves_the_stamp_unchanged_is_still_merged() {
     ids.sort();
     assert_eq!(ids, ["a", "b", "c"]);
 }
+
+#[test]
+fn temp_files_of_killed_writers_are_removed_by_the_next_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.json");
+    let orphan = dir.path().join(".pools.json.tmp-999999-0");
+    fs::write(&orphan, b"half a file").unwrap();
+    let unrelated = dir.path().join("notes.txt");
+    fs::write(&unrelated, b"keep").unwrap();
+    let mut store = open(&path, "w1");
+    add(&mut store, "openrouter", "a");
+    assert!(!orphan.exists());
+    assert!(unrelated.exists());
+}
