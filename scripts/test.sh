@@ -54,6 +54,9 @@ venv="$CREDPOOL_CACHE/venv-py"
   "$venv/bin/python" -m pytest -q tests ../tests/python
 )
 
+echo "== multi-process stress and crash tests (file store; Rust, Node and Python processes)"
+scripts/stress.sh
+
 echo "== wasm binding: build (Debian rustc-web, -Zbuild-std), import check, vectors in Node and headless Chromium"
 scripts/setup-wasm.sh
 eval "$(scripts/setup-browser.sh)"

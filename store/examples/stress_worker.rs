@@ -1,0 +1,486 @@
+//! A stress worker for `FileStore` (driven by `tests/stress/run.py`).
+//!
+//! ```text
+//! stress_worker setup <store>
+//! stress_worker check <store>
+//! stress_worker work  <store> <writer> <ops> <seed> <log> <refresh-log>
+//! ```
+//!
+//! `setup` writes the scenario's pools; `check` opens the file with `FileStore::open`
+//! (exit 0: it is valid credpool state); `work` performs `ops` random operations and
+//! appends one line per acknowledged operation to `<log>` (one `write` per line, so a
+//! SIGKILL never leaves a half line). The refresh callback appends
+//! `use <entry> <old refresh token> <new refresh token> <writer>` to the shared
+//! `<refresh-log>` (O_APPEND), sleeps `STRESS_REFRESH_MS` (default 2: the provider round
+//! trip) and returns the new token pair. `STRESS_DURABLE=0` opens the store without fsync. A call that fails with `lock_timeout` did not
+//! happen: it is logged (`lock_timeout`) and retried.
+//!
+//! `STRESS_BROKEN=nomerge|nolock` swaps `FileStore` for a deliberately broken store (the
+//! negative control of `run.py --negative-control`): `nomerge` writes its in-memory state
+//! without reading the file first; `nolock` reads, merges and writes without the lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use credpool_core::{
+    Credential, EntryId, LeaseId, Millis, Options, PoolKey, RefreshOutcome, RefreshResult,
+    Registry, Secret,
+};
+use credpool_store::{FileStore, StoreOptions, now};
+use serde_json::{Value, json};
+
+type Fallible<T> = Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["setup", store] => setup(Path::new(store)),
+        ["check", store] => check(Path::new(store)),
+        ["work", store, writer, ops, seed, log, refresh_log] => {
+            match (ops.parse::<u64>(), seed.parse::<u64>()) {
+                (Ok(ops), Ok(seed)) => work(&Work {
+                    store: PathBuf::from(store),
+                    writer: (*writer).to_owned(),
+                    ops,
+                    seed,
+                    log: PathBuf::from(log),
+                    refresh_log: PathBuf::from(refresh_log),
+                    refresh_latency: std::time::Duration::from_millis(
+                        std::env::var("STRESS_REFRESH_MS")
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .unwrap_or(2),
+                    ),
+                }),
+                _ => Err("ops and seed must be integers".to_owned()),
+            }
+        }
+        _ => Err("usage: stress_worker setup <store> | check <store> | \
+             work <store> <writer> <ops> <seed> <log> <refresh-log>"
+            .to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("stress_worker: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The pools every run starts from: `keys` (k0..k5), `oauth` (o0, o1, expired), `churn`.
+fn setup(path: &Path) -> Fallible<()> {
+    let mut store = FileStore::open(path, StoreOptions::new("setup", 1)).map_err(err)?;
+    let t = now();
+    let expired = t.0.saturating_sub(60_000);
+    let mut inputs = vec![
+        json!({"type": "configure_pool", "pool": "keys", "strategy": "random"}),
+        json!({"type": "configure_pool", "pool": "oauth", "strategy": "random"}),
+    ];
+    for i in 0..6 {
+        inputs.push(json!({"type": "add_entry", "pool": "keys",
+            "entry": {"id": format!("k{i}"), "access_token": format!("sk-k{i}")}}));
+    }
+    for i in 0..2 {
+        inputs.push(json!({"type": "add_entry", "pool": "oauth", "entry": {
+            "id": format!("o{i}"), "auth_type": "oauth",
+            "access_token": format!("at-seed-o{i}"), "refresh_token": format!("rt-seed-o{i}"),
+            "expires_at": expired}}));
+    }
+    inputs.push(json!({"type": "add_entry", "pool": "churn",
+        "entry": {"id": "c-seed", "access_token": "sk-c-seed"}}));
+    for input in inputs {
+        store.handle_value(t, input).map_err(err)?;
+    }
+    Ok(())
+}
+
+fn check(path: &Path) -> Fallible<()> {
+    let store = FileStore::open(path, StoreOptions::new("check", 1)).map_err(err)?;
+    if !path.exists() {
+        return Err(format!("{} does not exist", path.display()));
+    }
+    println!("ok: {} pools", store.registry().pools().count());
+    Ok(())
+}
+
+struct Work {
+    store: PathBuf,
+    writer: String,
+    ops: u64,
+    seed: u64,
+    log: PathBuf,
+    refresh_log: PathBuf,
+    refresh_latency: std::time::Duration,
+}
+
+fn work(w: &Work) -> Fallible<()> {
+    let broken = std::env::var("STRESS_BROKEN")
+        .ok()
+        .filter(|v| !v.is_empty());
+    let open = || -> Fallible<Box<dyn Store>> {
+        match broken.as_deref() {
+            None => {
+                let mut options = StoreOptions::new(&w.writer, w.seed);
+                options.durable = std::env::var("STRESS_DURABLE").as_deref() != Ok("0");
+                Ok(Box::new(FileStore::open(&w.store, options).map_err(err)?))
+            }
+            Some(mode @ ("nomerge" | "nolock")) => Ok(Box::new(Broken::open(
+                &w.store,
+                &w.writer,
+                w.seed,
+                mode == "nolock",
+            )?)),
+            Some(other) => Err(format!("unknown STRESS_BROKEN mode {other}")),
+        }
+    };
+    let mut store = open()?;
+    let mut log = Log::open(&w.log)?;
+    let mut rng = Rng(w.seed ^ 0x9E37_79B9_7F4A_7C15);
+    let mut live: Vec<String> = Vec::new();
+    let mut added = 0_u64;
+    for n in 0..w.ops {
+        let roll = rng.below(100);
+        if roll < 40 {
+            // select: acquire on `keys`, then a 200 report (so counters are exactly selections).
+            let d = call(
+                store.as_mut(),
+                &mut log,
+                &json!({"type": "acquire", "pool": "keys"}),
+            )?;
+            let (entry, lease) = use_decision(&d, "use")?;
+            log.line(&format!("select keys {entry}"))?;
+            let report = json!({"type": "report", "pool": "keys",
+                "lease_id": lease, "response": {"status": 200}});
+            let done = call(store.as_mut(), &mut log, &report)?;
+            expect_type(&done, "done")?;
+        } else if roll < 62 {
+            let pause = std::time::Duration::from_micros(rng.below(2_000));
+            refresh(w, store.as_mut(), &mut log, n, pause)?;
+        } else if roll < 75 {
+            let id = format!("{}-{added}", w.writer);
+            added += 1;
+            let input = json!({"type": "add_entry", "pool": "churn",
+                "entry": {"id": id, "access_token": format!("sk-{id}")}});
+            call(store.as_mut(), &mut log, &input)?;
+            log.line(&format!("add {id}"))?;
+            live.push(id);
+        } else if roll < 87 {
+            if live.is_empty() {
+                continue;
+            }
+            let id = live.swap_remove(rng.below(live.len() as u64) as usize);
+            log.line(&format!("removing {id}"))?;
+            let input = json!({"type": "remove_entry", "pool": "churn", "entry_id": id});
+            call(store.as_mut(), &mut log, &input)?;
+            log.line(&format!("remove {id}"))?;
+        } else if roll < 93 {
+            let pool = if rng.below(2) == 0 { "keys" } else { "oauth" };
+            call(
+                store.as_mut(),
+                &mut log,
+                &json!({"type": "reset", "pool": pool}),
+            )?;
+            log.line(&format!("reset {pool}"))?;
+        } else {
+            // A restart: a fresh store from the file, so nothing survives only in memory.
+            drop(store);
+            store = open()?;
+            log.line("reopen")?;
+        }
+    }
+    log.line(&format!("slowest {}", log.slowest.as_millis()))?;
+    log.line("finished")?;
+    Ok(())
+}
+
+/// acquire on `oauth` (always a `refresh` decision: tokens are expired), a pause, then the
+/// single-flight refresh, then a 200 report.
+fn refresh(
+    w: &Work,
+    store: &mut dyn Store,
+    log: &mut Log,
+    n: u64,
+    pause: std::time::Duration,
+) -> Fallible<()> {
+    let d = call(store, log, &json!({"type": "acquire", "pool": "oauth"}))?;
+    let (entry, lease) = use_decision(&d, "refresh")?;
+    log.line(&format!("select oauth {entry}"))?;
+    // A moment between the decision and the refresh, so other processes can act on the
+    // same stale token meanwhile (the adopt path).
+    std::thread::sleep(pause);
+    let generation = d["generation"]
+        .as_u64()
+        .ok_or("refresh without generation")?;
+    let new_rt = format!("rt-{}-{n}", w.writer);
+    let new_at = format!("at-{}-{n}", w.writer);
+    let refresh_log = &w.refresh_log;
+    let writer = &w.writer;
+    let entry_id = entry.clone();
+    let mut callback_error = None;
+    let mut callback = |cred: &Credential| {
+        let old = cred.refresh_token.as_ref().map_or("-", Secret::expose);
+        if let Err(e) = append_line(
+            refresh_log,
+            &format!("use {entry_id} {old} {new_rt} {writer}"),
+        ) {
+            callback_error = Some(e);
+        }
+        // The provider round trip (the lock is held meanwhile).
+        std::thread::sleep(w.refresh_latency);
+        RefreshOutcome::Refreshed {
+            access_token: Secret::new(new_at.clone()),
+            refresh_token: Some(Secret::new(new_rt.clone())),
+            expires_at: Some(Millis(now().0.saturating_sub(1))),
+        }
+    };
+    let decision = loop {
+        let start = std::time::Instant::now();
+        let result = store.refresh(&entry, generation, lease, &mut callback);
+        log.timed(start);
+        match result {
+            Err(e) if e.starts_with(LOCK_TIMEOUT) => log.line("lock_timeout")?,
+            other => break other?,
+        }
+    };
+    if let Some(e) = callback_error {
+        return Err(e);
+    }
+    let (used, lease) = use_decision(&decision, "use")?;
+    if used != entry {
+        return Err(format!("refresh of {entry} answered use {used}"));
+    }
+    match decision["reason"].as_str() {
+        Some("refreshed") => log.line(&format!("refreshed {entry} {new_rt}"))?,
+        Some("adopted") => log.line(&format!("adopted {entry}"))?,
+        other => return Err(format!("refresh answered reason {other:?}")),
+    }
+    let report = json!({"type": "report", "pool": "oauth",
+        "lease_id": lease, "response": {"status": 200}});
+    expect_type(&call(store, log, &report)?, "done")
+}
+
+const LOCK_TIMEOUT: &str = "LockTimeout";
+
+/// One store call; a `lock_timeout` (the input did not happen) is logged and retried.
+fn call(store: &mut dyn Store, log: &mut Log, input: &Value) -> Fallible<Value> {
+    loop {
+        let start = std::time::Instant::now();
+        let result = store.handle(input.clone());
+        log.timed(start);
+        match result {
+            Err(e) if e.starts_with(LOCK_TIMEOUT) => log.line("lock_timeout")?,
+            other => return other,
+        }
+    }
+}
+
+fn use_decision(d: &Value, want: &str) -> Fallible<(String, u64)> {
+    expect_type(d, want)?;
+    match (d["entry_id"].as_str(), d["lease_id"].as_u64()) {
+        (Some(e), Some(l)) => Ok((e.to_owned(), l)),
+        _ => Err(format!("malformed decision {d}")),
+    }
+}
+
+fn expect_type(d: &Value, want: &str) -> Fallible<()> {
+    if d["type"] == want {
+        Ok(())
+    } else {
+        Err(format!("expected a {want} decision, got {d}"))
+    }
+}
+
+/// What the worker needs from a store (the real one, or the broken negative control).
+trait Store {
+    fn handle(&mut self, input: Value) -> Fallible<Value>;
+    fn refresh(
+        &mut self,
+        entry: &str,
+        generation: u64,
+        lease: u64,
+        callback: &mut dyn FnMut(&Credential) -> RefreshOutcome,
+    ) -> Fallible<Value>;
+}
+
+impl Store for FileStore {
+    fn handle(&mut self, input: Value) -> Fallible<Value> {
+        let out = self.handle_value(now(), input).map_err(err)?;
+        serde_json::to_value(out).map_err(|e| e.to_string())
+    }
+
+    fn refresh(
+        &mut self,
+        entry: &str,
+        generation: u64,
+        lease: u64,
+        callback: &mut dyn FnMut(&Credential) -> RefreshOutcome,
+    ) -> Fallible<Value> {
+        let pool = PoolKey::parse("oauth").map_err(err)?;
+        let entry = EntryId::parse(entry).map_err(err)?;
+        let d = Self::refresh(
+            self,
+            now,
+            &pool,
+            &entry,
+            generation,
+            Some(LeaseId(lease)),
+            callback,
+        )
+        .map_err(err)?;
+        serde_json::to_value(d).map_err(|e| e.to_string())
+    }
+}
+
+/// NEGATIVE CONTROL ONLY: a store that skips the lock (`nolock`: read, merge, apply,
+/// write, unlocked) or the merge (`nomerge`: apply to memory, overwrite the file).
+struct Broken {
+    path: PathBuf,
+    registry: Registry,
+    merge: bool,
+}
+
+impl Broken {
+    fn open(path: &Path, writer: &str, seed: u64, merge: bool) -> Fallible<Self> {
+        let state: Value = serde_json::from_slice(&std::fs::read(path).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+        let options = Options {
+            writer: writer.to_owned(),
+            seed,
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            registry: Registry::from_state(&state, options).map_err(err)?,
+            merge,
+        })
+    }
+
+    fn load(&mut self) -> Fallible<()> {
+        if self.merge {
+            let bytes = std::fs::read(&self.path).map_err(|e| e.to_string())?;
+            let state: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+            self.registry.sync(&state).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn save(&self) -> Fallible<()> {
+        let bytes = serde_json::to_vec(&self.registry.export_state()).map_err(|e| e.to_string())?;
+        let tmp = self
+            .path
+            .with_extension(format!("broken-{}", std::process::id()));
+        std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, &self.path).map_err(|e| e.to_string())
+    }
+}
+
+impl Store for Broken {
+    fn handle(&mut self, input: Value) -> Fallible<Value> {
+        self.load()?;
+        let out = self.registry.handle_value(now(), input).map_err(err)?;
+        if out.changed {
+            self.save()?;
+        }
+        serde_json::to_value(out).map_err(|e| e.to_string())
+    }
+
+    fn refresh(
+        &mut self,
+        entry: &str,
+        generation: u64,
+        lease: u64,
+        callback: &mut dyn FnMut(&Credential) -> RefreshOutcome,
+    ) -> Fallible<Value> {
+        self.load()?;
+        let pool = PoolKey::parse("oauth").map_err(err)?;
+        let entry = EntryId::parse(entry).map_err(err)?;
+        let outcome = if self
+            .registry
+            .check_refresh(&pool, &entry, generation)
+            .map_err(err)?
+        {
+            callback(&self.registry.credential(&pool, &entry).map_err(err)?)
+        } else {
+            RefreshOutcome::Adopted
+        };
+        let result = RefreshResult {
+            pool,
+            entry_id: entry,
+            generation,
+            lease_id: Some(LeaseId(lease)),
+            result: outcome,
+        };
+        let d = self.registry.refresh_result(now(), &result).map_err(err)?;
+        self.save()?;
+        serde_json::to_value(d).map_err(|e| e.to_string())
+    }
+}
+
+/// The per-worker log: one unbuffered `write` per line; and the slowest store call.
+struct Log {
+    file: File,
+    slowest: std::time::Duration,
+}
+
+impl Log {
+    fn open(path: &Path) -> Fallible<Self> {
+        Ok(Self {
+            file: open_append(path)?,
+            slowest: std::time::Duration::ZERO,
+        })
+    }
+
+    fn timed(&mut self, start: std::time::Instant) {
+        self.slowest = self.slowest.max(start.elapsed());
+    }
+
+    fn line(&mut self, text: &str) -> Fallible<()> {
+        self.file
+            .write_all(format!("{text}\n").as_bytes())
+            .map_err(|e| format!("log: {e}"))
+    }
+}
+
+fn open_append(path: &Path) -> Fallible<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
+}
+
+/// Appends one line to the shared log with a single `write` on an O_APPEND descriptor.
+fn append_line(path: &Path, text: &str) -> Fallible<()> {
+    open_append(path)?
+        .write_all(format!("{text}\n").as_bytes())
+        .map_err(|e| format!("refresh log: {e}"))
+}
+
+fn err(e: credpool_core::Error) -> String {
+    format!("{:?}: {e}", e.code())
+}
+
+/// xorshift64*: enough randomness for choosing operations.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0.max(1);
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}

@@ -1,0 +1,137 @@
+"""Stress worker over the Python binding's FileStore (driven by tests/stress/run.py).
+
+  python worker.py <store> <writer> <ops> <seed> <log> <refresh-log>
+
+The same operations and log lines as store/examples/stress_worker.rs: one line per
+acknowledged operation, one unbuffered os.write per line (a SIGKILL never leaves half a
+line). The refresh callback appends `use <entry> <old> <new> <writer>` to the shared
+refresh log (O_APPEND) before it returns the new pair.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+import credpool
+
+
+def main() -> int:
+    if len(sys.argv) != 7:
+        print("usage: worker.py <store> <writer> <ops> <seed> <log> <refresh-log>", file=sys.stderr)
+        return 2
+    store_path, writer, ops_text, seed_text, log_path, refresh_log = sys.argv[1:]
+    ops, seed = int(ops_text), int(seed_text)
+    latency = float(os.environ.get("STRESS_REFRESH_MS", "2")) / 1000
+    rng = random.Random(seed)
+    slowest = [0.0]
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+    def log(line: str) -> None:
+        os.write(log_fd, f"{line}\n".encode())
+
+    def call(fn):
+        """One store call; a `lock_timeout` (the input did not happen) is logged and retried."""
+        while True:
+            start = time.monotonic()
+            try:
+                return fn()
+            except credpool.CredpoolError as e:
+                if e.code != "lock_timeout":
+                    raise
+                log("lock_timeout")
+            finally:
+                slowest[0] = max(slowest[0], time.monotonic() - start)
+
+    def expect(decision, kind: str):
+        if decision["type"] != kind:
+            raise RuntimeError(f"expected a {kind} decision, got {decision}")
+        return decision
+
+    def open_store() -> credpool.FileStore:
+        durable = os.environ.get("STRESS_DURABLE") != "0"
+        return credpool.FileStore.open(store_path, writer=writer, seed=seed, durable=durable)
+
+    store = open_store()
+
+    def refresh(n: int) -> None:
+        d = expect(call(lambda: store.acquire("oauth")), "refresh")
+        entry = d["entry_id"]
+        log(f"select oauth {entry}")
+        # A moment between the decision and the refresh, so other processes can act on the
+        # same stale token meanwhile (the adopt path).
+        time.sleep(rng.randrange(2000) / 1e6)
+        new_rt, new_at = f"rt-{writer}-{n}", f"at-{writer}-{n}"
+
+        def refresh_fn(cred):
+            line = f"use {entry} {cred.get('refresh_token') or '-'} {new_rt} {writer}\n"
+            fd = os.open(refresh_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                os.write(fd, line.encode())
+            finally:
+                os.close(fd)
+            time.sleep(latency)  # the provider round trip (the lock is held meanwhile)
+            return {
+                "type": "refreshed",
+                "access_token": new_at,
+                "refresh_token": new_rt,
+                "expires_at": int(time.time() * 1000) - 1,
+            }
+
+        decision = call(
+            lambda: store.refresh("oauth", entry, d["generation"], refresh_fn, lease_id=d["lease_id"])
+        )
+        expect(decision, "use")
+        if decision["entry_id"] != entry:
+            raise RuntimeError(f"refresh of {entry} answered use {decision['entry_id']}")
+        if decision.get("reason") == "refreshed":
+            log(f"refreshed {entry} {new_rt}")
+        elif decision.get("reason") == "adopted":
+            log(f"adopted {entry}")
+        else:
+            raise RuntimeError(f"refresh answered {decision}")
+        expect(call(lambda: store.report("oauth", decision["lease_id"], status=200)), "done")
+
+    live: list[str] = []
+    added = 0
+    for n in range(ops):
+        roll = rng.randrange(100)
+        if roll < 40:
+            d = expect(call(lambda: store.acquire("keys")), "use")
+            log(f"select keys {d['entry_id']}")
+            expect(call(lambda: store.report("keys", d["lease_id"], status=200)), "done")
+        elif roll < 62:
+            refresh(n)
+        elif roll < 75:
+            entry_id = f"{writer}-{added}"
+            added += 1
+            call(lambda: store.add_entry("churn", {"id": entry_id, "access_token": f"sk-{entry_id}"}))
+            log(f"add {entry_id}")
+            live.append(entry_id)
+        elif roll < 87:
+            if not live:
+                continue
+            i = rng.randrange(len(live))
+            live[i], live[-1] = live[-1], live[i]
+            entry_id = live.pop()
+            log(f"removing {entry_id}")
+            call(lambda: store.remove_entry("churn", entry_id))
+            log(f"remove {entry_id}")
+        elif roll < 93:
+            pool = "keys" if rng.randrange(2) == 0 else "oauth"
+            call(lambda: store.reset(pool))
+            log(f"reset {pool}")
+        else:
+            # A restart: a fresh store from the file, so nothing survives only in memory.
+            store = open_store()
+            log("reopen")
+    log(f"slowest {int(slowest[0] * 1000)}")
+    log("finished")
+    os.close(log_fd)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
