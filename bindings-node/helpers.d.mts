@@ -8,7 +8,11 @@ export type { CredentialOutput, HintUsed, RefreshOutcome, ResponseInfo }
 /** What the host should do next (core `Decision`, plus `changed`). */
 export type Decision = DecisionOutput
 
-/** The registry methods the helpers use (napi and wasm `Registry` both fit). */
+/**
+ * The registry methods the helpers use: a napi or wasm `Registry`, or a `FileStore` (its
+ * methods return promises, which the helpers await; with a `FileStore`, `refresh` runs
+ * single-flight across processes through `beginRefresh` / `finishRefresh`).
+ */
 export interface RegistryLike {
   acquire(pool: string, opts?: { model?: string; session?: string } | null, now?: number | null): any
   report(pool: string, leaseId: number, response: ResponseInfo, now?: number | null): any
@@ -18,6 +22,9 @@ export interface RegistryLike {
   ): any
   credential(pool: string, entryId: string, now?: number | null): any
   release(pool: string, leaseId: number, now?: number | null): any
+  beginRefresh?(pool: string, entryId: string, generation: number, leaseId?: number | null, now?: number | null): Promise<any>
+  finishRefresh?(ticket: number, outcome: RefreshOutcome, now?: number | null): Promise<any>
+  abandonRefresh?(ticket: number): boolean
 }
 
 /**

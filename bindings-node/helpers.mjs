@@ -308,14 +308,18 @@ export class Credential {
   }
 }
 
-/** Reveals the entry's secrets through `registry.credential`. */
-function reveal(registry, pool, model, entryId, leaseId, now) {
-  const c = registry.credential(pool, entryId, now)
+/** Reveals the entry's secrets through `registry.credential` (a `Registry` or a `FileStore`). */
+async function reveal(registry, pool, model, entryId, leaseId, now) {
+  return credentialFrom(await registry.credential(pool, entryId, now), pool, model, leaseId)
+}
+
+/** A `Credential` from a `credential` output. */
+function credentialFrom(c, pool, model, leaseId) {
   return new Credential(
     {
       pool,
       model,
-      entryId,
+      entryId: c.entry_id,
       leaseId,
       baseUrl: c.base_url,
       generation: c.generation,
@@ -426,7 +430,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
 
   try {
     signal?.throwIfAborted()
-    let decision = acquire()
+    let decision = await acquire()
     for (;;) {
       open = LEASED.has(decision.type) ? { pool: current.pool, leaseId: decision.lease_id } : null
       switch (decision.type) {
@@ -439,28 +443,47 @@ export async function withCredential(registry, pool, fn, options = {}) {
           if (++waits > maxAttempts) return stop(decision, 'too many waits')
           const ms = decision.until - now()
           if (!(await pause(ms))) return stop(decision, `wait of ${ms} ms exceeds maxWaitMs`)
-          decision = acquire()
+          decision = await acquire()
           continue
         }
         case 'fallback': {
           if (visited.has(decision.pool)) return stop(decision, `fallback loop through ${decision.pool}`)
           visited.add(decision.pool)
           current = { pool: decision.pool, model: decision.model ?? current.model }
-          decision = acquire()
+          decision = await acquire()
           continue
         }
         case 'refresh': {
-          const credential = reveal(registry, current.pool, current.model, decision.entry_id, decision.lease_id, now())
           if (typeof refresh !== 'function') {
             throw new CredpoolError(`entry ${decision.entry_id} of ${current.pool} needs an OAuth refresh and no refresh callback was given`, {
               code: 'no_credential',
               decision,
             })
           }
+          const { entry_id: entryId, generation, lease_id: leaseId } = decision
+          if (typeof registry.beginRefresh === 'function') {
+            // A FileStore: single-flight across processes. Under the store's lock, a token
+            // another process already rotated is adopted instead of refreshed again.
+            const start = await registry.beginRefresh(current.pool, entryId, generation, leaseId, now())
+            if (start.type === 'adopted') {
+              decision = start.decision
+              continue
+            }
+            let result
+            try {
+              result = await refresh(credentialFrom(start.credential, current.pool, current.model, leaseId))
+            } catch (error) {
+              registry.abandonRefresh(start.ticket)
+              throw error
+            }
+            decision = await registry.finishRefresh(start.ticket, result, now())
+            continue
+          }
+          const credential = await reveal(registry, current.pool, current.model, entryId, leaseId, now())
           const result = await refresh(credential)
           signal?.throwIfAborted()
-          decision = registry.refreshResult(
-            { pool: current.pool, entry_id: decision.entry_id, generation: decision.generation, lease_id: decision.lease_id, result },
+          decision = await registry.refreshResult(
+            { pool: current.pool, entry_id: entryId, generation, lease_id: leaseId, result },
             now(),
           )
           continue
@@ -474,7 +497,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
           if (attempts >= maxAttempts) return stop(decision, 'maxAttempts reached')
           attempts++
           signal?.throwIfAborted()
-          const credential = reveal(registry, current.pool, current.model, decision.entry_id, decision.lease_id, now())
+          const credential = await reveal(registry, current.pool, current.model, decision.entry_id, decision.lease_id, now())
           let value
           let info
           try {
@@ -489,7 +512,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
           }
           if (info === undefined) {
             if (!isResponse(value)) {
-              registry.report(current.pool, decision.lease_id, { status: 200 }, now())
+              await registry.report(current.pool, decision.lease_id, { status: 200 }, now())
               open = null
               return value
             }
@@ -498,7 +521,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
             last = { response: value }
             discard(previous)
           }
-          decision = registry.report(current.pool, decision.lease_id, info, now())
+          decision = await registry.report(current.pool, decision.lease_id, info, now())
           if (decision.type === 'done') {
             open = null
             if (last.error !== undefined) throw last.error
@@ -513,7 +536,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
   } finally {
     if (open) {
       try {
-        registry.release(open.pool, open.leaseId, now())
+        await registry.release(open.pool, open.leaseId, now())
       } catch {
         // The lease is gone already; nothing to undo.
       }

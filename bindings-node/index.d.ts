@@ -340,6 +340,8 @@ export declare class FileStore {
    * whether the ticket was still open.
    */
   abandonRefresh(ticket: number): boolean
+  /** A view of one pool of this store: the same calls without the `pool` argument. */
+  pool(key: string): StorePool
 }
 
 /** A credential registry: all pools of one process. */
@@ -382,6 +384,26 @@ export declare class Registry {
   reset(pool: string, entryId?: string | undefined | null, now?: number | undefined | null): { type: 'reset'; count: number } & Changed
   /** `seed`: adopt credentials from an environment map and custom providers. */
   seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed
+}
+
+/** One pool of a [`FileStore`] (`store.pool(key)`): the store's calls bound to that pool. */
+export declare class StorePool {
+  /** The pool key. */
+  get key(): string
+  /** `acquire` on this pool. */
+  acquire(opts?: { model?: string; session?: string }, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `report` on this pool. */
+  report(leaseId: number, response: ResponseInfo, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `release` on this pool. */
+  release(leaseId: number, now?: number | undefined | null): Promise<{ type: 'released'; lease_id: number } & Changed>
+  /** `credential` on this pool. */
+  credential(entryId: string, now?: number | undefined | null): Promise<CredentialOutput>
+  /** `status` of this pool. */
+  status(now?: number | undefined | null): Promise<StatusOutput>
+  /** `add_entry` to this pool. */
+  addEntry(entry: NewEntry, now?: number | undefined | null): Promise<{ type: 'entry_added'; entry_id: string } & Changed>
+  /** `reset` one entry of this pool, or all. */
+  reset(entryId?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'reset'; count: number } & Changed>
 }
 
 /** Every stable error code, in core's declaration order. */

@@ -837,6 +837,7 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.FileStore = nativeBinding.FileStore
 module.exports.Registry = nativeBinding.Registry
+module.exports.StorePool = nativeBinding.StorePool
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.exportHermes = nativeBinding.exportHermes
 module.exports.importHermes = nativeBinding.importHermes

@@ -448,6 +448,19 @@ impl FileStore {
         open
     }
 
+    /// A view of one pool of this store: the same calls without the `pool` argument.
+    #[napi]
+    pub fn pool(&self, key: String) -> StorePool {
+        StorePool {
+            store: Self {
+                tx: self.tx.clone(),
+                path: self.path.clone(),
+                tickets: Arc::clone(&self.tickets),
+            },
+            key,
+        }
+    }
+
     /// Posts a job; its promise settles when the worker ran it.
     fn submit<'env>(&self, env: &'env Env, job: Coded<Job>) -> napi::Result<Object<'env>> {
         let (deferred, promise) = env.create_deferred::<Value, Resolver<Value>>()?;
@@ -858,4 +871,94 @@ fn credential_json(c: &Credential) -> Value {
     out.insert("generation".into(), json!(c.generation));
     out.insert("changed".into(), json!(false));
     Value::Object(out)
+}
+
+/// One pool of a [`FileStore`] (`store.pool(key)`): the store's calls bound to that pool.
+#[napi]
+pub struct StorePool {
+    store: FileStore,
+    key: String,
+}
+
+#[napi]
+impl StorePool {
+    /// The pool key.
+    #[napi(getter)]
+    pub fn key(&self) -> String {
+        self.key.clone()
+    }
+
+    /// `acquire` on this pool.
+    #[napi(ts_return_type = "Promise<DecisionOutput>")]
+    pub fn acquire<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "{ model?: string; session?: string }")] opts: Option<Value>,
+        now: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
+        self.store.acquire(env, self.key.clone(), opts, now)
+    }
+
+    /// `report` on this pool.
+    #[napi(ts_return_type = "Promise<DecisionOutput>")]
+    pub fn report<'env>(
+        &self,
+        env: &'env Env,
+        lease_id: f64,
+        #[napi(ts_arg_type = "ResponseInfo")] response: Value,
+        now: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
+        self.store
+            .report(env, self.key.clone(), lease_id, response, now)
+    }
+
+    /// `release` on this pool.
+    #[napi(ts_return_type = "Promise<{ type: 'released'; lease_id: number } & Changed>")]
+    pub fn release<'env>(
+        &self,
+        env: &'env Env,
+        lease_id: f64,
+        now: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
+        self.store.release(env, self.key.clone(), lease_id, now)
+    }
+
+    /// `credential` on this pool.
+    #[napi(ts_return_type = "Promise<CredentialOutput>")]
+    pub fn credential<'env>(
+        &self,
+        env: &'env Env,
+        entry_id: String,
+        now: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
+        self.store.credential(env, self.key.clone(), entry_id, now)
+    }
+
+    /// `status` of this pool.
+    #[napi(ts_return_type = "Promise<StatusOutput>")]
+    pub fn status<'env>(&self, env: &'env Env, now: Option<f64>) -> napi::Result<Object<'env>> {
+        self.store.status(env, Some(self.key.clone()), now)
+    }
+
+    /// `add_entry` to this pool.
+    #[napi(ts_return_type = "Promise<{ type: 'entry_added'; entry_id: string } & Changed>")]
+    pub fn add_entry<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "NewEntry")] entry: Value,
+        now: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
+        self.store.add_entry(env, self.key.clone(), entry, now)
+    }
+
+    /// `reset` one entry of this pool, or all.
+    #[napi(ts_return_type = "Promise<{ type: 'reset'; count: number } & Changed>")]
+    pub fn reset<'env>(
+        &self,
+        env: &'env Env,
+        entry_id: Option<String>,
+        now: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
+        self.store.reset(env, self.key.clone(), entry_id, now)
+    }
 }

@@ -13,7 +13,7 @@ mod store;
 
 pub use file::MAX_FILE_BYTES;
 pub use path::{FILE_NAME, default_path};
-pub use store::{FileStore, RefreshStart, RefreshTicket, StoreOptions};
+pub use store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool};
 
 use credpool_core::Millis;
 

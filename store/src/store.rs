@@ -191,6 +191,11 @@ impl FileStore {
         self.handle(now, input)
     }
 
+    /// A view of one pool: `acquire`, `report`, `release`, `status` without repeating it.
+    pub fn pool(&mut self, key: PoolKey) -> StorePool<'_> {
+        StorePool { store: self, key }
+    }
+
     /// `acquire`, persisted.
     pub fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
         self.transact(|registry| {
@@ -338,6 +343,78 @@ impl FileStore {
         self.seen = file::stamp(&self.path)?;
         self.seen_digest = Some(digest(&bytes));
         Ok(())
+    }
+}
+
+/// One pool of a [`FileStore`] ([`FileStore::pool`]); every call persists like the store's.
+#[derive(Debug)]
+pub struct StorePool<'a> {
+    store: &'a mut FileStore,
+    key: PoolKey,
+}
+
+impl StorePool<'_> {
+    /// The pool key.
+    pub fn key(&self) -> &PoolKey {
+        &self.key
+    }
+
+    /// `acquire` on this pool (`model`, `session` as in [`AcquireRequest`]).
+    pub fn acquire(
+        &mut self,
+        now: Millis,
+        model: Option<String>,
+        session: Option<String>,
+    ) -> Result<Decision> {
+        let request = AcquireRequest {
+            pool: self.key.clone(),
+            model,
+            session,
+        };
+        self.store.acquire(now, &request)
+    }
+
+    /// `report` of a response against `lease_id`.
+    pub fn report(
+        &mut self,
+        now: Millis,
+        lease_id: LeaseId,
+        response: credpool_core::Response,
+    ) -> Result<Decision> {
+        let report = Report {
+            pool: self.key.clone(),
+            lease_id: Some(lease_id),
+            entry_id: None,
+            response,
+        };
+        self.store.report(now, &report)
+    }
+
+    /// `release` of `lease_id` (no outcome, nothing marked).
+    pub fn release(&mut self, now: Millis, lease_id: LeaseId) -> Result<()> {
+        let input = Input::Release {
+            pool: self.key.clone(),
+            lease_id,
+        };
+        self.store.handle(now, input).map(drop)
+    }
+
+    /// The entry's secrets (from the store as last merged).
+    pub fn credential(&mut self, entry_id: &EntryId) -> Result<Credential> {
+        self.store.reload()?;
+        self.store.registry.credential(&self.key, entry_id)
+    }
+
+    /// Status of this pool for humans.
+    pub fn status(&mut self, now: Millis) -> Result<credpool_core::status::PoolStatus> {
+        self.store.reload()?;
+        let mut pools = self.store.registry.status(now, Some(&self.key))?;
+        pools.pop().ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownPool,
+                format!("unknown pool {}", self.key.as_str()),
+            )
+        })
     }
 }
 

@@ -395,3 +395,46 @@ fn temp_files_of_killed_writers_are_removed_by_the_next_write() {
     assert!(!orphan.exists());
     assert!(unrelated.exists());
 }
+
+#[test]
+fn a_pool_view_persists_like_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.json");
+    let mut store = open(&path, "w1");
+    add(&mut store, "openrouter", "a");
+    add(&mut store, "openrouter", "b");
+    let mut pool = store.pool(PoolKey::parse("openrouter").unwrap());
+    let Decision::Use {
+        entry_id, lease_id, ..
+    } = pool.acquire(Millis(1_000), None, None).unwrap()
+    else {
+        panic!("two healthy keys")
+    };
+    assert_eq!(entry_id.as_str(), "a");
+    let secret = pool.credential(&entry_id).unwrap().access_token.unwrap();
+    assert_eq!(secret.expose(), "sk-a");
+    let response = credpool_core::Response {
+        status: Some(402),
+        ..Default::default()
+    };
+    let Decision::Use {
+        entry_id: next,
+        lease_id: next_lease,
+        ..
+    } = pool.report(Millis(1_100), lease_id, response).unwrap()
+    else {
+        panic!("402 rotates")
+    };
+    assert_eq!(next.as_str(), "b");
+    pool.release(Millis(1_200), next_lease).unwrap();
+    let status = pool.status(Millis(1_300)).unwrap();
+    assert_eq!(status.entries.len(), 2);
+    // Another process sees the bench.
+    let mut other = open(&path, "w2");
+    let use_other = run(
+        &mut other,
+        1_400,
+        json!({"type": "acquire", "pool": "openrouter"}),
+    );
+    assert_eq!(use_other["entry_id"], "b");
+}

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { credpool, impl } from './impl.mjs'
-import { refreshWithStore } from '../../bindings-node/helpers.mjs'
+import { refreshWithStore, withCredential } from '../../bindings-node/helpers.mjs'
 
 const skip = impl === 'wasm' ? 'the wasm build has no file store' : false
 const { FileStore } = credpool
@@ -382,4 +382,39 @@ test('the event loop is never blocked by the lock', { skip }, async () => {
   } finally {
     clearInterval(timer)
   }
+})
+
+test('store.pool(key): the store calls bound to one pool, persisted', { skip }, async () => {
+  const path = tempPath()
+  const store = await withTwoKeys(path)
+  const pool = store.pool('openrouter')
+  assert.equal(pool.key, 'openrouter')
+  const use = await pool.acquire(undefined, 1000)
+  assert.equal(use.entry_id, 'a')
+  assert.equal((await pool.credential('a', 1000)).access_token, 'sk-a')
+  const next = await pool.report(use.lease_id, { status: 402 }, 1100)
+  assert.equal(next.entry_id, 'b')
+  assert.equal((await pool.release(next.lease_id, 1200)).type, 'released')
+  assert.equal((await pool.status(1300)).pools[0].entries.length, 2)
+  const other = await open(path, 'w2')
+  assert.equal((await other.acquire('openrouter', undefined, 1400)).entry_id, 'b')
+})
+
+test('withCredential over FileStores: one refresh across stores, the other adopts', { skip }, async () => {
+  const path = tempPath()
+  const a = await open(path, 'wa')
+  await a.addEntry('anthropic', { id: 'o', auth_type: 'oauth', access_token: 'at-0', refresh_token: 'rt-0', expires_at: 1_000 }, 0)
+  const b = await open(path, 'wb')
+  const refreshed = []
+  const refresh = async (credential) => {
+    refreshed.push(credential.refreshToken)
+    return { type: 'refreshed', access_token: 'at-1', refresh_token: 'rt-1', expires_at: 1_795_458_420_321 }
+  }
+  let clock = 2_000
+  const options = { refresh, now: () => clock++ }
+  const seen = []
+  seen.push(await withCredential(a, 'anthropic', async (c) => c.accessToken, options))
+  seen.push(await withCredential(b, 'anthropic', async (c) => c.accessToken, options))
+  assert.deepEqual(seen, ['at-1', 'at-1'])
+  assert.deepEqual(refreshed, ['rt-0'], 'the second store found the rotated token and never refreshed')
 })
