@@ -67,6 +67,8 @@ ls -l "$pkg/web/credpool_wasm_bg.wasm" | awk '{print "wasm size (raw bytes): " $
 echo "wasm size (gzip -9 bytes): $(gzip -9 -c "$pkg/web/credpool_wasm_bg.wasm" | wc -c)"
 CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node --test tests/node/*.test.mjs
 CREDPOOL_WASM_WEB="$pkg/web" node bindings-wasm/test/browser.mjs
+echo "-- the config preview page (bindings-wasm/www) in headless chromium; screenshots in \$CREDPOOL_CACHE/test-output/www"
+CREDPOOL_WASM_WEB="$pkg/web" node --test bindings-wasm/test/www.test.mjs
 
 echo "== packages: npm pack + maturin build, installed into fresh projects, README examples run there"
 scripts/test-packages.sh

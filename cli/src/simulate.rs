@@ -1,17 +1,12 @@
 //! `credpool simulate`: runs a scenario against the real engine with a simulated provider
 //! and compares policies and strategies side by side.
 //!
-//! Everything runs in simulated time (a virtual clock in epoch ms; nothing sleeps): the
-//! agents of a row share one real [`credpool_store::FileStore`] on a temp file and follow
-//! core's decisions like a host loop; the provider ([`provider`]) enforces per-key limits
-//! and answers like the real ones, so core's classifier does the work. Same scenario and
-//! seed, same output, byte for byte.
-
-mod agent;
-mod provider;
-mod report;
-mod scenario;
-mod svg;
+//! The engine is `credpool-sim` (pure, also in the wasm binding): everything runs in
+//! simulated time (a virtual clock in epoch ms; nothing sleeps); the agents of a row share
+//! one in-memory store document and follow core's decisions like a host loop; the simulated
+//! provider enforces per-key limits and answers like the real ones, so core's classifier
+//! does the work. Same scenario and seed, same output, byte for byte. This layer adds the
+//! file I/O, the progress bar and one thread per row.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -21,14 +16,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Args;
 
-use agent::{RowResult, RowSpec};
-use scenario::{Scenario, policy_from};
+use credpool_sim::{RowResult, RowSpec, Scenario, report, svg};
 
 /// Arguments of `credpool simulate`.
 #[derive(Debug, Args)]
 #[command(after_help = SCENARIO_HELP)]
 pub(crate) struct SimulateArgs {
-    /// Scenario file (JSON, the format of cli/scenarios/default.json); default: built in.
+    /// Scenario file (JSON, the format of sim/scenarios/default.json); default: built in.
     #[arg(long, value_name = "FILE")]
     scenario: Option<PathBuf>,
     /// Seed of the workload and of every agent's PRNG: same seed, same output.
@@ -53,7 +47,7 @@ error_latency_ms, refresh_latency_ms, max_attempts, max_wait_s, policies (\"herm
 flavor (openai|anthropic), fallback [{pool, model}], outages [{from_s, to_s, status}], keys: [{id, rpm,
 daily_quota, used_today, hint (retry-after|x-ratelimit-reset|none), revoked_at_s,
 oauth {token_ttl_s, first_expiry_s}}]}]. Times are seconds after the start. The simulation runs in
-simulated time: agents of a row share one store file in a temp directory (never --store).";
+simulated time: agents of a row share one in-memory store (never --store).";
 
 /// Rows × requests above which a progress bar is shown (on a terminal only).
 const PROGRESS_THRESHOLD: u64 = 2_000;
@@ -61,7 +55,7 @@ const PROGRESS_THRESHOLD: u64 = 2_000;
 /// Runs `credpool simulate`.
 pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
     if args.print_scenario {
-        print!("{}", scenario::DEFAULT_SCENARIO);
+        print!("{}", credpool_sim::DEFAULT_SCENARIO);
         return ExitCode::SUCCESS;
     }
     let scenario = match &args.scenario {
@@ -83,7 +77,7 @@ pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
             }
         }
     };
-    let rows = match matrix(&scenario) {
+    let rows = match credpool_sim::matrix(&scenario) {
         Ok(rows) => rows,
         Err(e) => {
             eprintln!("credpool simulate: bad scenario: {e}");
@@ -115,45 +109,13 @@ pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Rows: every policy × strategy with a shared store, then (optionally) every policy with
-/// the first strategy and no store.
-fn matrix(scenario: &Scenario) -> Result<Vec<RowSpec>, String> {
-    let mut rows = Vec::new();
-    let policies: Vec<_> = scenario
-        .policies
-        .iter()
-        .map(policy_from)
-        .collect::<Result<_, _>>()?;
-    for (name, policy) in &policies {
-        for strategy in &scenario.strategies {
-            rows.push(RowSpec {
-                policy_name: name.clone(),
-                policy: policy.clone(),
-                strategy: *strategy,
-                shared: true,
-            });
-        }
-    }
-    if scenario.isolated_baseline {
-        for (name, policy) in &policies {
-            rows.push(RowSpec {
-                policy_name: name.clone(),
-                policy: policy.clone(),
-                strategy: scenario.strategies[0],
-                shared: false,
-            });
-        }
-    }
-    Ok(rows)
-}
-
 /// Runs every row (in parallel threads; each row is deterministic on its own).
 fn simulate(
     scenario: &Scenario,
     rows: &[RowSpec],
     seed: u64,
 ) -> Result<Vec<RowResult>, credpool_core::Error> {
-    let arrivals = agent::workload(scenario, seed);
+    let arrivals = credpool_sim::workload(scenario, seed);
     let total = rows.len() as u64 * u64::from(scenario.requests);
     let bar = (std::io::stderr().is_terminal() && total >= PROGRESS_THRESHOLD).then(|| {
         let bar = indicatif::ProgressBar::with_draw_target(
@@ -185,7 +147,7 @@ fn simulate(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(spec) = rows.get(i) else { break };
-                    let result = agent::run_row(scenario, &arrivals, spec, i, seed, &tick);
+                    let result = credpool_sim::run_row(scenario, &arrivals, spec, seed, &tick);
                     if let Ok(mut slots) = results.lock() {
                         slots[i] = Some(result);
                     }

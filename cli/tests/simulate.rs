@@ -20,7 +20,7 @@ const COLUMNS: [&str; 11] = [
 ];
 
 fn small() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/small.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sim/scenarios/small.json")
 }
 
 fn simulate(args: &[&str]) -> std::process::Output {
@@ -239,7 +239,7 @@ fn bad_scenarios_exit_2_with_one_line() {
 fn print_scenario_is_the_builtin_default() {
     let text = stdout(&simulate(&["--print-scenario"]));
     let shipped = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/default.json"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sim/scenarios/default.json"),
     )
     .expect("default.json");
     assert_eq!(text, shipped);

@@ -1,51 +1,50 @@
 //! One matrix row: N agents following core's decisions against the simulated provider,
-//! in simulated time, sharing one [`FileStore`] (or, for the baseline, each on its own).
+//! in simulated time, sharing one in-memory store (or, for the baseline, each on its own).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 
 use credpool_core::rng::Rng;
 use credpool_core::time::SECOND;
 use credpool_core::{
     AcquireRequest, Credential, Decision, EntryId, Error, Input, LeaseId, Millis, Policy, PoolKey,
-    RefreshResult, Registry, Report, Response, Status, Strategy,
+    RefreshOutcome, RefreshResult, Registry, Report, Response, Status, Strategy,
 };
-use credpool_store::{FileStore, StoreOptions};
+use serde_json::Value;
 
-use super::provider::Provider;
-use super::scenario::Scenario;
+use crate::provider::Provider;
+use crate::scenario::Scenario;
 
 /// One row of the matrix: a policy, a strategy, shared store or not.
 #[derive(Clone, Debug)]
-pub(crate) struct RowSpec {
+pub struct RowSpec {
     /// Display name of the policy.
-    pub(crate) policy_name: String,
+    pub policy_name: String,
     /// The policy.
-    pub(crate) policy: Policy,
+    pub policy: Policy,
     /// The strategy.
-    pub(crate) strategy: Strategy,
+    pub strategy: Strategy,
     /// Agents share one store (false: each agent keeps its own state, never syncing).
-    pub(crate) shared: bool,
+    pub shared: bool,
 }
 
 /// The columns of the table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Metrics {
+pub struct Metrics {
     /// Failed requests by cause (JSON only).
-    pub(crate) failures: BTreeMap<String, u64>,
-    pub(crate) served: u64,
-    pub(crate) failed: u64,
-    pub(crate) rate_limited: u64,
-    pub(crate) wait_ms: u64,
-    pub(crate) rotations: u64,
-    pub(crate) refreshes: u64,
-    pub(crate) fallbacks: u64,
-    pub(crate) replays: u64,
+    pub failures: BTreeMap<String, u64>,
+    pub served: u64,
+    pub failed: u64,
+    pub rate_limited: u64,
+    pub wait_ms: u64,
+    pub rotations: u64,
+    pub refreshes: u64,
+    pub fallbacks: u64,
+    pub replays: u64,
 }
 
 /// What a provider call looked like, for the timeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum MarkKind {
+pub enum MarkKind {
     /// 2xx: the key served the request.
     Served,
     /// 429.
@@ -58,50 +57,50 @@ pub(crate) enum MarkKind {
 
 /// One provider call on the timeline.
 #[derive(Clone, Debug)]
-pub(crate) struct Mark {
-    pub(crate) at: Millis,
-    pub(crate) key: String,
-    pub(crate) agent: usize,
-    pub(crate) kind: MarkKind,
+pub struct Mark {
+    pub at: Millis,
+    pub key: String,
+    pub agent: usize,
+    pub kind: MarkKind,
 }
 
 /// A key benched by the engine: `[from, until)`; `until` `None`: dead for good.
 #[derive(Clone, Debug)]
-pub(crate) struct Window {
-    pub(crate) key: String,
-    pub(crate) from: Millis,
-    pub(crate) until: Option<Millis>,
+pub struct Window {
+    pub key: String,
+    pub from: Millis,
+    pub until: Option<Millis>,
 }
 
 /// A request that moved to the fallback chain.
 #[derive(Clone, Debug)]
-pub(crate) struct FallbackMark {
-    pub(crate) at: Millis,
-    pub(crate) from: String,
-    pub(crate) to: String,
+pub struct FallbackMark {
+    pub at: Millis,
+    pub from: String,
+    pub to: String,
 }
 
 /// Everything the SVG needs about one row.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Timeline {
-    pub(crate) start: Millis,
-    pub(crate) end: Millis,
-    pub(crate) marks: Vec<Mark>,
-    pub(crate) windows: Vec<Window>,
-    pub(crate) fallbacks: Vec<FallbackMark>,
+pub struct Timeline {
+    pub start: Millis,
+    pub end: Millis,
+    pub marks: Vec<Mark>,
+    pub windows: Vec<Window>,
+    pub fallbacks: Vec<FallbackMark>,
 }
 
 /// A finished row.
 #[derive(Clone, Debug)]
-pub(crate) struct RowResult {
-    pub(crate) spec: RowSpec,
-    pub(crate) metrics: Metrics,
-    pub(crate) timeline: Timeline,
+pub struct RowResult {
+    pub spec: RowSpec,
+    pub metrics: Metrics,
+    pub timeline: Timeline,
 }
 
 /// One request of the workload.
 #[derive(Clone, Debug)]
-pub(crate) struct Arrival {
+pub struct Arrival {
     at: Millis,
     agent: usize,
     pool: PoolKey,
@@ -109,7 +108,7 @@ pub(crate) struct Arrival {
 }
 
 /// The workload of a scenario for a seed: the same for every row, so rows compare fairly.
-pub(crate) fn workload(scenario: &Scenario, seed: u64) -> Vec<Arrival> {
+pub fn workload(scenario: &Scenario, seed: u64) -> Vec<Arrival> {
     let mut rng = Rng::new(seed ^ 0x5eed_0fa7_717a_1500);
     let start = Millis(scenario.start_epoch_s.saturating_mul(SECOND));
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
@@ -145,49 +144,124 @@ pub(crate) fn workload(scenario: &Scenario, seed: u64) -> Vec<Arrival> {
         .collect()
 }
 
-/// Where an agent keeps its state.
-enum Backend {
-    Shared(Box<FileStore>),
-    Isolated(Box<Registry>),
+/// The shared store of a row, in memory: the state document the agents last wrote, and a
+/// version that moves with every write (what the file and its digest are to a
+/// [`FileStore`](https://docs.rs/credpool-store)).
+#[derive(Debug, Default)]
+pub(crate) struct SharedDoc {
+    state: Option<Value>,
+    version: u64,
+}
+
+/// Where an agent keeps its state: a registry of its own that, when `shared`, follows the
+/// file store's protocol against the row's [`SharedDoc`] — every transaction merges in
+/// what others wrote since this agent last looked (core `sync`), applies the input, and
+/// writes the agent's export back when the input changed state. Agents run one step at a
+/// time, so each step is atomic, as under the store's lock.
+struct Backend {
+    registry: Registry,
+    /// `Some(version last read or written)` when the agent shares the row's document.
+    seen: Option<u64>,
 }
 
 impl Backend {
+    /// An agent's backend; a shared one starts from the document if there is one (as
+    /// `FileStore::open` loads an existing file).
+    fn open(options: credpool_core::Options, shared: Option<&SharedDoc>) -> Result<Self, Error> {
+        let registry = match shared.and_then(|doc| doc.state.as_ref()) {
+            Some(state) => Registry::from_state(state, options)?,
+            None => Registry::new(options)?,
+        };
+        Ok(Self {
+            registry,
+            seen: shared.map(|doc| doc.version),
+        })
+    }
+
     fn registry(&self) -> &Registry {
-        match self {
-            Self::Shared(store) => store.registry(),
-            Self::Isolated(registry) => registry,
-        }
+        &self.registry
     }
 
-    fn input(&mut self, now: Millis, input: Input) -> Result<(), Error> {
-        match self {
-            Self::Shared(store) => store.handle(now, input).map(drop),
-            Self::Isolated(registry) => registry.handle(now, input).map(drop),
+    /// Merges in the document if another agent wrote since this one last looked.
+    fn reload(&mut self, doc: &SharedDoc) -> Result<(), Error> {
+        if let Some(seen) = self.seen
+            && seen != doc.version
+        {
+            if let Some(state) = &doc.state {
+                self.registry.sync(state)?;
+                self.registry.take_changed();
+            }
+            self.seen = Some(doc.version);
         }
+        Ok(())
     }
 
-    fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision, Error> {
-        match self {
-            Self::Shared(store) => store.acquire(now, request),
-            Self::Isolated(registry) => registry.acquire(now, request),
+    /// Writes this agent's state back when `changed` (shared agents only).
+    fn write(&mut self, doc: &mut SharedDoc, changed: bool) -> Result<(), Error> {
+        if changed && self.seen.is_some() {
+            let state = serde_json::to_value(self.registry.export_state())
+                .map_err(|e| Error::new(credpool_core::ErrorCode::Internal, e.to_string()))?;
+            doc.state = Some(state);
+            doc.version += 1;
+            self.seen = Some(doc.version);
         }
+        Ok(())
     }
 
-    fn report(&mut self, now: Millis, report: &Report) -> Result<Decision, Error> {
-        match self {
-            Self::Shared(store) => store.report(now, report),
-            Self::Isolated(registry) => registry.report(now, report),
-        }
+    /// One transaction: reload, apply `op`, write back if it changed state.
+    fn transact<T>(
+        &mut self,
+        doc: &mut SharedDoc,
+        op: impl FnOnce(&mut Registry) -> Result<(bool, T), Error>,
+    ) -> Result<T, Error> {
+        self.reload(doc)?;
+        let (changed, value) = op(&mut self.registry)?;
+        self.write(doc, changed)?;
+        Ok(value)
+    }
+
+    fn input(&mut self, doc: &mut SharedDoc, now: Millis, input: Input) -> Result<(), Error> {
+        self.transact(doc, |registry| {
+            let output = registry.handle(now, input)?;
+            Ok((output.changed, ()))
+        })
+    }
+
+    fn acquire(
+        &mut self,
+        doc: &mut SharedDoc,
+        now: Millis,
+        request: &AcquireRequest,
+    ) -> Result<Decision, Error> {
+        self.transact(doc, |registry| {
+            let decision = registry.acquire(now, request)?;
+            Ok((registry.take_changed(), decision))
+        })
+    }
+
+    fn report(
+        &mut self,
+        doc: &mut SharedDoc,
+        now: Millis,
+        report: &Report,
+    ) -> Result<Decision, Error> {
+        self.transact(doc, |registry| {
+            let decision = registry.report(now, report)?;
+            Ok((registry.take_changed(), decision))
+        })
     }
 
     fn credential(&self, pool: &PoolKey, entry: &EntryId) -> Result<Credential, Error> {
         self.registry().credential(pool, entry)
     }
 
-    /// The refresh protocol: through the store's single-flight (lock, sync, refresh only if
-    /// still stale), or, without a store, straight to the OAuth server.
+    /// The refresh protocol. Shared: the store's single-flight (merge in the document,
+    /// refresh only if the token is still the stale one, else adopt the rotated one), all
+    /// in one atomic step. Isolated: straight to the OAuth server.
+    #[allow(clippy::too_many_arguments)]
     fn refresh(
         &mut self,
+        doc: &mut SharedDoc,
         now: Millis,
         pool: &PoolKey,
         entry: &EntryId,
@@ -195,30 +269,25 @@ impl Backend {
         lease: LeaseId,
         provider: &mut Provider,
     ) -> Result<Decision, Error> {
-        let call = |credential: &Credential, provider: &mut Provider| {
+        self.reload(doc)?;
+        let needed = self.seen.is_none() || self.registry.check_refresh(pool, entry, generation)?;
+        let result = if needed {
+            let credential = self.registry.credential(pool, entry)?;
             provider.refresh(now, credential.refresh_token.as_ref().map(|s| s.expose()))
+        } else {
+            RefreshOutcome::Adopted
         };
-        match self {
-            Self::Shared(store) => store.refresh(
-                || now,
-                pool,
-                entry,
-                generation,
-                Some(lease),
-                |credential| call(credential, provider),
-            ),
-            Self::Isolated(registry) => {
-                let credential = registry.credential(pool, entry)?;
-                let result = RefreshResult {
-                    pool: pool.clone(),
-                    entry_id: entry.clone(),
-                    generation,
-                    lease_id: Some(lease),
-                    result: call(&credential, provider),
-                };
-                registry.refresh_result(now, &result)
-            }
-        }
+        let result = RefreshResult {
+            pool: pool.clone(),
+            entry_id: entry.clone(),
+            generation,
+            lease_id: Some(lease),
+            result,
+        };
+        let decision = self.registry.refresh_result(now, &result)?;
+        let changed = self.registry.take_changed();
+        self.write(doc, changed)?;
+        Ok(decision)
     }
 }
 
@@ -260,56 +329,17 @@ struct Agent {
     at: Millis,
 }
 
-/// Removes the temp directory of a shared run, whatever happens.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn temp_dir(row: usize) -> Result<TempDir, Error> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    // The store file is scratch: on Linux, tmpfs spares the disk thousands of renames
-    // (unless TMPDIR says where temp files go).
-    let shm = std::path::Path::new("/dev/shm");
-    let base = if std::env::var_os("TMPDIR").is_none() && shm.is_dir() {
-        shm.to_path_buf()
-    } else {
-        std::env::temp_dir()
-    };
-    let dir = base.join(format!(
-        "credpool-simulate-{}-{row}-{n}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).map_err(|e| {
-        Error::new(
-            credpool_core::ErrorCode::Io,
-            format!("cannot create {}: {e}", dir.display()),
-        )
-    })?;
-    Ok(TempDir(dir))
-}
-
 /// Runs one row; `tick` is called once per finished request (the progress bar).
-pub(crate) fn run_row(
+pub fn run_row(
     scenario: &Scenario,
     arrivals: &[Arrival],
     spec: &RowSpec,
-    row: usize,
     seed: u64,
     tick: &(dyn Fn() + Sync),
 ) -> Result<RowResult, Error> {
     let mut provider = Provider::new(scenario);
     let start = Millis(scenario.start_epoch_s.saturating_mul(SECOND));
-    let dir = if spec.shared {
-        Some(temp_dir(row)?)
-    } else {
-        None
-    };
+    let mut doc = SharedDoc::default();
     let policy = serde_json::to_value(&spec.policy)
         .map_err(|e| Error::new(credpool_core::ErrorCode::Internal, e.to_string()))?;
     let setup: Vec<Input> = scenario
@@ -332,24 +362,15 @@ pub(crate) fn run_row(
     for i in 0..scenario.agents as usize {
         let writer = format!("agent-{}", i + 1);
         let agent_seed = seed.wrapping_add(i as u64).wrapping_mul(0x9E37_79B9);
-        let mut backend = match &dir {
-            Some(dir) => {
-                let mut options = StoreOptions::new(writer, agent_seed);
-                options.durable = false;
-                Backend::Shared(Box::new(FileStore::open(
-                    dir.0.join("credpool.json"),
-                    options,
-                )?))
-            }
-            None => Backend::Isolated(Box::new(Registry::new(credpool_core::Options {
-                writer,
-                seed: agent_seed,
-            })?)),
+        let options = credpool_core::Options {
+            writer,
+            seed: agent_seed,
         };
+        let mut backend = Backend::open(options, spec.shared.then_some(&doc))?;
         // The first agent sets the shared store up; every isolated agent sets up its own.
-        if i == 0 || dir.is_none() {
+        if i == 0 || !spec.shared {
             for input in &setup {
-                backend.input(start, input.clone())?;
+                backend.input(&mut doc, start, input.clone())?;
             }
         }
         agents.push(Agent {
@@ -366,6 +387,7 @@ pub(crate) fn run_row(
         scenario,
         arrivals,
         provider: &mut provider,
+        doc,
         metrics: Metrics::default(),
         timeline: Timeline {
             start,
@@ -396,7 +418,9 @@ pub(crate) fn run_row(
             };
             let arrival = &arrivals[index];
             // Each request is one agent turn: per-turn budgets reset, fallbacks end.
-            agent.backend.input(at, Input::BeginTurn { pool: None })?;
+            agent
+                .backend
+                .input(&mut sim.doc, at, Input::BeginTurn { pool: None })?;
             agent.task = Some(Task {
                 pool: arrival.pool.clone(),
                 model: arrival.model.clone(),
@@ -414,7 +438,6 @@ pub(crate) fn run_row(
     }
     sim.metrics.refreshes = sim.provider.refresh_calls;
     sim.metrics.replays = sim.provider.replays;
-    drop(dir);
     Ok(RowResult {
         spec: spec.clone(),
         metrics: sim.metrics,
@@ -426,6 +449,7 @@ struct Sim<'a> {
     scenario: &'a Scenario,
     arrivals: &'a [Arrival],
     provider: &'a mut Provider,
+    doc: SharedDoc,
     metrics: Metrics,
     timeline: Timeline,
     seed: u64,
@@ -449,7 +473,7 @@ impl Sim<'_> {
                     model: task.model.clone(),
                     session: None,
                 };
-                agent.backend.acquire(now, &request)?
+                agent.backend.acquire(&mut self.doc, now, &request)?
             }
             Phase::Call { entry, lease } => {
                 task.attempts += 1;
@@ -501,7 +525,7 @@ impl Sim<'_> {
                     entry_id: None,
                     response,
                 };
-                let decision = agent.backend.report(now, &report)?;
+                let decision = agent.backend.report(&mut self.doc, now, &report)?;
                 self.note_bench(&agent.backend, &task.pool, &entry, now);
                 self.count_rotation(&decision, &entry);
                 decision
@@ -513,6 +537,7 @@ impl Sim<'_> {
             } => {
                 let calls = self.provider.refresh_calls;
                 let decision = agent.backend.refresh(
+                    &mut self.doc,
                     now,
                     &task.pool,
                     &entry,
@@ -556,6 +581,7 @@ impl Sim<'_> {
             } => {
                 if task.attempts >= self.scenario.max_attempts || out_of_steps {
                     agent.backend.input(
+                        &mut self.doc,
                         now,
                         Input::Release {
                             pool: task.pool.clone(),
@@ -579,6 +605,7 @@ impl Sim<'_> {
             } => {
                 if task.attempts >= self.scenario.max_attempts || out_of_steps {
                     agent.backend.input(
+                        &mut self.doc,
                         now,
                         Input::Release {
                             pool: task.pool.clone(),
@@ -696,7 +723,7 @@ impl Sim<'_> {
 }
 
 /// Keys of the scenario in display order, with their pool.
-pub(crate) fn keys(scenario: &Scenario) -> Vec<(String, String)> {
+pub fn keys(scenario: &Scenario) -> Vec<(String, String)> {
     scenario
         .pools
         .iter()

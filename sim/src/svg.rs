@@ -3,8 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::agent::{MarkKind, RowResult};
-use super::scenario::{Scenario, strategy_name};
+use crate::agent::{MarkKind, RowResult};
+use crate::scenario::{Scenario, strategy_name};
 
 const LEFT: f64 = 170.0;
 const PLOT: f64 = 1000.0;
@@ -22,8 +22,8 @@ fn esc(text: &str) -> String {
 }
 
 /// The whole SVG document.
-pub(crate) fn render(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> String {
-    let keys = super::agent::keys(scenario);
+pub fn render(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> String {
+    let keys = crate::agent::keys(scenario);
     let start = rows.iter().map(|r| r.timeline.start.0).min().unwrap_or(0);
     let end = rows
         .iter()

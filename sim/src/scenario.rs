@@ -1,15 +1,36 @@
 //! The scenario file: pools of simulated keys, their limits and incidents, and the workload.
 //!
-//! The built-in default is `cli/scenarios/default.json`, embedded at build time, so the file
-//! in the repository IS the default and documents the format by example.
+//! The built-in default is `sim/scenarios/default.json`, embedded at build time, so the file
+//! in the repository IS the default and documents the format by example; `small.json` is a
+//! quick one (a browser preview, tests).
 
 use std::collections::BTreeSet;
 
 use credpool_core::{EntryId, PoolKey, Strategy};
 use serde::Deserialize;
 
-/// The built-in default scenario (`cli/scenarios/default.json`).
-pub(crate) const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/default.json");
+/// The built-in default scenario (`sim/scenarios/default.json`).
+pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/default.json");
+/// A small scenario: 60 requests, two keys (`sim/scenarios/small.json`).
+pub const SMALL_SCENARIO: &str = include_str!("../scenarios/small.json");
+/// A quick look at every incident (quota, revocation, OAuth expiry, 5xx burst, fallback):
+/// 90 requests, four rows (`sim/scenarios/preview.json`); fast enough for a browser.
+pub const PREVIEW_SCENARIO: &str = include_str!("../scenarios/preview.json");
+
+/// The built-in scenarios by name: `default`, `small`, `preview`.
+pub const PRESETS: [(&str, &str); 3] = [
+    ("default", DEFAULT_SCENARIO),
+    ("small", SMALL_SCENARIO),
+    ("preview", PREVIEW_SCENARIO),
+];
+
+/// The text of a built-in scenario, by name ([`PRESETS`]).
+pub fn preset_text(name: &str) -> Option<&'static str> {
+    PRESETS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
 
 /// Largest workload a scenario may ask for (keeps a typo from running for hours).
 const MAX_REQUESTS: u32 = 200_000;
@@ -19,77 +40,77 @@ const MAX_AGENTS: u32 = 64;
 /// A whole scenario.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Scenario {
+pub struct Scenario {
     /// Short name, printed in the header.
-    pub(crate) name: String,
+    pub name: String,
     /// What the scenario exercises (free text).
     #[serde(default)]
-    pub(crate) description: String,
+    pub description: String,
     /// Simulated start instant, epoch seconds (daily quotas reset at UTC midnight).
-    pub(crate) start_epoch_s: u64,
+    pub start_epoch_s: u64,
     /// Agent processes sharing one store.
-    pub(crate) agents: u32,
+    pub agents: u32,
     /// Requests in the workload (all agents together).
-    pub(crate) requests: u32,
+    pub requests: u32,
     /// Mean arrival rate of requests, per minute (all agents together).
-    pub(crate) rate_per_min: f64,
+    pub rate_per_min: f64,
     /// Provider latency of a successful call, `[min, max]` ms (errors take `error_latency_ms`).
     #[serde(default = "default_latency")]
-    pub(crate) latency_ms: [u64; 2],
+    pub latency_ms: [u64; 2],
     /// Provider latency of an error answer, ms.
     #[serde(default = "default_error_latency")]
-    pub(crate) error_latency_ms: u64,
+    pub error_latency_ms: u64,
     /// Latency of one OAuth refresh call, ms.
     #[serde(default = "default_refresh_latency")]
-    pub(crate) refresh_latency_ms: u64,
+    pub refresh_latency_ms: u64,
     /// Provider calls one request may make before the agent gives up on it.
     #[serde(default = "default_max_attempts")]
-    pub(crate) max_attempts: u32,
+    pub max_attempts: u32,
     /// Longest single `wait` an agent accepts; a longer one fails the request.
     #[serde(default = "default_max_wait")]
-    pub(crate) max_wait_s: u64,
+    pub max_wait_s: u64,
     /// Policies compared (`hermes`, `adaptive`, or a policy object as `configure_pool` takes).
     #[serde(default = "default_policies")]
-    pub(crate) policies: Vec<serde_json::Value>,
+    pub policies: Vec<serde_json::Value>,
     /// Strategies compared.
     #[serde(default = "default_strategies")]
-    pub(crate) strategies: Vec<Strategy>,
+    pub strategies: Vec<Strategy>,
     /// Also run each policy with fill_first and NO shared store (every agent its own pool).
     #[serde(default)]
-    pub(crate) isolated_baseline: bool,
+    pub isolated_baseline: bool,
     /// The pools.
-    pub(crate) pools: Vec<PoolSpec>,
+    pub pools: Vec<PoolSpec>,
 }
 
 /// One pool: a provider account with several keys.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PoolSpec {
+pub struct PoolSpec {
     /// Pool key (`openai`, `anthropic`, `custom:name`, ...).
-    pub(crate) pool: PoolKey,
+    pub pool: PoolKey,
     /// Share of the workload sent here (0: only reached through a fallback).
     #[serde(default)]
-    pub(crate) weight: u32,
+    pub weight: u32,
     /// Model requested from this pool.
     #[serde(default)]
-    pub(crate) model: Option<String>,
+    pub model: Option<String>,
     /// Response shape of errors: `openai` (default) or `anthropic` (5xx are 529 overloaded).
     #[serde(default)]
-    pub(crate) flavor: Flavor,
+    pub flavor: Flavor,
     /// Fallback chain.
     #[serde(default)]
-    pub(crate) fallback: Vec<credpool_core::FallbackTarget>,
+    pub fallback: Vec<credpool_core::FallbackTarget>,
     /// Windows where the provider answers 5xx for every key of the pool.
     #[serde(default)]
-    pub(crate) outages: Vec<Outage>,
+    pub outages: Vec<Outage>,
     /// The keys.
-    pub(crate) keys: Vec<KeySpec>,
+    pub keys: Vec<KeySpec>,
 }
 
 /// Response shapes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum Flavor {
+pub enum Flavor {
     /// OpenAI-shaped errors.
     #[default]
     Openai,
@@ -100,20 +121,20 @@ pub(crate) enum Flavor {
 /// A 5xx burst.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Outage {
+pub struct Outage {
     /// Start, seconds after the scenario start.
-    pub(crate) from_s: u64,
+    pub from_s: u64,
     /// End (exclusive), seconds after the scenario start.
-    pub(crate) to_s: u64,
+    pub to_s: u64,
     /// Status answered (500..=599).
     #[serde(default = "default_outage_status")]
-    pub(crate) status: u16,
+    pub status: u16,
 }
 
 /// Which reset hint a key's rate-limit 429 carries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub(crate) enum HintStyle {
+pub enum HintStyle {
     /// `retry-after: <seconds>`.
     #[default]
     RetryAfter,
@@ -126,38 +147,38 @@ pub(crate) enum HintStyle {
 /// One simulated key.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct KeySpec {
+pub struct KeySpec {
     /// Entry id (unique over the scenario).
-    pub(crate) id: EntryId,
+    pub id: EntryId,
     /// Requests per minute (sliding 60 s window); absent: unlimited.
     #[serde(default)]
-    pub(crate) rpm: Option<u32>,
+    pub rpm: Option<u32>,
     /// Successful requests per UTC day, then 429 `usage_limit_reached` until midnight.
     #[serde(default)]
-    pub(crate) daily_quota: Option<u32>,
+    pub daily_quota: Option<u32>,
     /// Requests already spent today when the scenario starts.
     #[serde(default)]
-    pub(crate) used_today: u32,
+    pub used_today: u32,
     /// The hint on rate-limit 429s.
     #[serde(default)]
-    pub(crate) hint: HintStyle,
+    pub hint: HintStyle,
     /// From this second on, the key answers 401 `token_revoked`.
     #[serde(default)]
-    pub(crate) revoked_at_s: Option<u64>,
+    pub revoked_at_s: Option<u64>,
     /// An OAuth login (access token expiring, rotating single-use refresh token).
     #[serde(default)]
-    pub(crate) oauth: Option<OauthSpec>,
+    pub oauth: Option<OauthSpec>,
 }
 
 /// OAuth parameters of a key.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct OauthSpec {
+pub struct OauthSpec {
     /// Lifetime of each access token, seconds.
-    pub(crate) token_ttl_s: u64,
+    pub token_ttl_s: u64,
     /// Lifetime of the first access token (default `token_ttl_s`).
     #[serde(default)]
-    pub(crate) first_expiry_s: Option<u64>,
+    pub first_expiry_s: Option<u64>,
 }
 
 fn default_latency() -> [u64; 2] {
@@ -192,16 +213,34 @@ fn default_strategies() -> Vec<Strategy> {
 
 impl Scenario {
     /// Parses and validates a scenario; the error is one line naming what is wrong.
-    pub(crate) fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, String> {
         let scenario: Self = serde_json::from_str(text).map_err(|e| e.to_string())?;
         scenario.validate()?;
         Ok(scenario)
     }
 
+    /// Validates a scenario given as a JSON value (as a binding receives it).
+    pub fn from_value(value: serde_json::Value) -> Result<Self, String> {
+        let scenario: Self = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
     /// The built-in default.
-    pub(crate) fn builtin() -> Self {
+    pub fn builtin() -> Self {
         // The embedded file is checked by a unit test; a broken one is a build bug.
         Self::parse(DEFAULT_SCENARIO).unwrap_or_else(|e| panic!("built-in scenario: {e}"))
+    }
+
+    /// The built-in small scenario.
+    pub fn small() -> Self {
+        Self::parse(SMALL_SCENARIO).unwrap_or_else(|e| panic!("small scenario: {e}"))
+    }
+
+    /// A built-in scenario by name ([`PRESETS`]).
+    pub fn preset(name: &str) -> Option<Self> {
+        // The embedded files are checked by a unit test; a broken one is a build bug.
+        preset_text(name).map(|text| Self::parse(text).unwrap_or_else(|e| panic!("{name}: {e}")))
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -288,9 +327,7 @@ impl Scenario {
 }
 
 /// A policy entry of the scenario as core's policy, and its display name.
-pub(crate) fn policy_from(
-    value: &serde_json::Value,
-) -> Result<(String, credpool_core::Policy), String> {
+pub fn policy_from(value: &serde_json::Value) -> Result<(String, credpool_core::Policy), String> {
     let (name, object) = match value {
         serde_json::Value::String(name) => {
             (Some(name.clone()), serde_json::json!({ "preset": name }))
@@ -313,7 +350,7 @@ pub(crate) fn policy_from(
 }
 
 /// The snake_case name of a strategy.
-pub(crate) fn strategy_name(strategy: Strategy) -> String {
+pub fn strategy_name(strategy: Strategy) -> String {
     serde_json::to_value(strategy)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -329,6 +366,18 @@ mod tests {
         let s = Scenario::builtin();
         assert_eq!(s.name, "default");
         assert!(s.pools.len() >= 2);
+        assert_eq!(Scenario::small().name, "small");
+        for (name, _) in PRESETS {
+            assert_eq!(
+                Scenario::preset(name).map(|s| s.name).as_deref(),
+                Some(name)
+            );
+        }
+        assert!(Scenario::preset("nope").is_none());
+        let value: serde_json::Value =
+            serde_json::from_str(SMALL_SCENARIO).unwrap_or_else(|e| panic!("{e}"));
+        let parsed = Scenario::from_value(value).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parsed.requests, Scenario::small().requests);
     }
 
     #[test]

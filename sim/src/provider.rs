@@ -10,15 +10,15 @@ use credpool_core::{
     AuthType, Body, Headers, Millis, NewEntry, PoolKey, RefreshOutcome, Response, Secret,
 };
 
-use super::scenario::{Flavor, HintStyle, KeySpec, Outage, Scenario};
+use crate::scenario::{Flavor, HintStyle, KeySpec, Outage, Scenario};
 
 /// What the provider did with one call.
 #[derive(Clone, Debug)]
-pub(crate) struct Answer {
+pub struct Answer {
     /// The response the host reports.
-    pub(crate) response: Response,
+    pub response: Response,
     /// The key the secret belongs to (`None`: unknown secret).
-    pub(crate) key: Option<String>,
+    pub key: Option<String>,
 }
 
 /// An OAuth grant: the current refresh token and every access token issued.
@@ -50,20 +50,20 @@ struct PoolState {
 
 /// The provider side of a run (fresh for every matrix row).
 #[derive(Clone, Debug)]
-pub(crate) struct Provider {
+pub struct Provider {
     start: Millis,
     keys: Vec<KeyState>,
     pools: BTreeMap<PoolKey, PoolState>,
     by_secret: BTreeMap<String, usize>,
     /// Refresh calls the OAuth server answered.
-    pub(crate) refresh_calls: u64,
+    pub refresh_calls: u64,
     /// Refresh tokens presented after they had been spent.
-    pub(crate) replays: u64,
+    pub replays: u64,
 }
 
 impl Provider {
     /// The provider of `scenario`, at its start.
-    pub(crate) fn new(scenario: &Scenario) -> Self {
+    pub fn new(scenario: &Scenario) -> Self {
         let start = Millis(scenario.start_epoch_s.saturating_mul(SECOND));
         let mut provider = Self {
             start,
@@ -115,7 +115,7 @@ impl Provider {
     }
 
     /// The entries an agent starts with, per pool (the same for every agent).
-    pub(crate) fn initial_entries(&self) -> Vec<(PoolKey, NewEntry)> {
+    pub fn initial_entries(&self) -> Vec<(PoolKey, NewEntry)> {
         self.keys
             .iter()
             .enumerate()
@@ -147,7 +147,7 @@ impl Provider {
     }
 
     /// One request sent with `secret` at `now` to `pool`.
-    pub(crate) fn call(&mut self, now: Millis, pool: &PoolKey, secret: &str) -> Answer {
+    pub fn call(&mut self, now: Millis, pool: &PoolKey, secret: &str) -> Answer {
         let flavor = self.pools.get(pool).map_or(Flavor::Openai, |p| p.flavor);
         let Some(&index) = self.by_secret.get(secret) else {
             return answer(
@@ -221,7 +221,7 @@ impl Provider {
     ///
     /// Refresh tokens are single-use: presenting a spent one is a replay, which revokes the
     /// whole grant (as real providers do), so every access token of it stops working.
-    pub(crate) fn refresh(&mut self, now: Millis, refresh_token: Option<&str>) -> RefreshOutcome {
+    pub fn refresh(&mut self, now: Millis, refresh_token: Option<&str>) -> RefreshOutcome {
         self.refresh_calls += 1;
         let failed = |reason: &str, message: &str| RefreshOutcome::Failed {
             terminal: true,

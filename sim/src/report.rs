@@ -4,11 +4,11 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::agent::{Metrics, RowResult};
-use super::scenario::{Scenario, strategy_name};
+use crate::agent::{MarkKind, Metrics, RowResult};
+use crate::scenario::{Scenario, strategy_name};
 
 /// Column headers of the table, in order.
-pub(crate) const COLUMNS: [&str; 11] = [
+pub const COLUMNS: [&str; 11] = [
     "policy",
     "strategy",
     "store",
@@ -44,7 +44,7 @@ fn wait_text(ms: u64) -> String {
 }
 
 /// The plain-text report: header, aligned table, the best row per column, a legend.
-pub(crate) fn text(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> String {
+pub fn text(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> String {
     let mut out = String::new();
     let keys: usize = scenario.pools.iter().map(|p| p.keys.len()).sum();
     let _ = writeln!(
@@ -129,7 +129,7 @@ pub(crate) fn text(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> String
 }
 
 /// The `--json` report.
-pub(crate) fn json(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> Value {
+pub fn json(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> Value {
     let rows: Vec<Value> = rows
         .iter()
         .map(|r| {
@@ -158,4 +158,104 @@ pub(crate) fn json(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> Value 
         "agents": scenario.agents,
         "rows": rows,
     })
+}
+
+/// The outcome name of a provider call on the timeline.
+pub fn outcome_name(kind: MarkKind) -> &'static str {
+    match kind {
+        MarkKind::Served => "served",
+        MarkKind::RateLimited => "rate_limited",
+        MarkKind::Auth => "auth",
+        MarkKind::ServerError => "server_error",
+    }
+}
+
+/// The timeline of every row as data (what the SVG draws): keys in lane order, and per
+/// row every provider call, every bench (cooldown or dead) and every fallback. Times are
+/// ms after `start_ms` (epoch ms of the scenario start).
+pub fn timeline_json(scenario: &Scenario, rows: &[RowResult]) -> Value {
+    let start = scenario.start_epoch_s.saturating_mul(1_000);
+    let end = rows
+        .iter()
+        .map(|r| r.timeline.end.0)
+        .max()
+        .unwrap_or(start)
+        .max(start);
+    let keys: Vec<Value> = crate::agent::keys(scenario)
+        .into_iter()
+        .map(|(pool, key)| json!({ "pool": pool, "key": key }))
+        .collect();
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let t = &r.timeline;
+            let requests: Vec<Value> = t
+                .marks
+                .iter()
+                .map(|m| {
+                    json!({
+                        "t_ms": m.at.0.saturating_sub(start),
+                        "key": m.key,
+                        "agent": m.agent,
+                        "outcome": outcome_name(m.kind),
+                    })
+                })
+                .collect();
+            let cooldowns: Vec<Value> = t
+                .windows
+                .iter()
+                .map(|w| {
+                    json!({
+                        "key": w.key,
+                        "from_ms": w.from.0.saturating_sub(start),
+                        "until_ms": w.until.map(|u| u.0.saturating_sub(start)),
+                        "dead": w.until.is_none(),
+                    })
+                })
+                .collect();
+            let fallbacks: Vec<Value> = t
+                .fallbacks
+                .iter()
+                .map(|f| {
+                    json!({
+                        "t_ms": f.at.0.saturating_sub(start),
+                        "from": f.from,
+                        "to": f.to,
+                    })
+                })
+                .collect();
+            json!({
+                "policy": r.spec.policy_name,
+                "strategy": strategy_name(r.spec.strategy),
+                "store": if r.spec.shared { "shared" } else { "none" },
+                "end_ms": t.end.0.saturating_sub(start),
+                "requests": requests,
+                "cooldowns": cooldowns,
+                "fallbacks": fallbacks,
+            })
+        })
+        .collect();
+    json!({
+        "start_ms": start,
+        "end_ms": end.saturating_sub(start),
+        "agents": scenario.agents,
+        "keys": keys,
+        "rows": rows,
+    })
+}
+
+/// Everything a preview shows, in one value: the `--json` report (`scenario`,
+/// `description`, `seed`, `requests`, `agents`, `rows`), plus `timeline`
+/// ([`timeline_json`]) and `svg` (the `--svg` document).
+pub fn preview(scenario: &Scenario, seed: u64) -> Result<Value, credpool_core::Error> {
+    let rows = crate::simulate(scenario, seed)?;
+    let mut value = json(scenario, seed, &rows);
+    if let Value::Object(map) = &mut value {
+        map.insert("timeline".into(), timeline_json(scenario, &rows));
+        map.insert(
+            "svg".into(),
+            Value::String(crate::svg::render(scenario, seed, &rows)),
+        );
+    }
+    Ok(value)
 }
