@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::classify::OutcomeClass;
 use crate::error::{Error, ErrorCode, Result, clip};
-use crate::limits::{MAX_NAME_CHARS, MAX_SECRET_BYTES};
+use crate::limits::{MAX_EXTRA_DEPTH, MAX_NAME_CHARS, MAX_SECRET_BYTES};
 use crate::secret::{Fingerprint, Secret};
 use crate::time::Millis;
 
@@ -70,6 +70,27 @@ pub(crate) fn validate_secret(what: &str, secret: &str) -> Result<()> {
             ErrorCode::InvalidEntry,
             format!("{what} must be 1..={MAX_SECRET_BYTES} bytes"),
         ));
+    }
+    Ok(())
+}
+
+/// Checks the nesting depth of an entry's `extra` object (iteratively: no recursion on
+/// input), so exported state stays readable by every JSON parser.
+pub(crate) fn validate_extra(extra: &Map<String, Value>) -> Result<()> {
+    let mut stack: Vec<(&Value, usize)> = extra.values().map(|v| (v, 2)).collect();
+    while let Some((value, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match value {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth > MAX_EXTRA_DEPTH {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!("extra is nested deeper than {MAX_EXTRA_DEPTH} levels"),
+            ));
+        }
+        stack.extend(children.map(|v| (v, depth + 1)));
     }
     Ok(())
 }

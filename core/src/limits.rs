@@ -18,3 +18,8 @@ pub const MAX_POOLS: usize = 10_000;
 pub const MAX_NAME_CHARS: usize = 256;
 /// Bytes of one secret (access or refresh token).
 pub const MAX_SECRET_BYTES: usize = 16 * 1024;
+/// Nesting depth of an entry's `extra` object (its own level is 1). Keeps every state
+/// document the registry exports well inside the 128-level nesting limit of the JSON
+/// parsers of every runtime (serde_json, napi, the stores), so a persisted store can
+/// always be read back.
+pub const MAX_EXTRA_DEPTH: usize = 32;

@@ -521,7 +521,20 @@ impl Registry {
                 && fingerprint.is_some()
                 && entry.token.fingerprint == fingerprint;
             if entry.id == subject.entry_id || sibling {
-                entry.status = record.clone();
+                // A late report (a lease taken before another one marked the entry) never
+                // shortens a bench in force, nor brings a dead entry back.
+                let current = entry.effective_status();
+                if current == Status::Dead {
+                    continue;
+                }
+                let mut record = record.clone();
+                if current == Status::Exhausted
+                    && let (Some(held), Some(new)) = (entry.status.until, record.until)
+                    && held > new
+                {
+                    record.until = Some(held);
+                }
+                entry.status = record;
             }
         }
         self.changed = true;

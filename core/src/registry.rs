@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::decision::{FallbackTarget, LeaseId, Reason};
 use crate::entry::{
-    AuthType, Entry, EntryId, Meta, Status, StatusRecord, Token, is_borrowed_source, validate_name,
-    validate_secret,
+    AuthType, Entry, EntryId, Meta, Status, StatusRecord, Token, is_borrowed_source,
+    validate_extra, validate_name, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
@@ -324,6 +324,7 @@ impl Registry {
         if let Some(url) = &new.base_url {
             validate_name("base_url", url)?;
         }
+        validate_extra(&new.extra)?;
         for (what, secret) in [
             ("access_token", &new.access_token),
             ("refresh_token", &new.refresh_token),

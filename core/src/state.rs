@@ -12,7 +12,7 @@ use crate::classify::OutcomeClass;
 use crate::decision::FallbackTarget;
 use crate::entry::{
     AuthType, Entry, EntryId, LastError, Meta, ModelCooldown, Status, StatusRecord, Token,
-    validate_name,
+    validate_extra, validate_name,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
@@ -305,6 +305,7 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
         .or_else(|| doc.secret_fingerprint.map(Fingerprint));
     let mut extra = doc.extra;
     extra.extend(doc.unknown);
+    validate_extra(&extra)?;
     Ok(Entry {
         id: doc.id,
         meta: Meta {
@@ -324,13 +325,22 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
             generation: doc.token_generation,
             updated_at: doc.token_updated_at,
         },
-        status: StatusRecord {
-            status: doc.status,
-            at: doc.status_at,
-            error: doc.last_error,
-            until: doc.cooldown_until,
-            failure: doc.failure_class,
-            streak: doc.failure_streak,
+        status: if doc.status != Status::Ok && doc.token_updated_at > doc.status_at {
+            // A token written after the status clears it, exactly as `merge` does: so a
+            // document imports as it syncs, and syncing it twice changes nothing.
+            StatusRecord {
+                at: doc.token_updated_at,
+                ..StatusRecord::default()
+            }
+        } else {
+            StatusRecord {
+                status: doc.status,
+                at: doc.status_at,
+                error: doc.last_error,
+                until: doc.cooldown_until,
+                failure: doc.failure_class,
+                streak: doc.failure_streak,
+            }
         },
         cleared_at: doc.status_cleared_at,
         counts: doc.request_counts,

@@ -370,21 +370,35 @@ pub fn parse_input(input: Value) -> Result<Input> {
 
 /// A serde error's message with every quoted value removed (values may be secrets).
 pub(crate) fn sanitize_serde_error(error: &impl std::fmt::Display) -> String {
+    // serde quotes strings with `"`, and other values (an unknown variant, a number, a
+    // bool, a char) with backticks after these words; backticks elsewhere name what was
+    // expected (`api_key` or `oauth`) and are kept.
+    const BACKTICK_VALUE_AFTER: [&str; 5] = [
+        "variant ",
+        "integer ",
+        "floating point ",
+        "boolean ",
+        "character ",
+    ];
     let text = error.to_string();
     let mut out = String::with_capacity(text.len().min(300));
-    let mut in_quotes = false;
+    let mut closing: Option<char> = None;
     for ch in text.chars() {
-        match (ch, in_quotes) {
-            ('"', false) => {
-                in_quotes = true;
+        match (ch, closing) {
+            ('"', None) => {
+                closing = Some('"');
                 out.push_str("\"…");
             }
-            ('"', true) => {
-                in_quotes = false;
-                out.push('"');
+            ('`', None) if BACKTICK_VALUE_AFTER.iter().any(|w| out.ends_with(w)) => {
+                closing = Some('`');
+                out.push_str("`…");
             }
-            (_, true) => {}
-            (c, false) => out.push(c),
+            (c, Some(close)) if c == close => {
+                closing = None;
+                out.push(c);
+            }
+            (_, Some(_)) => {}
+            (c, None) => out.push(c),
         }
         if out.len() > 300 {
             out.push('…');
@@ -418,4 +432,34 @@ pub(crate) fn de_secret_required<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Secret, D::Error> {
     String::deserialize(deserializer).map(Secret::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize_serde_error;
+
+    #[test]
+    fn sanitized_errors_drop_every_quoted_value() {
+        let cases = [
+            (
+                "unknown variant `sk-secret`, expected `api_key` or `oauth`",
+                "unknown variant `…`, expected `api_key` or `oauth`",
+            ),
+            (
+                "invalid type: integer `123456`, expected a string",
+                "invalid type: integer `…`, expected a string",
+            ),
+            (
+                "invalid type: string \"sk-secret\", expected u64",
+                "invalid type: string \"…\", expected u64",
+            ),
+            (
+                "unknown field `policy`, expected `pool`",
+                "unknown field `policy`, expected `pool`",
+            ),
+        ];
+        for (raw, clean) in cases {
+            assert_eq!(sanitize_serde_error(&raw), clean);
+        }
+    }
 }
