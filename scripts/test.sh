@@ -18,6 +18,9 @@ scripts/check-core-purity.sh
 echo "== rust tests (unit, doc, conformance vectors, store)"
 cargo test  # default members: core, store, cli, tests (bindings are tested in their languages)
 
+echo "== fuzz smoke (cargo-fuzz on nightly): every core/fuzz target; a crash input fails the run"
+CREDPOOL_FUZZ_SECONDS=${CREDPOOL_FUZZ_SECONDS:-30} scripts/fuzz-smoke.sh
+
 echo "== vectors against tests/vector.schema.json; core/wire.d.ts against core/src/wire.rs"
 scripts/check-vector-schema.sh
 scripts/check-wire-types.sh
@@ -69,6 +72,9 @@ CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node --test tests/node/*.test
 CREDPOOL_WASM_WEB="$pkg/web" node bindings-wasm/test/browser.mjs
 echo "-- the config preview page (bindings-wasm/www) in headless chromium; screenshots in \$CREDPOOL_CACHE/test-output/www"
 CREDPOOL_WASM_WEB="$pkg/web" node --test bindings-wasm/test/www.test.mjs
+
+echo "== panic safety across FFI (test-panic feature builds of the three bindings)"
+scripts/test-panic.sh
 
 echo "== packages: npm pack + maturin build, installed into fresh projects, README examples run there"
 scripts/test-packages.sh

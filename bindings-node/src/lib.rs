@@ -81,7 +81,11 @@ impl Registry {
         let now = clock(now)?;
         // Core validates before it mutates, so a failed input leaves the state untouched.
         let input = integral(input);
-        let output = guard(|| self.inner.handle_value(now, input))?;
+        let output = guard(|| {
+            #[cfg(feature = "test-panic")]
+            test_panic(&input);
+            self.inner.handle_value(now, input)
+        })?;
         serde_json::to_value(&output)
             .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
     }
@@ -357,6 +361,15 @@ pub fn export_hermes(
     let now = clock(now)?;
     let (state, base) = (integral(state), base.map(integral));
     guard(|| credpool_core::export_hermes(&state, base.as_ref(), now))
+}
+
+/// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
+/// would run, to show a panic becomes a coded `internal` error.
+#[cfg(feature = "test-panic")]
+fn test_panic(input: &Value) {
+    if input.get("type").and_then(Value::as_str) == Some("__test_panic") {
+        panic!("credpool test-panic: forced panic");
+    }
 }
 
 /// Runs `f`, turning a core error or a panic into a coded JS error.

@@ -68,6 +68,15 @@ mod errors {
     }
 }
 
+/// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
+/// would run (inside the registry lock), to show a panic becomes `code="internal"`.
+#[cfg(feature = "test-panic")]
+fn test_panic(input: &Value) {
+    if input.get("type").and_then(Value::as_str) == Some("__test_panic") {
+        panic!("credpool test-panic: forced panic");
+    }
+}
+
 /// Runs `f`, turning a panic into `CredpoolError(code="internal")`.
 fn guarded<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
     catch_unwind(AssertUnwindSafe(f))
@@ -161,7 +170,11 @@ impl Registry {
             let result = py.allow_threads(|| {
                 self.inner
                     .lock()
-                    .map(|mut registry| registry.handle_value(now, input))
+                    .map(|mut registry| {
+                        #[cfg(feature = "test-panic")]
+                        test_panic(&input);
+                        registry.handle_value(now, input)
+                    })
                     .map_err(|_| ())
             });
             let result = result.map_err(|_| errors::internal(py, "registry lock poisoned"))?;

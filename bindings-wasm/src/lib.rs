@@ -353,12 +353,36 @@ impl Registry {
     /// Applies one input; core validates before it mutates, so a failed call leaves the
     /// state untouched.
     fn apply_value(&mut self, input: Value, now: Millis) -> JsResult<Value> {
+        #[cfg(feature = "test-panic")]
+        test_panic(&input);
         let output = self
             .inner
             .handle_value(now, input)
             .map_err(|e| core_error(&e))?;
         serde_json::to_value(&output)
             .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
+    }
+}
+
+/// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
+/// would run. The build aborts on panic (`panic = "abort"`): without a hook the call traps
+/// (`RuntimeError: unreachable`); the hook below throws a coded `internal` error first.
+/// Either way the wasm frames are abandoned mid-call: that registry stays mutably borrowed,
+/// the shadow stack pointer is not restored, and std's panic count stays at 1, so later
+/// panics abort without the hook (bare trap). See tests/hostile/panic/panic.test.mjs.
+#[cfg(feature = "test-panic")]
+fn test_panic(input: &Value) {
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        std::panic::set_hook(Box::new(|_| {
+            wasm_bindgen::throw_val(error(
+                ErrorCode::Internal,
+                "internal error (panic) inside credpool-core",
+            ))
+        }));
+    });
+    if input.get("type").and_then(Value::as_str) == Some("__test_panic") {
+        panic!("credpool test-panic: forced panic");
     }
 }
 
@@ -676,7 +700,11 @@ impl<'de> serde::de::Visitor<'de> for Bounded {
     }
 
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        // As serde_json's own visitor: NaN and infinities become null.
+        // Integral numbers up to 2^53 become integers (2^53 itself arrives as a float), as
+        // in the napi binding; NaN and infinities become null, as in serde_json's visitor.
+        if v.is_finite() && v.fract() == 0.0 && v.abs() <= MAX_CLOCK {
+            return Ok(integer_value(v));
+        }
         Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
     }
 
@@ -725,9 +753,32 @@ fn too_deep<E: serde::de::Error>() -> E {
 }
 
 fn to_js(value: &Value) -> JsResult<JsValue> {
+    let mut value = value.clone();
+    js_numbers(&mut value);
     value
         .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
         .map_err(|_| error(ErrorCode::Internal, "could not convert the output"))
+}
+
+/// Integers beyond JS's safe range (a deadline past 2^53 ms, a saturated counter) become
+/// the nearest double, as in the napi binding: the json-compatible serializer refuses them,
+/// which made every output holding one fail (`could not convert the output`) after core
+/// had already applied the input.
+fn js_numbers(value: &mut Value) {
+    const SAFE: u64 = (1 << 53) - 1;
+    match value {
+        Value::Number(n)
+            if n.as_u64().is_some_and(|u| u > SAFE)
+                || n.as_i64().is_some_and(|i| i.unsigned_abs() > SAFE) =>
+        {
+            if let Some(x) = n.as_f64().and_then(serde_json::Number::from_f64) {
+                *n = x;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(js_numbers),
+        Value::Object(map) => map.values_mut().for_each(js_numbers),
+        _ => {}
+    }
 }
 
 /// Validates a JS clock value, or reads the wall clock.
