@@ -1,11 +1,15 @@
 // Cost of one acquire+report pair through a JS binding, next to a no-op call (`version()`)
 // through the same binding: the ratio is what the binding adds on top of FFI itself.
-//   CREDPOOL_IMPL=napi|wasm node benches/bindings.mjs [iterations]
+//   CREDPOOL_IMPL=napi|wasm node benches/bindings.mjs [iterations] [--json]
+// With --json (or CREDPOOL_BENCH_JSON=1) the table goes to stderr and stdout gets one JSON
+// line for benches/report.py.
 // Figures are medians of 7 rounds, measured in this one run (compare ratios, not ns).
 import { credpool, impl } from '../tests/node/impl.mjs'
 
 const { Registry, version } = credpool
-const iterations = Number(process.argv[2] ?? 20_000)
+const asJson = process.argv.includes('--json') || !['', '0', undefined].includes(process.env.CREDPOOL_BENCH_JSON)
+const args = process.argv.slice(2).filter((a) => a !== '--json')
+const iterations = Number(args[0] ?? 20_000)
 
 function registry() {
   const reg = new Registry({ writer: 'bench', seed: 1 })
@@ -41,7 +45,12 @@ const rows = [
   ['acquire + report', pair],
   ['handle(acquire) + handle(report)', handlePair],
 ]
-console.log(`credpool ${impl} binding, ${iterations} iterations x 7 rounds, median ns/op`)
+const log = asJson ? console.error : console.log
+log(`credpool ${impl} binding, ${iterations} iterations x 7 rounds, median ns/op`)
 for (const [name, ns] of rows) {
-  console.log(`${name.padEnd(34)} ${ns.toFixed(0).padStart(9)} ns  ${(ns / noop).toFixed(1).padStart(7)}x no-op`)
+  log(`${name.padEnd(34)} ${ns.toFixed(0).padStart(9)} ns  ${(ns / noop).toFixed(1).padStart(7)}x no-op`)
+}
+if (asJson) {
+  const record = { bench: 'bindings', impl, iterations, rows: rows.map(([name, ns]) => ({ name, ns: Math.round(ns * 10) / 10 })) }
+  console.log(JSON.stringify(record))
 }

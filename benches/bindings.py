@@ -1,18 +1,25 @@
 """Cost of one acquire+report pair through the Python binding, next to a no-op call
 (``version()``) through the same binding: the ratio is what the binding adds on top of FFI.
 
-    python benches/bindings.py [iterations]
+    python benches/bindings.py [iterations] [--json]
+
+With ``--json`` (or ``CREDPOOL_BENCH_JSON=1``) the table goes to stderr and stdout gets one
+JSON line for ``benches/report.py``.
 
 Figures are medians of 7 rounds, measured in this one run (compare ratios, not ns).
 """
 
+import json
+import os
 import statistics
 import sys
 import time
 
 import credpool
 
-iterations = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
+as_json = "--json" in sys.argv[1:] or os.environ.get("CREDPOOL_BENCH_JSON", "") not in ("", "0")
+args = [a for a in sys.argv[1:] if a != "--json"]
+iterations = int(args[0]) if args else 20_000
 
 
 def registry() -> credpool.Registry:
@@ -60,6 +67,11 @@ rows = [
     ("acquire + report", measure(pair)),
     ("handle(acquire) + handle(report)", measure(handle_pair)),
 ]
-print(f"credpool python binding, {iterations} iterations x 7 rounds, median ns/op")
+out = sys.stderr if as_json else sys.stdout
+print(f"credpool python binding, {iterations} iterations x 7 rounds, median ns/op", file=out)
 for name, ns in rows:
-    print(f"{name:<34} {ns:9.0f} ns  {ns / noop:7.1f}x no-op")
+    print(f"{name:<34} {ns:9.0f} ns  {ns / noop:7.1f}x no-op", file=out)
+if as_json:
+    record = {"bench": "bindings", "impl": "python", "iterations": iterations}
+    record["rows"] = [{"name": name, "ns": round(ns, 1)} for name, ns in rows]
+    print(json.dumps(record))

@@ -1,0 +1,254 @@
+"""Regenerates the tables of BENCHMARKS.md from one run of scripts/bench.sh (stdlib only).
+
+    python3 benches/report.py --criterion DIR --results DIR [--wasm FILE] [--out BENCHMARKS.md]
+
+Reads criterion's ``<criterion>/**/new/{benchmark,estimates}.json`` (median point estimates)
+and the JSON lines the other benches print with ``--json`` (every ``*.jsonl`` in ``--results``:
+``{"bench": "bindings", ...}`` and ``{"bench": "peers", ...}``), then rewrites each block of
+``--out`` between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``. Text outside the markers
+is kept as written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+SIZES = ["10", "1000", "100000"]
+STRATEGIES = ["fill_first", "round_robin", "least_used", "random"]
+GOAL_RATIO = 2.0
+
+
+def fmt_ns(ns: float | None) -> str:
+    """A duration in the unit that reads best."""
+    if ns is None:
+        return "–"
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}" if ns / scale < 100 else f"{ns / scale:.0f} {unit}"
+    return f"{ns:.0f} ns"
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "–"
+    return f"{r:,.0f}×" if r >= 100 else f"{r:.2g}×" if r < 10 else f"{r:.0f}×"
+
+
+def load_criterion(root: Path) -> dict[str, dict]:
+    """``full_id`` → {"ns": median ns, "elements": throughput elements or None}."""
+    out: dict[str, dict] = {}
+    if not root.is_dir():
+        return out
+    for bench in root.glob("**/new/benchmark.json"):
+        estimates = bench.with_name("estimates.json")
+        if not estimates.exists():
+            continue
+        meta = json.loads(bench.read_text())
+        est = json.loads(estimates.read_text())
+        throughput = meta.get("throughput") or {}
+        out[meta["full_id"]] = {
+            "ns": est["median"]["point_estimate"],
+            "elements": throughput.get("Elements"),
+        }
+    return out
+
+
+def load_records(results: Path) -> list[dict]:
+    records = []
+    if results.is_dir():
+        for path in sorted(results.glob("*.jsonl")):
+            for line in path.read_text().splitlines():
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        print(f"report.py: skipping a bad line of {path}", file=sys.stderr)
+    return records
+
+
+def machine(quick: bool) -> str:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+
+    def version(cmd: list[str]) -> str:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return "not found"
+
+    mode = "quick (`CREDPOOL_BENCH_QUICK=1`: 0.2 s warm-up, 0.5 s, 10 samples)" if quick else (
+        "full (1 s warm-up, 2 s measurement)"
+    )
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    rows = [
+        ("run", f"{stamp}, {mode}"),
+        ("cores (`nproc`)", str(os.cpu_count())),
+        ("CPU", model),
+        ("OS", f"{platform.system()} {platform.release()} {platform.machine()}"),
+        ("rustc", version(["rustc", "--version"])),
+        ("node", version(["node", "--version"])),
+        ("python", platform.python_version()),
+    ]
+    return table(["", ""], rows)
+
+
+def table(header: list[str], rows: list[tuple | list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def scaling(crit: dict, group: str) -> str:
+    rows = []
+    for strategy in STRATEGIES:
+        cells = [crit.get(f"{group}/{strategy}/{n}", {}).get("ns") for n in SIZES]
+        ratio = cells[2] / cells[0] if cells[0] and cells[2] else None
+        verdict = "–" if ratio is None else ("yes" if ratio <= GOAL_RATIO else "no")
+        rows.append([f"`{strategy}`", *(fmt_ns(c) for c in cells), fmt_ratio(ratio), verdict])
+    return table(["strategy", "10 entries", "1,000", "100,000", "100k / 10", "≤ 2×?"], rows)
+
+
+def simple(crit: dict, group: str, labels: dict[str, str]) -> str:
+    rows = []
+    for key, label in labels.items():
+        item = crit.get(f"{group}/{key}")
+        rows.append([label, fmt_ns(item["ns"]) if item else "–"])
+    return table(["operation", "median"], rows)
+
+
+def simulator(crit: dict) -> str:
+    item = crit.get("simulate/small")
+    if not item:
+        return "_not run_"
+    per_s = item["elements"] / (item["ns"] / 1e9) if item.get("elements") else None
+    rows = [[
+        "`small` preset (every matrix row)",
+        str(item.get("elements") or "–"),
+        fmt_ns(item["ns"]),
+        f"{per_s:,.0f}" if per_s else "–",
+    ]]
+    return table(["scenario", "simulated requests per run", "median per run", "simulated requests / s"], rows)
+
+
+def bindings(records: list[dict]) -> str:
+    recs = [r for r in records if r.get("bench") == "bindings"]
+    if not recs:
+        return "_not run (see the run's log: the bindings must be built first, `scripts/test.sh`)_"
+    rows = []
+    for r in recs:
+        noop = next((x["ns"] for x in r["rows"] if x["name"].startswith("no-op")), None)
+        for x in r["rows"]:
+            ratio = x["ns"] / noop if noop else None
+            rows.append([f"`{r['impl']}`", x["name"], fmt_ns(x["ns"]), fmt_ratio(ratio)])
+    iterations = recs[0].get("iterations")
+    note = f"\n\n{iterations} iterations × 7 rounds per figure (median round), one 8-key pool."
+    return table(["binding", "operation", "median", "× no-op call"], rows) + note
+
+
+def peers(records: list[dict], lang: str) -> str:
+    recs = [r for r in records if r.get("bench") == "peers" and r.get("lang") == lang]
+    if not recs:
+        return "_not run_"
+    rec = recs[-1]
+    sizes = [str(n) for n in rec.get("sizes", [])]
+    base = {(x["op"], str(x["n"])): x["ns"] for x in rec["rows"] if x["peer"] == "credpool"}
+    order: list[tuple[str, str]] = []
+    cells: dict[tuple[str, str], dict[str, float]] = {}
+    for x in rec["rows"]:
+        k = (x["peer"], x["op"])
+        if k not in cells:
+            order.append(k)
+            cells[k] = {}
+        cells[k][str(x["n"])] = x["ns"]
+    rows = []
+    for peer, op in order:
+        row = [f"`{peer}`", op]
+        for n in sizes:
+            ns = cells[(peer, op)].get(n)
+            ref = base.get((op, n))
+            ratio = f" ({fmt_ratio(ns / ref)})" if ns and ref and peer != "credpool" else ""
+            row.append(fmt_ns(ns) + ratio)
+        rows.append(row)
+    out = table(["library", "operation", *(f"{int(n):,} entries" for n in sizes)], rows)
+    out += "\n\nIn parentheses: time ÷ credpool's time for the same operation and pool size."
+    notes = rec.get("notes") or []
+    if notes:
+        out += "\n\n" + "\n".join(f"- {n}" for n in notes)
+    return out
+
+
+def wasm(path: Path) -> str:
+    if not path.exists():
+        return f"_not built: `{path}` is missing (scripts/build-wasm-crate.sh)_"
+    raw = path.read_bytes()
+    gz = len(gzip.compress(raw, compresslevel=9))
+    return table(["file", "raw", "gzip -9"], [[f"`{path.name}` (web)", f"{len(raw):,} B", f"{gz:,} B"]])
+
+
+def replace(doc: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
+    if not pattern.search(doc):
+        print(f"report.py: no <!-- bench:{name} --> block in the document", file=sys.stderr)
+        return doc
+    return pattern.sub(lambda m: m.group(1) + body.rstrip() + "\n" + m.group(2), doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--criterion", type=Path, required=True)
+    parser.add_argument("--results", type=Path, required=True)
+    parser.add_argument("--wasm", type=Path)
+    parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+
+    crit = load_criterion(args.criterion)
+    records = load_records(args.results)
+    blocks = {
+        "machine": machine(args.quick),
+        "pair-success": scaling(crit, "pair_success"),
+        "pair-429": scaling(crit, "pair_429"),
+        "classify": simple(crit, "classify", {
+            "openai_429_x_ratelimit": "OpenAI 429, `x-ratelimit-*` headers",
+            "anthropic_429_retry_after": "Anthropic 429, `anthropic-ratelimit-*` + `retry-after`",
+            "gemini_429_retry_info": "Gemini 429 `RESOURCE_EXHAUSTED` with `RetryInfo` (parsed JSON)",
+            "openrouter_402": "OpenRouter 402 insufficient credits",
+            "codex_usage_limit": "Codex 429 `usage_limit_reached`",
+        }),
+        "state": simple(crit, "state", {
+            "export_1000": "`export_state` + `serde_json::to_string`, 1,000 entries",
+            "import_1000": "`serde_json::from_str` + `Registry::from_state`, 1,000 entries",
+        }) + "\n" + simple(crit, "sync", {
+            "merge_1000": "`sync`: merge another writer's 1,000-entry state",
+        }).split("\n", 2)[2],
+        "sim": simulator(crit),
+        "bindings": bindings(records),
+        "peers-python": peers(records, "python"),
+        "wasm": wasm(args.wasm) if args.wasm else "_no path given_",
+    }
+    doc = args.out.read_text()
+    for name, body in blocks.items():
+        doc = replace(doc, name, body)
+    args.out.write_text(doc)
+    print(f"report.py: rewrote {len(blocks)} blocks of {args.out} "
+          f"({len(crit)} criterion results, {len(records)} JSON records)")
+
+
+if __name__ == "__main__":
+    main()
