@@ -14,6 +14,7 @@ use napi_derive::napi;
 use serde_json::{Map, Value, json};
 
 mod error;
+mod json;
 mod store;
 
 use error::{Code, core_error, error};
@@ -31,7 +32,7 @@ pub struct RegistryOptions {
     pub seed: Option<f64>,
     /// An exported state document to start from.
     #[napi(ts_type = "StateDocument")]
-    pub state: Option<Value>,
+    pub state: Option<json::Json>,
 }
 
 /// A credential registry: all pools of one process.
@@ -63,7 +64,10 @@ impl Registry {
             None => format!("{:012x}", os_random_u64()? & 0xffff_ffff_ffff),
         };
         let options = Options { writer, seed };
-        let state = state.map(integral);
+        let state = state
+            .map(|s| s.into_value("state"))
+            .transpose()?
+            .map(integral);
         let inner = guard(|| match &state {
             Some(state) => credpool_core::Registry::from_state(state, options),
             None => credpool_core::Registry::new(options),
@@ -75,9 +79,15 @@ impl Registry {
     #[napi(ts_return_type = "Output")]
     pub fn handle(
         &mut self,
-        #[napi(ts_arg_type = "Input")] input: Value,
+        #[napi(ts_arg_type = "Input")] input: json::Json,
         now: Option<f64>,
-    ) -> Result<Value, Code> {
+    ) -> Result<json::Json, Code> {
+        let input = input.into_value("input")?;
+        self.apply(input, now).map(json::Json::new)
+    }
+
+    /// [`Registry::handle`] on a JSON value (every method ends here).
+    fn apply(&mut self, input: Value, now: Option<f64>) -> Result<Value, Code> {
         let now = clock(now)?;
         // Core validates before it mutates, so a failed input leaves the state untouched.
         let input = integral(input);
@@ -180,30 +190,33 @@ impl Registry {
     #[napi(ts_return_type = "{ type: 'synced' } & Changed")]
     pub fn sync(
         &mut self,
-        #[napi(ts_arg_type = "StateDocument")] state: Value,
+        #[napi(ts_arg_type = "StateDocument")] state: json::Json,
         now: Option<f64>,
     ) -> Result<Value, Code> {
+        let state = state.into_value("state")?;
         self.call("sync", into_map(json!({ "state": state })), now)
     }
 
     /// The persistable state document (contains the secrets of non-`env:` entries).
     #[napi(ts_return_type = "StateDocument")]
-    pub fn export_state(&mut self) -> Result<Value, Code> {
+    pub fn export_state(&mut self) -> Result<json::Json, Code> {
         let mut output = self.call("export_state", Map::new(), Some(0.0))?;
-        Ok(output
-            .get_mut("state")
-            .map(Value::take)
-            .unwrap_or(Value::Null))
+        Ok(json::Json::new(
+            output
+                .get_mut("state")
+                .map(Value::take)
+                .unwrap_or(Value::Null),
+        ))
     }
 
     /// `status`: status for humans (one pool, or all).
     #[napi(ts_return_type = "StatusOutput")]
-    pub fn status(&mut self, pool: Option<String>, now: Option<f64>) -> Result<Value, Code> {
+    pub fn status(&mut self, pool: Option<String>, now: Option<f64>) -> Result<json::Json, Code> {
         let mut input = Map::new();
         if let Some(pool) = pool {
             input.insert("pool".into(), Value::String(pool));
         }
-        self.call("status", input, now)
+        self.call("status", input, now).map(json::Json::new)
     }
 
     /// `tick`: let time pass; expired cooldowns clear and the next deadline is named.
@@ -315,7 +328,7 @@ impl Registry {
         now: Option<f64>,
     ) -> Result<Value, Code> {
         input.insert("type".into(), Value::String(kind.to_owned()));
-        self.handle(Value::Object(input), now)
+        self.apply(Value::Object(input), now)
     }
 }
 
@@ -338,13 +351,14 @@ pub fn version() -> &'static str {
 /// Throws `invalid_state`, `foreign_document`, `unsupported_schema_version` or `too_large`.
 #[napi(ts_return_type = "StateDocument")]
 pub fn import_hermes(
-    #[napi(ts_arg_type = "Record<string, unknown>")] auth_json: Value,
+    #[napi(ts_arg_type = "Record<string, unknown>")] auth_json: json::Json,
     now: Option<f64>,
-) -> Result<Value, Code> {
+) -> Result<json::Json, Code> {
     let now = clock(now)?;
-    let auth_json = integral(auth_json);
+    let auth_json = integral(auth_json.into_value("authJson")?);
     let state = guard(|| credpool_core::import_hermes(&auth_json, now))?;
     serde_json::to_value(&state)
+        .map(json::Json::new)
         .map_err(|_| error(ErrorCode::Internal, "could not serialise the state"))
 }
 
@@ -354,13 +368,17 @@ pub fn import_hermes(
 /// carry no secret, only `secret_fingerprint`; removed entries are left out.
 #[napi(ts_return_type = "Record<string, unknown>")]
 pub fn export_hermes(
-    #[napi(ts_arg_type = "StateDocument")] state: Value,
-    #[napi(ts_arg_type = "Record<string, unknown> | null")] base: Option<Value>,
+    #[napi(ts_arg_type = "StateDocument")] state: json::Json,
+    #[napi(ts_arg_type = "Record<string, unknown> | null")] base: Option<json::Json>,
     now: Option<f64>,
-) -> Result<Value, Code> {
+) -> Result<json::Json, Code> {
     let now = clock(now)?;
-    let (state, base) = (integral(state), base.map(integral));
-    guard(|| credpool_core::export_hermes(&state, base.as_ref(), now))
+    let state = integral(state.into_value("state")?);
+    let base = base
+        .map(|b| b.into_value("base"))
+        .transpose()?
+        .map(integral);
+    guard(|| credpool_core::export_hermes(&state, base.as_ref(), now)).map(json::Json::new)
 }
 
 /// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
