@@ -3,7 +3,7 @@
 //! Secrets of borrowed sources (`env:*`, `config:*`) are exported as fingerprints only.
 //! Unknown entry fields are kept in the entry's `extra` object.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -194,6 +194,27 @@ pub(crate) fn pools_from_value(state: &Value) -> Result<BTreeMap<PoolKey, Pool>>
         .collect()
 }
 
+/// Two keys of a document's `pools` that normalise to one pool key would silently collapse
+/// into one pool (dropping the other's entries): refuse the document instead.
+fn refuse_colliding_pool_keys(pools: &Map<String, Value>) -> Result<()> {
+    let mut seen = BTreeSet::new();
+    for raw in pools.keys() {
+        // Invalid keys fail later with their own message.
+        if let Ok(key) = PoolKey::parse(raw)
+            && !seen.insert(key.clone())
+        {
+            return Err(Error::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "two pools of the state document are the same pool `{}` once normalised",
+                    key.as_str()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn parse_doc(state: &Value) -> Result<StateDoc> {
     let Value::Object(fields) = state else {
         return Err(Error::new(
@@ -215,6 +236,9 @@ fn parse_doc(state: &Value) -> Result<StateDoc> {
                 "not a credpool state document",
             ));
         }
+    }
+    if let Some(Value::Object(pools)) = fields.get("pools") {
+        refuse_colliding_pool_keys(pools)?;
     }
     match fields.get("schema_version").and_then(Value::as_u64) {
         Some(v) if v == u64::from(SCHEMA_VERSION) => {}
