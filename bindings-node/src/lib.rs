@@ -50,20 +50,7 @@ impl Registry {
             Some(o) => (o.writer, o.seed, o.state),
             None => (None, None, None),
         };
-        let seed = match seed {
-            Some(seed) => to_u64(seed).ok_or_else(|| {
-                error(
-                    ErrorCode::InvalidInput,
-                    "seed must be a non-negative safe integer",
-                )
-            })?,
-            None => os_random_u64()?,
-        };
-        let writer = match writer {
-            Some(writer) => writer,
-            None => format!("{:012x}", os_random_u64()? & 0xffff_ffff_ffff),
-        };
-        let options = Options { writer, seed };
+        let options = registry_options(writer, seed)?;
         let state = state
             .map(|s| s.into_value("state"))
             .transpose()?
@@ -421,6 +408,25 @@ pub(crate) fn clock(now: Option<f64>) -> Result<Millis, Code> {
                 .map_err(|_| error(ErrorCode::InvalidClock, "system clock out of range"))
         }
     }
+}
+
+/// The writer and seed a registry starts with: the caller's, else random ones (a 12-hex
+/// writer id, a seed from OS randomness).
+pub(crate) fn registry_options(writer: Option<String>, seed: Option<f64>) -> Result<Options, Code> {
+    let seed = match seed {
+        Some(seed) => to_u64(seed).ok_or_else(|| {
+            error(
+                ErrorCode::InvalidInput,
+                "seed must be a non-negative safe integer",
+            )
+        })?,
+        None => os_random_u64()?,
+    };
+    let writer = match writer {
+        Some(writer) => writer,
+        None => format!("{:012x}", os_random_u64()? & 0xffff_ffff_ffff),
+    };
+    Ok(Options { writer, seed })
 }
 
 /// A finite integer in `0..=2^53` as `u64`.

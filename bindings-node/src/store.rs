@@ -19,8 +19,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use credpool_core::{
-    Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Output, OutputBody, PoolKey,
-    RefreshOutcome, parse_input,
+    Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, OutputBody,
+    PoolKey, RefreshOutcome, parse_input,
 };
 use credpool_store::{FileStore as CoreStore, RefreshStart, RefreshTicket, StoreOptions};
 use napi::bindgen_prelude::{Object, ToNapiValue};
@@ -29,7 +29,7 @@ use napi_derive::napi;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Code, error};
-use crate::{clock, guard, integer_value, into_map, object, os_random_u64, to_u64};
+use crate::{clock, guard, integer_value, into_map, object, registry_options, to_u64};
 
 /// Default longest wait for the file lock.
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 10_000;
@@ -545,19 +545,7 @@ fn store_options(options: Option<FileStoreOptions>) -> Coded<(StoreOptions, Dura
         lock_timeout_ms: None,
         durable: None,
     });
-    let seed = match seed {
-        Some(seed) => to_u64(seed).ok_or_else(|| {
-            error(
-                ErrorCode::InvalidInput,
-                "seed must be a non-negative safe integer",
-            )
-        })?,
-        None => os_random_u64()?,
-    };
-    let writer = match writer {
-        Some(writer) => writer,
-        None => format!("{:012x}", os_random_u64()? & 0xffff_ffff_ffff),
-    };
+    let Options { writer, seed } = registry_options(writer, seed)?;
     let lock_timeout = match lock_timeout_ms {
         Some(ms) => to_u64(ms).ok_or_else(|| {
             error(

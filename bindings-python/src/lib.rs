@@ -196,15 +196,46 @@ impl Registry {
         kind: &str,
         fields: Vec<(&str, Value)>,
     ) -> PyResult<PyObject> {
-        let mut map = Map::new();
-        map.insert("type".into(), Value::String(kind.into()));
-        for (k, v) in fields {
-            if !v.is_null() {
-                map.insert(k.into(), v);
-            }
-        }
-        self.call(py, now, Value::Object(map))
+        self.call(py, now, input_of(kind, fields))
     }
+}
+
+/// A wire input of `kind` from its fields (null fields left out).
+fn input_of(kind: &str, fields: Vec<(&str, Value)>) -> Value {
+    let mut map = Map::new();
+    map.insert("type".into(), Value::String(kind.into()));
+    for (k, v) in fields {
+        if !v.is_null() {
+            map.insert(k.into(), v);
+        }
+    }
+    Value::Object(map)
+}
+
+/// The writer and seed a registry starts with: the caller's, else random ones (a 12-hex
+/// writer id, a seed from OS randomness). `seed` must be an int in 0..2^64 (not a bool).
+fn registry_options(
+    py: Python<'_>,
+    writer: Option<String>,
+    seed: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Options> {
+    let random =
+        || random_u64().ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable"));
+    let seed = match seed {
+        Some(s) if !s.is_none() => s
+            .extract::<u64>()
+            .ok()
+            .filter(|_| !s.is_instance_of::<pyo3::types::PyBool>())
+            .ok_or_else(|| {
+                errors::make(py, "invalid_input", "seed must be an integer in 0..2^64")
+            })?,
+        _ => random()?,
+    };
+    let writer = match writer {
+        Some(w) => w,
+        None => format!("{:012x}", random()? & 0xffff_ffff_ffff),
+    };
+    Ok(Options { writer, seed })
 }
 
 fn opt(py: Python<'_>, v: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
@@ -231,32 +262,7 @@ impl Registry {
         seed: Option<&Bound<'_, PyAny>>,
         state: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let seed: Option<u64> = match seed {
-            Some(s) if !s.is_none() => Some(
-                s.extract::<u64>()
-                    .ok()
-                    .filter(|_| !s.is_instance_of::<pyo3::types::PyBool>())
-                    .ok_or_else(|| {
-                        errors::make(py, "invalid_input", "seed must be an integer in 0..2^64")
-                    })?,
-            ),
-            _ => None,
-        };
-        let writer = match writer {
-            Some(w) => w,
-            None => {
-                let r = random_u64()
-                    .ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable"))?;
-                format!("{:012x}", r & 0xffff_ffff_ffff)
-            }
-        };
-        let seed = match seed {
-            Some(s) => s,
-            None => {
-                random_u64().ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable"))?
-            }
-        };
-        let options = Options { writer, seed };
+        let options = registry_options(py, writer, seed)?;
         let state = opt(py, state)?;
         let registry = guarded(py, || {
             if state.is_null() {

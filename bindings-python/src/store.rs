@@ -20,15 +20,14 @@ use std::time::Duration;
 
 use credpool_core::wire::CredentialOut;
 use credpool_core::{
-    Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Output, PoolKey,
+    Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, PoolKey,
     RefreshOutcome, parse_input,
 };
 use credpool_store::{FileStore as CoreFileStore, RefreshStart, StoreOptions};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use serde_json::{Map, Value, json};
 
-use crate::{clock, errors, guarded, methods, opt, random_u64, to_py, to_value};
+use crate::{clock, errors, guarded, input_of, methods, opt, registry_options, to_py, to_value};
 
 /// Why a call into the store failed, carried out of a GIL-free section (all `Send`).
 enum Failure {
@@ -125,14 +124,7 @@ impl FileStore {
         kind: &str,
         fields: Vec<(&str, Value)>,
     ) -> PyResult<PyObject> {
-        let mut map = Map::new();
-        map.insert("type".into(), Value::String(kind.into()));
-        for (k, v) in fields {
-            if !v.is_null() {
-                map.insert(k.into(), v);
-            }
-        }
-        self.call(py, now, Value::Object(map))
+        self.call(py, now, input_of(kind, fields))
     }
 }
 
@@ -197,17 +189,6 @@ fn run_refresh_fn(
     }
 }
 
-fn parse_seed(py: Python<'_>, seed: Option<&Bound<'_, PyAny>>) -> PyResult<u64> {
-    match seed {
-        Some(s) if !s.is_none() => s
-            .extract::<u64>()
-            .ok()
-            .filter(|_| !s.is_instance_of::<pyo3::types::PyBool>())
-            .ok_or_else(|| errors::make(py, "invalid_input", "seed must be an integer in 0..2^64")),
-        _ => random_u64().ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable")),
-    }
-}
-
 fn parse_timeout(py: Python<'_>, seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|_| {
         errors::make(
@@ -233,16 +214,8 @@ impl FileStore {
         lock_timeout: f64,
         durable: bool,
     ) -> PyResult<Self> {
-        let seed = parse_seed(py, seed)?;
+        let Options { writer, seed } = registry_options(py, writer, seed)?;
         let lock_timeout = parse_timeout(py, lock_timeout)?;
-        let writer = match writer {
-            Some(w) => w,
-            None => {
-                let r = random_u64()
-                    .ok_or_else(|| PyRuntimeError::new_err("OS randomness unavailable"))?;
-                format!("{:012x}", r & 0xffff_ffff_ffff)
-            }
-        };
         let mut options = StoreOptions::new(writer, seed);
         options.lock_timeout = lock_timeout;
         options.durable = durable;
