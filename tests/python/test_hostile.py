@@ -230,7 +230,7 @@ def all_cases():
             yield pytest.param(c, id=f"{path.stem}::{c['name']}")
 
 
-@pytest.mark.parametrize("case", all_cases())
+@pytest.mark.parametrize("case", list(all_cases()))
 def test_hostile(case):
     g = generate(case)
     expect = case.get("expect_by_runtime", {}).get(RUNTIME, case["expect"])
