@@ -29,6 +29,7 @@ use napi_derive::napi;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Code, error};
+use crate::json::Json;
 use crate::{clock, guard, integer_value, into_map, object, registry_options, to_u64};
 
 /// Default longest wait for the file lock.
@@ -119,10 +120,13 @@ impl FileStore {
     pub fn handle<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "Input")] input: Value,
+        #[napi(ts_arg_type = "Input")] input: Json,
         now: Option<f64>,
     ) -> napi::Result<Object<'env>> {
-        self.submit(env, handle_job(input, now, false))
+        let job = input
+            .into_value("input")
+            .and_then(|input| handle_job(input, now, false));
+        self.submit(env, job)
     }
 
     /// `acquire`: pick an entry for a request.
@@ -231,10 +235,13 @@ impl FileStore {
     pub fn sync<'env>(
         &self,
         env: &'env Env,
-        #[napi(ts_arg_type = "StateDocument")] state: Value,
+        #[napi(ts_arg_type = "StateDocument")] state: Json,
         now: Option<f64>,
     ) -> napi::Result<Object<'env>> {
-        self.submit(env, call("sync", into_map(json!({ "state": state })), now))
+        let job = state
+            .into_value("state")
+            .and_then(|state| call("sync", into_map(json!({ "state": state })), now));
+        self.submit(env, job)
     }
 
     /// The state document, as of the file now (contains the secrets of non-`env:` entries).
@@ -418,7 +425,7 @@ impl FileStore {
         #[napi(ts_arg_type = "RefreshOutcome")] outcome: Value,
         now: Option<f64>,
     ) -> napi::Result<Object<'env>> {
-        let (deferred, promise) = env.create_deferred::<Value, Resolver<Value>>()?;
+        let (deferred, promise) = env.create_deferred::<Json, Resolver<Json>>()?;
         let parsed = (|| Ok((ticket_id(ticket)?, parse_outcome(outcome)?, opt_clock(now)?)))();
         match parsed {
             Err(e) => settle(deferred, Err(e)),
@@ -463,7 +470,7 @@ impl FileStore {
 
     /// Posts a job; its promise settles when the worker ran it.
     fn submit<'env>(&self, env: &'env Env, job: Coded<Job>) -> napi::Result<Object<'env>> {
-        let (deferred, promise) = env.create_deferred::<Value, Resolver<Value>>()?;
+        let (deferred, promise) = env.create_deferred::<Json, Resolver<Json>>()?;
         match job {
             Err(e) => settle(deferred, Err(e)),
             Ok(job) => self.post(Msg::Run {
@@ -565,14 +572,14 @@ fn store_options(options: Option<FileStoreOptions>) -> Coded<(StoreOptions, Dura
 enum Msg {
     Run {
         job: Job,
-        reply: Deferred<Value>,
+        reply: Deferred<Json>,
         queued: Instant,
     },
     Finish {
         ticket: u32,
         outcome: RefreshOutcome,
         now: Option<Millis>,
-        reply: Deferred<Value>,
+        reply: Deferred<Json>,
     },
     /// A ticket was abandoned: the backlog may run.
     Wake,
@@ -674,7 +681,7 @@ struct Worker {
     lock_timeout: Duration,
     next_ticket: u32,
     /// Jobs that need the lock while this store's own ticket holds it.
-    backlog: VecDeque<(Job, Deferred<Value>, Instant)>,
+    backlog: VecDeque<(Job, Deferred<Json>, Instant)>,
 }
 
 impl Worker {
@@ -714,7 +721,7 @@ impl Worker {
                     reply,
                 }) => {
                     let result = self.finish(ticket, outcome, now);
-                    settle(reply, result);
+                    settle(reply, result.map(Json::new));
                 }
                 Some(Msg::Wake) | None => {}
             }
@@ -754,7 +761,7 @@ impl Worker {
         }
     }
 
-    fn run_job(&mut self, job: Job, reply: Deferred<Value>) {
+    fn run_job(&mut self, job: Job, reply: Deferred<Json>) {
         let result = match job {
             Job::Reload => guard(|| self.store.reload()).map(Value::Bool),
             Job::Handle {
@@ -770,7 +777,7 @@ impl Worker {
                 now,
             } => self.begin(&pool, &entry_id, generation, lease_id, now),
         };
-        settle(reply, result);
+        settle(reply, result.map(Json::new));
     }
 
     fn handle(&mut self, input: Value, now: Option<Millis>, state_only: bool) -> Coded<Value> {

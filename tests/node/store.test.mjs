@@ -418,3 +418,14 @@ test('withCredential over FileStores: one refresh across stores, the other adopt
   assert.deepEqual(seen, ['at-1', 'at-1'])
   assert.deepEqual(refreshed, ['rt-0'], 'the second store found the rotated token and never refreshed')
 })
+
+test('a 70,000-entry state syncs into a FileStore and exports back (past napi-rs value cap)', { skip }, async () => {
+  const { Registry } = credpool
+  const registry = new Registry({ writer: 'big', seed: 1 })
+  const entries = Array.from({ length: 70_000 }, (_, i) => ({ type: 'add_entry', pool: 'openrouter', entry: { id: `k${i}`, access_token: `sk-${i}` } }))
+  for (const input of entries) registry.handle(input, 0)
+  const store = await open(tempPath(), 'w1')
+  assert.equal((await store.sync(registry.exportState(), 1)).type, 'synced')
+  const state = await store.exportState()
+  assert.equal(state.pools.openrouter.entries.length, 70_000)
+})
