@@ -277,7 +277,9 @@ test('an invalid config shows each error with its field and the engine code', as
   const by = Object.fromEntries(errs.map((e) => [e.field, e]))
   assert.deepEqual(Object.keys(by).sort(), ['entries[1].auth_type', 'entries[2].acces_token', 'entries[3].id', 'entries[4].priority', 'strategy'])
   assert.equal(by.strategy.code, 'invalid_input')
-  assert.match(by.strategy.message, /unknown variant `fill_frist`, expected one of `fill_first`/)
+  // The engine never echoes the refused value (it may be a secret put in the wrong field).
+  assert.match(by.strategy.message, /unknown variant `…`, expected one of `fill_first`/)
+  assert.doesNotMatch(by.strategy.message, /fill_frist/)
   assert.equal(by['entries[1].auth_type'].code, 'invalid_input')
   assert.match(by['entries[1].auth_type'].message, /expected `api_key` or `oauth`/)
   assert.match(by['entries[2].acces_token'].message, /unknown field `acces_token`/)
@@ -304,7 +306,7 @@ test('an invalid config shows each error with its field and the engine code', as
   const [stateErr] = await errors()
   assert.equal(stateErr.code, 'invalid_state')
   assert.equal(stateErr.field, 'pools.openrouter.entries[1].status')
-  assert.match(stateErr.message, /unknown variant `weird`/)
+  assert.match(stateErr.message, /unknown variant `…`, expected one of `ok`/)
   await shot('06-invalid-state')
 
   await loadConfig({ format: 'credpool', schema_version: 99, pools: {} })

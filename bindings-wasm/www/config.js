@@ -129,13 +129,20 @@ export function detectKind(doc) {
 
 /**
  * Adds `.field` to a coded engine error: the path `base` plus the key the message names
- * (`unknown field \`x\``, `missing field \`x\``) or the key holding the value it quotes
- * (`unknown variant \`foo\``, `invalid type: integer \`3\``).
+ * (`unknown field \`x\``, `missing field \`x\``), else the one key whose removal makes
+ * `probe(objectWithoutIt)` succeed (the engine never quotes the value it refused: values
+ * may be secrets), else the key holding a value the message quotes.
  */
-export function locate(obj, base, message) {
+export function locate(obj, base, message, probe) {
   const join = (k) => (base ? `${base}.${k}` : k)
   const named = /(?:unknown|missing) (?:policy )?field `([^`]+)`/.exec(message)
   if (named) return join(named[1])
+  if (probe && obj && typeof obj === 'object' && !Array.isArray(obj)) {
+    for (const k of Object.keys(obj)) {
+      const { [k]: _, ...without } = obj
+      if (probe(without)) return join(k)
+    }
+  }
   if (obj && typeof obj === 'object' && !Array.isArray(obj)) {
     const quoted = /`([^`]*)`/.exec(message)?.[1] ?? /string "([^"]*)"/.exec(message)?.[1]
     if (quoted !== undefined) {
@@ -148,6 +155,16 @@ export function locate(obj, base, message) {
     if (/access_token|refresh_token/.test(message)) return join('access_token')
   }
   return base || '(document)'
+}
+
+/** Whether `fn` runs without throwing. */
+function succeeds(fn) {
+  try {
+    fn()
+    return true
+  } catch {
+    return false
+  }
 }
 
 function coded(e, field) {
@@ -209,15 +226,18 @@ function locateState(wasm, state, err) {
   if (fails({ ...state, pools: {} })) return locate(state, '', err.message)
   for (const [name, pool] of Object.entries(pools)) {
     if (!pool || typeof pool !== 'object' || !Array.isArray(pool.entries)) {
-      if (fails({ ...state, pools: { [name]: pool } })) return locate(pool, `pools.${name}`, err.message)
+      if (fails({ ...state, pools: { [name]: pool } })) {
+        return locate(pool, `pools.${name}`, err.message, (p) => !fails({ ...state, pools: { [name]: p } }))
+      }
       continue
     }
     if (fails({ ...state, pools: { [name]: { ...pool, entries: [] } } })) {
-      return locate(pool, `pools.${name}`, err.message)
+      return locate(pool, `pools.${name}`, err.message, (p) => !fails({ ...state, pools: { [name]: { ...p, entries: [] } } }))
     }
     for (const [i, entry] of pool.entries.entries()) {
       if (fails({ ...state, pools: { [name]: { ...pool, entries: [entry] } } })) {
-        return locate(entry, `pools.${name}.entries[${i}]`, err.message)
+        const alone = (e) => !fails({ ...state, pools: { [name]: { ...pool, entries: [e] } } })
+        return locate(entry, `pools.${name}.entries[${i}]`, err.message, alone)
       }
     }
   }
@@ -276,7 +296,7 @@ function buildSimple(wasm, doc, pageNow) {
           }
         }
       }
-    } else field = locate(config, '', e.message)
+    } else field = locate(config, '', e.message, (without) => succeeds(() => new wasm.Registry({ writer, seed }).configurePool(doc.pool, without, now)))
     errors.push(coded(e, field))
   }
   // Entries are checked even when the pool settings failed, so every error shows at once.
@@ -284,7 +304,8 @@ function buildSimple(wasm, doc, pageNow) {
     try {
       registry.addEntry(doc.pool, entry, now)
     } catch (e) {
-      let field = locate(entry, `entries[${i}]`, e.message)
+      const probe = (without) => succeeds(() => new wasm.Registry({ writer, seed }).addEntry(doc.pool, without, now))
+      let field = locate(entry, `entries[${i}]`, e.message, probe)
       if (e.code === 'duplicate_entry') field = `entries[${i}].id`
       errors.push(coded(e, field))
     }
