@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::classify::OutcomeClass;
 use crate::error::{Error, ErrorCode, Result, clip};
-use crate::limits::{MAX_EXTRA_DEPTH, MAX_NAME_CHARS, MAX_SECRET_BYTES};
+use crate::limits::{MAX_EXTRA_BYTES, MAX_EXTRA_DEPTH, MAX_NAME_CHARS, MAX_SECRET_BYTES};
 use crate::secret::{Fingerprint, Secret};
 use crate::time::Millis;
 
@@ -74,8 +74,8 @@ pub(crate) fn validate_secret(what: &str, secret: &str) -> Result<()> {
     Ok(())
 }
 
-/// Checks the nesting depth of an entry's `extra` object (iteratively: no recursion on
-/// input), so exported state stays readable by every JSON parser.
+/// Checks the nesting depth (iteratively: no recursion on input) and the JSON size of an
+/// entry's `extra`, so exported state stays small and readable by every JSON parser.
 pub(crate) fn validate_extra(extra: &Map<String, Value>) -> Result<()> {
     let mut stack: Vec<(&Value, usize)> = extra.values().map(|v| (v, 2)).collect();
     while let Some((value, depth)) = stack.pop() {
@@ -91,6 +91,13 @@ pub(crate) fn validate_extra(extra: &Map<String, Value>) -> Result<()> {
             ));
         }
         stack.extend(children.map(|v| (v, depth + 1)));
+    }
+    let bytes = serde_json::to_string(extra).map_or(usize::MAX, |text| text.len());
+    if bytes > MAX_EXTRA_BYTES {
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            format!("extra is {bytes} bytes of JSON, more than {MAX_EXTRA_BYTES}"),
+        ));
     }
     Ok(())
 }

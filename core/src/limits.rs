@@ -23,3 +23,7 @@ pub const MAX_SECRET_BYTES: usize = 16 * 1024;
 /// parsers of every runtime (serde_json, napi, the stores), so a persisted store can
 /// always be read back.
 pub const MAX_EXTRA_DEPTH: usize = 32;
+/// Steps one pool's fallback chain may hold.
+pub const MAX_FALLBACK_STEPS: usize = 32;
+/// Bytes of an entry's `extra` (as JSON) kept: a pass-through bag, not a data store.
+pub const MAX_EXTRA_BYTES: usize = 64 * 1024;

@@ -15,7 +15,7 @@ use crate::entry::{
     validate_extra, validate_name, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
-use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
+use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_FALLBACK_STEPS, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::rng::Rng;
@@ -286,10 +286,11 @@ impl Registry {
         fallback: Option<Vec<FallbackTarget>>,
     ) -> Result<()> {
         let now = self.clock(now);
-        if let Some(targets) = &fallback
-            && targets.iter().any(|t| &t.pool == key)
-        {
-            return Err(Error::invalid_input("a pool cannot fall back to itself"));
+        if let Some(targets) = &fallback {
+            validate_fallback(targets)?;
+            if targets.iter().any(|t| &t.pool == key) {
+                return Err(Error::invalid_input("a pool cannot fall back to itself"));
+            }
         }
         if let Some(policy) = &policy {
             policy.validate()?;
@@ -523,6 +524,20 @@ pub struct Credential {
     pub base_url: Option<String>,
     /// Token generation.
     pub generation: u64,
+}
+
+/// A fallback chain within [`MAX_FALLBACK_STEPS`].
+pub(crate) fn validate_fallback(targets: &[FallbackTarget]) -> Result<()> {
+    if targets.len() > MAX_FALLBACK_STEPS {
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            format!(
+                "a fallback chain of {} steps is longer than {MAX_FALLBACK_STEPS}",
+                targets.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn default_label(source: &str, ordinal: usize) -> String {

@@ -18,7 +18,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
-use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy};
+use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy, validate_fallback};
 use crate::secret::{Fingerprint, Secret};
 use crate::time::Millis;
 use crate::wire::{de_secret, sanitize_serde_error, ser_secret};
@@ -279,7 +279,10 @@ fn pool_from_doc(key: PoolKey, doc: PoolDoc) -> Result<Pool> {
     pool.config = PoolConfig {
         strategy: doc.strategy,
         policy,
-        fallback: doc.fallback,
+        fallback: {
+            validate_fallback(&doc.fallback)?;
+            doc.fallback
+        },
     };
     pool.config_at = doc.config_updated_at;
     pool.cursor = doc.round_robin;
