@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use credpool_core::{
     Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, OutputBody,
-    PoolKey, RefreshOutcome, parse_input,
+    PoolKey, RefreshOutcome, Reply, parse_input,
 };
 use credpool_store::{FileStore as CoreStore, RefreshStart, RefreshTicket, StoreOptions};
 use napi::bindgen_prelude::{Object, ToNapiValue};
@@ -810,7 +810,7 @@ impl Worker {
                 Ok(json!({ "type": "adopted", "decision": decision_json(decision)? }))
             }
             RefreshStart::Needed(ticket) => {
-                let credential = credential_json(ticket.credential());
+                let credential = credential_json(ticket.credential())?;
                 self.next_ticket = self.next_ticket.wrapping_add(1).max(1);
                 let id = self.next_ticket;
                 lock_tickets(&self.tickets).insert(id, ticket);
@@ -845,27 +845,12 @@ fn to_json(output: &Output) -> Coded<Value> {
         .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
 }
 
-/// The ticket's credential as a `CredentialOutput`.
-fn credential_json(c: &Credential) -> Value {
-    let mut out = Map::new();
-    out.insert("type".into(), json!("credential"));
-    out.insert("entry_id".into(), json!(c.entry_id));
-    out.insert(
-        "access_token".into(),
-        json!(c.access_token.as_ref().map(|s| s.expose())),
-    );
-    if let Some(token) = &c.refresh_token {
-        out.insert("refresh_token".into(), json!(token.expose()));
-    }
-    if let Some(at) = c.expires_at {
-        out.insert("expires_at".into(), json!(at));
-    }
-    if let Some(url) = &c.base_url {
-        out.insert("base_url".into(), json!(url));
-    }
-    out.insert("generation".into(), json!(c.generation));
-    out.insert("changed".into(), json!(false));
-    Value::Object(out)
+/// The ticket's credential as a `CredentialOutput` (what `credential()` answers).
+fn credential_json(c: &Credential) -> Coded<Value> {
+    to_json(&Output {
+        body: OutputBody::Reply(Reply::Credential(c.clone().into())),
+        changed: false,
+    })
 }
 
 /// One pool of a [`FileStore`] (`store.pool(key)`): the store's calls bound to that pool.

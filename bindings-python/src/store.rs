@@ -136,16 +136,7 @@ fn out(py: Python<'_>, value: serde_json::Result<Value>) -> PyResult<PyObject> {
 
 /// The dict handed to `refresh_fn`: the shape of `Registry.credential` (secrets included).
 fn credential_value(credential: &Credential) -> Result<Value, Failure> {
-    let c = credential.clone();
-    serde_json::to_value(CredentialOut {
-        entry_id: c.entry_id,
-        access_token: c.access_token,
-        refresh_token: c.refresh_token,
-        expires_at: c.expires_at,
-        base_url: c.base_url,
-        generation: c.generation,
-    })
-    .map_err(|e| {
+    serde_json::to_value(CredentialOut::from(credential.clone())).map_err(|e| {
         Failure::Core(credpool_core::Error::new(
             ErrorCode::Internal,
             format!("cannot serialise the credential: {e}"),

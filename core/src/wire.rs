@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::outcome::{RefreshResult, Report};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
-use crate::registry::{NewEntry, Registry, Strategy};
+use crate::registry::{Credential, NewEntry, Registry, Strategy};
 use crate::secret::Secret;
 use crate::seed::{SeedConfig, SeedReport};
 use crate::select::AcquireRequest;
@@ -221,6 +221,19 @@ pub enum Reply {
     Credential(CredentialOut),
 }
 
+impl From<Credential> for CredentialOut {
+    fn from(c: Credential) -> Self {
+        Self {
+            entry_id: c.entry_id,
+            access_token: c.access_token,
+            refresh_token: c.refresh_token,
+            expires_at: c.expires_at,
+            base_url: c.base_url,
+            generation: c.generation,
+        }
+    }
+}
+
 /// An entry that recovered during a tick.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Recovered {
@@ -348,15 +361,7 @@ impl Registry {
             }
             Input::Seed { env, config } => R(Reply::Seeded(self.seed(now, &env, &config)?)),
             Input::Reveal { pool, entry_id } => {
-                let c = self.credential(&pool, &entry_id)?;
-                R(Reply::Credential(CredentialOut {
-                    entry_id: c.entry_id,
-                    access_token: c.access_token,
-                    refresh_token: c.refresh_token,
-                    expires_at: c.expires_at,
-                    base_url: c.base_url,
-                    generation: c.generation,
-                }))
+                R(Reply::Credential(self.credential(&pool, &entry_id)?.into()))
             }
         })
     }
