@@ -16,32 +16,115 @@ use crate::secret::{Fingerprint, Secret};
 use crate::time::Millis;
 
 /// Stable id of an entry within its pool (never derived from its secret).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct EntryId(String);
+///
+/// Ids up to 22 bytes (every generated id, and most chosen ones) are stored
+/// inline: comparing and cloning them touches no heap memory, which keeps the pool's
+/// ordered indexes cheap to search when they hold many entries.
+#[derive(Clone)]
+pub struct EntryId(IdRepr);
+
+/// Longest id stored inline.
+const INLINE_ID: usize = 22;
+
+#[derive(Clone)]
+enum IdRepr {
+    Inline { len: u8, bytes: [u8; INLINE_ID] },
+    Heap(Box<str>),
+}
 
 impl EntryId {
     /// Validates `raw` as an id: non-empty, at most 256 characters, no control characters.
     pub fn parse(raw: &str) -> Result<Self> {
         validate_name("entry id", raw)?;
-        Ok(Self(raw.to_owned()))
+        Ok(Self::store(raw))
+    }
+
+    fn store(raw: &str) -> Self {
+        let len = raw.len();
+        if len <= INLINE_ID
+            && let Ok(short) = u8::try_from(len)
+        {
+            let mut bytes = [0; INLINE_ID];
+            bytes[..len].copy_from_slice(raw.as_bytes());
+            Self(IdRepr::Inline { len: short, bytes })
+        } else {
+            Self(IdRepr::Heap(raw.into()))
+        }
     }
 
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            // The inline bytes are a copy of a whole `str`, so always UTF-8.
+            IdRepr::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            IdRepr::Heap(text) => text,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            IdRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IdRepr::Heap(text) => text.as_bytes(),
+        }
     }
 
     /// An id core generated itself (already valid).
-    pub(crate) const fn from_trusted(raw: String) -> Self {
-        Self(raw)
+    pub(crate) fn from_trusted(raw: String) -> Self {
+        Self::store(&raw)
+    }
+
+    /// The smallest id (the empty one, never valid as an entry's id): a range bound.
+    pub(crate) const fn min() -> Self {
+        Self(IdRepr::Inline {
+            len: 0,
+            bytes: [0; INLINE_ID],
+        })
+    }
+}
+
+impl PartialEq for EntryId {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for EntryId {}
+
+impl PartialOrd for EntryId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Orders as the text does (byte order of UTF-8 is code-point order).
+impl Ord for EntryId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for EntryId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for EntryId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("EntryId").field(&self.as_str()).finish()
+    }
+}
+
+impl Serialize for EntryId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

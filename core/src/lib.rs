@@ -43,6 +43,7 @@ pub mod decision;
 pub mod entry;
 pub mod error;
 pub mod hermes;
+mod index;
 pub mod limits;
 mod merge;
 mod outcome;

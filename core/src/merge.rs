@@ -13,12 +13,15 @@
 //!
 //! Ties are broken by comparing the serialised values, so the result never depends on order.
 
+use std::cmp::Ordering;
+
 use serde_json::Value;
 
 use crate::entry::{Entry, ModelCooldown, Status, StatusRecord, Token};
 use crate::error::Result;
 use crate::registry::{Pool, Registry};
 use crate::state::pools_from_value;
+use crate::time::Millis;
 
 impl Registry {
     /// Merges `state` (another writer's exported state) into this registry.
@@ -41,8 +44,10 @@ impl Registry {
 /// Merges two states of the same pool; runtime (turn, sessions) comes from `ours`.
 pub(crate) fn merge_pool(ours: &Pool, theirs: &Pool) -> Pool {
     let mut merged = ours.clone();
-    let config_key = |p: &Pool| (p.config_at, format!("{:?}", p.config));
-    if config_key(theirs) > config_key(ours) {
+    if later_by(
+        (theirs.config_at, &theirs.config),
+        (ours.config_at, &ours.config),
+    ) {
         merged.config = theirs.config.clone();
         merged.config_at = theirs.config_at;
     }
@@ -51,23 +56,38 @@ pub(crate) fn merge_pool(ours: &Pool, theirs: &Pool) -> Pool {
         let slot = merged.removed.entry(id.clone()).or_insert(*at);
         *slot = (*slot).max(*at);
     }
-    for (id, entry) in &theirs.entries {
-        let combined = match merged.entries.get(id) {
-            Some(mine) => merge_entry(mine, entry),
-            None => entry.clone(),
-        };
-        merged.entries.insert(id.clone(), combined);
+    for entry in theirs.by_id() {
+        match merged.get(&entry.id) {
+            Some(mine) => {
+                let combined = merge_entry(mine, entry);
+                if combined != *mine {
+                    // The entry exists: only the indexes its change touches are updated.
+                    let _ = merged.update_entry(&entry.id, |slot| *slot = combined);
+                }
+            }
+            None => {
+                merged.put_entry(entry.clone());
+            }
+        }
     }
-    let removed = merged.removed.clone();
-    merged.entries.retain(|id, _| !removed.contains_key(id));
+    let gone: Vec<_> = theirs
+        .removed
+        .keys()
+        .chain(ours.removed.keys())
+        .filter(|id| merged.get(id).is_some())
+        .cloned()
+        .collect();
+    for id in &gone {
+        merged.take_entry(id);
+    }
+    let removed = &merged.removed;
     merged.sessions.retain(|_, id| !removed.contains_key(id));
     merged
 }
 
 /// Merges two copies of one entry, register by register.
 pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
-    let meta_key = |e: &Entry| (e.meta.updated_at, format!("{:?}", e.meta));
-    let meta = if meta_key(b) > meta_key(a) {
+    let meta = if later_by((b.meta.updated_at, &b.meta), (a.meta.updated_at, &a.meta)) {
         b.meta.clone()
     } else {
         a.meta.clone()
@@ -131,10 +151,19 @@ fn merge_token(a: &Token, b: &Token) -> Token {
 }
 
 fn merge_status(a: &StatusRecord, b: &StatusRecord) -> StatusRecord {
-    let key = |s: &StatusRecord| (s.at, format!("{s:?}"));
-    if key(b) > key(a) {
+    if later_by((b.at, b), (a.at, a)) {
         b.clone()
     } else {
         a.clone()
+    }
+}
+
+/// Whether `(at, value)` of `b` orders after that of `a`: by time, then (a tie of two
+/// different values) by their `Debug` text, formatted only in that rare case.
+fn later_by<T: PartialEq + std::fmt::Debug>(b: (Millis, &T), a: (Millis, &T)) -> bool {
+    match b.0.cmp(&a.0) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        Ordering::Equal => b.1 != a.1 && format!("{:?}", b.1) > format!("{:?}", a.1),
     }
 }

@@ -6,15 +6,16 @@ use serde::Deserialize;
 use crate::classify::{Classification, OutcomeClass, classify};
 use crate::decision::{Decision, LeaseId, Reason};
 use crate::entry::{
-    Availability, EntryId, LastError, ModelCooldown, Status, StatusRecord, Token, validate_secret,
+    EntryId, LastError, ModelCooldown, Status, StatusRecord, Token, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::{HintUsed, MarkContext};
 use crate::pool_key::PoolKey;
+use crate::registry::Pool;
 use crate::registry::{Lease, Registry, Turn};
 use crate::response::Response;
-use crate::secret::Secret;
-use crate::select::{clear_expired, pick};
+use crate::secret::{Fingerprint, Secret};
+use crate::select::{clear_expired, has_candidate, next_cooling_end, pick};
 use crate::time::Millis;
 
 /// What happened to a request, against a lease (or, without one, an entry id).
@@ -158,17 +159,20 @@ impl Registry {
                 if let Some(token) = refresh_token {
                     validate_secret("refresh_token", token.expose())?;
                 }
-                let entry = self.pool_mut(&subject.pool)?.entry_mut(&subject.entry_id)?;
-                let refresh = refresh_token
-                    .clone()
-                    .or_else(|| entry.token.refresh.clone());
-                let mut token = Token::new(Some(access_token.clone()), refresh, *expires_at, now);
-                token.generation = current.saturating_add(1);
-                entry.token = token;
-                entry.status = StatusRecord {
-                    at: now,
-                    ..StatusRecord::default()
-                };
+                self.pool_mut(&subject.pool)?
+                    .update_entry(&subject.entry_id, |entry| {
+                        let refresh = refresh_token
+                            .clone()
+                            .or_else(|| entry.token.refresh.clone());
+                        let mut token =
+                            Token::new(Some(access_token.clone()), refresh, *expires_at, now);
+                        token.generation = current.saturating_add(1);
+                        entry.token = token;
+                        entry.status = StatusRecord {
+                            at: now,
+                            ..StatusRecord::default()
+                        };
+                    })?;
                 self.changed = true;
                 Ok(self.use_again(&subject, Reason::Refreshed))
             }
@@ -246,26 +250,15 @@ impl Registry {
         let now = self.clock(now);
         let mut report = TickReport::default();
         for pool in self.pools.values_mut() {
-            let expired: Vec<EntryId> = pool
-                .entries
-                .values()
-                .filter(|e| e.cooldown_expired(now))
-                .map(|e| e.id.clone())
-                .collect();
+            let mut expired: Vec<EntryId> = pool.index().expired(now).cloned().collect();
+            expired.sort_unstable();
             if clear_expired(pool, now) {
                 self.changed = true;
             }
             report
                 .recovered
                 .extend(expired.into_iter().map(|id| (pool.key.clone(), id)));
-            let skew = pool.config.policy.refresh_skew_ms;
-            let pending =
-                pool.entries
-                    .values()
-                    .filter_map(|e| match e.availability(now, None, skew) {
-                        Availability::Cooling(until) => Some(until),
-                        _ => None,
-                    });
+            let pending = next_cooling_end(pool, now, None);
             report.next_wakeup = report.next_wakeup.into_iter().chain(pending).min();
         }
         report
@@ -337,9 +330,9 @@ impl Registry {
         let status = subject.status;
         match class {
             OutcomeClass::Success => {
-                let entry = self.pool_mut(&subject.pool)?.entry_mut(&subject.entry_id)?;
                 if entry.status.streak > 0 && entry.effective_status() == Status::Ok {
-                    entry.status.streak = 0;
+                    self.pool_mut(&subject.pool)?
+                        .update_entry(&subject.entry_id, |entry| entry.status.streak = 0)?;
                     self.changed = true;
                 }
                 let pool = self.pool_mut(&subject.pool)?;
@@ -376,11 +369,8 @@ impl Registry {
             }
             OutcomeClass::RateLimit => {
                 let already = entry.effective_status() == Status::Exhausted;
-                let skew = policy.refresh_skew_ms;
                 let room = pool.live_count() >= 2
-                    && pool.entries.values().any(|e| {
-                        e.id != subject.entry_id && e.availability(now, model, skew).is_usable()
-                    });
+                    && has_candidate(pool, now, model, Some(&subject.entry_id));
                 if !already && !room && self.has_fallback_step(&subject.pool) {
                     self.mark(now, subject, verdict, model)?;
                     return Ok(self.give_up(now, subject, class.into(), status));
@@ -516,16 +506,13 @@ impl Registry {
             streak: streak.saturating_add(1),
         };
         let pool = self.pool_mut(&subject.pool)?;
-        for entry in pool.entries.values_mut() {
-            let sibling = entry.id != subject.entry_id
-                && fingerprint.is_some()
-                && entry.token.fingerprint == fingerprint;
-            if entry.id == subject.entry_id || sibling {
+        for id in sharing_secret(pool, &subject.entry_id, fingerprint.as_ref()) {
+            pool.update_entry(&id, |entry| {
                 // A late report (a lease taken before another one marked the entry) never
                 // shortens a bench in force, nor brings a dead entry back.
                 let current = entry.effective_status();
                 if current == Status::Dead {
-                    continue;
+                    return;
                 }
                 let mut record = record.clone();
                 if current == Status::Exhausted
@@ -535,7 +522,7 @@ impl Registry {
                     record.until = Some(held);
                 }
                 entry.status = record;
-            }
+            })?;
         }
         self.changed = true;
         Ok(hint)
@@ -546,12 +533,10 @@ impl Registry {
             return;
         };
         let fingerprint = pool
-            .entries
             .get(&subject.entry_id)
             .and_then(|e| e.token.fingerprint.clone());
-        for entry in pool.entries.values_mut() {
-            let sibling = fingerprint.is_some() && entry.token.fingerprint == fingerprint;
-            if entry.id == subject.entry_id || sibling {
+        for id in sharing_secret(pool, &subject.entry_id, fingerprint.as_ref()) {
+            let _ = pool.update_entry(&id, |entry| {
                 let until = now.plus(duration_ms);
                 let slot = entry
                     .model_cooldowns
@@ -561,7 +546,7 @@ impl Registry {
                     until: slot.until.max(until),
                     at: now,
                 };
-            }
+            });
         }
         self.changed = true;
     }
@@ -600,10 +585,8 @@ impl Registry {
                 other => other,
             };
         };
-        if let Some(entry) = pool.entries.get_mut(&next) {
-            let counter = entry.counts.entry(writer).or_insert(0);
-            *counter = counter.saturating_add(1);
-        }
+        // `pick` returned an entry of this pool.
+        let _ = pool.count_selection(&next, &writer);
         self.changed = true;
         let lease_id = self.open_lease(Lease {
             pool: subject.pool.clone(),
@@ -664,4 +647,13 @@ impl Registry {
             session: None,
         })
     }
+}
+
+/// The entry `id` and every entry sharing its secret (same access-token fingerprint), by id.
+fn sharing_secret(pool: &Pool, id: &EntryId, fingerprint: Option<&Fingerprint>) -> Vec<EntryId> {
+    let mut ids = fingerprint.map_or_else(Vec::new, |fp| pool.with_fingerprint(fp));
+    if let Err(at) = ids.binary_search(id) {
+        ids.insert(at, id.clone());
+    }
+    ids
 }

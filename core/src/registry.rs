@@ -15,11 +15,12 @@ use crate::entry::{
     validate_extra, validate_name, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
+use crate::index::{Index, Snapshot};
 use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_FALLBACK_STEPS, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::rng::Rng;
-use crate::secret::Secret;
+use crate::secret::{Fingerprint, Secret};
 use crate::time::Millis;
 
 /// How a pool picks among its available entries.
@@ -81,17 +82,39 @@ pub(crate) struct ActiveFallback {
 }
 
 /// One pool: entries for one provider or custom endpoint.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// The entries are private: every change goes through a method that updates the entry and
+/// the selection indexes together, so no code path can leave an index stale.
+#[derive(Clone, Debug)]
 pub struct Pool {
     pub(crate) key: PoolKey,
     pub(crate) config: PoolConfig,
     pub(crate) config_at: Millis,
-    pub(crate) entries: BTreeMap<EntryId, Entry>,
+    /// Boxed: the map's nodes stay small, so a lookup among many entries touches few
+    /// cache lines.
+    entries: BTreeMap<EntryId, Box<Entry>>,
+    index: Index,
     pub(crate) removed: BTreeMap<EntryId, Millis>,
     pub(crate) cursor: Option<Cursor>,
     pub(crate) turn: Turn,
     pub(crate) sessions: BTreeMap<String, EntryId>,
 }
+
+/// Equality of what a pool holds; the index is derived from the entries, so it is skipped.
+impl PartialEq for Pool {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+            && self.config == other.config
+            && self.config_at == other.config_at
+            && self.entries == other.entries
+            && self.removed == other.removed
+            && self.cursor == other.cursor
+            && self.turn == other.turn
+            && self.sessions == other.sessions
+    }
+}
+
+impl Eq for Pool {}
 
 impl Pool {
     pub(crate) fn new(key: PoolKey) -> Self {
@@ -100,6 +123,7 @@ impl Pool {
             config: PoolConfig::default(),
             config_at: Millis::ZERO,
             entries: BTreeMap::new(),
+            index: Index::default(),
             removed: BTreeMap::new(),
             cursor: None,
             turn: Turn::default(),
@@ -122,39 +146,150 @@ impl Pool {
     /// Entries in priority order (ties by id).
     #[must_use]
     pub fn entries(&self) -> Vec<&Entry> {
-        let mut list: Vec<&Entry> = self.entries.values().collect();
+        let mut list: Vec<&Entry> = self.entries.values().map(|e| &**e).collect();
         list.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
         list
+    }
+
+    /// Entries by id.
+    pub(crate) fn by_id(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values().map(|e| &**e)
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the pool holds (or tombstoned) `id`.
+    pub(crate) fn knows(&self, id: &EntryId) -> bool {
+        self.entries.contains_key(id) || self.removed.contains_key(id)
     }
 
     /// The entry with `id`.
     pub fn entry(&self, id: &EntryId) -> Result<&Entry> {
         self.entries
             .get(id)
+            .map(|e| &**e)
             .ok_or_else(|| Error::unknown_entry(self.key.as_str(), id.as_str()))
     }
 
-    pub(crate) fn entry_mut(&mut self, id: &EntryId) -> Result<&mut Entry> {
-        let key = self.key.as_str();
-        self.entries
-            .get_mut(id)
-            .ok_or_else(|| Error::unknown_entry(key, id.as_str()))
+    /// The entry with `id`, if any.
+    pub(crate) fn get(&self, id: &EntryId) -> Option<&Entry> {
+        self.entries.get(id).map(|e| &**e)
+    }
+
+    /// The selection indexes.
+    pub(crate) const fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// Changes the entry `id` with `change` (which must not change its id) and brings the
+    /// indexes up to date.
+    pub(crate) fn update_entry<R>(
+        &mut self,
+        id: &EntryId,
+        change: impl FnOnce(&mut Entry) -> R,
+    ) -> Result<R> {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return Err(Error::unknown_entry(self.key.as_str(), id.as_str()));
+        };
+        let before = Snapshot::of(entry);
+        let out = change(entry);
+        debug_assert_eq!(&entry.id, id, "an update must not change the entry id");
+        self.index.update(entry, before);
+        Ok(out)
+    }
+
+    /// Counts one more selection of `id` by `writer`.
+    pub(crate) fn count_selection(&mut self, id: &EntryId, writer: &str) -> Result<()> {
+        let Some(entry) = self.entries.get_mut(id) else {
+            return Err(Error::unknown_entry(self.key.as_str(), id.as_str()));
+        };
+        let before = entry.request_count();
+        match entry.counts.get_mut(writer) {
+            Some(counter) => *counter = counter.saturating_add(1),
+            None => {
+                entry.counts.insert(writer.to_owned(), 1);
+            }
+        }
+        self.index.count_changed(entry, before);
+        Ok(())
+    }
+
+    /// Inserts `entry`, replacing (and returning) the one with its id.
+    pub(crate) fn put_entry(&mut self, entry: Entry) -> Option<Entry> {
+        let old = self.entries.remove(&entry.id);
+        if let Some(old) = &old {
+            self.index.remove(old);
+        }
+        self.index.add(&entry);
+        self.entries.insert(entry.id.clone(), Box::new(entry));
+        old.map(|e| *e)
+    }
+
+    /// Removes the entry `id`.
+    pub(crate) fn take_entry(&mut self, id: &EntryId) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        self.index.remove(&entry);
+        Some(*entry)
     }
 
     /// Non-dead entries (the sole-credential rule counts these).
-    pub(crate) fn live_count(&self) -> usize {
-        self.entries
-            .values()
-            .filter(|e| e.effective_status() != Status::Dead)
-            .count()
+    pub(crate) const fn live_count(&self) -> usize {
+        self.index.live
+    }
+
+    /// Ids of the entries whose access token has fingerprint `fingerprint`.
+    pub(crate) fn with_fingerprint(&self, fingerprint: &Fingerprint) -> Vec<EntryId> {
+        self.index
+            .fingerprint_candidates(fingerprint)
+            .filter(|id| {
+                self.get(id)
+                    .is_some_and(|e| e.token.fingerprint.as_ref() == Some(fingerprint))
+            })
+            .cloned()
+            .collect()
     }
 
     fn next_priority(&self) -> i64 {
-        self.entries
-            .values()
-            .map(|e| e.meta.priority)
-            .max()
-            .map_or(0, |p| p.saturating_add(1))
+        self.index.max_priority().map_or(0, |p| p.saturating_add(1))
+    }
+
+    /// Rebuilds the indexes from scratch and compares them with the maintained ones: an
+    /// error names the first index that drifted. For tests and fuzzing.
+    #[cfg(any(test, debug_assertions))]
+    pub(crate) fn check_index(&self) -> std::result::Result<(), String> {
+        let fresh = Index::build(self.by_id());
+        let ours = &self.index;
+        let mismatch = |what: &str| Err(format!("pool {}: index `{what}` drifted", self.key));
+        if fresh.ready != ours.ready {
+            return mismatch("ready");
+        }
+        if fresh.least_used != ours.least_used {
+            return mismatch("least_used");
+        }
+        if fresh.deadlines != ours.deadlines {
+            return mismatch("deadlines");
+        }
+        if fresh.live != ours.live {
+            return mismatch("live");
+        }
+        if fresh.fingerprints != ours.fingerprints {
+            return mismatch("fingerprints");
+        }
+        if fresh.benches != ours.benches || fresh.all_benches != ours.all_benches {
+            return mismatch("benches");
+        }
+        if fresh.priorities != ours.priorities {
+            return mismatch("priorities");
+        }
+        for (k, key) in ours.ready.iter().enumerate() {
+            if ours.ready.select(k) != Some(key) || ours.ready.rank(key.0, &key.1, false) != k {
+                return mismatch("ready positions");
+            }
+        }
+        Ok(())
     }
 }
 
@@ -346,10 +481,10 @@ impl Registry {
             None => self.fresh_id(key),
         };
         if let Some(pool) = self.pools.get(key) {
-            if pool.entries.len() >= MAX_ENTRIES_PER_POOL {
+            if pool.len() >= MAX_ENTRIES_PER_POOL {
                 return Err(Error::new(ErrorCode::TooLarge, "pool is full"));
             }
-            if pool.entries.contains_key(&id) || pool.removed.contains_key(&id) {
+            if pool.knows(&id) {
                 return Err(Error::new(
                     ErrorCode::DuplicateEntry,
                     format!("entry `{id}` already exists or was removed"),
@@ -359,7 +494,7 @@ impl Registry {
         let pool = self.pool_or_create(key)?;
         let label = new
             .label
-            .unwrap_or_else(|| default_label(&source, pool.entries.len() + 1));
+            .unwrap_or_else(|| default_label(&source, pool.len() + 1));
         let priority = new.priority.unwrap_or_else(|| pool.next_priority());
         let entry = Entry {
             id: id.clone(),
@@ -382,7 +517,7 @@ impl Registry {
             model_cooldowns: BTreeMap::new(),
             added_at: now,
         };
-        pool.entries.insert(id.clone(), entry);
+        pool.put_entry(entry);
         self.changed = true;
         Ok(id)
     }
@@ -391,8 +526,7 @@ impl Registry {
     pub fn remove_entry(&mut self, now: Millis, key: &PoolKey, id: &EntryId) -> Result<()> {
         let now = self.clock(now);
         let pool = self.pool_mut(key)?;
-        pool.entries
-            .remove(id)
+        pool.take_entry(id)
             .ok_or_else(|| Error::unknown_entry(key.as_str(), id.as_str()))?;
         pool.removed.insert(id.clone(), now);
         pool.sessions.retain(|_, e| e != id);
@@ -409,23 +543,27 @@ impl Registry {
         let pool = self.pool_mut(key)?;
         let ids: Vec<EntryId> = match id {
             Some(id) => vec![pool.entry(id)?.id.clone()],
-            None => pool.entries.keys().cloned().collect(),
+            None => pool.by_id().map(|e| e.id.clone()).collect(),
         };
         let mut count = 0;
         for id in ids {
-            let entry = pool.entry_mut(&id)?;
-            let benched = entry.model_cooldowns.values().any(|c| c.until > now);
-            if entry.effective_status() != Status::Ok || entry.status.streak > 0 || benched {
+            let had_something = pool.update_entry(&id, |entry| {
+                let benched = entry.model_cooldowns.values().any(|c| c.until > now);
+                let had_something =
+                    entry.effective_status() != Status::Ok || entry.status.streak > 0 || benched;
+                entry.status = StatusRecord {
+                    at: now,
+                    ..StatusRecord::default()
+                };
+                entry.cleared_at = Some(now);
+                for cooldown in entry.model_cooldowns.values_mut() {
+                    cooldown.until = cooldown.until.min(now);
+                    cooldown.at = now;
+                }
+                had_something
+            })?;
+            if had_something {
                 count += 1;
-            }
-            entry.status = StatusRecord {
-                at: now,
-                ..StatusRecord::default()
-            };
-            entry.cleared_at = Some(now);
-            for cooldown in entry.model_cooldowns.values_mut() {
-                cooldown.until = cooldown.until.min(now);
-                cooldown.at = now;
             }
         }
         pool.turn = Turn::default();
@@ -442,12 +580,15 @@ impl Registry {
         priority: i64,
     ) -> Result<()> {
         let now = self.clock(now);
-        let entry = self.pool_mut(key)?.entry_mut(id)?;
-        if entry.meta.priority != priority {
-            entry.meta.priority = priority;
-            entry.meta.updated_at = now;
-            self.changed = true;
-        }
+        let changed = self.pool_mut(key)?.update_entry(id, |entry| {
+            let changed = entry.meta.priority != priority;
+            if changed {
+                entry.meta.priority = priority;
+                entry.meta.updated_at = now;
+            }
+            changed
+        })?;
+        self.changed |= changed;
         Ok(())
     }
 
@@ -462,6 +603,15 @@ impl Registry {
             base_url: entry.meta.base_url.clone(),
             generation: entry.token.generation,
         })
+    }
+
+    /// Rebuilds every pool's selection indexes from scratch and compares them with the
+    /// maintained ones; an error names the pool and index that drifted. For tests and
+    /// fuzzing (not in release builds).
+    #[doc(hidden)]
+    #[cfg(any(test, debug_assertions))]
+    pub fn check_indexes(&self) -> std::result::Result<(), String> {
+        self.pools.values().try_for_each(Pool::check_index)
     }
 
     /// Moves the clock forward: a `now` earlier than the last one seen counts as the last one.
@@ -499,9 +649,7 @@ impl Registry {
     fn fresh_id(&mut self, key: &PoolKey) -> EntryId {
         loop {
             let candidate = EntryId::from_trusted(self.rng.short_id());
-            let taken = self.pools.get(key).is_some_and(|p| {
-                p.entries.contains_key(&candidate) || p.removed.contains_key(&candidate)
-            });
+            let taken = self.pools.get(key).is_some_and(|p| p.knows(&candidate));
             if !taken {
                 return candidate;
             }

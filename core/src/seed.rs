@@ -229,18 +229,23 @@ impl Registry {
                 .map(|e| e.id.clone())
         });
         if let Some(id) = existing {
-            let entry = self.pool_mut(&offer.pool)?.entry_mut(&id)?;
-            if entry.token.fingerprint.as_ref() == Some(&fingerprint) {
-                entry.token.access.get_or_insert(offer.secret);
-            } else {
-                entry.token.access = Some(offer.secret);
-                entry.token.fingerprint = Some(fingerprint);
-                entry.token.generation = entry.token.generation.saturating_add(1);
-                entry.token.updated_at = now;
-                entry.status = crate::entry::StatusRecord {
-                    at: now,
-                    ..Default::default()
-                };
+            let updated = self.pool_mut(&offer.pool)?.update_entry(&id, |entry| {
+                if entry.token.fingerprint.as_ref() == Some(&fingerprint) {
+                    entry.token.access.get_or_insert(offer.secret);
+                    false
+                } else {
+                    entry.token.access = Some(offer.secret);
+                    entry.token.fingerprint = Some(fingerprint);
+                    entry.token.generation = entry.token.generation.saturating_add(1);
+                    entry.token.updated_at = now;
+                    entry.status = crate::entry::StatusRecord {
+                        at: now,
+                        ..Default::default()
+                    };
+                    true
+                }
+            })?;
+            if updated {
                 self.changed = true;
                 report.updated.push(SeededEntry {
                     pool: offer.pool,
@@ -250,11 +255,10 @@ impl Registry {
             }
             return Ok(());
         }
-        let duplicate = self.pools.get(&offer.pool).is_some_and(|pool| {
-            pool.entries
-                .values()
-                .any(|e| e.token.fingerprint.as_ref() == Some(&fingerprint))
-        });
+        let duplicate = self
+            .pools
+            .get(&offer.pool)
+            .is_some_and(|pool| !pool.with_fingerprint(&fingerprint).is_empty());
         if duplicate {
             return Ok(());
         }

@@ -292,7 +292,7 @@ fn pool_from_doc(key: PoolKey, doc: PoolDoc) -> Result<Pool> {
         if pool.removed.contains_key(&entry.id) {
             continue;
         }
-        if pool.entries.insert(entry.id.clone(), entry).is_some() {
+        if pool.put_entry(entry).is_some() {
             return Err(Error::new(
                 ErrorCode::InvalidState,
                 "duplicate entry id in a pool",

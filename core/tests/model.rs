@@ -418,6 +418,10 @@ fn run(strategy: Selection, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Advance(ms) => now += ms,
             Op::Back(ms) => now -= ms,
         }
+        // The selection indexes, rebuilt from scratch, match the maintained ones.
+        if let Err(drift) = r.check_indexes() {
+            return Err(TestCaseError::fail(format!("after {op:?}: {drift}")));
+        }
         // Selectability and counters, entry by entry, at the model's clock.
         let pool = r.pool(&key).unwrap();
         prop_assert_eq!(pool.entries().len(), m.entries.len());

@@ -713,6 +713,12 @@ impl Driver {
         }
         self.check_steps(&before, may_shorten, op);
         self.check_round_trip();
+        // The selection indexes, rebuilt from scratch, match the maintained ones (the check
+        // exists in builds with debug assertions, as cargo-fuzz builds by default).
+        #[cfg(debug_assertions)]
+        if let Err(drift) = self.registry.check_indexes() {
+            panic!("the selection indexes drifted after {op:?}: {drift}");
+        }
     }
 
     fn report(&mut self, report: &Report, model: Option<&str>, failed: &mut bool) {

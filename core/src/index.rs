@@ -1,0 +1,540 @@
+//! Selection indexes of a pool, kept up to date by every mutation of an entry.
+//!
+//! Every index is a pure function of the entries' fields (never of the clock), so a pool
+//! can always rebuild them from scratch and compare ([`Index::build`]); the time-dependent
+//! part of availability (an exhausted entry's cooldown deadline, model benches) is kept as
+//! deadline-ordered sets that a query at `now` reads by range.
+//!
+//! - `ready`: entries whose effective status is `ok` and that hold (or can refresh to) a
+//!   secret, by `(priority, id)`, with positional access (an order-statistic set) so that
+//!   `fill_first`, `round_robin` and `random` pick in `O(log n)`;
+//! - `least_used`: the same entries by `(request count, priority, id)`;
+//! - `deadlines`: effective-`exhausted` entries by `(cooldown deadline, id)`: expiry pops
+//!   only what ran out, the next deadline is the first element;
+//! - `benches` / `all_benches`: model benches by `(until, id)`, per model and over all
+//!   models (expired benches stay, as they stay in the entry; a range skips them);
+//! - `live`: the number of non-dead entries (the sole-credential rule);
+//! - `fingerprints`: `(hash of the secret fingerprint, id)` (siblings sharing a secret:
+//!   callers compare the fingerprints of the ids found, so a hash collision is harmless);
+//! - `priorities`: a multiset of priorities (the default priority of a new entry).
+
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use crate::entry::{Entry, EntryId, Status};
+use crate::secret::Fingerprint;
+use crate::time::Millis;
+
+/// `(priority, id)`: the order every strategy uses.
+pub(crate) type OrderKey = (i64, EntryId);
+
+/// What the indexes derive from one entry, without allocating.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Facts {
+    priority: i64,
+    ready: bool,
+    deadline: Option<Millis>,
+    live: bool,
+    count: u64,
+}
+
+impl Facts {
+    pub(crate) fn of(entry: &Entry) -> Self {
+        let status = entry.effective_status();
+        Self {
+            priority: entry.meta.priority,
+            ready: status == Status::Ok && has_secret(entry),
+            deadline: (status == Status::Exhausted)
+                .then(|| entry.status.until.unwrap_or(entry.status.at)),
+            live: status != Status::Dead,
+            count: entry.request_count(),
+        }
+    }
+}
+
+/// Holds a secret now or can get one by an OAuth refresh.
+fn has_secret(entry: &Entry) -> bool {
+    entry.token.access.is_some() || entry.is_refreshable()
+}
+
+/// FNV-1a of a fingerprint's text: a small, allocation-free index key.
+fn fingerprint_hash(fp: &Fingerprint) -> u64 {
+    fp.0.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// An entry's state before a mutation, to update only the indexes that changed.
+pub(crate) struct Snapshot {
+    facts: Facts,
+    fingerprint: Option<u64>,
+    benches: Vec<(String, Millis)>,
+}
+
+impl Snapshot {
+    pub(crate) fn of(entry: &Entry) -> Self {
+        Self {
+            facts: Facts::of(entry),
+            fingerprint: entry.token.fingerprint.as_ref().map(fingerprint_hash),
+            benches: benches_of(entry),
+        }
+    }
+}
+
+fn benches_of(entry: &Entry) -> Vec<(String, Millis)> {
+    entry
+        .model_cooldowns
+        .iter()
+        .map(|(model, c)| (model.clone(), c.until))
+        .collect()
+}
+
+/// The indexes of one pool (see the module documentation).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Index {
+    pub(crate) ready: RankedSet,
+    pub(crate) least_used: BTreeSet<(u64, i64, EntryId)>,
+    pub(crate) deadlines: BTreeSet<(Millis, EntryId)>,
+    pub(crate) live: usize,
+    pub(crate) fingerprints: BTreeSet<(u64, EntryId)>,
+    pub(crate) benches: BTreeMap<String, BTreeSet<(Millis, EntryId)>>,
+    pub(crate) all_benches: BTreeSet<(Millis, EntryId, String)>,
+    pub(crate) priorities: BTreeMap<i64, usize>,
+}
+
+impl fmt::Debug for Index {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Index")
+            .field("ready", &self.ready.len())
+            .field("cooling", &self.deadlines.len())
+            .field("live", &self.live)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Index {
+    /// The indexes of `entries`, from scratch (what `Pool::check_index` compares with).
+    #[cfg(any(test, debug_assertions))]
+    pub(crate) fn build<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
+        let mut index = Self::default();
+        for entry in entries {
+            index.add(entry);
+        }
+        index
+    }
+
+    /// Indexes a new entry.
+    pub(crate) fn add(&mut self, entry: &Entry) {
+        let facts = Facts::of(entry);
+        self.add_facts(&entry.id, facts);
+        if let Some(fp) = &entry.token.fingerprint {
+            self.fingerprints
+                .insert((fingerprint_hash(fp), entry.id.clone()));
+        }
+        for (model, cooldown) in &entry.model_cooldowns {
+            self.add_bench(model, cooldown.until, &entry.id);
+        }
+    }
+
+    /// Forgets an entry that is being removed.
+    pub(crate) fn remove(&mut self, entry: &Entry) {
+        let facts = Facts::of(entry);
+        self.remove_facts(&entry.id, facts);
+        if let Some(fp) = &entry.token.fingerprint {
+            self.fingerprints
+                .remove(&(fingerprint_hash(fp), entry.id.clone()));
+        }
+        for (model, cooldown) in &entry.model_cooldowns {
+            self.remove_bench(model, cooldown.until, &entry.id);
+        }
+    }
+
+    /// Brings the indexes of `entry` up to date after a change from `before`.
+    pub(crate) fn update(&mut self, entry: &Entry, before: Snapshot) {
+        let facts = Facts::of(entry);
+        if facts != before.facts {
+            self.remove_facts(&entry.id, before.facts);
+            self.add_facts(&entry.id, facts);
+        }
+        let fingerprint = entry.token.fingerprint.as_ref().map(fingerprint_hash);
+        if before.fingerprint != fingerprint {
+            if let Some(hash) = before.fingerprint {
+                self.fingerprints.remove(&(hash, entry.id.clone()));
+            }
+            if let Some(hash) = fingerprint {
+                self.fingerprints.insert((hash, entry.id.clone()));
+            }
+        }
+        let changed = before.benches.len() != entry.model_cooldowns.len()
+            || before
+                .benches
+                .iter()
+                .zip(&entry.model_cooldowns)
+                .any(|((m, u), (model, c))| m != model || *u != c.until);
+        if changed {
+            for (model, until) in &before.benches {
+                self.remove_bench(model, *until, &entry.id);
+            }
+            for (model, cooldown) in &entry.model_cooldowns {
+                self.add_bench(model, cooldown.until, &entry.id);
+            }
+        }
+    }
+
+    /// Records one more selection of `entry` (whose count was `before`).
+    pub(crate) fn count_changed(&mut self, entry: &Entry, before: u64) {
+        let facts = Facts::of(entry);
+        if facts.ready && facts.count != before {
+            let mut key = (before, facts.priority, entry.id.clone());
+            self.least_used.remove(&key);
+            key.0 = facts.count;
+            self.least_used.insert(key);
+        }
+    }
+
+    fn add_facts(&mut self, id: &EntryId, facts: Facts) {
+        if facts.ready {
+            self.ready.insert((facts.priority, id.clone()));
+            self.least_used
+                .insert((facts.count, facts.priority, id.clone()));
+        }
+        if let Some(deadline) = facts.deadline {
+            self.deadlines.insert((deadline, id.clone()));
+        }
+        if facts.live {
+            self.live += 1;
+        }
+        *self.priorities.entry(facts.priority).or_insert(0) += 1;
+    }
+
+    fn remove_facts(&mut self, id: &EntryId, facts: Facts) {
+        if facts.ready {
+            self.ready.remove(facts.priority, id);
+            self.least_used
+                .remove(&(facts.count, facts.priority, id.clone()));
+        }
+        if let Some(deadline) = facts.deadline {
+            self.deadlines.remove(&(deadline, id.clone()));
+        }
+        if facts.live {
+            self.live = self.live.saturating_sub(1);
+        }
+        if let Some(n) = self.priorities.get_mut(&facts.priority) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.priorities.remove(&facts.priority);
+            }
+        }
+    }
+
+    /// Ids whose fingerprint hashes like `fp` (a superset of the ids sharing it).
+    pub(crate) fn fingerprint_candidates(
+        &self,
+        fp: &Fingerprint,
+    ) -> impl Iterator<Item = &EntryId> {
+        let hash = fingerprint_hash(fp);
+        self.fingerprints
+            .range((hash, EntryId::min())..)
+            .take_while(move |(h, _)| *h == hash)
+            .map(|(_, id)| id)
+    }
+
+    fn add_bench(&mut self, model: &str, until: Millis, id: &EntryId) {
+        self.benches
+            .entry(model.to_owned())
+            .or_default()
+            .insert((until, id.clone()));
+        self.all_benches
+            .insert((until, id.clone(), model.to_owned()));
+    }
+
+    fn remove_bench(&mut self, model: &str, until: Millis, id: &EntryId) {
+        if let Some(set) = self.benches.get_mut(model) {
+            set.remove(&(until, id.clone()));
+            if set.is_empty() {
+                self.benches.remove(model);
+            }
+        }
+        self.all_benches
+            .remove(&(until, id.clone(), model.to_owned()));
+    }
+
+    /// Ids with a model bench in force at `now` that blocks `model` (`None`: any bench);
+    /// an id may repeat. Costs `O(log n)` plus the benches in force.
+    pub(crate) fn benched(&self, now: Millis, model: Option<&str>) -> Vec<&EntryId> {
+        let from = now.plus(1);
+        let mut ids: Vec<&EntryId> = match model {
+            Some(model) => self.benches.get(model).map_or_else(Vec::new, |set| {
+                set.range((from, EntryId::min())..)
+                    .filter(|(until, _)| *until > now)
+                    .map(|(_, id)| id)
+                    .collect()
+            }),
+            None => self
+                .all_benches
+                .range((from, EntryId::min(), String::new())..)
+                .filter(|(until, _, _)| *until > now)
+                .map(|(_, id, _)| id)
+                .collect(),
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// Entries whose cooldown deadline is at or before `now` (to clear, or usable anyway).
+    pub(crate) fn expired(&self, now: Millis) -> impl Iterator<Item = &EntryId> {
+        self.deadlines
+            .iter()
+            .take_while(move |(deadline, _)| *deadline <= now)
+            .map(|(_, id)| id)
+    }
+
+    /// The earliest cooldown deadline after `now`.
+    pub(crate) fn next_deadline(&self, now: Millis) -> Option<Millis> {
+        self.deadlines
+            .range((now.plus(1), EntryId::min())..)
+            .map(|(deadline, _)| *deadline)
+            .find(|deadline| *deadline > now)
+    }
+
+    /// The largest priority in the pool.
+    pub(crate) fn max_priority(&self) -> Option<i64> {
+        self.priorities.keys().next_back().copied()
+    }
+}
+
+/// How many keys a block of a [`RankedSet`] holds before it splits in two.
+const BLOCK_MAX: usize = 128;
+
+/// A sorted set of [`OrderKey`]s with positional access: `select(k)` (the k-th key) and
+/// `rank(key)` (how many keys are smaller) in `O(log n)`.
+///
+/// Keys live in sorted blocks of at most [`BLOCK_MAX`]; a Fenwick tree over the block
+/// lengths finds the block holding a position. A block that splits or empties rebuilds
+/// the tree (`O(n / BLOCK_MAX)`, once per `BLOCK_MAX / 2` insertions at most).
+#[derive(Clone, Default)]
+pub(crate) struct RankedSet {
+    blocks: Vec<Vec<OrderKey>>,
+    /// The last key of each block, contiguous: finding a key's block reads no block.
+    lasts: Vec<OrderKey>,
+    /// Fenwick tree (1-based) over `blocks[i].len()`.
+    tree: Vec<usize>,
+    len: usize,
+}
+
+impl PartialEq for RankedSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for RankedSet {}
+
+fn cmp_key(key: &OrderKey, priority: i64, id: &EntryId) -> Ordering {
+    key.0.cmp(&priority).then_with(|| key.1.cmp(id))
+}
+
+impl RankedSet {
+    /// Number of keys.
+    pub(crate) const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Keys in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &OrderKey> {
+        self.blocks.iter().flatten()
+    }
+
+    /// The block that holds (or would hold) `(priority, id)`.
+    fn block_of(&self, priority: i64, id: &EntryId) -> usize {
+        self.lasts
+            .partition_point(|last| cmp_key(last, priority, id) == Ordering::Less)
+    }
+
+    /// Inserts a key; false when it was there.
+    pub(crate) fn insert(&mut self, key: OrderKey) -> bool {
+        if self.blocks.is_empty() {
+            self.blocks.push(vec![key]);
+            self.len = 1;
+            self.rebuild();
+            return true;
+        }
+        let b = self.block_of(key.0, &key.1).min(self.blocks.len() - 1);
+        let block = &mut self.blocks[b];
+        let Err(at) = block.binary_search_by(|k| cmp_key(k, key.0, &key.1)) else {
+            return false;
+        };
+        block.insert(at, key);
+        self.len += 1;
+        if block.len() > BLOCK_MAX {
+            let tail = block.split_off(BLOCK_MAX / 2);
+            self.blocks.insert(b + 1, tail);
+            self.rebuild();
+        } else {
+            if at + 1 == block.len() {
+                self.lasts[b] = block[at].clone();
+            }
+            self.add(b, true);
+        }
+        true
+    }
+
+    /// Removes a key; false when it was not there.
+    pub(crate) fn remove(&mut self, priority: i64, id: &EntryId) -> bool {
+        let b = self.block_of(priority, id);
+        let Some(block) = self.blocks.get_mut(b) else {
+            return false;
+        };
+        let Ok(at) = block.binary_search_by(|k| cmp_key(k, priority, id)) else {
+            return false;
+        };
+        block.remove(at);
+        self.len -= 1;
+        let small = block.len() < BLOCK_MAX / 8;
+        if let Some(last) = block.last()
+            && at == block.len()
+        {
+            self.lasts[b] = last.clone();
+        }
+        if block.is_empty() {
+            self.blocks.remove(b);
+            self.rebuild();
+        } else if small && b + 1 < self.blocks.len() && self.blocks[b + 1].len() < BLOCK_MAX / 2 {
+            let next = self.blocks.remove(b + 1);
+            self.blocks[b].extend(next);
+            self.rebuild();
+        } else {
+            self.add(b, false);
+        }
+        true
+    }
+
+    /// Whether the set holds `(priority, id)`.
+    pub(crate) fn contains(&self, priority: i64, id: &EntryId) -> bool {
+        self.blocks
+            .get(self.block_of(priority, id))
+            .is_some_and(|block| block.binary_search_by(|k| cmp_key(k, priority, id)).is_ok())
+    }
+
+    /// How many keys are smaller than `(priority, id)` (`or_equal`: not greater).
+    pub(crate) fn rank(&self, priority: i64, id: &EntryId, or_equal: bool) -> usize {
+        let b = self.block_of(priority, id);
+        let Some(block) = self.blocks.get(b) else {
+            return self.len;
+        };
+        let within = block.partition_point(|k| match cmp_key(k, priority, id) {
+            Ordering::Less => true,
+            Ordering::Equal => or_equal,
+            Ordering::Greater => false,
+        });
+        self.prefix(b) + within
+    }
+
+    /// The key at position `k` (0-based).
+    pub(crate) fn select(&self, k: usize) -> Option<&OrderKey> {
+        if k >= self.len {
+            return None;
+        }
+        let n = self.blocks.len();
+        let mut pos = 0;
+        let mut rest = k;
+        let mut step = n.checked_ilog2().map_or(0, |log| 1 << log);
+        while step > 0 {
+            if pos + step <= n && self.tree[pos + step] <= rest {
+                pos += step;
+                rest -= self.tree[pos];
+            }
+            step >>= 1;
+        }
+        self.blocks.get(pos).and_then(|block| block.get(rest))
+    }
+
+    /// Sum of the lengths of the first `b` blocks.
+    fn prefix(&self, b: usize) -> usize {
+        let mut i = b;
+        let mut sum = 0;
+        while i > 0 {
+            sum += self.tree[i];
+            i &= i - 1;
+        }
+        sum
+    }
+
+    /// One more (`grow`) or one fewer key in block `b`.
+    fn add(&mut self, b: usize, grow: bool) {
+        let mut i = b + 1;
+        while i < self.tree.len() {
+            if grow {
+                self.tree[i] += 1;
+            } else {
+                self.tree[i] -= 1;
+            }
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Rebuilds `lasts` and the Fenwick tree after blocks split, merged or vanished.
+    fn rebuild(&mut self) {
+        self.lasts = self
+            .blocks
+            .iter()
+            .filter_map(|block| block.last().cloned())
+            .collect();
+        let n = self.blocks.len();
+        self.tree.clear();
+        self.tree.resize(n + 1, 0);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let at = i + 1;
+            self.tree[at] += block.len();
+            let parent = at + (at & at.wrapping_neg());
+            if parent <= n {
+                let value = self.tree[at];
+                self.tree[parent] += value;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    fn id(n: u64) -> EntryId {
+        EntryId::from_trusted(format!("e{n}"))
+    }
+
+    #[test]
+    fn ranked_set_matches_a_sorted_vec() {
+        let mut rng = Rng::new(11);
+        let mut set = RankedSet::default();
+        let mut model: BTreeSet<OrderKey> = BTreeSet::new();
+        for step in 0..20_000 {
+            let priority = i64::try_from(rng.below(50)).unwrap_or(0) - 25;
+            let key = (priority, id(rng.below(400)));
+            if rng.below(3) == 0 {
+                assert_eq!(set.remove(key.0, &key.1), model.remove(&key), "step {step}");
+            } else {
+                assert_eq!(set.insert(key.clone()), model.insert(key), "step {step}");
+            }
+            assert_eq!(set.len(), model.len());
+            if step % 97 == 0 {
+                let sorted: Vec<&OrderKey> = model.iter().collect();
+                let ours: Vec<&OrderKey> = set.iter().collect();
+                assert_eq!(ours, sorted);
+                for (k, key) in sorted.iter().enumerate() {
+                    assert_eq!(set.select(k), Some(*key));
+                    assert_eq!(set.rank(key.0, &key.1, false), k);
+                    assert_eq!(set.rank(key.0, &key.1, true), k + 1);
+                    assert!(set.contains(key.0, &key.1));
+                }
+                assert_eq!(set.select(sorted.len()), None);
+                let probe = (3, id(1000));
+                let below = model.iter().filter(|k| **k < probe).count();
+                assert_eq!(set.rank(probe.0, &probe.1, false), below);
+            }
+        }
+    }
+}
