@@ -515,6 +515,11 @@ impl Registry {
                     return;
                 }
                 let mut record = record.clone();
+                // Stamped no earlier than the token it is about: a token written "later"
+                // by a process whose clock runs ahead would otherwise clear this mark on
+                // merge (a token written after a status clears it) until this clock caught
+                // up. The cooldown itself still runs on this process's clock.
+                record.at = record.at.max(entry.token.updated_at);
                 if current == Status::Exhausted
                     && let (Some(held), Some(new)) = (entry.status.until, record.until)
                     && held > new
