@@ -2,7 +2,11 @@
 # Usage: scripts/build-wasm-crate.sh <crate-dir> <out-dir>
 # Builds a cdylib crate for wasm32-unknown-unknown (release, std rebuilt from
 # source) and runs wasm-bindgen into <out-dir>/web and <out-dir>/nodejs.
-# Env: CREDPOOL_WASM_OPT=0 skips wasm-opt -Oz.
+# Panics unwind (wasm exception handling, legacy instructions: Node >= 20, Chromium), so
+# the bindings' `catch_unwind` turns every panic into a coded error; std is rebuilt with
+# panic_unwind for it, and with std's `optimize_for_size` (smaller formatting and sorting code).
+# Env: CREDPOOL_WASM_OPT=0 skips wasm-opt -Oz; CREDPOOL_WASM_FEATURES=<list> passes
+# --features (scripts/test-panic.sh: test-panic).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=env.sh
@@ -20,8 +24,13 @@ WASM_BINDGEN_VERSION=$ver "$here/setup-wasm.sh"
 . "$CREDPOOL_CACHE/wasm-env.sh"
 
 log=$(mktemp); trap 'rm -f "$log"' EXIT
-credpool_wasm_cargo build --profile wasm-release --lib --target wasm32-unknown-unknown \
-  -Zbuild-std=std,panic_abort --manifest-path "$crate/Cargo.toml" \
+features=()
+[[ -n ${CREDPOOL_WASM_FEATURES:-} ]] && features=(--features "$CREDPOOL_WASM_FEATURES")
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Cpanic=unwind -Ctarget-feature=+exception-handling" \
+  credpool_wasm_cargo build --profile wasm-release --config 'profile.wasm-release.panic="unwind"' \
+  --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_unwind \
+  -Zbuild-std-features=optimize_for_size \
+  --manifest-path "$crate/Cargo.toml" "${features[@]}" \
   --message-format=json-render-diagnostics >"$log"
 wasm=$(grep -o '"[^"]*\.wasm"' "$log" | tail -n1 | tr -d '"')
 [[ -f $wasm ]] || { echo "no .wasm artifact (is the crate a cdylib?)" >&2; exit 1; }
@@ -36,6 +45,7 @@ for t in web nodejs; do
       # Features rustc >= 1.82 enables by default on wasm32-unknown-unknown.
       "$wasm_opt" -Oz --enable-bulk-memory --enable-mutable-globals --enable-sign-ext \
         --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+        --enable-exception-handling \
         "$f" -o "$f"
     done
   fi

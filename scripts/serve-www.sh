@@ -13,6 +13,7 @@ pkg=$CREDPOOL_CACHE/wasm-pkg
 
 if [[ ${1:-} != --no-build ]]; then
   "$here/build-wasm-crate.sh" "$CREDPOOL_ROOT/bindings-wasm" "$pkg"
+  "$here/build-wasm-crate.sh" "$CREDPOOL_ROOT/bindings-wasm-sim" "$CREDPOOL_CACHE/wasm-sim-pkg"
 fi
 [[ -f $pkg/web/credpool_wasm.js ]] || { echo "no wasm build in $pkg/web (run without --no-build)" >&2; exit 1; }
 
@@ -21,6 +22,7 @@ rm -rf "$tree"
 mkdir -p "$tree"
 for f in "$CREDPOOL_ROOT"/bindings-wasm/www/*; do ln -s "$f" "$tree/"; done
 ln -s "$pkg/web" "$tree/pkg"
+ln -s "$CREDPOOL_CACHE/wasm-sim-pkg/web" "$tree/sim" # the timeline's simulator module
 
 echo "credpool config preview: http://127.0.0.1:$port/  (Ctrl+C to stop)"
 exec python3 -m http.server "$port" --bind 127.0.0.1 --directory "$tree"

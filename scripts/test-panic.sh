@@ -3,7 +3,7 @@
 # (`handle({type: "__test_panic"})` panics where core would run) into separate outputs
 # under $CREDPOOL_CACHE/panic (the normal builds stay clean), then runs
 # tests/hostile/panic/{panic.test.mjs,test_panic.py} against them.
-# Debug builds for napi and Python; wasm uses the wasm-release profile (panic = "abort").
+# Debug builds for napi and Python; wasm uses the wasm-release profile (panic = "unwind").
 set -euo pipefail
 # shellcheck source=scripts/env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
@@ -34,20 +34,11 @@ PYTHONPATH="$out/py/site" "$venv/bin/python" -c \
   'import credpool, sys; p = credpool.__file__; assert p.startswith(sys.argv[1]), p' "$out/py/site"
 PYTHONPATH="$out/py/site" "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/hostile/panic/test_panic.py
 
-echo "== test-panic: wasm (panic = abort; nodejs package, no wasm-opt)"
-scripts/setup-wasm.sh >/dev/null
-# shellcheck source=/dev/null
-. "$CREDPOOL_CACHE/wasm-env.sh"
-log=$(mktemp); trap 'rm -f "$log"' EXIT
-credpool_wasm_cargo build --profile wasm-release --lib --target wasm32-unknown-unknown \
-  -Zbuild-std=std,panic_abort --manifest-path bindings-wasm/Cargo.toml --features test-panic \
-  --message-format=json-render-diagnostics >"$log"
-wasm=$(grep -o '"[^"]*\.wasm"' "$log" | tail -n1 | tr -d '"')
-ver=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' bindings-wasm/Cargo.toml)
+echo "== test-panic: wasm (panic = unwind + wasm exception handling; nodejs package, no wasm-opt)"
+# The same build script and flags as the release package, plus the test-only feature.
 rm -rf "$out/wasm"
-"$CREDPOOL_CACHE/wasm-bindgen-$ver/bin/wasm-bindgen" --target nodejs --out-dir "$out/wasm" "$wasm"
-# The normal artifact in the shared wasm target dir is relinked by the next normal build
-# (its fingerprint differs), so scripts/build-wasm-crate.sh output is unaffected.
-CREDPOOL_PANIC_IMPL=wasm CREDPOOL_PANIC_MODULE="$out/wasm/credpool_wasm.js" \
+CREDPOOL_WASM_OPT=0 CREDPOOL_WASM_FEATURES=test-panic \
+  scripts/build-wasm-crate.sh bindings-wasm "$out/wasm-pkg" >/dev/null
+CREDPOOL_PANIC_IMPL=wasm CREDPOOL_PANIC_MODULE="$out/wasm-pkg/nodejs/credpool_wasm.js" \
   node --test tests/hostile/panic/panic.test.mjs
 echo "test-panic: all bindings passed"

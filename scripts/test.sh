@@ -64,14 +64,19 @@ echo "== wasm binding: build (Debian rustc-web, -Zbuild-std), import check, vect
 scripts/setup-wasm.sh
 eval "$(scripts/setup-browser.sh)"
 pkg="$CREDPOOL_CACHE/wasm-pkg"
+sim_pkg="$CREDPOOL_CACHE/wasm-sim-pkg"
 scripts/build-wasm-crate.sh bindings-wasm "$pkg"
-scripts/check-wasm-imports.sh "$pkg/web/credpool_wasm_bg.wasm" "$pkg/nodejs/credpool_wasm_bg.wasm"
-ls -l "$pkg/web/credpool_wasm_bg.wasm" | awk '{print "wasm size (raw bytes): " $5}'
-echo "wasm size (gzip -9 bytes): $(gzip -9 -c "$pkg/web/credpool_wasm_bg.wasm" | wc -c)"
-CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node --test tests/node/*.test.mjs
+scripts/build-wasm-crate.sh bindings-wasm-sim "$sim_pkg"
+scripts/check-wasm-imports.sh "$pkg/web/credpool_wasm_bg.wasm" "$pkg/nodejs/credpool_wasm_bg.wasm" \
+  "$sim_pkg/web/credpool_wasm_sim_bg.wasm" "$sim_pkg/nodejs/credpool_wasm_sim_bg.wasm"
+for w in "$pkg/web/credpool_wasm_bg.wasm" "$sim_pkg/web/credpool_wasm_sim_bg.wasm"; do
+  echo "$(basename "$w"): $(wc -c <"$w") bytes raw, $(gzip -9 -c "$w" | wc -c) bytes gzip -9"
+done
+CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" CREDPOOL_WASM_SIM_PKG="$sim_pkg/nodejs" \
+  node --test tests/node/*.test.mjs
 CREDPOOL_WASM_WEB="$pkg/web" node bindings-wasm/test/browser.mjs
 echo "-- the config preview page (bindings-wasm/www) in headless chromium; screenshots in \$CREDPOOL_CACHE/test-output/www"
-CREDPOOL_WASM_WEB="$pkg/web" node --test bindings-wasm/test/www.test.mjs
+CREDPOOL_WASM_WEB="$pkg/web" CREDPOOL_WASM_SIM_WEB="$sim_pkg/web" node --test bindings-wasm/test/www.test.mjs
 
 echo "== panic safety across FFI (test-panic feature builds of the three bindings)"
 scripts/test-panic.sh

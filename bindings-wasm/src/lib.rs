@@ -4,35 +4,21 @@
 //! `handle(input, now?)` and camelCase convenience methods, plus `errorCodes()`.
 //! Errors are real JS `Error`s with `name = "CredpoolError"` and a stable `code`.
 //! The binding reads the wall clock (`Date.now()`) and `crypto.getRandomValues`
-//! (default writer and seed); core never does. Built with `panic = "abort"`, so inputs
-//! are validated here rather than relying on unwinding.
+//! (default writer and seed); core never does. Built with `panic = "unwind"` and wasm
+//! exception handling: every export runs inside `js::guard`, so any panic (the first
+//! and every later one) becomes a coded `internal` error and the module stays usable.
+//! The simulator is a separate module (bindings-wasm-sim), to keep this one small.
 
-use credpool_core::{ErrorCode, Millis, Options};
-use serde::Serialize;
-use serde::de::DeserializeSeed;
+mod js;
+
+use credpool_core::{
+    AcquireRequest, Decision, ErrorCode, Input, LeaseId, Millis, Options, Output, OutputBody,
+    PoolKey, Reply, Report, Response,
+};
+use js::{JsResult, core_error, error, from_js, guard, integer_value, to_js, to_u64};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use wasm_bindgen::prelude::*;
-
-/// Largest clock value accepted: 2^53 ms (JS safe-integer range).
-const MAX_CLOCK: f64 = 9_007_199_254_740_992.0;
-
-type JsResult<T> = Result<T, JsValue>;
-
-/// A coded JS error (`name = "CredpoolError"`, `code` = stable snake_case code).
-fn error(code: ErrorCode, message: &str) -> JsValue {
-    let e = js_sys::Error::new(message);
-    e.set_name("CredpoolError");
-    let _ = js_sys::Reflect::set(
-        &e,
-        &JsValue::from_str("code"),
-        &JsValue::from_str(code.as_str()),
-    );
-    e.into()
-}
-
-fn core_error(e: &credpool_core::Error) -> JsValue {
-    error(e.code(), e.message())
-}
 
 /// A credential registry: all pools of one process.
 #[wasm_bindgen]
@@ -47,36 +33,38 @@ impl Registry {
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "RegistryOptions")] options: Option<js_sys::Object>,
     ) -> JsResult<Self> {
-        let options: JsValue = options.into();
-        let options = if options.is_undefined() || options.is_null() {
-            Map::new()
-        } else {
-            match from_js(options)? {
-                Value::Object(map) => map,
-                _ => return Err(error(ErrorCode::InvalidInput, "options must be an object")),
+        guard(|| {
+            let options: JsValue = options.into();
+            let options = if options.is_undefined() || options.is_null() {
+                Map::new()
+            } else {
+                match from_js(options)? {
+                    Value::Object(map) => map,
+                    _ => return Err(error(ErrorCode::InvalidInput, "options must be an object")),
+                }
+            };
+            let seed = match options.get("seed") {
+                None | Some(Value::Null) => random_u64()?,
+                Some(v) => v.as_f64().and_then(to_u64).ok_or_else(|| {
+                    error(
+                        ErrorCode::InvalidInput,
+                        "seed must be a non-negative safe integer",
+                    )
+                })?,
+            };
+            let writer = match options.get("writer") {
+                None | Some(Value::Null) => format!("{:012x}", random_u64()? & 0xffff_ffff_ffff),
+                Some(Value::String(s)) => s.clone(),
+                Some(_) => return Err(error(ErrorCode::InvalidInput, "writer must be a string")),
+            };
+            let opts = Options { writer, seed };
+            let inner = match options.get("state") {
+                None | Some(Value::Null) => credpool_core::Registry::new(opts),
+                Some(state) => credpool_core::Registry::from_state(state, opts),
             }
-        };
-        let seed = match options.get("seed") {
-            None | Some(Value::Null) => random_u64()?,
-            Some(v) => v.as_f64().and_then(to_u64).ok_or_else(|| {
-                error(
-                    ErrorCode::InvalidInput,
-                    "seed must be a non-negative safe integer",
-                )
-            })?,
-        };
-        let writer = match options.get("writer") {
-            None | Some(Value::Null) => format!("{:012x}", random_u64()? & 0xffff_ffff_ffff),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return Err(error(ErrorCode::InvalidInput, "writer must be a string")),
-        };
-        let opts = Options { writer, seed };
-        let inner = match options.get("state") {
-            None | Some(Value::Null) => credpool_core::Registry::new(opts),
-            Some(state) => credpool_core::Registry::from_state(state, opts),
-        }
-        .map_err(|e| core_error(&e))?;
-        Ok(Self { inner })
+            .map_err(|e| core_error(&e))?;
+            Ok(Self { inner })
+        })
     }
 
     /// Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: `Date.now()`).
@@ -86,9 +74,11 @@ impl Registry {
         #[wasm_bindgen(unchecked_param_type = "Input")] input: JsValue,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let now = clock(now)?;
-        let input = from_js(input)?;
-        self.apply(input, now)
+        guard(|| {
+            let now = clock(now)?;
+            let input = from_js(input)?;
+            self.apply(input, now)
+        })
     }
 
     /// `acquire`: pick an entry for a request.
@@ -101,9 +91,24 @@ impl Registry {
         >,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let mut input = object(opts.into(), "opts")?;
-        input.insert("pool".into(), Value::String(pool));
-        self.call("acquire", input, now)
+        guard(|| {
+            let opts: JsValue = opts.into();
+            // Typed path for the common call (no options): no JSON value in between.
+            if (opts.is_undefined() || opts.is_null())
+                && let Ok(pool) = PoolKey::parse(&pool)
+            {
+                let request = AcquireRequest {
+                    pool,
+                    model: None,
+                    session: None,
+                };
+                return self.run(Input::Acquire(request), clock(now)?);
+            }
+            // Anything else goes the generic way (same result, same error messages).
+            let mut input = object(opts, "opts")?;
+            input.insert("pool".into(), Value::String(pool));
+            self.call("acquire", input, now)
+        })
     }
 
     /// `report`: a request's outcome against its lease.
@@ -115,17 +120,24 @@ impl Registry {
         #[wasm_bindgen(unchecked_param_type = "ResponseInfo")] response: JsValue,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let response = from_js(response)?;
-        let input =
-            json!({ "pool": pool, "lease_id": integer_value(lease_id), "response": response });
-        self.call("report", into_map(input), now)
+        guard(|| {
+            if let Some(report) = typed_report(&pool, lease_id, &response) {
+                return self.run(Input::Report(report), clock(now)?);
+            }
+            let response = from_js(response)?;
+            let input =
+                json!({ "pool": pool, "lease_id": integer_value(lease_id), "response": response });
+            self.call("report", into_map(input), now)
+        })
     }
 
     /// `release`: close a lease with no outcome (nothing is marked).
     #[wasm_bindgen(unchecked_return_type = "{ type: 'released'; lease_id: number } & Changed")]
     pub fn release(&mut self, pool: String, lease_id: f64, now: Option<f64>) -> JsResult<JsValue> {
-        let input = json!({ "pool": pool, "lease_id": integer_value(lease_id) });
-        self.call("release", into_map(input), now)
+        guard(|| {
+            let input = json!({ "pool": pool, "lease_id": integer_value(lease_id) });
+            self.call("release", into_map(input), now)
+        })
     }
 
     /// `reveal`: an entry's secrets, to send the request with (the only output carrying them).
@@ -136,8 +148,10 @@ impl Registry {
         entry_id: String,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let input = json!({ "pool": pool, "entry_id": entry_id });
-        self.call("reveal", into_map(input), now)
+        guard(|| {
+            let input = json!({ "pool": pool, "entry_id": entry_id });
+            self.call("reveal", into_map(input), now)
+        })
     }
 
     /// `begin_turn`: restore pools from their fallback (one pool, or all).
@@ -146,11 +160,13 @@ impl Registry {
         unchecked_return_type = "{ type: 'turn_begun'; restored: string[] } & Changed"
     )]
     pub fn begin_turn(&mut self, pool: Option<String>, now: Option<f64>) -> JsResult<JsValue> {
-        let mut input = Map::new();
-        if let Some(pool) = pool {
-            input.insert("pool".into(), Value::String(pool));
-        }
-        self.call("begin_turn", input, now)
+        guard(|| {
+            let mut input = Map::new();
+            if let Some(pool) = pool {
+                input.insert("pool".into(), Value::String(pool));
+            }
+            self.call("begin_turn", input, now)
+        })
     }
 
     /// `refresh_result`: how the refresh a `refresh` decision asked for ended.
@@ -160,8 +176,10 @@ impl Registry {
         #[wasm_bindgen(unchecked_param_type = "RefreshResultInput")] result: JsValue,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let input = object(result, "result")?;
-        self.call("refresh_result", input, now)
+        guard(|| {
+            let input = object(result, "result")?;
+            self.call("refresh_result", input, now)
+        })
     }
 
     /// `check_refresh`: whether a refresh from `generation` is still needed.
@@ -176,9 +194,10 @@ impl Registry {
         generation: f64,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let input =
-            json!({ "pool": pool, "entry_id": entry_id, "generation": integer_value(generation) });
-        self.call("check_refresh", into_map(input), now)
+        guard(|| {
+            let input = json!({ "pool": pool, "entry_id": entry_id, "generation": integer_value(generation) });
+            self.call("check_refresh", into_map(input), now)
+        })
     }
 
     /// `sync`: merge another writer's exported state.
@@ -188,27 +207,34 @@ impl Registry {
         #[wasm_bindgen(unchecked_param_type = "StateDocument")] state: JsValue,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let state = from_js(state)?;
-        self.call("sync", into_map(json!({ "state": state })), now)
+        guard(|| {
+            let state = from_js(state)?;
+            self.call("sync", into_map(json!({ "state": state })), now)
+        })
     }
 
     /// The persistable state document (contains the secrets of non-`env:` entries).
     #[wasm_bindgen(js_name = "exportState", unchecked_return_type = "StateDocument")]
     pub fn export_state(&mut self) -> JsResult<JsValue> {
-        let mut input = Map::new();
-        input.insert("type".into(), Value::String("export_state".into()));
-        let mut out = self.apply_value(Value::Object(input), Millis(0))?;
-        to_js(&out.get_mut("state").map(Value::take).unwrap_or(Value::Null))
+        guard(|| match self.output(Input::ExportState, Millis(0))?.body {
+            OutputBody::Reply(Reply::State { state }) => to_js(&state),
+            _ => Err(error(
+                ErrorCode::Internal,
+                "export_state answered something else",
+            )),
+        })
     }
 
     /// `status`: status for humans (one pool, or all).
     #[wasm_bindgen(unchecked_return_type = "StatusOutput")]
     pub fn status(&mut self, pool: Option<String>, now: Option<f64>) -> JsResult<JsValue> {
-        let mut input = Map::new();
-        if let Some(pool) = pool {
-            input.insert("pool".into(), Value::String(pool));
-        }
-        self.call("status", input, now)
+        guard(|| {
+            let mut input = Map::new();
+            if let Some(pool) = pool {
+                input.insert("pool".into(), Value::String(pool));
+            }
+            self.call("status", input, now)
+        })
     }
 
     /// `tick`: let time pass; expired cooldowns clear and the next deadline is named.
@@ -216,7 +242,7 @@ impl Registry {
         unchecked_return_type = "{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed"
     )]
     pub fn tick(&mut self, now: Option<f64>) -> JsResult<JsValue> {
-        self.call("tick", Map::new(), now)
+        guard(|| self.call("tick", Map::new(), now))
     }
 
     /// `configure_pool`: create the pool if missing and set its strategy, policy, fallback.
@@ -233,9 +259,11 @@ impl Registry {
         config: Option<js_sys::Object>,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let mut input = object(config.into(), "config")?;
-        input.insert("pool".into(), Value::String(pool));
-        self.call("configure_pool", input, now)
+        guard(|| {
+            let mut input = object(config.into(), "config")?;
+            input.insert("pool".into(), Value::String(pool));
+            self.call("configure_pool", input, now)
+        })
     }
 
     /// `add_entry`: add a credential (creating the pool).
@@ -249,12 +277,14 @@ impl Registry {
         #[wasm_bindgen(unchecked_param_type = "NewEntry")] entry: JsValue,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let entry = from_js(entry)?;
-        self.call(
-            "add_entry",
-            into_map(json!({ "pool": pool, "entry": entry })),
-            now,
-        )
+        guard(|| {
+            let entry = from_js(entry)?;
+            self.call(
+                "add_entry",
+                into_map(json!({ "pool": pool, "entry": entry })),
+                now,
+            )
+        })
     }
 
     /// `remove_entry`: remove a credential for good (tombstoned).
@@ -268,11 +298,13 @@ impl Registry {
         entry_id: String,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        self.call(
-            "remove_entry",
-            into_map(json!({ "pool": pool, "entry_id": entry_id })),
-            now,
-        )
+        guard(|| {
+            self.call(
+                "remove_entry",
+                into_map(json!({ "pool": pool, "entry_id": entry_id })),
+                now,
+            )
+        })
     }
 
     /// `set_priority`: move an entry (lower is preferred).
@@ -287,9 +319,11 @@ impl Registry {
         priority: f64,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let input =
-            json!({ "pool": pool, "entry_id": entry_id, "priority": integer_value(priority) });
-        self.call("set_priority", into_map(input), now)
+        guard(|| {
+            let input =
+                json!({ "pool": pool, "entry_id": entry_id, "priority": integer_value(priority) });
+            self.call("set_priority", into_map(input), now)
+        })
     }
 
     /// `reset`: clear status and cooldowns of one entry, or of every entry of the pool.
@@ -300,11 +334,13 @@ impl Registry {
         entry_id: Option<String>,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let mut input = into_map(json!({ "pool": pool }));
-        if let Some(id) = entry_id {
-            input.insert("entry_id".into(), Value::String(id));
-        }
-        self.call("reset", input, now)
+        guard(|| {
+            let mut input = into_map(json!({ "pool": pool }));
+            if let Some(id) = entry_id {
+                input.insert("entry_id".into(), Value::String(id));
+            }
+            self.call("reset", input, now)
+        })
     }
 
     /// `seed`: adopt credentials from an environment map and custom providers.
@@ -320,67 +356,182 @@ impl Registry {
         config: Option<js_sys::Object>,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
-        let mut input = Map::new();
-        for (key, value) in [
-            ("env", from_js(env.into())?),
-            ("config", from_js(config.into())?),
-        ] {
-            if !value.is_null() {
-                input.insert(key.into(), value);
+        guard(|| {
+            let mut input = Map::new();
+            for (key, value) in [
+                ("env", from_js(env.into())?),
+                ("config", from_js(config.into())?),
+            ] {
+                if !value.is_null() {
+                    input.insert(key.into(), value);
+                }
             }
-        }
-        self.call("seed", input, now)
+            self.call("seed", input, now)
+        })
     }
 }
 
 impl Registry {
+    /// The generic path: validates the clock, then applies `{type: kind, ...input}`.
     fn call(
         &mut self,
         kind: &str,
-        mut input: Map<String, Value>,
+        input: Map<String, Value>,
         now: Option<f64>,
     ) -> JsResult<JsValue> {
         let now = clock(now)?;
+        self.apply_kind(kind, input, now)
+    }
+
+    fn apply_kind(
+        &mut self,
+        kind: &str,
+        mut input: Map<String, Value>,
+        now: Millis,
+    ) -> JsResult<JsValue> {
         input.insert("type".into(), Value::String(kind.to_owned()));
         self.apply(Value::Object(input), now)
     }
 
+    /// Parses a wire input (core's own parser and error messages) and applies it.
     fn apply(&mut self, input: Value, now: Millis) -> JsResult<JsValue> {
-        let value = self.apply_value(input, now)?;
-        to_js(&value)
-    }
-
-    /// Applies one input; core validates before it mutates, so a failed call leaves the
-    /// state untouched.
-    fn apply_value(&mut self, input: Value, now: Millis) -> JsResult<Value> {
         #[cfg(feature = "test-panic")]
         test_panic(&input);
-        let output = self
-            .inner
-            .handle_value(now, input)
-            .map_err(|e| core_error(&e))?;
-        serde_json::to_value(&output)
-            .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))
+        let input = credpool_core::parse_input(input).map_err(|e| core_error(&e))?;
+        self.run(input, now)
+    }
+
+    /// Applies a typed input; the output goes straight to a JS object (the two hot shapes,
+    /// `use` without reason or hint and `done`, in one call into JS).
+    fn run(&mut self, input: Input, now: Millis) -> JsResult<JsValue> {
+        let out = self.output(input, now)?;
+        match &out.body {
+            OutputBody::Decision(Decision::Use {
+                entry_id,
+                lease_id,
+                reason: None,
+                hint: None,
+            }) if lease_id.0 <= SAFE_INTEGER => {
+                #[allow(clippy::cast_precision_loss)] // <= 2^53 - 1: exact
+                let lease_id = lease_id.0 as f64;
+                Ok(use_output(entry_id.as_str(), lease_id, out.changed))
+            }
+            OutputBody::Decision(Decision::Done) => Ok(done_output(out.changed)),
+            _ => to_js(&out),
+        }
+    }
+
+    /// Applies a typed input; core validates before it mutates, so a failed call leaves
+    /// the state untouched.
+    fn output(&mut self, input: Input, now: Millis) -> JsResult<Output> {
+        self.inner.handle(now, input).map_err(|e| core_error(&e))
     }
 }
 
+/// The response fields `report`'s typed path takes (the hot case: `{ status: 200 }`).
+/// Any other key (headers, a body: arbitrary JSON, converted with a depth bound; or an
+/// unknown key, which core refuses) sends the call down the generic path.
+#[derive(Default)]
+struct PlainResponse {
+    status: Option<u16>,
+    network_error: Option<String>,
+    model: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for PlainResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // A map, not a struct: serde-wasm-bindgen reads a struct's declared fields only and
+        // would silently drop the others; its map access walks every own key.
+        d.deserialize_map(PlainResponseVisitor)
+    }
+}
+
+struct PlainResponseVisitor;
+
+impl<'de> serde::de::Visitor<'de> for PlainResponseVisitor {
+    type Value = PlainResponse;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a response with only status, network_error and model")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<PlainResponse, A::Error> {
+        let mut out = PlainResponse::default();
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "status" => out.status = map.next_value()?,
+                "network_error" => out.network_error = map.next_value()?,
+                "model" => out.model = map.next_value()?,
+                _ => return Err(serde::de::Error::custom("not a plain response")),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// `report`'s arguments as a typed [`Report`], or `None` when any of them needs the
+/// generic path (which then gives the same result or the same coded error as before).
+fn typed_report(pool: &str, lease_id: f64, response: &JsValue) -> Option<Report> {
+    let lease_id = LeaseId(to_u64(lease_id)?);
+    let pool = PoolKey::parse(pool).ok()?;
+    let plain = match u16::try_from(status_only(response)) {
+        Ok(status) => PlainResponse {
+            status: Some(status),
+            ..PlainResponse::default()
+        },
+        Err(_) if response.is_object() => serde_wasm_bindgen::from_value(response.clone()).ok()?,
+        Err(_) => return None,
+    };
+    Some(Report {
+        pool,
+        lease_id: Some(lease_id),
+        entry_id: None,
+        response: Response {
+            status: plain.status,
+            network_error: plain.network_error,
+            model: plain.model,
+            ..Response::default()
+        },
+    })
+}
+
+/// Largest integer a JS number holds exactly: 2^53 - 1.
+const SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+// One call into JS instead of one per field (each crossing costs about as much as a no-op
+// export call). Same keys, same order as the serde output (`type`, fields, `changed`).
+#[wasm_bindgen(inline_js = r#"
+export function status_only(r) {
+  if (typeof r !== 'object' || r === null) return -1
+  const keys = Object.keys(r)
+  if (keys.length !== 1 || keys[0] !== 'status') return -1
+  const s = r.status
+  return Number.isInteger(s) && s >= 0 && s <= 65535 ? s : -1
+}
+export function use_output(entry_id, lease_id, changed) {
+  return { type: 'use', entry_id, lease_id, changed }
+}
+export function done_output(changed) {
+  return { type: 'done', changed }
+}
+"#)]
+extern "C" {
+    /// `response.status` when `response` is exactly `{ status: <integer 0..=65535> }`, else -1.
+    fn status_only(response: &JsValue) -> i32;
+    /// `{ type: 'use', entry_id, lease_id, changed }`.
+    fn use_output(entry_id: &str, lease_id: f64, changed: bool) -> JsValue;
+    /// `{ type: 'done', changed }`.
+    fn done_output(changed: bool) -> JsValue;
+}
+
 /// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
-/// would run. The build aborts on panic (`panic = "abort"`): without a hook the call traps
-/// (`RuntimeError: unreachable`); the hook below throws a coded `internal` error first.
-/// Either way the wasm frames are abandoned mid-call: that registry stays mutably borrowed,
-/// the shadow stack pointer is not restored, and std's panic count stays at 1, so later
-/// panics abort without the hook (bare trap). See tests/hostile/panic/panic.test.mjs.
+/// would run. The export's `guard` catches it (panic = "unwind"): a coded `internal`
+/// error, every time, and the registry stays usable. See tests/hostile/panic/.
 #[cfg(feature = "test-panic")]
 fn test_panic(input: &Value) {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        std::panic::set_hook(Box::new(|_| {
-            wasm_bindgen::throw_val(error(
-                ErrorCode::Internal,
-                "internal error (panic) inside credpool-core",
-            ))
-        }));
-    });
     if input.get("type").and_then(Value::as_str) == Some("__test_panic") {
         panic!("credpool test-panic: forced panic");
     }
@@ -430,12 +581,12 @@ pub fn import_hermes(
     auth_json: JsValue,
     now: Option<f64>,
 ) -> JsResult<JsValue> {
-    let now = clock(now)?;
-    let auth = from_js(auth_json)?;
-    let state = credpool_core::import_hermes(&auth, now).map_err(|e| core_error(&e))?;
-    let state = serde_json::to_value(&state)
-        .map_err(|_| error(ErrorCode::Internal, "could not serialise the state"))?;
-    to_js(&state)
+    guard(|| {
+        let now = clock(now)?;
+        let auth = from_js(auth_json)?;
+        let state = credpool_core::import_hermes(&auth, now).map_err(|e| core_error(&e))?;
+        to_js(&state)
+    })
 }
 
 /// `exportHermes(state, base?, now?)`: writes a Hermes `auth.json` object (`version: 1` and
@@ -451,334 +602,14 @@ pub fn export_hermes(
     #[wasm_bindgen(unchecked_param_type = "Record<string, unknown> | null")] base: JsValue,
     now: Option<f64>,
 ) -> JsResult<JsValue> {
-    let now = clock(now)?;
-    let state = from_js(state)?;
-    let base = from_js(base)?;
-    let base = (!base.is_null()).then_some(&base);
-    let auth = credpool_core::export_hermes(&state, base, now).map_err(|e| core_error(&e))?;
-    to_js(&auth)
-}
-
-/// `simulate(scenario?, seed?)`: runs a scenario of `credpool simulate` (the same engine:
-/// simulated provider, agents sharing one store, simulated time) and returns its rows (as
-/// `credpool simulate --json`), the timeline of every row, and the SVG of `--svg`.
-/// `scenario`: an object (the scenario file format), a preset name (`"default"`,
-/// `"small"`, `"preview"`: the quick one for a browser), or nothing for the default. `seed`: a non-negative safe integer (default 1).
-/// Throws `invalid_input` for a bad scenario or seed.
-#[wasm_bindgen(js_name = "simulate", unchecked_return_type = "SimulationResult")]
-pub fn simulate(
-    #[wasm_bindgen(unchecked_param_type = "Scenario | ScenarioPreset | null")] scenario: JsValue,
-    seed: Option<f64>,
-) -> JsResult<JsValue> {
-    let seed = match seed {
-        None => 1,
-        Some(seed) => to_u64(seed).ok_or_else(|| {
-            error(
-                ErrorCode::InvalidInput,
-                "seed must be a non-negative safe integer",
-            )
-        })?,
-    };
-    let scenario = match from_js(scenario)? {
-        Value::Null => credpool_sim::Scenario::builtin(),
-        Value::String(name) => credpool_sim::Scenario::preset(&name).ok_or_else(|| {
-            error(
-                ErrorCode::InvalidInput,
-                &format!("unknown scenario preset `{name}` (default, small, preview)"),
-            )
-        })?,
-        value => credpool_sim::Scenario::from_value(value).map_err(|e| {
-            error(
-                ErrorCode::InvalidInput,
-                &format!("bad scenario: {}", e.replace('\n', " ")),
-            )
-        })?,
-    };
-    let result = credpool_sim::report::preview(&scenario, seed).map_err(|e| core_error(&e))?;
-    to_js(&result)
-}
-
-/// `defaultScenario()`: the built-in scenario of `credpool simulate` (a starting point).
-#[wasm_bindgen(js_name = "defaultScenario", unchecked_return_type = "Scenario")]
-pub fn default_scenario() -> JsResult<JsValue> {
-    preset(credpool_sim::DEFAULT_SCENARIO)
-}
-
-/// `scenarioPreset(name)`: a built-in scenario by name (`default`, `small`, `preview`).
-/// Throws `invalid_input` for another name.
-#[wasm_bindgen(js_name = "scenarioPreset", unchecked_return_type = "Scenario")]
-pub fn scenario_preset(
-    #[wasm_bindgen(unchecked_param_type = "ScenarioPreset")] name: &str,
-) -> JsResult<JsValue> {
-    let text = credpool_sim::preset_text(name).ok_or_else(|| {
-        error(
-            ErrorCode::InvalidInput,
-            &format!("unknown scenario preset `{name}` (default, small, preview)"),
-        )
-    })?;
-    preset(text)
-}
-
-fn preset(text: &str) -> JsResult<JsValue> {
-    let value: Value = serde_json::from_str(text)
-        .map_err(|_| error(ErrorCode::Internal, "the built-in scenario is not JSON"))?;
-    to_js(&value)
-}
-
-/// The types of `simulate` and its scenarios.
-#[wasm_bindgen(typescript_custom_section)]
-const SIMULATE_TYPES: &str = r#"
-/** Built-in scenarios of `simulate` (`preview`: every incident in four quick rows, for a browser). */
-export type ScenarioPreset = 'default' | 'small' | 'preview'
-
-/** A scenario of `credpool simulate` (the format of sim/scenarios/default.json). Times are seconds after the start. */
-export interface Scenario {
-  name: string
-  description?: string
-  /** Simulated start, epoch seconds (daily quotas reset at UTC midnight). */
-  start_epoch_s: number
-  /** Agent processes sharing one store (1..=64). */
-  agents: number
-  /** Requests of the workload, all agents together (1..=200000). */
-  requests: number
-  /** Mean arrival rate, per minute. */
-  rate_per_min: number
-  /** Latency of a successful call, [min, max] ms (default [400, 2000]). */
-  latency_ms?: [number, number]
-  error_latency_ms?: number
-  refresh_latency_ms?: number
-  /** Provider calls per request before giving up (default 12). */
-  max_attempts?: number
-  /** Longest single wait accepted, seconds (default 300). */
-  max_wait_s?: number
-  /** Policies compared: a preset name or a policy object with an optional display `name`. */
-  policies?: Array<string | ({ name?: string } & Record<string, unknown>)>
-  /** Strategies compared. */
-  strategies?: Strategy[]
-  /** Also run each policy with the first strategy and no shared store. */
-  isolated_baseline?: boolean
-  pools: ScenarioPool[]
-}
-
-export interface ScenarioPool {
-  pool: string
-  /** Share of the workload (0: only reached through a fallback). */
-  weight?: number
-  model?: string | null
-  flavor?: 'openai' | 'anthropic'
-  fallback?: FallbackTarget[]
-  /** 5xx bursts for every key of the pool. */
-  outages?: Array<{ from_s: number; to_s: number; status?: number }>
-  keys: ScenarioKey[]
-}
-
-export interface ScenarioKey {
-  id: string
-  rpm?: number | null
-  daily_quota?: number | null
-  used_today?: number
-  hint?: 'retry-after' | 'x-ratelimit-reset' | 'none'
-  revoked_at_s?: number | null
-  oauth?: { token_ttl_s: number; first_expiry_s?: number | null } | null
-}
-
-/** One row of the comparison (as `credpool simulate --json`). */
-export interface SimulationRow {
-  policy: string
-  strategy: Strategy
-  /** `shared`: the agents share one store; `none`: every agent keeps its own state. */
-  store: 'shared' | 'none'
-  served: number
-  failed: number
-  /** 429 answers received. */
-  rate_limited: number
-  /** Simulated seconds spent in retry delays and waits. */
-  wait_s: number
-  /** Switches to another key after a failure. */
-  rotations: number
-  /** OAuth refresh calls. */
-  refreshes: number
-  /** Moves to the fallback chain. */
-  fallbacks: number
-  /** Spent refresh tokens presented again. */
-  replays: number
-  /** Failed requests by cause. */
-  failures: Record<string, number>
-}
-
-/** Outcome of one provider call: 2xx, 429, 401/403, 5xx. */
-export type SimulationOutcome = 'served' | 'rate_limited' | 'auth' | 'server_error'
-
-/** The events of one row; every time is ms after `SimulationTimeline.start_ms`. */
-export interface SimulationTimelineRow {
-  policy: string
-  strategy: Strategy
-  store: 'shared' | 'none'
-  /** When the row's last request finished. */
-  end_ms: number
-  /** Every provider call: which key, which agent (0-based), how it went. */
-  requests: Array<{ t_ms: number; key: string; agent: number; outcome: SimulationOutcome }>
-  /** Keys benched by the engine: [from_ms, until_ms); `until_ms` null (`dead`): for good. */
-  cooldowns: Array<{ key: string; from_ms: number; until_ms: number | null; dead: boolean }>
-  /** Requests moved to the fallback chain, from pool to pool. */
-  fallbacks: Array<{ t_ms: number; from: string; to: string }>
-}
-
-export interface SimulationTimeline {
-  /** Scenario start, epoch ms. */
-  start_ms: number
-  /** Latest end over the rows, ms after the start. */
-  end_ms: number
-  agents: number
-  /** Keys in lane order. */
-  keys: Array<{ pool: string; key: string }>
-  /** One per row, in the order of `SimulationResult.rows`. */
-  rows: SimulationTimelineRow[]
-}
-
-/** What `simulate` returns: the `--json` report plus the timeline and the `--svg` document. */
-export interface SimulationResult {
-  scenario: string
-  description: string
-  seed: number
-  requests: number
-  agents: number
-  rows: SimulationRow[]
-  timeline: SimulationTimeline
-  /** A standalone SVG document of every row's timeline. */
-  svg: string
-}
-"#;
-
-fn from_js(value: JsValue) -> JsResult<Value> {
-    if value.is_undefined() || value.is_null() {
-        return Ok(Value::Null);
-    }
-    Bounded(MAX_DEPTH)
-        .deserialize(serde_wasm_bindgen::Deserializer::from(value))
-        .map_err(|e| {
-            error(
-                ErrorCode::InvalidInput,
-                &format!("input is not JSON-shaped: {e}"),
-            )
-        })
-}
-
-/// Deepest nesting a JS value may have: the 128 levels of serde_json's and napi's
-/// converters. The conversion recurses, and wasm has no guard page: an unbounded depth
-/// overflowed the shadow stack ("memory access out of bounds") and poisoned the instance.
-const MAX_DEPTH: usize = 128;
-
-/// A JS value -> `serde_json::Value` converter that refuses more than `.0` nesting levels.
-struct Bounded(usize);
-
-impl<'de> DeserializeSeed<'de> for Bounded {
-    type Value = Value;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Bounded {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        // Integral numbers up to 2^53 become integers (2^53 itself arrives as a float), as
-        // in the napi binding; NaN and infinities become null, as in serde_json's visitor.
-        if v.is_finite() && v.fract() == 0.0 && v.abs() <= MAX_CLOCK {
-            return Ok(integer_value(v));
-        }
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(self)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let inner = self.0.checked_sub(1).ok_or_else(too_deep)?;
-        let mut items = Vec::new();
-        while let Some(item) = seq.next_element_seed(Self(inner))? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let inner = self.0.checked_sub(1).ok_or_else(too_deep)?;
-        let mut out = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
-            let value = map.next_value_seed(Self(inner))?;
-            out.insert(key, value);
-        }
-        Ok(Value::Object(out))
-    }
-}
-
-fn too_deep<E: serde::de::Error>() -> E {
-    E::custom(format_args!("nested deeper than {MAX_DEPTH} levels"))
-}
-
-fn to_js(value: &Value) -> JsResult<JsValue> {
-    let mut value = value.clone();
-    js_numbers(&mut value);
-    value
-        .serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|_| error(ErrorCode::Internal, "could not convert the output"))
-}
-
-/// Integers beyond JS's safe range (a deadline past 2^53 ms, a saturated counter) become
-/// the nearest double, as in the napi binding: the json-compatible serializer refuses them,
-/// which made every output holding one fail (`could not convert the output`) after core
-/// had already applied the input.
-fn js_numbers(value: &mut Value) {
-    const SAFE: u64 = (1 << 53) - 1;
-    match value {
-        Value::Number(n)
-            if n.as_u64().is_some_and(|u| u > SAFE)
-                || n.as_i64().is_some_and(|i| i.unsigned_abs() > SAFE) =>
-        {
-            if let Some(x) = n.as_f64().and_then(serde_json::Number::from_f64) {
-                *n = x;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(js_numbers),
-        Value::Object(map) => map.values_mut().for_each(js_numbers),
-        _ => {}
-    }
+    guard(|| {
+        let now = clock(now)?;
+        let state = from_js(state)?;
+        let base = from_js(base)?;
+        let base = (!base.is_null()).then_some(&base);
+        let auth = credpool_core::export_hermes(&state, base, now).map_err(|e| core_error(&e))?;
+        to_js(&auth)
+    })
 }
 
 /// Validates a JS clock value, or reads the wall clock.
@@ -790,23 +621,6 @@ fn clock(now: Option<f64>) -> JsResult<Millis> {
             "now must be an integer number of ms in 0..=2^53",
         )
     })
-}
-
-/// A finite integer in `0..=2^53` as `u64`.
-fn to_u64(x: f64) -> Option<u64> {
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-    (x.is_finite() && x.fract() == 0.0 && (0.0..=MAX_CLOCK).contains(&x)).then_some(x as u64)
-}
-
-/// A JS number as a JSON integer when it is a safe integer (so core's integer fields
-/// accept it), else as it is (core then rejects it with a coded error).
-fn integer_value(x: f64) -> Value {
-    #[allow(clippy::cast_possible_truncation)]
-    if x.is_finite() && x.fract() == 0.0 && x.abs() <= MAX_CLOCK {
-        json!(x as i64)
-    } else {
-        json!(x)
-    }
 }
 
 fn object(value: JsValue, what: &str) -> JsResult<Map<String, Value>> {

@@ -1,11 +1,14 @@
 // Browser tests of the config preview page (bindings-wasm/www) in Debian's chromium via
 // playwright-core (scripts/setup-browser.sh). A tiny static server on 127.0.0.1 (random
-// port) serves the page and the web build as pkg/, and counts the bytes it sends.
-//   CREDPOOL_WASM_WEB=<web build> node --test bindings-wasm/test/www.test.mjs
+// port) serves the page, the engine's web build as pkg/ and the simulator's web build
+// (bindings-wasm-sim) as sim/, and counts the bytes it sends.
+//   CREDPOOL_WASM_WEB=<web build> CREDPOOL_WASM_SIM_WEB=<sim web build> \
+//     node --test bindings-wasm/test/www.test.mjs
 // Screenshots: ${CREDPOOL_TEST_OUTPUT:-$CREDPOOL_CACHE/test-output}/www/*.png
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
+import { readFileSync } from 'node:fs'
 import { readFile, readdir, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { homedir, tmpdir } from 'node:os'
@@ -16,6 +19,7 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 const root = path.resolve(here, '../..')
 const cache = process.env.CREDPOOL_CACHE ?? path.join(homedir(), '.cache/credpool')
 const pkgDir = path.resolve(process.env.CREDPOOL_WASM_WEB ?? path.join(cache, 'wasm-pkg/web'))
+const simDir = path.resolve(process.env.CREDPOOL_WASM_SIM_WEB ?? path.join(cache, 'wasm-sim-pkg/web'))
 const wwwDir = path.join(root, 'bindings-wasm/www')
 const outDir = path.join(process.env.CREDPOOL_TEST_OUTPUT ?? path.join(cache, 'test-output'), 'www')
 const tools = process.env.CREDPOOL_NODE_TOOLS ?? path.join(cache, 'node-tools')
@@ -36,6 +40,7 @@ const server = http.createServer(async (req, res) => {
   if (!p.includes('..') && !p.includes('\0')) {
     if (p === '/') file = path.join(wwwDir, 'index.html')
     else if (p.startsWith('/pkg/')) file = path.join(pkgDir, p.slice(5))
+    else if (p.startsWith('/sim/')) file = path.join(simDir, p.slice(5))
     else file = path.join(wwwDir, p.slice(1))
   }
   try {
@@ -442,9 +447,18 @@ test('the page shows the same decisions as the vectors (the Rust runner\'s spec)
   console.log(`# ${ran.length} vectors (${compared} steps) replayed through the what-if panel: ${ran.join(', ')}`)
 })
 
-test('the timeline chart renders the engine\'s simulation', async (t) => {
+test('the engine\'s module has no simulator in it (it is the separate sim/ module)', async () => {
+  const exports = (dir, name) => WebAssembly.Module.exports(new WebAssembly.Module(
+    readFileSync(path.join(dir, name)))).map((e) => e.name)
+  const engine = exports(pkgDir, 'credpool_wasm_bg.wasm')
+  assert.ok(engine.includes('version') && engine.some((n) => n.startsWith('registry_')), `${engine}`)
+  for (const name of ['simulate', 'defaultScenario', 'scenarioPreset']) assert.ok(!engine.includes(name), name)
+  assert.ok(exports(simDir, 'credpool_wasm_sim_bg.wasm').includes('simulate'))
+})
+
+test('the timeline chart renders the engine\'s simulation', async () => {
   const hasSim = await page.$eval('#timeline-section', (s) => !s.hidden)
-  if (!hasSim) return t.skip('this wasm build has no simulate()')
+  assert.ok(hasSim, 'the simulator module (sim/) did not load')
   await page.waitForSelector('#timeline img', { timeout: 120_000 })
   const src = await page.$eval('#timeline img', (i) => i.getAttribute('src'))
   assert.match(src, /^data:image\/svg\+xml/)
@@ -460,12 +474,15 @@ test('the timeline chart renders the engine\'s simulation', async (t) => {
 test('only the page\'s own files were requested; no errors, no CSP violation', async () => {
   assert.ok(requests.length > 0)
   const own = new Set(['/', '/index.html', '/style.css', '/app.js', '/config.js', '/examples.js',
-    '/pkg/credpool_wasm.js', '/pkg/credpool_wasm_bg.wasm'])
+    '/pkg/credpool_wasm.js', '/pkg/credpool_wasm_bg.wasm',
+    '/sim/credpool_wasm_sim.js', '/sim/credpool_wasm_sim_bg.wasm'])
   for (const r of requests) {
     if (r.url.startsWith('data:')) continue // decoded in the page, not a request
     const u = new URL(r.url)
     assert.equal(u.origin, origin, `request to another origin: ${r.url}`)
-    assert.ok(own.has(u.pathname), `unexpected request: ${r.url}`)
+    // wasm-bindgen's inline_js snippets of the engine's module are page files too.
+    const snippet = /^\/pkg\/snippets\/credpool-wasm-[0-9a-f]+\/inline\d+\.js$/.test(u.pathname)
+    assert.ok(own.has(u.pathname) || snippet, `unexpected request: ${r.url}`)
   }
   assert.ok(served.every((s) => s.status === 200), `404s: ${served.filter((s) => s.status !== 200).map((s) => s.path)}`)
   assert.deepEqual(problems, [])

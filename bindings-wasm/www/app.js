@@ -2,6 +2,9 @@
 // The page's own registry only changes through the "what happens if" panel; every other
 // view is computed on a scratch Registry built from its exported state.
 import init, * as wasm from './pkg/credpool_wasm.js'
+// The simulator (timeline) is its own wasm module (bindings-wasm-sim), loaded next to the
+// engine; the engine's module stays small. `sim` stays null when it cannot load.
+let sim = null
 import { SecretVault, buildRegistry, detectKind, mask, masked, parseJson } from './config.js'
 import { examples } from './examples.js'
 
@@ -464,7 +467,7 @@ async function runSimulation() {
       if (parsed.error) throw Object.assign(new Error(`${parsed.error.field}: ${parsed.error.message}`), { code: 'invalid_json' })
       scenario = parsed.value
     }
-    result = wasm.simulate(scenario, seed)
+    result = sim.simulate(scenario, seed)
   } catch (e) {
     const { code, message } = errorOf(e)
     note.textContent = `error ${code}: ${message}`
@@ -482,23 +485,38 @@ async function runSimulation() {
   $('#sim-rows tbody').replaceChildren(...result.rows.map((r) => el('tr', {}, cols.map((c) => el('td', { text: String(r[c] ?? '') })))))
 }
 
+/** Loads the simulator's module (./sim/); false when it is not there. */
+async function loadSimulator() {
+  try {
+    const mod = await import('./sim/credpool_wasm_sim.js')
+    await mod.default()
+    sim = mod
+    return true
+  } catch (e) {
+    console.warn(`timeline unavailable: ${e.message}`)
+    return false
+  }
+}
+
 function setupTimeline() {
-  if (typeof wasm.simulate !== 'function') return false
+  if (typeof sim?.simulate !== 'function') return false
   $('#timeline-section').hidden = false
   $('#simulate').addEventListener('click', runSimulation)
+  const showPreset = () => {
+    $('#scenario-json').value = JSON.stringify(sim.scenarioPreset($('#scenario').value), null, 2)
+  }
   $('#scenario').addEventListener('change', () => {
-    const f = { small: wasm.smallScenario, default: wasm.defaultScenario }[$('#scenario').value]
-    if (typeof f === 'function') $('#scenario-json').value = JSON.stringify(f(), null, 2)
+    showPreset()
     runSimulation()
   })
-  const f = wasm.smallScenario ?? wasm.defaultScenario
-  if (typeof f === 'function') $('#scenario-json').value = JSON.stringify(f(), null, 2)
+  showPreset()
   return true
 }
 
 // ---------- wiring ----------
 
 async function main() {
+  const simulator = loadSimulator() // in parallel with the engine
   await init()
   $('#engine').textContent = `credpool-core ${wasm.version()}, WebAssembly`
   setClock(Math.floor(Date.now() / 1000) * 1000)
@@ -551,6 +569,7 @@ async function main() {
   $('#config').value = JSON.stringify(examples.simple.doc, null, 2)
   exampleSelect.value = 'simple'
   loadConfig()
+  await simulator
   const timeline = setupTimeline()
   $('#ready').textContent = 'ready'
   $('#ready').dataset.ready = 'true'

@@ -20,3 +20,18 @@ if (!loaders[impl]) throw new Error(`CREDPOOL_IMPL must be napi or wasm, not ${i
 
 /** The loaded package: `{ Registry, errorCodes, version }`. */
 export const credpool = loaders[impl]()
+
+/** Where `simulate` lives: for wasm the simulator's own module, credpool-wasm-sim (nodejs
+ * build in $CREDPOOL_WASM_SIM_PKG, default $CREDPOOL_CACHE/wasm-sim-pkg/nodejs); napi has none. */
+export const simulator = impl === 'wasm' ? loadSimulator() : credpool
+
+function loadSimulator() {
+  const file = join(resolve(process.env.CREDPOOL_WASM_SIM_PKG ?? join(cache, 'wasm-sim-pkg/nodejs')), 'credpool_wasm_sim.js')
+  try {
+    return require(file)
+  } catch (e) {
+    // Only the simulate tests need it: they fail with this error, the others still run.
+    const missing = () => { throw new Error(`the simulator's wasm package is not loadable: ${e.message}`) }
+    return { simulate: missing, defaultScenario: missing, scenarioPreset: missing }
+  }
+}

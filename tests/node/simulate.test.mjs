@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { homedir, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { credpool, impl } from './impl.mjs'
+import { simulator as credpool, impl } from './impl.mjs'
 
 const skip = impl === 'wasm' || typeof credpool.simulate === 'function' ? false : `${impl} has no simulate`
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
