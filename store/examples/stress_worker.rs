@@ -1,19 +1,29 @@
-//! A stress worker for `FileStore` (driven by `tests/stress/run.py`).
+//! A stress worker for the stores (driven by `tests/stress/run.py`).
 //!
 //! ```text
-//! stress_worker setup <store>
-//! stress_worker check <store>
-//! stress_worker work  <store> <writer> <ops> <seed> <log> <refresh-log>
+//! stress_worker setup  <store>
+//! stress_worker check  <store>
+//! stress_worker export <store>
+//! stress_worker work   <store> <writer> <ops> <seed> <log> <refresh-log>
 //! ```
 //!
-//! `setup` writes the scenario's pools; `check` opens the file with `FileStore::open`
-//! (exit 0: it is valid credpool state); `work` performs `ops` random operations and
+//! `<store>` is a file path or a Redis URL (`redis://host:port?namespace=NAME`), opened with
+//! `Store::open`. `setup` writes the scenario's pools; `check` opens the store (exit 0: it
+//! is valid credpool state); `export` prints the state as JSON (how the checker reads a
+//! Redis store); `work` performs `ops` random operations and
 //! appends one line per acknowledged operation to `<log>` (one `write` per line, so a
 //! SIGKILL never leaves a half line). The refresh callback appends
 //! `use <entry> <old refresh token> <new refresh token> <writer>` to the shared
 //! `<refresh-log>` (O_APPEND), sleeps `STRESS_REFRESH_MS` (default 2: the provider round
-//! trip) and returns the new token pair. `STRESS_DURABLE=0` opens the store without fsync. A call that fails with `lock_timeout` did not
-//! happen: it is logged (`lock_timeout`) and retried.
+//! trip) and returns the new token pair. `STRESS_DURABLE=0` opens the store without fsync;
+//! `STRESS_REFRESH_LEASE_MS` sets a Redis refresh lock's lease (default 2000, so a worker
+//! killed holding it blocks the others briefly). A call that fails with `lock_timeout` did
+//! not happen: it is logged (`lock_timeout`) and retried.
+//!
+//! Over Redis, a server outage (`run.py --redis-outage`) is ridden out: every call that the
+//! store acknowledged while Redis was unreachable (its marks queued) is logged `queued`;
+//! a refresh, an open or a flush that fails with `io` (Redis unreachable: the refresh did
+//! not start) is logged `unavailable` and retried every 20 ms for up to 60 s.
 //!
 //! `STRESS_BROKEN=nomerge|nolock` swaps `FileStore` for a deliberately broken store (the
 //! negative control of `run.py --negative-control`): `nomerge` writes its in-memory state
@@ -28,7 +38,7 @@ use credpool_core::{
     Credential, EntryId, LeaseId, Millis, Options, PoolKey, RefreshOutcome, RefreshResult,
     Registry, Secret,
 };
-use credpool_store::{FileStore, StoreOptions, now};
+use credpool_store::{Store, StoreOptions, now};
 use serde_json::{Value, json};
 
 type Fallible<T> = Result<T, String>;
@@ -41,12 +51,13 @@ fn main() -> ExitCode {
         .collect::<Vec<_>>()
         .as_slice()
     {
-        ["setup", store] => setup(Path::new(store)),
-        ["check", store] => check(Path::new(store)),
+        ["setup", store] => setup(store),
+        ["check", store] => check(store),
+        ["export", store] => export(store),
         ["work", store, writer, ops, seed, log, refresh_log] => {
             match (ops.parse::<u64>(), seed.parse::<u64>()) {
                 (Ok(ops), Ok(seed)) => work(&Work {
-                    store: PathBuf::from(store),
+                    store: (*store).to_owned(),
                     writer: (*writer).to_owned(),
                     ops,
                     seed,
@@ -62,9 +73,11 @@ fn main() -> ExitCode {
                 _ => Err("ops and seed must be integers".to_owned()),
             }
         }
-        _ => Err("usage: stress_worker setup <store> | check <store> | \
+        _ => Err(
+            "usage: stress_worker setup <store> | check <store> | export <store> | \
              work <store> <writer> <ops> <seed> <log> <refresh-log>"
-            .to_owned()),
+                .to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -76,8 +89,21 @@ fn main() -> ExitCode {
 }
 
 /// The pools every run starts from: `keys` (k0..k5), `oauth` (o0, o1, expired), `churn`.
-fn setup(path: &Path) -> Fallible<()> {
-    let mut store = FileStore::open(path, StoreOptions::new("setup", 1)).map_err(err)?;
+/// Options of every store the worker opens.
+fn options(writer: &str, seed: u64) -> StoreOptions {
+    let mut options = StoreOptions::new(writer, seed);
+    options.durable = std::env::var("STRESS_DURABLE").as_deref() != Ok("0");
+    options.refresh_lease = std::time::Duration::from_millis(
+        std::env::var("STRESS_REFRESH_LEASE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2_000),
+    );
+    options
+}
+
+fn setup(location: &str) -> Fallible<()> {
+    let mut store = Store::open(location, options("setup", 1)).map_err(err)?;
     let t = now();
     let expired = t.0.saturating_sub(60_000);
     let mut inputs = vec![
@@ -102,17 +128,27 @@ fn setup(path: &Path) -> Fallible<()> {
     Ok(())
 }
 
-fn check(path: &Path) -> Fallible<()> {
-    let store = FileStore::open(path, StoreOptions::new("check", 1)).map_err(err)?;
-    if !path.exists() {
+fn check(location: &str) -> Fallible<()> {
+    let store = Store::open(location, options("check", 1)).map_err(err)?;
+    if let Some(path) = store.path()
+        && !path.exists()
+    {
         return Err(format!("{} does not exist", path.display()));
     }
     println!("ok: {} pools", store.registry().pools().count());
     Ok(())
 }
 
+fn export(location: &str) -> Fallible<()> {
+    let store = Store::open(location, options("export", 1)).map_err(err)?;
+    let state =
+        serde_json::to_string(&store.registry().export_state()).map_err(|e| e.to_string())?;
+    println!("{state}");
+    Ok(())
+}
+
 struct Work {
-    store: PathBuf,
+    store: String,
     writer: String,
     ops: u64,
     seed: u64,
@@ -125,13 +161,11 @@ fn work(w: &Work) -> Fallible<()> {
     let broken = std::env::var("STRESS_BROKEN")
         .ok()
         .filter(|v| !v.is_empty());
-    let open = || -> Fallible<Box<dyn Store>> {
+    let open = || -> Fallible<Box<dyn Target>> {
         match broken.as_deref() {
-            None => {
-                let mut options = StoreOptions::new(&w.writer, w.seed);
-                options.durable = std::env::var("STRESS_DURABLE").as_deref() != Ok("0");
-                Ok(Box::new(FileStore::open(&w.store, options).map_err(err)?))
-            }
+            None => Ok(Box::new(
+                Store::open(&w.store, options(&w.writer, w.seed)).map_err(err)?,
+            )),
             Some(mode @ ("nomerge" | "nolock")) => Ok(Box::new(Broken::open(
                 &w.store,
                 &w.writer,
@@ -141,8 +175,8 @@ fn work(w: &Work) -> Fallible<()> {
             Some(other) => Err(format!("unknown STRESS_BROKEN mode {other}")),
         }
     };
-    let mut store = open()?;
     let mut log = Log::open(&w.log)?;
+    let mut store = until_up(&mut log, &open)?;
     let mut rng = Rng(w.seed ^ 0x9E37_79B9_7F4A_7C15);
     let mut live: Vec<String> = Vec::new();
     let mut added = 0_u64;
@@ -190,12 +224,15 @@ fn work(w: &Work) -> Fallible<()> {
             )?;
             log.line(&format!("reset {pool}"))?;
         } else {
-            // A restart: a fresh store from the file, so nothing survives only in memory.
+            // A restart: a fresh store from the file (or Redis), so nothing survives only
+            // in memory.
+            until_up(&mut log, || store.flush())?;
             drop(store);
-            store = open()?;
+            store = until_up(&mut log, &open)?;
             log.line("reopen")?;
         }
     }
+    until_up(&mut log, || store.flush())?;
     log.line(&format!("slowest {}", log.slowest.as_millis()))?;
     log.line("finished")?;
     Ok(())
@@ -205,7 +242,7 @@ fn work(w: &Work) -> Fallible<()> {
 /// single-flight refresh, then a 200 report.
 fn refresh(
     w: &Work,
-    store: &mut dyn Store,
+    store: &mut dyn Target,
     log: &mut Log,
     n: u64,
     pause: std::time::Duration,
@@ -241,12 +278,17 @@ fn refresh(
             expires_at: Some(Millis(now().0.saturating_sub(1))),
         }
     };
+    let unavailable_since = std::time::Instant::now();
     let decision = loop {
         let start = std::time::Instant::now();
         let result = store.refresh(&entry, generation, lease, &mut callback);
         log.timed(start);
         match result {
             Err(e) if e.starts_with(LOCK_TIMEOUT) => log.line("lock_timeout")?,
+            Err(e) if e.starts_with(UNAVAILABLE) && unavailable_since.elapsed() < PATIENCE => {
+                log.line("unavailable")?;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             other => break other?,
         }
     };
@@ -268,15 +310,40 @@ fn refresh(
 }
 
 const LOCK_TIMEOUT: &str = "LockTimeout";
+/// The prefix of an `io` error (Redis unreachable).
+const UNAVAILABLE: &str = "Io:";
+/// How long an outage is ridden out.
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Runs `op` until it does not fail with `io` (Redis unreachable; `PATIENCE` at most),
+/// logging `unavailable` for each failed try.
+fn until_up<T>(log: &mut Log, mut op: impl FnMut() -> Fallible<T>) -> Fallible<T> {
+    let start = std::time::Instant::now();
+    loop {
+        match op() {
+            Err(e) if e.starts_with(UNAVAILABLE) && start.elapsed() < PATIENCE => {
+                log.line("unavailable")?;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
 
 /// One store call; a `lock_timeout` (the input did not happen) is logged and retried.
-fn call(store: &mut dyn Store, log: &mut Log, input: &Value) -> Fallible<Value> {
+fn call(store: &mut dyn Target, log: &mut Log, input: &Value) -> Fallible<Value> {
     loop {
         let start = std::time::Instant::now();
         let result = store.handle(input.clone());
         log.timed(start);
         match result {
             Err(e) if e.starts_with(LOCK_TIMEOUT) => log.line("lock_timeout")?,
+            Ok(out) => {
+                if store.pending() {
+                    log.line("queued")?;
+                }
+                return Ok(out);
+            }
             other => return other,
         }
     }
@@ -299,8 +366,16 @@ fn expect_type(d: &Value, want: &str) -> Fallible<()> {
 }
 
 /// What the worker needs from a store (the real one, or the broken negative control).
-trait Store {
+trait Target {
     fn handle(&mut self, input: Value) -> Fallible<Value>;
+    /// Sends changes queued while the shared store was unreachable (none for a file).
+    fn flush(&mut self) -> Fallible<()> {
+        Ok(())
+    }
+    /// Whether changes wait for the shared store (Redis unreachable).
+    fn pending(&self) -> bool {
+        false
+    }
     fn refresh(
         &mut self,
         entry: &str,
@@ -310,10 +385,18 @@ trait Store {
     ) -> Fallible<Value>;
 }
 
-impl Store for FileStore {
+impl Target for Store {
     fn handle(&mut self, input: Value) -> Fallible<Value> {
         let out = self.handle_value(now(), input).map_err(err)?;
         serde_json::to_value(out).map_err(|e| e.to_string())
+    }
+
+    fn flush(&mut self) -> Fallible<()> {
+        Self::flush(self).map_err(err)
+    }
+
+    fn pending(&self) -> bool {
+        self.has_pending()
     }
 
     fn refresh(
@@ -340,48 +423,120 @@ impl Store for FileStore {
 }
 
 /// NEGATIVE CONTROL ONLY: a store that skips the lock (`nolock`: read, merge, apply,
-/// write, unlocked) or the merge (`nomerge`: apply to memory, overwrite the file).
+/// write, unlocked; over Redis: without the generation check) or the merge (`nomerge`:
+/// apply to memory, overwrite the file or the Redis pool documents).
 struct Broken {
-    path: PathBuf,
+    place: Place,
     registry: Registry,
     merge: bool,
 }
 
+/// Where a [`Broken`] store keeps its state.
+enum Place {
+    File(PathBuf),
+    Redis {
+        conn: redis::Connection,
+        prefix: String,
+    },
+}
+
 impl Broken {
-    fn open(path: &Path, writer: &str, seed: u64, merge: bool) -> Fallible<Self> {
-        let state: Value = serde_json::from_slice(&std::fs::read(path).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
+    fn open(location: &str, writer: &str, seed: u64, merge: bool) -> Fallible<Self> {
+        let place = if credpool_store::is_redis_location(location) {
+            let (url, namespace) = match location.split_once("?namespace=") {
+                Some((url, ns)) => (url, ns),
+                None => (location, credpool_store::DEFAULT_NAMESPACE),
+            };
+            let conn = redis::Client::open(url)
+                .and_then(|c| c.get_connection())
+                .map_err(|e| e.to_string())?;
+            Place::Redis {
+                conn,
+                prefix: format!("credpool:{namespace}:"),
+            }
+        } else {
+            Place::File(PathBuf::from(location))
+        };
         let options = Options {
             writer: writer.to_owned(),
             seed,
         };
-        Ok(Self {
-            path: path.to_owned(),
-            registry: Registry::from_state(&state, options).map_err(err)?,
-            merge,
-        })
+        let mut store = Self {
+            place,
+            registry: Registry::new(options).map_err(err)?,
+            merge: true,
+        };
+        store.load()?;
+        store.merge = merge;
+        Ok(store)
     }
 
     fn load(&mut self) -> Fallible<()> {
-        if self.merge {
-            let bytes = std::fs::read(&self.path).map_err(|e| e.to_string())?;
-            let state: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+        if !self.merge {
+            return Ok(());
+        }
+        let states: Vec<Value> = match &mut self.place {
+            Place::File(path) => {
+                let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+                vec![serde_json::from_slice(&bytes).map_err(|e| e.to_string())?]
+            }
+            Place::Redis { conn, prefix } => {
+                let gens: std::collections::BTreeMap<String, u64> = redis::cmd("HGETALL")
+                    .arg(format!("{prefix}generations"))
+                    .query(conn)
+                    .map_err(|e| e.to_string())?;
+                let mut states = Vec::new();
+                for pool in gens.keys() {
+                    let doc: Option<String> = redis::cmd("GET")
+                        .arg(format!("{prefix}pool:{pool}"))
+                        .query(conn)
+                        .map_err(|e| e.to_string())?;
+                    if let Some(doc) = doc {
+                        states.push(serde_json::from_str(&doc).map_err(|e| e.to_string())?);
+                    }
+                }
+                states
+            }
+        };
+        for state in states {
             self.registry.sync(&state).map_err(err)?;
         }
         Ok(())
     }
 
-    fn save(&self) -> Fallible<()> {
-        let bytes = serde_json::to_vec(&self.registry.export_state()).map_err(|e| e.to_string())?;
-        let tmp = self
-            .path
-            .with_extension(format!("broken-{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| e.to_string())
+    fn save(&mut self) -> Fallible<()> {
+        let state = self.registry.export_state();
+        match &mut self.place {
+            Place::File(path) => {
+                let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
+                let tmp = path.with_extension(format!("broken-{}", std::process::id()));
+                std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
+                std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+            }
+            Place::Redis { conn, prefix } => {
+                for (key, pool) in &state.pools {
+                    let doc = json!({"format": state.format, "schema_version": state.schema_version,
+                        "pools": {key.as_str(): pool}});
+                    redis::pipe()
+                        .cmd("SET")
+                        .arg(format!("{prefix}pool:{}", key.as_str()))
+                        .arg(doc.to_string())
+                        .ignore()
+                        .cmd("HINCRBY")
+                        .arg(format!("{prefix}generations"))
+                        .arg(key.as_str())
+                        .arg(1)
+                        .ignore()
+                        .query::<()>(conn)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+        }
     }
 }
 
-impl Store for Broken {
+impl Target for Broken {
     fn handle(&mut self, input: Value) -> Fallible<Value> {
         self.load()?;
         let out = self.registry.handle_value(now(), input).map_err(err)?;

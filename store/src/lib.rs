@@ -5,14 +5,26 @@
 //! lock → read → merge (core `sync`) → apply → atomic write, so no update is ever lost;
 //! OAuth refreshes are single-flight ([`FileStore::begin_refresh`]), so a rotated
 //! single-use refresh token is never replayed.
+//!
+//! `RedisStore` (feature `redis`, on by default) keeps the same state in Redis for agents
+//! on many machines: per-pool state and generation counters, atomic read-merge-write by a
+//! compare-and-set script, a leased and fenced refresh lock, and offline operation on the
+//! last known state while Redis is away. [`Store`] opens either by location (a path or a
+//! `redis://` URL) behind one surface.
 
+mod any;
 mod file;
 mod lock;
 mod path;
+#[cfg(feature = "redis")]
+mod redis;
 mod store;
 
+pub use any::{Store, is_redis_location};
 pub use file::MAX_FILE_BYTES;
 pub use path::{FILE_NAME, default_path};
+#[cfg(feature = "redis")]
+pub use redis::{DEFAULT_NAMESPACE, RedisStore};
 pub use store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool};
 
 use credpool_core::Millis;

@@ -24,6 +24,19 @@ pub struct StoreOptions {
     pub lock_timeout: Duration,
     /// fsync the file and its directory on every write (default true).
     pub durable: bool,
+    /// Redis only: the key namespace (`credpool:{namespace}:...`) when the URL names none
+    /// (`?namespace=...`); default `default`.
+    pub namespace: Option<String>,
+    /// Redis only: longest wait to connect (default 2 s).
+    pub connect_timeout: Duration,
+    /// Redis only: longest wait for one command's reply or write (default 2 s).
+    pub io_timeout: Duration,
+    /// Redis only: lease of a refresh lock; a holder that stalls longer loses it
+    /// (default 30 s).
+    pub refresh_lease: Duration,
+    /// Redis only: after a failed connect, calls run on local state without trying again
+    /// for this long (default 1 s).
+    pub reconnect_interval: Duration,
 }
 
 impl StoreOptions {
@@ -34,6 +47,11 @@ impl StoreOptions {
             seed,
             lock_timeout: Duration::from_secs(10),
             durable: true,
+            namespace: None,
+            connect_timeout: Duration::from_secs(2),
+            io_timeout: Duration::from_secs(2),
+            refresh_lease: Duration::from_secs(30),
+            reconnect_interval: Duration::from_secs(1),
         }
     }
 }
@@ -60,25 +78,37 @@ pub struct FileStore {
     options: StoreOptions,
 }
 
-/// What [`FileStore::begin_refresh`] found.
+/// What `begin_refresh` (of [`FileStore`] or any store) found.
 #[derive(Debug)]
 pub enum RefreshStart {
     /// Another process already rotated the token: it was adopted; here is the decision.
     Adopted(Decision),
-    /// The token is still the stale one: refresh it, then call [`FileStore::finish_refresh`].
+    /// The token is still the stale one: refresh it, then call `finish_refresh`.
     Needed(RefreshTicket),
 }
 
-/// A refresh in progress. It holds the store lock, so no other process can refresh the
-/// same token meanwhile; dropping it without finishing releases the lock, changing nothing.
+/// A refresh in progress. It holds the store's lock (the file lock, or a Redis lock with a
+/// lease), so no other process can refresh the same token meanwhile; dropping it without
+/// finishing releases the lock (a Redis lock also expires at the end of its lease),
+/// changing nothing.
 #[derive(Debug)]
 pub struct RefreshTicket {
-    guard: LockGuard,
-    pool: PoolKey,
-    entry_id: EntryId,
-    generation: u64,
-    lease_id: Option<LeaseId>,
-    credential: Credential,
+    pub(crate) hold: Hold,
+    pub(crate) pool: PoolKey,
+    pub(crate) entry_id: EntryId,
+    pub(crate) generation: u64,
+    pub(crate) lease_id: Option<LeaseId>,
+    pub(crate) credential: Credential,
+}
+
+/// What a [`RefreshTicket`] holds.
+#[derive(Debug)]
+pub(crate) enum Hold {
+    /// The file store's lock (released on drop: held, never read).
+    File(#[allow(dead_code, reason = "held for its Drop")] LockGuard),
+    /// A Redis refresh lock (released on drop by compare-and-delete).
+    #[cfg(feature = "redis")]
+    Redis(Box<crate::redis::RedisLock>),
 }
 
 impl RefreshTicket {
@@ -193,7 +223,7 @@ impl FileStore {
 
     /// A view of one pool: `acquire`, `report`, `release`, `status` without repeating it.
     pub fn pool(&mut self, key: PoolKey) -> StorePool<'_> {
-        StorePool { store: self, key }
+        StorePool::new(self, key)
     }
 
     /// `acquire`, persisted.
@@ -229,7 +259,7 @@ impl FileStore {
         if self.registry.check_refresh(pool, entry_id, generation)? {
             let credential = self.registry.credential(pool, entry_id)?;
             return Ok(RefreshStart::Needed(RefreshTicket {
-                guard,
+                hold: Hold::File(guard),
                 pool: pool.clone(),
                 entry_id: entry_id.clone(),
                 generation,
@@ -261,7 +291,7 @@ impl FileStore {
         outcome: RefreshOutcome,
     ) -> Result<Decision> {
         let RefreshTicket {
-            guard,
+            hold,
             pool,
             entry_id,
             generation,
@@ -279,8 +309,16 @@ impl FileStore {
             let decision = registry.refresh_result(now, &result)?;
             Ok((registry.take_changed(), decision))
         })?;
-        drop(guard);
+        drop(hold);
         Ok(decision)
+    }
+
+    /// Checks, right before the refresh token is used, that `ticket` still holds the lock.
+    /// A file lock cannot expire, so this always answers [`RefreshStart::Needed`] with the
+    /// same ticket (it exists so hosts can call it on any store; see
+    /// `RedisStore::confirm_refresh`).
+    pub fn confirm_refresh(&mut self, _now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
+        Ok(RefreshStart::Needed(ticket))
     }
 
     /// The whole single-flight refresh: [`begin_refresh`](Self::begin_refresh), `refresh`
@@ -346,11 +384,45 @@ impl FileStore {
     }
 }
 
-/// One pool of a [`FileStore`] ([`FileStore::pool`]); every call persists like the store's.
+/// What a [`StorePool`] needs of its store (implemented by every backend).
+pub(crate) trait Backend: std::fmt::Debug {
+    fn handle(&mut self, now: Millis, input: Input) -> Result<Output>;
+    fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision>;
+    fn report(&mut self, now: Millis, report: &Report) -> Result<Decision>;
+    fn reload(&mut self) -> Result<bool>;
+    fn registry(&self) -> &Registry;
+}
+
+impl Backend for FileStore {
+    fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
+        Self::handle(self, now, input)
+    }
+    fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
+        Self::acquire(self, now, request)
+    }
+    fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
+        Self::report(self, now, report)
+    }
+    fn reload(&mut self) -> Result<bool> {
+        Self::reload(self)
+    }
+    fn registry(&self) -> &Registry {
+        Self::registry(self)
+    }
+}
+
+/// One pool of a store (`pool(key)` of [`FileStore`], `RedisStore` or `Store`); every call
+/// persists like the store's.
 #[derive(Debug)]
 pub struct StorePool<'a> {
-    store: &'a mut FileStore,
+    store: &'a mut dyn Backend,
     key: PoolKey,
+}
+
+impl<'a> StorePool<'a> {
+    pub(crate) fn new(store: &'a mut dyn Backend, key: PoolKey) -> Self {
+        Self { store, key }
+    }
 }
 
 impl StorePool<'_> {
@@ -402,13 +474,13 @@ impl StorePool<'_> {
     /// The entry's secrets (from the store as last merged).
     pub fn credential(&mut self, entry_id: &EntryId) -> Result<Credential> {
         self.store.reload()?;
-        self.store.registry.credential(&self.key, entry_id)
+        self.store.registry().credential(&self.key, entry_id)
     }
 
     /// Status of this pool for humans.
     pub fn status(&mut self, now: Millis) -> Result<credpool_core::status::PoolStatus> {
         self.store.reload()?;
-        let mut pools = self.store.registry.status(now, Some(&self.key))?;
+        let mut pools = self.store.registry().status(now, Some(&self.key))?;
         pools.pop().ok_or_else(|| {
             Error::new(
                 ErrorCode::UnknownPool,

@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""Stress and crash harness for the credpool FileStore (plain Python 3.11 stdlib).
+"""Stress and crash harness for the credpool stores (plain Python 3.11 stdlib).
 
-Many worker processes (Rust example, Node binding, Python binding) hammer one store file;
-each logs every operation the store acknowledged. The checker then proves from the final
-file and the logs that no acknowledged update was lost, no removed entry came back, and
-no OAuth refresh token was used twice. See tests/stress/README.md.
+Many worker processes (Rust example, Node binding, Python binding) hammer one store (a
+file, or with --redis a Redis namespace); each logs every operation the store
+acknowledged. The checker then proves from the final state and the logs that no
+acknowledged update was lost, no removed entry came back, and no OAuth refresh token was
+used twice. See tests/stress/README.md.
 
   run.py --rust-worker BIN [--node NODE] [--python PY] [--mix rust=3,node=3,python=2]
          [--ops 150] [--seed N] [--crash --rounds 15] [--negative-control nomerge|nolock]
+         [--redis redis://127.0.0.1:PORT | --redis-server BIN [--redis-outage MS]]
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -53,12 +56,17 @@ class Runner:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.dir = workdir
-        self.store = workdir / "pools.json"
+        self.file = workdir / "pools.json"
+        # The location the workers open: the file, or a fresh namespace of the Redis server.
+        self.store: str = str(self.file)
+        if args.redis:
+            sep = "&" if "?" in args.redis else "?"
+            self.store = f"{args.redis}{sep}namespace=stress-{args.seed}-{os.getpid()}"
         self.refresh_log = workdir / "refresh.log"
         self.refresh_log.touch()
 
     def command(self, kind: str, writer: str, ops: int, seed: int, log: Path) -> list[str]:
-        tail = [str(self.store), writer, str(ops), str(seed), str(log), str(self.refresh_log)]
+        tail = [self.store, writer, str(ops), str(seed), str(log), str(self.refresh_log)]
         if kind == "rust":
             return [self.args.rust_worker, "work", *tail]
         if kind == "node":
@@ -89,9 +97,52 @@ class Runner:
         )
 
     def setup(self) -> None:
-        done = self.rust("setup", str(self.store))
+        done = self.rust("setup", self.store)
         if done.returncode != 0:
             raise SystemExit(f"setup failed: {done.stderr.strip()}")
+
+
+class RedisServer:
+    """A redis-server this harness starts on a free loopback port (append-only file, fsync
+    always, so a SIGKILL and restart keep every write), to stop and restart mid-run."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.dir = workdir / "redis"
+        self.dir.mkdir()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as c:
+                    c.sendall(b"PING\r\n")
+                    if c.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                pass
+            time.sleep(0.02)
+        raise SystemExit("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
 
 # ---------------------------------------------------------------- logs
@@ -109,6 +160,8 @@ class WriterLog:
     resets: int = 0
     reopens: int = 0
     lock_timeouts: int = 0
+    queued: int = 0  # calls acknowledged while Redis was unreachable (marks queued)
+    unavailable: int = 0  # refresh/open/flush tries refused while Redis was unreachable
     slowest_ms: int = 0
     finished: bool = False
     ops: int = 0
@@ -153,6 +206,10 @@ def read_log(writer: str, path: Path) -> WriterLog:
                 log.ops += 1
             case ["lock_timeout"]:
                 log.lock_timeouts += 1
+            case ["queued"]:
+                log.queued += 1
+            case ["unavailable"]:
+                log.unavailable += 1
             case ["slowest", ms] if ms.isdigit():
                 log.slowest_ms = int(ms)
             case ["finished"]:
@@ -201,6 +258,8 @@ class Figures:
     replays: int = 0
     interrupted_refreshes: int = 0
     lock_timeouts: int = 0
+    queued: int = 0
+    unavailable: int = 0
     slowest_ms: int = 0
     violations: list[str] = field(default_factory=list)
 
@@ -210,14 +269,21 @@ class Figures:
 
 def load_store(runner: Runner, figures: Figures) -> dict | None:
     try:
-        doc = json.loads(runner.store.read_bytes())
+        if runner.args.redis:
+            # The state as a fresh process reads it from Redis (RedisStore::open).
+            exported = runner.rust("export", runner.store)
+            if exported.returncode != 0:
+                raise ValueError(exported.stderr.strip())
+            doc = json.loads(exported.stdout)
+        else:
+            doc = json.loads(runner.file.read_bytes())
     except (OSError, ValueError) as e:
         figures.fail(f"store file does not load: {e}")
         return None
     if doc.get("format") != "credpool" or doc.get("schema_version") != 1:
         figures.fail(f"store file is not credpool state v1: {str(doc)[:200]}")
         return None
-    check = runner.rust("check", str(runner.store))
+    check = runner.rust("check", runner.store)
     if check.returncode != 0:
         figures.fail(f"FileStore::open refuses the file: {check.stderr.strip()}")
     return doc
@@ -359,6 +425,8 @@ def check(
         figures.refreshes += len(log.refreshed)
         figures.adoptions += log.adopted
         figures.lock_timeouts += log.lock_timeouts
+        figures.queued += log.queued
+        figures.unavailable += log.unavailable
         figures.slowest_ms = max(figures.slowest_ms, log.slowest_ms)
 
 
@@ -397,6 +465,19 @@ def mixed(args: argparse.Namespace, workdir: Path) -> int:
     for kind, count in mix:
         for i in range(count):
             workers.append(runner.start(kind, f"{kind}-{i}", args.ops, rng.randrange(1 << 48)))
+    if args.redis_outage:
+        # Redis lost mid-run (SIGKILL), back after the outage: the workers go on deciding
+        # meanwhile, and their queued marks must all be merged in the end.
+        # Kill it once every worker is under way (has logged an acknowledged call), so
+        # the outage lands mid-run whatever the start-up time of each runtime.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not all(
+            w.log.exists() and w.log.stat().st_size > 0 for w in workers
+        ):
+            time.sleep(0.01)
+        args.server.kill()
+        time.sleep(args.redis_outage / 1000)
+        args.server.start()
     for w in workers:
         assert w.proc is not None
         try:
@@ -419,11 +500,13 @@ def mixed(args: argparse.Namespace, workdir: Path) -> int:
         for kind, _ in mix
     )
     print(
-        f"stress: processes={len(workers)} ({kinds}) operations={figures.operations} "
+        f"stress{backend(args)}: processes={len(workers)} ({kinds}) "
+        f"operations={figures.operations} "
         f"selections={figures.selections} refreshes={figures.refreshes} "
         f"adoptions={figures.adoptions} lost updates={figures.lost_updates} "
         f"resurrected={figures.resurrected} refresh replays={figures.replays} "
         f"lock timeouts (retried)={figures.lock_timeouts} "
+        f"{outage(args, figures)}"
         f"slowest store call={figures.slowest_ms}ms ({slowest}) "
         f"violations={len(figures.violations)} time={elapsed:.1f}s"
     )
@@ -497,7 +580,8 @@ def crash(args: argparse.Namespace, workdir: Path) -> int:
                     for v in figures.violations)
     kinds_text = ", ".join(f"{k} {c}" for k, c in parse_mix(args.crash_mix))
     print(
-        f"crash: rounds={args.rounds} workers={len(all_logs)} ({kinds_text}) kills={kills} "
+        f"crash{backend(args)}: rounds={args.rounds} workers={len(all_logs)} ({kinds_text}) "
+        f"kills={kills} "
         f"acknowledged operations={figures.operations} refreshes={figures.refreshes} "
         f"adoptions={figures.adoptions} "
         f"file {'always valid' if valid else 'INVALID'}, "
@@ -508,6 +592,21 @@ def crash(args: argparse.Namespace, workdir: Path) -> int:
         f"orphaned temp files: {temps}) time={elapsed:.1f}s"
     )
     return finish(args, figures)
+
+
+def backend(args: argparse.Namespace) -> str:
+    return " (redis)" if args.redis else ""
+
+
+def outage(args: argparse.Namespace, figures: Figures) -> str:
+    if not args.redis_outage:
+        return ""
+    if figures.queued == 0:
+        figures.fail("no call was acknowledged while Redis was down (the outage was not exercised)")
+    return (
+        f"redis down={args.redis_outage}ms calls decided while down (marks queued)="
+        f"{figures.queued} refresh/open tries refused while down={figures.unavailable} "
+    )
 
 
 def finish(args: argparse.Namespace, figures: Figures) -> int:
@@ -558,14 +657,40 @@ def main() -> int:
         action="store_true",
         help="open the stores without fsync (faster writes: more interleavings per second)",
     )
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="run over Redis (redis://host:port) in a fresh namespace instead of a file",
+    )
+    p.add_argument(
+        "--redis-server",
+        metavar="BIN",
+        help="start this redis-server on a free loopback port and run over it (like --redis)",
+    )
+    p.add_argument(
+        "--redis-outage",
+        metavar="MS",
+        type=int,
+        default=0,
+        help="mixed run: SIGKILL the --redis-server 150 ms in, restart it MS later",
+    )
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args()
     if args.seed is None:
         args.seed = random.randrange(1 << 32)
+    if args.redis_outage and not args.redis_server:
+        raise SystemExit("--redis-outage needs --redis-server (the harness restarts it)")
     workdir = Path(tempfile.mkdtemp(prefix="credpool-stress-"))
+    args.server = None
     try:
+        if args.redis_server:
+            args.server = RedisServer(args.redis_server, workdir)
+            args.server.start()
+            args.redis = args.server.url
         code = crash(args, workdir) if args.crash else mixed(args, workdir)
     finally:
+        if args.server is not None:
+            args.server.kill()
         if args.keep:
             print(f"work directory kept: {workdir}")
         else:

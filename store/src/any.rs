@@ -1,0 +1,214 @@
+//! [`Store`]: one type over both backends, opened by location (a path or a Redis URL).
+
+use std::path::Path;
+
+use credpool_core::{
+    AcquireRequest, Credential, Decision, EntryId, Input, LeaseId, Millis, Output, PoolKey,
+    RefreshOutcome, Registry, Report, Result,
+};
+use serde_json::Value;
+
+#[cfg(feature = "redis")]
+use crate::redis::RedisStore;
+use crate::store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool};
+
+/// A store of either backend, with the [`FileStore`] surface: what the bindings wrap.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one long-lived store per process"
+)]
+pub enum Store {
+    /// A JSON file shared by the processes of one machine.
+    File(FileStore),
+    /// Redis, shared by processes on many machines.
+    #[cfg(feature = "redis")]
+    Redis(RedisStore),
+}
+
+impl Store {
+    /// Opens the store at `location`: a `redis://` or `rediss://` URL opens a
+    /// [`RedisStore`] (built with the `redis` feature), anything else is a file path.
+    pub fn open(location: &str, options: StoreOptions) -> Result<Self> {
+        if is_redis_location(location) {
+            #[cfg(feature = "redis")]
+            return RedisStore::open(location, options).map(Self::Redis);
+            #[cfg(not(feature = "redis"))]
+            return Err(credpool_core::Error::new(
+                credpool_core::ErrorCode::InvalidInput,
+                "this build of credpool-store has no Redis support (feature `redis`)",
+            ));
+        }
+        FileStore::open(location, options).map(Self::File)
+    }
+
+    /// Opens the file store at [`default_path`](crate::default_path).
+    pub fn open_default(options: StoreOptions) -> Result<Self> {
+        FileStore::open_default(options).map(Self::File)
+    }
+
+    /// Where the store lives: the file path, or the Redis URL without credentials.
+    pub fn location(&self) -> String {
+        match self {
+            Self::File(s) => s.path().display().to_string(),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.location().to_owned(),
+        }
+    }
+
+    /// The store file (`None` for Redis).
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Self::File(s) => Some(s.path()),
+            #[cfg(feature = "redis")]
+            Self::Redis(_) => None,
+        }
+    }
+
+    /// The in-memory registry as of the last reload or transaction.
+    pub fn registry(&self) -> &Registry {
+        match self {
+            Self::File(s) => s.registry(),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.registry(),
+        }
+    }
+
+    /// Merges in what other processes wrote since the last look; whether anything new was
+    /// merged.
+    pub fn reload(&mut self) -> Result<bool> {
+        match self {
+            Self::File(s) => s.reload(),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.reload(),
+        }
+    }
+
+    /// Whether changes wait to reach the shared store (Redis was unreachable); a file
+    /// store never queues.
+    pub fn has_pending(&self) -> bool {
+        match self {
+            Self::File(_) => false,
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.has_pending(),
+        }
+    }
+
+    /// Writes queued changes now (a no-op for a file store, which never queues).
+    pub fn flush(&mut self) -> Result<()> {
+        match self {
+            Self::File(_) => Ok(()),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.flush(),
+        }
+    }
+
+    /// Applies one wire input, persisting it when it changed state.
+    pub fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
+        match self {
+            Self::File(s) => s.handle(now, input),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.handle(now, input),
+        }
+    }
+
+    /// Parses a JSON wire input and applies it.
+    pub fn handle_value(&mut self, now: Millis, input: Value) -> Result<Output> {
+        match self {
+            Self::File(s) => s.handle_value(now, input),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.handle_value(now, input),
+        }
+    }
+
+    /// A view of one pool.
+    pub fn pool(&mut self, key: PoolKey) -> StorePool<'_> {
+        match self {
+            Self::File(s) => s.pool(key),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.pool(key),
+        }
+    }
+
+    /// `acquire`, persisted.
+    pub fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
+        match self {
+            Self::File(s) => s.acquire(now, request),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.acquire(now, request),
+        }
+    }
+
+    /// `report`, persisted.
+    pub fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
+        match self {
+            Self::File(s) => s.report(now, report),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.report(now, report),
+        }
+    }
+
+    /// Step one of the single-flight refresh ([`FileStore::begin_refresh`],
+    /// [`RedisStore::begin_refresh`]).
+    pub fn begin_refresh(
+        &mut self,
+        now: Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+    ) -> Result<RefreshStart> {
+        match self {
+            Self::File(s) => s.begin_refresh(now, pool, entry_id, generation, lease_id),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.begin_refresh(now, pool, entry_id, generation, lease_id),
+        }
+    }
+
+    /// Right before using the refresh token: checks the ticket still holds the lock
+    /// ([`RedisStore::confirm_refresh`]; a file lock always does).
+    pub fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
+        match self {
+            Self::File(s) => s.confirm_refresh(now, ticket),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.confirm_refresh(now, ticket),
+        }
+    }
+
+    /// Step two: records how the refresh ended, writes it, releases the lock.
+    pub fn finish_refresh(
+        &mut self,
+        now: Millis,
+        ticket: RefreshTicket,
+        outcome: RefreshOutcome,
+    ) -> Result<Decision> {
+        match self {
+            Self::File(s) => s.finish_refresh(now, ticket, outcome),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.finish_refresh(now, ticket, outcome),
+        }
+    }
+
+    /// The whole single-flight refresh (begin, confirm, `refresh`, finish).
+    pub fn refresh(
+        &mut self,
+        clock: impl Fn() -> Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+        refresh: impl FnOnce(&Credential) -> RefreshOutcome,
+    ) -> Result<Decision> {
+        match self {
+            Self::File(s) => s.refresh(clock, pool, entry_id, generation, lease_id, refresh),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.refresh(clock, pool, entry_id, generation, lease_id, refresh),
+        }
+    }
+}
+
+/// Whether `location` is a Redis URL (`redis://`, `rediss://`) rather than a file path.
+pub fn is_redis_location(location: &str) -> bool {
+    let head = location.get(..9).unwrap_or(location).to_ascii_lowercase();
+    head.starts_with("redis://") || head.starts_with("rediss://")
+}
