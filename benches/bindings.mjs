@@ -40,10 +40,24 @@ const handlePair = measure(() => {
   const use = reg.handle({ type: 'acquire', pool: 'openrouter' }, ++now)
   reg.handle({ type: 'report', pool: 'openrouter', lease_id: use.lease_id, response: { status: 200 } }, now)
 })
+// Where the pair's time goes: the same calls with a smaller input or output.
+const acquireRelease = measure(() => {
+  const use = reg.acquire('openrouter', undefined, ++now)
+  reg.release('openrouter', use.lease_id, now)
+})
+const entryId = reg.acquire('openrouter', undefined, ++now).entry_id
+const credential = measure(() => reg.credential('openrouter', entryId, now))
+const rotatePair = measure(() => {
+  const use = reg.acquire('openrouter', { model: 'm', session: 's' }, ++now)
+  reg.report('openrouter', use.lease_id, { status: 200, headers: { 'x-request-id': 'r' } }, now)
+})
 const rows = [
   ['no-op call (version)', noop],
   ['acquire + report', pair],
   ['handle(acquire) + handle(report)', handlePair],
+  ['acquire + release', acquireRelease],
+  ['credential (reveal)', credential],
+  ['acquire(opts) + report(headers)', rotatePair],
 ]
 const log = asJson ? console.error : console.log
 log(`credpool ${impl} binding, ${iterations} iterations x 7 rounds, median ns/op`)

@@ -61,11 +61,29 @@ def handle_pair(_: int) -> None:
     )
 
 
+def acquire_release(_: int) -> None:
+    clock[0] += 1
+    use = reg.acquire("openrouter", now=clock[0])
+    reg.release("openrouter", use["lease_id"], now=clock[0])
+
+
+def opts_pair(_: int) -> None:
+    clock[0] += 1
+    use = reg.acquire("openrouter", model="m", session="s", now=clock[0])
+    reg.report("openrouter", use["lease_id"], status=200, headers={"x-request-id": "r"}, now=clock[0])
+
+
+entry_id = reg.acquire("openrouter", now=clock[0])["entry_id"]
 noop = measure(lambda _: credpool.version())
+# The last three rows show where the pair's time goes: the same calls with a smaller input
+# or output.
 rows = [
     ("no-op call (version)", noop),
     ("acquire + report", measure(pair)),
     ("handle(acquire) + handle(report)", measure(handle_pair)),
+    ("acquire + release", measure(acquire_release)),
+    ("credential (reveal)", measure(lambda _: reg.credential("openrouter", entry_id, now=clock[0]))),
+    ("acquire(opts) + report(headers)", measure(opts_pair)),
 ]
 out = sys.stderr if as_json else sys.stdout
 print(f"credpool python binding, {iterations} iterations x 7 rounds, median ns/op", file=out)

@@ -1,4 +1,7 @@
-//! Large JSON values cross the FFI boundary as text.
+//! Values crossing the FFI boundary: large JSON values as text ([`Json`]), and the hot
+//! path's inputs and outputs as typed values ([`Out`], [`read_opts`], [`read_response`]).
+//!
+//! ## Large JSON values
 //!
 //! napi-rs converts at most 1,000,000 values per `serde_json::Value` conversion: the state
 //! or status of a registry with more than ~60k entries would fail with napi's own
@@ -9,11 +12,17 @@
 // napi's conversion traits are `unsafe fn`s over raw handles.
 #![allow(unsafe_code)]
 
-use credpool_core::ErrorCode;
+use std::ffi::CStr;
+use std::ptr;
+
+use credpool_core::wire::CredentialOut;
+use credpool_core::{
+    Body, Decision, ErrorCode, Headers, HintUsed, Output, OutputBody, Reason, Reply, Response,
+};
 use napi::bindgen_prelude::{
     FromNapiValue, Function, JsObjectValue, ToNapiValue, TypeName, Unknown, ValidateNapiValue,
 };
-use napi::{Env, JSON, JsValue, ValueType, sys};
+use napi::{Env, JSON, JsValue, Status, ValueType, check_status, sys};
 use serde_json::Value;
 
 use crate::error::{Code, error};
@@ -87,3 +96,409 @@ impl TypeName for Json {
 }
 
 impl ValidateNapiValue for Json {}
+
+/// A hot-path method's result.
+pub enum Out {
+    /// A core [`Output`] built straight into a JS object: the same keys, in the same order,
+    /// with the same absent-vs-`null` rules as its serde form, but no `serde_json::Value` in
+    /// between. Replies other than `released` and `credential` go through serde.
+    Core(Output),
+    /// An output the generic JSON path produced.
+    Json(Value),
+}
+
+impl TypeName for Out {
+    fn type_name() -> &'static str {
+        "Out"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::Object
+    }
+}
+
+impl ToNapiValue for Out {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> napi::Result<sys::napi_value> {
+        let Output { body, changed } = match value {
+            Self::Core(output) => output,
+            // SAFETY: `env` is the live env of this call.
+            Self::Json(value) => return unsafe { Value::to_napi_value(env, value) },
+        };
+        let mut out = Writer::new(env)?;
+        match body {
+            OutputBody::Decision(decision) => out.decision(&decision)?,
+            OutputBody::Reply(Reply::Released { lease_id }) => {
+                out.str(c"type", "released")?;
+                out.u64(c"lease_id", lease_id.0)?;
+            }
+            OutputBody::Reply(Reply::Credential(credential)) => out.credential(&credential)?,
+            OutputBody::Reply(reply) => {
+                let value = serde_json::to_value(Output {
+                    body: OutputBody::Reply(reply),
+                    changed,
+                })
+                .map_err(|e| {
+                    napi::Error::from_reason(format!("cannot serialise the output: {e}"))
+                })?;
+                // SAFETY: `env` is the live env of this call.
+                return unsafe { Value::to_napi_value(env, value) };
+            }
+        }
+        out.bool(c"changed", changed)?;
+        Ok(out.object)
+    }
+}
+
+/// Sets properties on a fresh JS object (keys are internalised by `napi_set_named_property`).
+struct Writer {
+    env: sys::napi_env,
+    object: sys::napi_value,
+}
+
+impl Writer {
+    fn new(env: sys::napi_env) -> napi::Result<Self> {
+        let mut object = ptr::null_mut();
+        // SAFETY: `env` is the live env of this call.
+        check_status!(unsafe { sys::napi_create_object(env, &raw mut object) })?;
+        Ok(Self { env, object })
+    }
+
+    fn set(&mut self, key: &CStr, value: sys::napi_value) -> napi::Result<()> {
+        // SAFETY: `object` and `value` were created in this env during this call.
+        check_status!(unsafe {
+            sys::napi_set_named_property(self.env, self.object, key.as_ptr(), value)
+        })
+    }
+
+    fn str(&mut self, key: &CStr, text: &str) -> napi::Result<()> {
+        let mut value = ptr::null_mut();
+        // SAFETY: `text` outlives the call; napi copies it.
+        check_status!(unsafe {
+            sys::napi_create_string_utf8(
+                self.env,
+                text.as_ptr().cast(),
+                text.len() as isize,
+                &raw mut value,
+            )
+        })?;
+        self.set(key, value)
+    }
+
+    /// A `u64` as the serde path makes it: a number up to `i64::MAX` (all real values are
+    /// within 2^53), else its decimal text.
+    fn u64(&mut self, key: &CStr, n: u64) -> napi::Result<()> {
+        let Ok(n) = i64::try_from(n) else {
+            return self.str(key, &n.to_string());
+        };
+        let mut value = ptr::null_mut();
+        // SAFETY: plain value creation in the live env.
+        check_status!(unsafe { sys::napi_create_int64(self.env, n, &raw mut value) })?;
+        self.set(key, value)
+    }
+
+    fn bool(&mut self, key: &CStr, b: bool) -> napi::Result<()> {
+        let mut value = ptr::null_mut();
+        // SAFETY: plain value creation in the live env.
+        check_status!(unsafe { sys::napi_get_boolean(self.env, b, &raw mut value) })?;
+        self.set(key, value)
+    }
+
+    fn null(&mut self, key: &CStr) -> napi::Result<()> {
+        let mut value = ptr::null_mut();
+        // SAFETY: plain value creation in the live env.
+        check_status!(unsafe { sys::napi_get_null(self.env, &raw mut value) })?;
+        self.set(key, value)
+    }
+
+    /// A unit enum (reason, hint source) by its serde name (a string value).
+    fn name(&mut self, key: &CStr, value: serde_json::Result<Value>) -> napi::Result<()> {
+        match value {
+            Ok(Value::String(name)) => self.str(key, &name),
+            _ => Err(napi::Error::from_reason("cannot name an enum value")),
+        }
+    }
+
+    fn reason(&mut self, reason: Reason) -> napi::Result<()> {
+        self.name(c"reason", serde_json::to_value(reason))
+    }
+
+    fn hint(&mut self, hint: Option<&HintUsed>) -> napi::Result<()> {
+        let Some(hint) = hint else { return Ok(()) };
+        let mut inner = Self::new(self.env)?;
+        inner.name(c"source", serde_json::to_value(hint.source))?;
+        inner.u64(c"at", hint.at.0)?;
+        inner.bool(c"clamped", hint.clamped)?;
+        self.set(c"hint", inner.object)
+    }
+
+    /// The fields of a [`Decision`] in its serde order (`type` first; optional fields
+    /// absent when `None`, except `primary_back_at`, which is `null`).
+    fn decision(&mut self, decision: &Decision) -> napi::Result<()> {
+        match decision {
+            Decision::Use {
+                entry_id,
+                lease_id,
+                reason,
+                hint,
+            } => {
+                self.str(c"type", "use")?;
+                self.str(c"entry_id", entry_id.as_str())?;
+                self.u64(c"lease_id", lease_id.0)?;
+                if let Some(reason) = reason {
+                    self.reason(*reason)?;
+                }
+                self.hint(hint.as_ref())?;
+            }
+            Decision::RetrySame {
+                entry_id,
+                lease_id,
+                delay_ms,
+                reason,
+                hint,
+            } => {
+                self.str(c"type", "retry_same")?;
+                self.str(c"entry_id", entry_id.as_str())?;
+                self.u64(c"lease_id", lease_id.0)?;
+                self.u64(c"delay_ms", *delay_ms)?;
+                self.reason(*reason)?;
+                self.hint(hint.as_ref())?;
+            }
+            Decision::Refresh {
+                entry_id,
+                lease_id,
+                generation,
+                reason,
+            } => {
+                self.str(c"type", "refresh")?;
+                self.str(c"entry_id", entry_id.as_str())?;
+                self.u64(c"lease_id", lease_id.0)?;
+                self.u64(c"generation", *generation)?;
+                self.reason(*reason)?;
+            }
+            Decision::Fallback {
+                pool,
+                model,
+                reason,
+                primary_back_at,
+            } => {
+                self.str(c"type", "fallback")?;
+                self.str(c"pool", pool.as_str())?;
+                if let Some(model) = model {
+                    self.str(c"model", model)?;
+                }
+                self.reason(*reason)?;
+                match primary_back_at {
+                    Some(at) => self.u64(c"primary_back_at", at.0)?,
+                    None => self.null(c"primary_back_at")?,
+                }
+            }
+            Decision::Wait {
+                until,
+                reason,
+                hint,
+            } => {
+                self.str(c"type", "wait")?;
+                self.u64(c"until", until.0)?;
+                self.reason(*reason)?;
+                self.hint(hint.as_ref())?;
+            }
+            Decision::Fail { reason, status } => {
+                self.str(c"type", "fail")?;
+                self.reason(*reason)?;
+                if let Some(status) = status {
+                    self.u64(c"status", u64::from(*status))?;
+                }
+            }
+            Decision::Done => self.str(c"type", "done")?,
+        }
+        Ok(())
+    }
+
+    /// `reveal`'s answer: `access_token` is `null` when absent, the other optional fields
+    /// are left out.
+    fn credential(&mut self, credential: &CredentialOut) -> napi::Result<()> {
+        self.str(c"type", "credential")?;
+        self.str(c"entry_id", credential.entry_id.as_str())?;
+        match &credential.access_token {
+            Some(token) => self.str(c"access_token", token.expose())?,
+            None => self.null(c"access_token")?,
+        }
+        if let Some(token) = &credential.refresh_token {
+            self.str(c"refresh_token", token.expose())?;
+        }
+        if let Some(at) = credential.expires_at {
+            self.u64(c"expires_at", at.0)?;
+        }
+        if let Some(url) = &credential.base_url {
+            self.str(c"base_url", url)?;
+        }
+        self.u64(c"generation", credential.generation)
+    }
+}
+
+/// A JS argument read field by field. `Ok(None)` means "not the common shape": the caller
+/// then takes the generic JSON path, which gives exactly the error (or result) it always did.
+type Typed<T> = napi::Result<Option<T>>;
+
+/// The own enumerable string keys of a plain (non-array) object and their defined values, as
+/// the serde conversion sees them; `None` when `value` is not such an object.
+fn fields(value: Unknown<'_>) -> Typed<Vec<(String, Unknown<'_>)>> {
+    if value.get_type()? != ValueType::Object || value.is_array()? {
+        return Ok(None);
+    }
+    let (env, raw) = (value.value().env, value.raw());
+    let mut names = ptr::null_mut();
+    // SAFETY: `raw` is a live object of this call.
+    check_status!(unsafe { sys::napi_get_property_names(env, raw, &raw mut names) })?;
+    let mut len = 0u32;
+    // SAFETY: `names` is the array napi just returned.
+    check_status!(unsafe { sys::napi_get_array_length(env, names, &raw mut len) })?;
+    let mut out = Vec::with_capacity(len as usize);
+    for i in 0..len {
+        let (mut name, mut field) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: index within the array's length; `name` is then a property key of `raw`.
+        unsafe {
+            check_status!(sys::napi_get_element(env, names, i, &raw mut name))?;
+            check_status!(sys::napi_get_property(env, raw, name, &raw mut field))?;
+        }
+        // SAFETY: handles of this call.
+        let (name, field) = unsafe {
+            let name = Unknown::from_raw_unchecked(env, name);
+            (name, Unknown::from_raw_unchecked(env, field))
+        };
+        if name.get_type()? != ValueType::String {
+            return Ok(None);
+        }
+        if field.get_type()? == ValueType::Undefined {
+            continue;
+        }
+        // SAFETY: checked to be a string just above.
+        out.push((unsafe { String::from_napi_value(env, name.raw())? }, field));
+    }
+    Ok(Some(out))
+}
+
+/// A string field (`null` is absent, as serde reads `Option<String>`).
+fn opt_string(value: Unknown<'_>) -> Typed<Option<String>> {
+    match value.get_type()? {
+        ValueType::Null => Ok(Some(None)),
+        // SAFETY: checked to be a string.
+        ValueType::String => Ok(Some(Some(unsafe { value.cast::<String>()? }))),
+        _ => Ok(None),
+    }
+}
+
+/// `acquire`'s `{ model?, session? }`, or `None` for the generic path.
+pub(crate) fn read_opts(opts: Unknown<'_>) -> Typed<(Option<String>, Option<String>)> {
+    let Some(fields) = fields(opts)? else {
+        return Ok(None);
+    };
+    let (mut model, mut session) = (None, None);
+    for (name, value) in fields {
+        let slot = match name.as_str() {
+            "model" => &mut model,
+            "session" => &mut session,
+            _ => return Ok(None),
+        };
+        let Some(text) = opt_string(value)? else {
+            return Ok(None);
+        };
+        *slot = text;
+    }
+    Ok(Some((model, session)))
+}
+
+/// `report`'s `ResponseInfo` as core's [`Response`], or `None` for the generic path.
+/// Headers and non-text bodies are converted as the generic path converts them (napi's serde
+/// conversion, integral numbers made integers), then read by core's own `Deserialize`.
+pub(crate) fn read_response(response: Unknown<'_>) -> Typed<Response> {
+    let Some(fields) = fields(response)? else {
+        return Ok(None);
+    };
+    let mut out = Response::default();
+    for (name, value) in fields {
+        let ok = match name.as_str() {
+            "status" => match value.get_type()? {
+                ValueType::Null => true,
+                ValueType::Number => {
+                    // SAFETY: checked to be a number.
+                    let n = unsafe { value.cast::<f64>()? };
+                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                    let status =
+                        (n.fract() == 0.0 && (0.0..=65_535.0).contains(&n)).then_some(n as u16);
+                    out.status = status;
+                    status.is_some()
+                }
+                _ => false,
+            },
+            "model" | "network_error" => match opt_string(value)? {
+                Some(text) if name == "model" => {
+                    out.model = text;
+                    true
+                }
+                Some(text) => {
+                    out.network_error = text;
+                    true
+                }
+                None => false,
+            },
+            "headers" => match to_value(value)
+                .ok()
+                .and_then(|v| serde_json::from_value::<Headers>(crate::integral(v)).ok())
+            {
+                Some(headers) => {
+                    out.headers = headers;
+                    true
+                }
+                None => false,
+            },
+            "body" => match value.get_type()? {
+                ValueType::Null => true,
+                ValueType::String => {
+                    // SAFETY: checked to be a string.
+                    out.body = Some(Body::Text(unsafe { value.cast::<String>()? }));
+                    true
+                }
+                _ => match to_value(value)
+                    .ok()
+                    .and_then(|v| serde_json::from_value::<Body>(crate::integral(v)).ok())
+                {
+                    Some(body) => {
+                        out.body = Some(body);
+                        true
+                    }
+                    None => false,
+                },
+            },
+            _ => false,
+        };
+        if !ok {
+            return Ok(None);
+        }
+    }
+    Ok(Some(out))
+}
+
+/// napi's serde conversion of a JS value (what a `serde_json::Value` argument receives).
+pub(crate) fn to_value(value: Unknown<'_>) -> napi::Result<Value> {
+    // SAFETY: `value` is a live handle of this call.
+    unsafe { Value::from_napi_value(value.value().env, value.raw()) }
+}
+
+/// A napi conversion error as the coded error napi itself throws for an argument that does
+/// not convert (`code` is the napi status name).
+pub(crate) fn conversion_error(e: napi::Error) -> napi::Error<Code> {
+    let code = match e.status {
+        Status::InvalidArg => "InvalidArg",
+        Status::ObjectExpected => "ObjectExpected",
+        Status::StringExpected => "StringExpected",
+        Status::NumberExpected => "NumberExpected",
+        Status::BooleanExpected => "BooleanExpected",
+        Status::ArrayExpected => "ArrayExpected",
+        Status::FunctionExpected => "FunctionExpected",
+        Status::BigintExpected => "BigintExpected",
+        Status::PendingException => "PendingException",
+        _ => "GenericFailure",
+    };
+    napi::Error::new(Code(code), e.reason)
+}

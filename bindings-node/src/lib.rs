@@ -1,15 +1,20 @@
 //! Node.js binding of `credpool-core` (napi-rs): convert in, call core, convert out.
 //!
-//! Everything goes through core's data-shaped entry point
-//! [`credpool_core::Registry::handle_value`]; the camelCase methods only build the
-//! snake_case wire input. Errors are real JS `Error`s with a stable `code` property.
+//! The hot path (`acquire`, `report`, `release`, `credential`) reads its arguments into
+//! core's typed [`credpool_core::Input`] and builds the output object directly
+//! ([`json::Out`]); an argument of any other shape (and every other method) goes through
+//! core's data-shaped entry point [`credpool_core::Registry::handle_value`] as JSON, so
+//! results and errors are the same either way. Errors are real JS `Error`s with a stable `code` property.
 //! The binding reads the wall clock (default `now`) and OS randomness (default writer and
 //! seed); core never does.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use credpool_core::{ErrorCode, Millis, Options};
+use credpool_core::{
+    AcquireRequest, EntryId, ErrorCode, Input, LeaseId, Millis, Options, PoolKey, Report,
+};
+use napi::bindgen_prelude::Unknown;
 use napi_derive::napi;
 use serde_json::{Map, Value, json};
 
@@ -92,12 +97,28 @@ impl Registry {
     pub fn acquire(
         &mut self,
         pool: String,
-        #[napi(ts_arg_type = "{ model?: string; session?: string }")] opts: Option<Value>,
+        #[napi(ts_arg_type = "{ model?: string; session?: string }")] opts: Option<Unknown<'_>>,
         now: Option<f64>,
-    ) -> Result<Value, Code> {
+    ) -> Result<json::Out, Code> {
+        let typed = match opts {
+            None => Some((None, None)),
+            Some(opts) => json::read_opts(opts).map_err(json::conversion_error)?,
+        };
+        if let (Some((model, session)), Ok(pool)) = (typed, PoolKey::parse(&pool)) {
+            let request = AcquireRequest {
+                pool,
+                model,
+                session,
+            };
+            return self.typed(Input::Acquire(request), now);
+        }
+        let opts = opts
+            .map(json::to_value)
+            .transpose()
+            .map_err(json::conversion_error)?;
         let mut input = object(opts, "opts")?;
         input.insert("pool".into(), Value::String(pool));
-        self.call("acquire", input, now)
+        self.call("acquire", input, now).map(json::Out::Json)
     }
 
     /// `report`: a request's outcome against its lease.
@@ -106,12 +127,26 @@ impl Registry {
         &mut self,
         pool: String,
         lease_id: f64,
-        #[napi(ts_arg_type = "ResponseInfo")] response: Value,
+        #[napi(ts_arg_type = "ResponseInfo")] response: Unknown<'_>,
         now: Option<f64>,
-    ) -> Result<Value, Code> {
+    ) -> Result<json::Out, Code> {
+        let typed = json::read_response(response).map_err(json::conversion_error)?;
+        if let (Some(response), Ok(pool), Some(lease_id)) =
+            (typed, PoolKey::parse(&pool), to_u64(lease_id))
+        {
+            let report = Report {
+                pool,
+                lease_id: Some(LeaseId(lease_id)),
+                entry_id: None,
+                response,
+            };
+            return self.typed(Input::Report(report), now);
+        }
+        let response = json::to_value(response).map_err(json::conversion_error)?;
         let input =
             json!({ "pool": pool, "lease_id": integer_value(lease_id), "response": response });
         self.call("report", into_map(input), now)
+            .map(json::Out::Json)
     }
 
     /// `release`: close a lease with no outcome (nothing is marked).
@@ -121,9 +156,14 @@ impl Registry {
         pool: String,
         lease_id: f64,
         now: Option<f64>,
-    ) -> Result<Value, Code> {
+    ) -> Result<json::Out, Code> {
+        if let (Ok(pool), Some(lease_id)) = (PoolKey::parse(&pool), to_u64(lease_id)) {
+            let lease_id = LeaseId(lease_id);
+            return self.typed(Input::Release { pool, lease_id }, now);
+        }
         let input = json!({ "pool": pool, "lease_id": integer_value(lease_id) });
         self.call("release", into_map(input), now)
+            .map(json::Out::Json)
     }
 
     /// `reveal`: an entry's secrets, to send the request with (the only output carrying them).
@@ -133,9 +173,13 @@ impl Registry {
         pool: String,
         entry_id: String,
         now: Option<f64>,
-    ) -> Result<Value, Code> {
+    ) -> Result<json::Out, Code> {
+        if let (Ok(pool), Ok(entry_id)) = (PoolKey::parse(&pool), EntryId::parse(&entry_id)) {
+            return self.typed(Input::Reveal { pool, entry_id }, now);
+        }
         let input = json!({ "pool": pool, "entry_id": entry_id });
         self.call("reveal", into_map(input), now)
+            .map(json::Out::Json)
     }
 
     /// `begin_turn`: restore pools from their fallback (one pool, or all).
@@ -316,6 +360,14 @@ impl Registry {
     ) -> Result<Value, Code> {
         input.insert("type".into(), Value::String(kind.to_owned()));
         self.apply(Value::Object(input), now)
+    }
+
+    /// The hot path: an input built from typed arguments goes to core's typed
+    /// [`credpool_core::Registry::handle`] (no JSON either way), under the same clock check
+    /// and panic guard as [`Registry::apply`].
+    fn typed(&mut self, input: Input, now: Option<f64>) -> Result<json::Out, Code> {
+        let now = clock(now)?;
+        guard(|| self.inner.handle(now, input)).map(json::Out::Core)
     }
 }
 

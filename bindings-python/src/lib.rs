@@ -5,9 +5,12 @@
 //! defined in `python/credpool/__init__.py`, each carrying a stable `.code`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Mutex;
+use std::sync::{Mutex, TryLockError};
 
-use credpool_core::{ErrorCode, Millis, Options, Registry as CoreRegistry};
+use credpool_core::{
+    AcquireRequest, Body, EntryId, ErrorCode, Headers, Input, LeaseId, Millis, Options, PoolKey,
+    Registry as CoreRegistry, Report, Response,
+};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
@@ -65,6 +68,174 @@ mod errors {
 
     pub(crate) fn internal(py: Python<'_>, message: &str) -> PyErr {
         make(py, ErrorCode::Internal.as_str(), message)
+    }
+}
+
+/// Core outputs of the hot path as Python objects, built directly: the same keys in the same
+/// order as core's serde form (what `json.loads` gave before), optional fields absent or
+/// `None` exactly as there.
+mod out {
+    use credpool_core::wire::CredentialOut;
+    use credpool_core::{Decision, HintUsed, Output, OutputBody, Reason, Reply};
+    use pyo3::intern;
+
+    use super::*;
+
+    /// `output` as a `dict`; replies off the hot path go through JSON as before.
+    pub(crate) fn output(py: Python<'_>, output: Output) -> PyResult<PyObject> {
+        let Output { body, changed } = output;
+        let dict = PyDict::new(py);
+        match body {
+            OutputBody::Decision(decision) => self::decision(py, &dict, &decision)?,
+            OutputBody::Reply(Reply::Released { lease_id }) => {
+                dict.set_item(intern!(py, "type"), intern!(py, "released"))?;
+                dict.set_item(intern!(py, "lease_id"), lease_id.0)?;
+            }
+            OutputBody::Reply(Reply::Credential(credential)) => {
+                self::credential(py, &dict, &credential)?;
+            }
+            OutputBody::Reply(reply) => {
+                let output = Output {
+                    body: OutputBody::Reply(reply),
+                    changed,
+                };
+                let value = serde_json::to_value(&output)
+                    .map_err(|e| errors::internal(py, &e.to_string()))?;
+                return Ok(to_py(py, &value)?.unbind());
+            }
+        }
+        dict.set_item(intern!(py, "changed"), changed)?;
+        Ok(dict.into_any().unbind())
+    }
+
+    /// A unit enum (reason, hint source) by its serde name.
+    fn name(py: Python<'_>, value: serde_json::Result<Value>) -> PyResult<String> {
+        match value {
+            Ok(Value::String(name)) => Ok(name),
+            _ => Err(errors::internal(py, "cannot name an enum value")),
+        }
+    }
+
+    fn reason(py: Python<'_>, dict: &Bound<'_, PyDict>, reason: Reason) -> PyResult<()> {
+        let name = name(py, serde_json::to_value(reason))?;
+        dict.set_item(intern!(py, "reason"), name)
+    }
+
+    fn hint(py: Python<'_>, dict: &Bound<'_, PyDict>, hint: Option<&HintUsed>) -> PyResult<()> {
+        let Some(hint) = hint else { return Ok(()) };
+        let inner = PyDict::new(py);
+        let source = name(py, serde_json::to_value(hint.source))?;
+        inner.set_item(intern!(py, "source"), source)?;
+        inner.set_item(intern!(py, "at"), hint.at.0)?;
+        inner.set_item(intern!(py, "clamped"), hint.clamped)?;
+        dict.set_item(intern!(py, "hint"), inner)
+    }
+
+    /// A [`Decision`] in its serde order (`type` first; optional fields absent when `None`,
+    /// except `primary_back_at`, which is `None`).
+    fn decision(py: Python<'_>, dict: &Bound<'_, PyDict>, decision: &Decision) -> PyResult<()> {
+        let kind = intern!(py, "type");
+        match decision {
+            Decision::Use {
+                entry_id,
+                lease_id,
+                reason,
+                hint,
+            } => {
+                dict.set_item(kind, intern!(py, "use"))?;
+                dict.set_item(intern!(py, "entry_id"), entry_id.as_str())?;
+                dict.set_item(intern!(py, "lease_id"), lease_id.0)?;
+                if let Some(r) = reason {
+                    self::reason(py, dict, *r)?;
+                }
+                self::hint(py, dict, hint.as_ref())?;
+            }
+            Decision::RetrySame {
+                entry_id,
+                lease_id,
+                delay_ms,
+                reason,
+                hint,
+            } => {
+                dict.set_item(kind, intern!(py, "retry_same"))?;
+                dict.set_item(intern!(py, "entry_id"), entry_id.as_str())?;
+                dict.set_item(intern!(py, "lease_id"), lease_id.0)?;
+                dict.set_item(intern!(py, "delay_ms"), *delay_ms)?;
+                self::reason(py, dict, *reason)?;
+                self::hint(py, dict, hint.as_ref())?;
+            }
+            Decision::Refresh {
+                entry_id,
+                lease_id,
+                generation,
+                reason,
+            } => {
+                dict.set_item(kind, intern!(py, "refresh"))?;
+                dict.set_item(intern!(py, "entry_id"), entry_id.as_str())?;
+                dict.set_item(intern!(py, "lease_id"), lease_id.0)?;
+                dict.set_item(intern!(py, "generation"), *generation)?;
+                self::reason(py, dict, *reason)?;
+            }
+            Decision::Fallback {
+                pool,
+                model,
+                reason,
+                primary_back_at,
+            } => {
+                dict.set_item(kind, intern!(py, "fallback"))?;
+                dict.set_item(intern!(py, "pool"), pool.as_str())?;
+                if let Some(model) = model {
+                    dict.set_item(intern!(py, "model"), model)?;
+                }
+                self::reason(py, dict, *reason)?;
+                dict.set_item(
+                    intern!(py, "primary_back_at"),
+                    primary_back_at.map(|at| at.0),
+                )?;
+            }
+            Decision::Wait {
+                until,
+                reason,
+                hint,
+            } => {
+                dict.set_item(kind, intern!(py, "wait"))?;
+                dict.set_item(intern!(py, "until"), until.0)?;
+                self::reason(py, dict, *reason)?;
+                self::hint(py, dict, hint.as_ref())?;
+            }
+            Decision::Fail { reason, status } => {
+                dict.set_item(kind, intern!(py, "fail"))?;
+                self::reason(py, dict, *reason)?;
+                if let Some(status) = status {
+                    dict.set_item(intern!(py, "status"), *status)?;
+                }
+            }
+            Decision::Done => dict.set_item(kind, intern!(py, "done"))?,
+        }
+        Ok(())
+    }
+
+    /// `reveal`'s answer: `access_token` is `None` when absent, the other optional fields
+    /// are left out.
+    fn credential(
+        py: Python<'_>,
+        dict: &Bound<'_, PyDict>,
+        credential: &CredentialOut,
+    ) -> PyResult<()> {
+        dict.set_item(intern!(py, "type"), intern!(py, "credential"))?;
+        dict.set_item(intern!(py, "entry_id"), credential.entry_id.as_str())?;
+        let token = credential.access_token.as_ref().map(|t| t.expose());
+        dict.set_item(intern!(py, "access_token"), token)?;
+        if let Some(token) = &credential.refresh_token {
+            dict.set_item(intern!(py, "refresh_token"), token.expose())?;
+        }
+        if let Some(at) = credential.expires_at {
+            dict.set_item(intern!(py, "expires_at"), at.0)?;
+        }
+        if let Some(url) = &credential.base_url {
+            dict.set_item(intern!(py, "base_url"), url)?;
+        }
+        dict.set_item(intern!(py, "generation"), credential.generation)
     }
 }
 
@@ -137,6 +308,13 @@ fn clock(py: Python<'_>, now: Option<&Bound<'_, PyAny>>) -> PyResult<Millis> {
             {
                 return Err(bad(&v.get_type().name()?.to_string()));
             }
+            // The common case first: a small non-negative int (`u64` extraction is one C
+            // call; `i128` goes through Python-level shifts under abi3).
+            if let Ok(n) = v.extract::<u64>()
+                && n <= MAX_CLOCK
+            {
+                return Ok(Millis(n));
+            }
             match v.extract::<i128>() {
                 Ok(n) if (0..=i128::from(MAX_CLOCK)).contains(&n) => n as u64,
                 Ok(n) => return Err(bad(&n.to_string())),
@@ -189,6 +367,36 @@ impl Registry {
         })
     }
 
+    /// The hot path: a typed input to core's [`CoreRegistry::handle`], the output built as a
+    /// `dict` directly. The lock is taken with the GIL held when it is free (core only runs
+    /// Rust, so no thread then waits for the GIL while holding the lock), else with the GIL
+    /// released as in [`Registry::call`].
+    fn typed(
+        &self,
+        py: Python<'_>,
+        now: Option<&Bound<'_, PyAny>>,
+        input: Input,
+    ) -> PyResult<PyObject> {
+        let now = clock(py, now)?;
+        guarded(py, || {
+            let result = match self.inner.try_lock() {
+                Ok(mut registry) => Ok(registry.handle(now, input)),
+                Err(TryLockError::WouldBlock) => py.allow_threads(|| {
+                    self.inner
+                        .lock()
+                        .map(|mut registry| registry.handle(now, input))
+                        .map_err(|_| ())
+                }),
+                Err(TryLockError::Poisoned(_)) => Err(()),
+            };
+            let result = result.map_err(|_| errors::internal(py, "registry lock poisoned"))?;
+            match result {
+                Ok(output) => out::output(py, output),
+                Err(e) => Err(errors::from_core(py, &e)),
+            }
+        })
+    }
+
     fn call_fields(
         &self,
         py: Python<'_>,
@@ -210,6 +418,22 @@ fn input_of(kind: &str, fields: Vec<(&str, Value)>) -> Value {
         }
     }
     Value::Object(map)
+}
+
+/// The items of an exact `dict` whose keys and values are all `str`, in order (what
+/// `json.dumps` then core's header reader would make of it); `None` for any other object.
+fn str_pairs(obj: &Bound<'_, PyAny>) -> Option<Vec<(String, String)>> {
+    let dict = obj.downcast_exact::<PyDict>().ok()?;
+    let mut pairs = Vec::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        if !key.is_exact_instance_of::<pyo3::types::PyString>()
+            || !value.is_exact_instance_of::<pyo3::types::PyString>()
+        {
+            return None;
+        }
+        pairs.push((key.extract().ok()?, value.extract().ok()?));
+    }
+    Some(pairs)
 }
 
 /// The writer and seed a registry starts with: the caller's, else random ones (a 12-hex
@@ -299,7 +523,172 @@ impl Registry {
     }
 }
 
-methods::wire_methods!(Registry);
+methods::wire_methods!(Registry, typed_hot_path);
+
+/// The hot path, typed: arguments become core's [`Input`] and the output a `dict` built
+/// directly (no JSON either way). An argument core's JSON reader would refuse (a bad pool
+/// key or entry id, headers or a body of the wrong shape) takes the generic JSON path, which
+/// raises exactly what it always did.
+#[pymethods]
+impl Registry {
+    /// `acquire`: picks an entry for a request; returns the decision.
+    #[pyo3(signature = (pool, model=None, session=None, now=None))]
+    fn acquire(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        model: Option<String>,
+        session: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        if let Ok(key) = PoolKey::parse(&pool) {
+            let request = AcquireRequest {
+                pool: key,
+                model,
+                session,
+            };
+            return self.typed(py, now, Input::Acquire(request));
+        }
+        self.call_fields(
+            py,
+            now,
+            "acquire",
+            vec![
+                ("pool", json!(pool)),
+                ("model", json!(model)),
+                ("session", json!(session)),
+            ],
+        )
+    }
+
+    /// `report`: a request's outcome against its lease; returns the next decision.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (pool, lease_id, status=None, headers=None, body=None, model=None, network_error=None, now=None))]
+    fn report(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        lease_id: u64,
+        status: Option<u16>,
+        headers: Option<&Bound<'_, PyAny>>,
+        body: Option<&Bound<'_, PyAny>>,
+        model: Option<String>,
+        network_error: Option<String>,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        // A `dict` of `str` to `str` (the common shape) is read as it is; anything else goes
+        // through JSON as before (in the same order: headers, then body).
+        let str_headers = headers.and_then(str_pairs);
+        let headers_json = match str_headers {
+            Some(_) => Value::Null,
+            None => opt(py, headers)?,
+        };
+        let body = opt(py, body)?;
+        let typed_headers = match (str_headers, &headers_json) {
+            (Some(pairs), _) => Some(Headers(pairs)),
+            (None, Value::Null) => Some(Headers::default()),
+            (None, v) => serde_json::from_value::<Headers>(v.clone()).ok(),
+        };
+        let typed_body = match &body {
+            Value::Null => Some(None),
+            Value::String(text) => Some(Some(Body::Text(text.clone()))),
+            v => serde_json::from_value::<Body>(v.clone()).ok().map(Some),
+        };
+        if let (Ok(key), Some(headers), Some(body)) =
+            (PoolKey::parse(&pool), typed_headers, typed_body)
+        {
+            let report = Report {
+                pool: key,
+                lease_id: Some(LeaseId(lease_id)),
+                entry_id: None,
+                response: Response {
+                    status,
+                    network_error,
+                    headers,
+                    body,
+                    model,
+                },
+            };
+            return self.typed(py, now, Input::Report(report));
+        }
+        // (A `str` to `str` dict converts without error, so converting it only now raises
+        // nothing the old order would not have.)
+        let headers = match headers_json {
+            Value::Null => opt(py, headers)?,
+            converted => converted,
+        };
+        let mut response = Map::new();
+        for (k, v) in [
+            ("status", json!(status)),
+            ("headers", headers),
+            ("body", body),
+            ("model", json!(model)),
+            ("network_error", json!(network_error)),
+        ] {
+            if !v.is_null() {
+                response.insert(k.into(), v);
+            }
+        }
+        self.call_fields(
+            py,
+            now,
+            "report",
+            vec![
+                ("pool", json!(pool)),
+                ("lease_id", json!(lease_id)),
+                ("response", Value::Object(response)),
+            ],
+        )
+    }
+
+    /// Releases a lease with no outcome (nothing is marked).
+    #[pyo3(signature = (pool, lease_id, now=None))]
+    fn release(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        lease_id: u64,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        if let Ok(key) = PoolKey::parse(&pool) {
+            let input = Input::Release {
+                pool: key,
+                lease_id: LeaseId(lease_id),
+            };
+            return self.typed(py, now, input);
+        }
+        self.call_fields(
+            py,
+            now,
+            "release",
+            vec![("pool", json!(pool)), ("lease_id", json!(lease_id))],
+        )
+    }
+
+    /// Hands the host an entry's secrets (the only output that carries them).
+    #[pyo3(signature = (pool, entry_id, now=None))]
+    fn credential(
+        &self,
+        py: Python<'_>,
+        pool: String,
+        entry_id: String,
+        now: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyObject> {
+        if let (Ok(key), Ok(id)) = (PoolKey::parse(&pool), EntryId::parse(&entry_id)) {
+            let input = Input::Reveal {
+                pool: key,
+                entry_id: id,
+            };
+            return self.typed(py, now, input);
+        }
+        self.call_fields(
+            py,
+            now,
+            "reveal",
+            vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+        )
+    }
+}
 
 /// Every stable error code, in core's declaration order.
 #[pyfunction]

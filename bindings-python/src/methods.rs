@@ -1,24 +1,18 @@
 //! The wire-input methods `Registry` and `FileStore` share (same names, same keyword
 //! arguments): each builds core's JSON input and hands it to the type's `call_fields`.
+//! `Registry` defines its hot path (`acquire`, `report`, `release`, `credential`) itself,
+//! typed (see `lib.rs`); `FileStore` takes the JSON versions here.
 
 /// Defines the shared methods on a pyclass with
-/// `call(&self, py, now, input: Value)` and `call_fields(&self, py, now, kind, fields)`.
+/// `call(&self, py, now, input: Value)` and `call_fields(&self, py, now, kind, fields)`:
+/// `wire_methods!(T)` all of them, `wire_methods!(T, typed_hot_path)` all but the four
+/// hot-path methods (which `T` then defines itself).
 macro_rules! wire_methods {
     ($ty:ty) => {
+        $crate::methods::wire_methods!($ty, typed_hot_path);
+
         #[pymethods]
         impl $ty {
-        /// Applies one input (a dict tagged by `type`) at `now` (epoch ms; default: wall clock).
-        #[pyo3(signature = (input, now=None))]
-        fn handle(
-            &self,
-            py: Python<'_>,
-            input: &Bound<'_, PyAny>,
-            now: Option<&Bound<'_, PyAny>>,
-        ) -> PyResult<PyObject> {
-            let input = to_value(py, input)?;
-            self.call(py, now, input)
-        }
-
         /// `acquire`: picks an entry for a request; returns the decision.
         #[pyo3(signature = (pool, model=None, session=None, now=None))]
         fn acquire(
@@ -78,6 +72,56 @@ macro_rules! wire_methods {
                     ("response", Value::Object(response)),
                 ],
             )
+        }
+
+        /// Releases a lease with no outcome (nothing is marked).
+        #[pyo3(signature = (pool, lease_id, now=None))]
+        fn release(
+            &self,
+            py: Python<'_>,
+            pool: String,
+            lease_id: u64,
+            now: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<PyObject> {
+            self.call_fields(
+                py,
+                now,
+                "release",
+                vec![("pool", json!(pool)), ("lease_id", json!(lease_id))],
+            )
+        }
+
+        /// Hands the host an entry's secrets (the only output that carries them).
+        #[pyo3(signature = (pool, entry_id, now=None))]
+        fn credential(
+            &self,
+            py: Python<'_>,
+            pool: String,
+            entry_id: String,
+            now: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<PyObject> {
+            self.call_fields(
+                py,
+                now,
+                "reveal",
+                vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
+            )
+        }
+        }
+    };
+    ($ty:ty, typed_hot_path) => {
+        #[pymethods]
+        impl $ty {
+        /// Applies one input (a dict tagged by `type`) at `now` (epoch ms; default: wall clock).
+        #[pyo3(signature = (input, now=None))]
+        fn handle(
+            &self,
+            py: Python<'_>,
+            input: &Bound<'_, PyAny>,
+            now: Option<&Bound<'_, PyAny>>,
+        ) -> PyResult<PyObject> {
+            let input = to_value(py, input)?;
+            self.call(py, now, input)
         }
 
         /// `begin_turn`: restores pools from their fallback (one pool, or all).
@@ -196,40 +240,6 @@ macro_rules! wire_methods {
                 py,
                 now,
                 "reset",
-                vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
-            )
-        }
-
-        /// Releases a lease with no outcome (nothing is marked).
-        #[pyo3(signature = (pool, lease_id, now=None))]
-        fn release(
-            &self,
-            py: Python<'_>,
-            pool: String,
-            lease_id: u64,
-            now: Option<&Bound<'_, PyAny>>,
-        ) -> PyResult<PyObject> {
-            self.call_fields(
-                py,
-                now,
-                "release",
-                vec![("pool", json!(pool)), ("lease_id", json!(lease_id))],
-            )
-        }
-
-        /// Hands the host an entry's secrets (the only output that carries them).
-        #[pyo3(signature = (pool, entry_id, now=None))]
-        fn credential(
-            &self,
-            py: Python<'_>,
-            pool: String,
-            entry_id: String,
-            now: Option<&Bound<'_, PyAny>>,
-        ) -> PyResult<PyObject> {
-            self.call_fields(
-                py,
-                now,
-                "reveal",
                 vec![("pool", json!(pool)), ("entry_id", json!(entry_id))],
             )
         }
