@@ -11,7 +11,7 @@ export type Decision = DecisionOutput
 /**
  * The registry methods the helpers use: a napi or wasm `Registry`, or a `FileStore` (its
  * methods return promises, which the helpers await; with a `FileStore`, `refresh` runs
- * single-flight across processes through `beginRefresh` / `finishRefresh`).
+ * single-flight across processes through `beginRefresh` / `confirmRefresh` / `finishRefresh`).
  */
 export interface RegistryLike {
   acquire(pool: string, opts?: { model?: string; session?: string } | null, now?: number | null): any
@@ -23,6 +23,7 @@ export interface RegistryLike {
   credential(pool: string, entryId: string, now?: number | null): any
   release(pool: string, leaseId: number, now?: number | null): any
   beginRefresh?(pool: string, entryId: string, generation: number, leaseId?: number | null, now?: number | null): Promise<any>
+  confirmRefresh?(ticket: number, now?: number | null): Promise<any>
   finishRefresh?(ticket: number, outcome: RefreshOutcome, now?: number | null): Promise<any>
   abandonRefresh?(ticket: number): boolean
 }
@@ -126,14 +127,18 @@ export interface FileStoreLike {
     leaseId?: number | null,
     now?: number | null,
   ): Promise<{ type: 'adopted'; decision: Decision } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
+  confirmRefresh(
+    ticket: number,
+    now?: number | null,
+  ): Promise<{ type: 'adopted'; decision: Decision } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
   finishRefresh(ticket: number, outcome: RefreshOutcome, now?: number | null): Promise<Decision>
   abandonRefresh(ticket: number): boolean
 }
 
 /**
- * The single-flight refresh over a `FileStore`: begin (lock) → `fn(credential)` (only when
- * no other process rotated the token yet) → finish; abandons (releases the lock, records
- * nothing) and rethrows when `fn` throws.
+ * The single-flight refresh over a `FileStore` (file or Redis): begin (lock) → confirm (the
+ * lock still holds) → `fn(credential)` (only when no other process rotated the token yet)
+ * → finish; abandons (releases the lock, records nothing) and rethrows when `fn` throws.
  */
 export declare function refreshWithStore(
   store: FileStoreLike,

@@ -464,7 +464,12 @@ export async function withCredential(registry, pool, fn, options = {}) {
           if (typeof registry.beginRefresh === 'function') {
             // A FileStore: single-flight across processes. Under the store's lock, a token
             // another process already rotated is adopted instead of refreshed again.
-            const start = await registry.beginRefresh(current.pool, entryId, generation, leaseId, now())
+            let start = await registry.beginRefresh(current.pool, entryId, generation, leaseId, now())
+            if (start.type === 'needed' && typeof registry.confirmRefresh === 'function') {
+              // Right before the refresh token is used: the lock must still be held (a
+              // Redis lock's lease may have run out; then the rotated token is adopted).
+              start = await registry.confirmRefresh(start.ticket, now())
+            }
             if (start.type === 'adopted') {
               decision = start.decision
               continue
@@ -587,13 +592,15 @@ export class CredentialPool {
 }
 
 /**
- * The whole single-flight OAuth refresh over a napi `FileStore` (a `refresh` decision's
- * `entry_id`, `generation` and `lease_id`): `beginRefresh` takes the file lock; when another
- * process already rotated the token, its decision comes back (`fn` is not called);
- * otherwise `fn(credential)` refreshes — it runs while the lock is held, so no other
- * process replays the single-use refresh token — and its `RefreshOutcome` is recorded
- * with `finishRefresh`. When `fn` throws, the refresh is abandoned (lock released, nothing
- * recorded) and the error is rethrown.
+ * The whole single-flight OAuth refresh over a napi `FileStore` (a file or Redis store; a
+ * `refresh` decision's `entry_id`, `generation` and `lease_id`): `beginRefresh` takes the
+ * lock; when another process already rotated the token, its decision comes back (`fn` is
+ * not called); otherwise `confirmRefresh` checks, right before the refresh token is used,
+ * that the lock is still held (a Redis lock whose lease ran out is retaken, or the token
+ * rotated meanwhile adopted), then `fn(credential)` refreshes — it runs while the lock is
+ * held, so no other process replays the single-use refresh token — and its
+ * `RefreshOutcome` is recorded with `finishRefresh`. When `fn` throws, the refresh is
+ * abandoned (lock released, nothing recorded) and the error is rethrown.
  *
  * @param {import('./helpers.d.mts').FileStoreLike} store
  * @param {string} pool
@@ -604,7 +611,8 @@ export class CredentialPool {
  * @returns {Promise<import('./helpers.d.mts').Decision>}
  */
 export async function refreshWithStore(store, pool, entryId, generation, leaseId, fn) {
-  const start = await store.beginRefresh(pool, entryId, generation, leaseId ?? null)
+  let start = await store.beginRefresh(pool, entryId, generation, leaseId ?? null)
+  if (start.type === 'needed') start = await store.confirmRefresh(start.ticket)
   if (start.type === 'adopted') return start.decision
   let outcome
   try {

@@ -268,21 +268,42 @@ export type StatusOutput = { type: 'status'; pools: PoolStatus[] } & Changed
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** A persisted registry shared with other processes through one JSON file. */
+/**
+ * A persisted registry shared with other processes: through one JSON file, or through
+ * Redis when opened with a `redis://` URL.
+ */
 export declare class FileStore {
   /**
-   * Opens the store at `path` (default: `$CREDPOOL_HOME/pools.json`, else
+   * Opens the store at `location`: a `redis://` / `rediss://` URL
+   * (`redis://[user:password@]host[:port][/db][?namespace=NAME]`) opens the Redis store,
+   * anything else is a file path (default: `$CREDPOOL_HOME/pools.json`, else
    * `$XDG_CONFIG_HOME/credpool/pools.json`, else `~/.config/credpool/pools.json`).
-   * Loads the file if it exists, without creating it; a file that is not valid credpool
-   * state rejects with `invalid_state` / `unsupported_schema_version` / ... and is left
-   * untouched.
+   * A file is loaded if it exists, without creating it; a file that is not valid
+   * credpool state rejects with `invalid_state` / `unsupported_schema_version` / ... and
+   * is left untouched. Redis unreachable at open rejects with `io`.
    */
-  static open(path?: string | undefined | null, options?: FileStoreOptions | undefined | null): Promise<FileStore>
+  static open(location?: string | undefined | null, options?: FileStoreOptions | undefined | null): Promise<FileStore>
   /** Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path. */
   static moveAside(path: string): string
-  /** The store file. */
-  get path(): string
-  /** Merges in what other processes wrote since the last look; whether the file changed. */
+  /** The store file (`null` for a Redis store). */
+  get path(): string | null
+  /** Where the store lives: the file path, or the Redis URL without credentials. */
+  get location(): string
+  /**
+   * Whether changes wait to reach Redis (decided while it was unreachable; as of the
+   * last settled call). Always false for a file store, which never queues.
+   */
+  hasPending(): boolean
+  /**
+   * Writes the changes queued while Redis was unreachable; rejects with `io` when Redis
+   * still cannot be reached (they stay queued). A no-op for a file store. Call it before
+   * the process exits so nothing stays only in memory. Resolves to `null`.
+   */
+  flush(): Promise<null>
+  /**
+   * Merges in what other processes wrote since the last look; whether anything new was
+   * merged.
+   */
   reload(): Promise<boolean>
   /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Promise<Output>
@@ -324,20 +345,33 @@ export declare class FileStore {
   /** `seed`: adopt credentials from an environment map and custom providers. */
   seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): Promise<{ type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed>
   /**
-   * Step one of the single-flight refresh a `refresh` decision asks for. Takes the file
-   * lock and either adopts a token another process already rotated (`adopted`, lock
-   * released) or answers `needed` with a ticket that HOLDS the lock: refresh
-   * `credential`, then `finishRefresh(ticket, outcome)` — or `abandonRefresh(ticket)`.
+   * Step one of the single-flight refresh a `refresh` decision asks for. Takes the lock
+   * (the file lock, or the entry's Redis refresh lock) and either adopts a token another
+   * process already rotated (`adopted`, lock released) or answers `needed` with a ticket
+   * that HOLDS the lock: `confirmRefresh(ticket)` right before using the refresh token,
+   * refresh `credential`, then `finishRefresh(ticket, outcome)` — or
+   * `abandonRefresh(ticket)`. Redis unreachable: rejects with `io` (a refresh never
+   * proceeds without the lock).
    */
   beginRefresh(pool: string, entryId: string, generation: number, leaseId?: number | undefined | null, now?: number | undefined | null): Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
+  /**
+   * Right before the refresh token is used: checks that `ticket` still holds the lock
+   * and renews a Redis lock's lease. A Redis holder that stalled past its lease lost the
+   * lock: then a token another process rotated meanwhile is adopted (`adopted`; the
+   * ticket is spent and `fn` must not run), or the lock is taken again (`needed`, same
+   * ticket number). A file lock always holds (`needed` at once). Rejects with `io` when
+   * Redis is unreachable (the ticket is spent, its lock released).
+   */
+  confirmRefresh(ticket: number, now?: number | undefined | null): Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
   /**
    * Step two: records how the refresh ended (the new token pair, or the failure),
    * writes it, and releases the lock. The ticket is spent even when this rejects.
    */
   finishRefresh(ticket: number, outcome: RefreshOutcome, now?: number | undefined | null): Promise<DecisionOutput>
   /**
-   * Drops a refresh ticket: the lock is released at once and nothing changes. Returns
-   * whether the ticket was still open.
+   * Drops a refresh ticket: nothing changes, and the lock is released (by the store's
+   * worker, before any job posted later runs). Returns whether the ticket was still
+   * open.
    */
   abandonRefresh(ticket: number): boolean
   /** A view of one pool of this store: the same calls without the `pool` argument. */
@@ -417,16 +451,38 @@ export declare function errorCodes(): ErrorCode[]
  */
 export declare function exportHermes(state: StateDocument, base?: Record<string, unknown> | null, now?: number | undefined | null): Record<string, unknown>
 
-/** Options of `FileStore.open(path, options)`. */
+/** Options of `FileStore.open(location, options)`. */
 export interface FileStoreOptions {
   /** This process's writer id (default: 12 random hex characters). */
   writer?: string
   /** PRNG seed, a non-negative safe integer (default: from OS randomness). */
   seed?: number
-  /** Longest wait for the file lock, in ms, before a `lock_timeout` error (default 10000). */
+  /**
+   * Longest wait for the file lock (or a Redis refresh lock), in ms, before a
+   * `lock_timeout` error (default 10000).
+   */
   lockTimeoutMs?: number
-  /** fsync the file and its directory on every write (default true). */
+  /** File only: fsync the file and its directory on every write (default true). */
   durable?: boolean
+  /**
+   * Redis only: the key namespace (`credpool:{namespace}:...`) when the URL names none
+   * (`?namespace=...`); default `default`.
+   */
+  namespace?: string
+  /** Redis only: longest wait to connect, in ms (default 2000). */
+  connectTimeoutMs?: number
+  /** Redis only: longest wait for one command's reply, in ms (default 2000). */
+  ioTimeoutMs?: number
+  /**
+   * Redis only: lease of a refresh lock, in ms; a holder that stalls longer loses it
+   * (default 30000).
+   */
+  refreshLeaseMs?: number
+  /**
+   * Redis only: after a failed connect, calls decide on local state without trying
+   * again for this long, in ms (default 1000).
+   */
+  reconnectIntervalMs?: number
 }
 
 /**

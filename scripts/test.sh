@@ -60,6 +60,9 @@ venv="$CREDPOOL_CACHE/venv-py"
 echo "== multi-process stress and crash tests (file store; Rust, Node and Python processes)"
 scripts/stress.sh
 
+echo "== Redis store: Rust tests, fault tests and the stress test over a redis-server it starts and stops"
+scripts/test-redis.sh
+
 echo "== wasm binding: build (Debian rustc-web, -Zbuild-std), import check, vectors in Node and headless Chromium"
 scripts/setup-wasm.sh
 eval "$(scripts/setup-browser.sh)"

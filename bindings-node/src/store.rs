@@ -1,19 +1,23 @@
-//! `FileStore`: the credpool-store file store, async, never blocking the event loop.
+//! `FileStore`: the credpool-store store (a JSON file, or Redis for a `redis://` location),
+//! async, never blocking the event loop.
 //!
 //! Every store owns one worker thread (not a libuv pool thread: a wait for the file lock
-//! can last seconds, and parked libuv threads would stall `fs` and `dns` for the whole
-//! process). The JS thread only converts arguments to wire JSON and posts a job; the
-//! worker waits for the lock, does the IO and the core call, and settles the promise
-//! through a threadsafe deferred. Jobs run one at a time, in call order.
+//! or for Redis can last seconds, and parked libuv threads would stall `fs` and `dns` for
+//! the whole process). The JS thread only converts arguments to wire JSON and posts a
+//! job; the worker waits for the lock, does the IO and the core call, and settles the
+//! promise through a threadsafe deferred. Jobs run one at a time, in call order.
 //!
-//! A refresh ticket (`beginRefresh` → `needed`) holds the file lock. While one is out,
-//! jobs that need the lock wait in a backlog (read-only ones still run), so the
-//! `finishRefresh` / `abandonRefresh` that ends it is never stuck behind them; a backlog
-//! job waits at most `lockTimeoutMs`, then fails with `lock_timeout`, exactly like a wait
-//! for another process's lock.
+//! A refresh ticket (`beginRefresh` → `needed`) holds the store's lock: the file lock, or
+//! the entry's Redis refresh lock. While one is out, jobs that need that lock wait in a
+//! backlog (for a file: every state-changing job; for Redis: only `beginRefresh`), so the
+//! `confirmRefresh` / `finishRefresh` / `abandonRefresh` that ends it is never stuck
+//! behind them; a backlog job waits at most `lockTimeoutMs`, then fails with
+//! `lock_timeout`, exactly like a wait for another process's lock. Tickets are dropped
+//! on the worker thread (releasing a Redis lock is a network round trip).
 
 use std::collections::{HashMap, VecDeque};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -22,7 +26,9 @@ use credpool_core::{
     Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, OutputBody,
     PoolKey, RefreshOutcome, Reply, parse_input,
 };
-use credpool_store::{FileStore as CoreStore, RefreshStart, RefreshTicket, StoreOptions};
+use credpool_store::{
+    FileStore as CoreFileStore, RefreshStart, RefreshTicket, Store as CoreStore, StoreOptions,
+};
 use napi::bindgen_prelude::{Object, ToNapiValue};
 use napi::{Env, JsDeferred, JsError};
 use napi_derive::napi;
@@ -35,17 +41,32 @@ use crate::{clock, guard, integer_value, into_map, object, registry_options, to_
 /// Default longest wait for the file lock.
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 10_000;
 
-/// Options of `FileStore.open(path, options)`.
+/// Options of `FileStore.open(location, options)`.
 #[napi(object)]
+#[derive(Default)]
 pub struct FileStoreOptions {
     /// This process's writer id (default: 12 random hex characters).
     pub writer: Option<String>,
     /// PRNG seed, a non-negative safe integer (default: from OS randomness).
     pub seed: Option<f64>,
-    /// Longest wait for the file lock, in ms, before a `lock_timeout` error (default 10000).
+    /// Longest wait for the file lock (or a Redis refresh lock), in ms, before a
+    /// `lock_timeout` error (default 10000).
     pub lock_timeout_ms: Option<f64>,
-    /// fsync the file and its directory on every write (default true).
+    /// File only: fsync the file and its directory on every write (default true).
     pub durable: Option<bool>,
+    /// Redis only: the key namespace (`credpool:{namespace}:...`) when the URL names none
+    /// (`?namespace=...`); default `default`.
+    pub namespace: Option<String>,
+    /// Redis only: longest wait to connect, in ms (default 2000).
+    pub connect_timeout_ms: Option<f64>,
+    /// Redis only: longest wait for one command's reply, in ms (default 2000).
+    pub io_timeout_ms: Option<f64>,
+    /// Redis only: lease of a refresh lock, in ms; a holder that stalls longer loses it
+    /// (default 30000).
+    pub refresh_lease_ms: Option<f64>,
+    /// Redis only: after a failed connect, calls decide on local state without trying
+    /// again for this long, in ms (default 1000).
+    pub reconnect_interval_ms: Option<f64>,
 }
 
 type Resolver<T> = Box<dyn FnOnce(Env) -> napi::Result<T>>;
@@ -67,31 +88,41 @@ fn lock_tickets(tickets: &Tickets) -> MutexGuard<'_, HashMap<u32, RefreshTicket>
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A persisted registry shared with other processes through one JSON file.
+/// A persisted registry shared with other processes: through one JSON file, or through
+/// Redis when opened with a `redis://` URL.
 #[napi(js_name = "FileStore")]
 pub struct FileStore {
     tx: Sender<Msg>,
-    path: String,
+    /// The store file (`None` for Redis).
+    path: Option<String>,
+    /// The file path, or the Redis URL without credentials.
+    location: String,
     tickets: Tickets,
+    /// Whether the store holds changes Redis has not received (updated after every job).
+    pending: Arc<AtomicBool>,
 }
 
 #[napi]
 impl FileStore {
-    /// Opens the store at `path` (default: `$CREDPOOL_HOME/pools.json`, else
+    /// Opens the store at `location`: a `redis://` / `rediss://` URL
+    /// (`redis://[user:password@]host[:port][/db][?namespace=NAME]`) opens the Redis store,
+    /// anything else is a file path (default: `$CREDPOOL_HOME/pools.json`, else
     /// `$XDG_CONFIG_HOME/credpool/pools.json`, else `~/.config/credpool/pools.json`).
-    /// Loads the file if it exists, without creating it; a file that is not valid credpool
-    /// state rejects with `invalid_state` / `unsupported_schema_version` / ... and is left
-    /// untouched.
+    /// A file is loaded if it exists, without creating it; a file that is not valid
+    /// credpool state rejects with `invalid_state` / `unsupported_schema_version` / ... and
+    /// is left untouched. Redis unreachable at open rejects with `io`.
     #[napi(ts_return_type = "Promise<FileStore>")]
     pub fn open<'env>(
         env: &'env Env,
-        path: Option<String>,
+        location: Option<String>,
         options: Option<FileStoreOptions>,
     ) -> napi::Result<Object<'env>> {
         let (deferred, promise) = env.create_deferred::<Self, Resolver<Self>>()?;
         match store_options(options) {
             Err(e) => settle(deferred, Err(e)),
-            Ok((options, lock_timeout)) => spawn_worker(path, options, lock_timeout, deferred),
+            Ok((options, lock_timeout)) => {
+                spawn_worker(location, options, lock_timeout, deferred);
+            }
         }
         Ok(promise)
     }
@@ -99,17 +130,39 @@ impl FileStore {
     /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path.
     #[napi]
     pub fn move_aside(path: String) -> napi::Result<String, Code> {
-        let moved = guard(|| CoreStore::move_aside(Path::new(&path)))?;
+        let moved = guard(|| CoreFileStore::move_aside(Path::new(&path)))?;
         Ok(moved.to_string_lossy().into_owned())
     }
 
-    /// The store file.
+    /// The store file (`null` for a Redis store).
     #[napi(getter)]
-    pub fn path(&self) -> String {
+    pub fn path(&self) -> Option<String> {
         self.path.clone()
     }
 
-    /// Merges in what other processes wrote since the last look; whether the file changed.
+    /// Where the store lives: the file path, or the Redis URL without credentials.
+    #[napi(getter)]
+    pub fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    /// Whether changes wait to reach Redis (decided while it was unreachable; as of the
+    /// last settled call). Always false for a file store, which never queues.
+    #[napi]
+    pub fn has_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// Writes the changes queued while Redis was unreachable; rejects with `io` when Redis
+    /// still cannot be reached (they stay queued). A no-op for a file store. Call it before
+    /// the process exits so nothing stays only in memory. Resolves to `null`.
+    #[napi(ts_return_type = "Promise<null>")]
+    pub fn flush<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
+        self.submit(env, Ok(Job::Flush))
+    }
+
+    /// Merges in what other processes wrote since the last look; whether anything new was
+    /// merged.
     #[napi(ts_return_type = "Promise<boolean>")]
     pub fn reload<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         self.submit(env, Ok(Job::Reload))
@@ -372,10 +425,13 @@ impl FileStore {
         self.submit(js_env, call("seed", input, now))
     }
 
-    /// Step one of the single-flight refresh a `refresh` decision asks for. Takes the file
-    /// lock and either adopts a token another process already rotated (`adopted`, lock
-    /// released) or answers `needed` with a ticket that HOLDS the lock: refresh
-    /// `credential`, then `finishRefresh(ticket, outcome)` — or `abandonRefresh(ticket)`.
+    /// Step one of the single-flight refresh a `refresh` decision asks for. Takes the lock
+    /// (the file lock, or the entry's Redis refresh lock) and either adopts a token another
+    /// process already rotated (`adopted`, lock released) or answers `needed` with a ticket
+    /// that HOLDS the lock: `confirmRefresh(ticket)` right before using the refresh token,
+    /// refresh `credential`, then `finishRefresh(ticket, outcome)` — or
+    /// `abandonRefresh(ticket)`. Redis unreachable: rejects with `io` (a refresh never
+    /// proceeds without the lock).
     #[napi(
         ts_return_type = "Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>"
     )]
@@ -415,6 +471,33 @@ impl FileStore {
         self.submit(env, job)
     }
 
+    /// Right before the refresh token is used: checks that `ticket` still holds the lock
+    /// and renews a Redis lock's lease. A Redis holder that stalled past its lease lost the
+    /// lock: then a token another process rotated meanwhile is adopted (`adopted`; the
+    /// ticket is spent and `fn` must not run), or the lock is taken again (`needed`, same
+    /// ticket number). A file lock always holds (`needed` at once). Rejects with `io` when
+    /// Redis is unreachable (the ticket is spent, its lock released).
+    #[napi(
+        ts_return_type = "Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>"
+    )]
+    pub fn confirm_refresh<'env>(
+        &self,
+        env: &'env Env,
+        ticket: f64,
+        now: Option<f64>,
+    ) -> napi::Result<Object<'env>> {
+        let (deferred, promise) = env.create_deferred::<Json, Resolver<Json>>()?;
+        match (|| Ok((ticket_id(ticket)?, opt_clock(now)?)))() {
+            Err(e) => settle(deferred, Err(e)),
+            Ok((ticket, now)) => self.post(Msg::Confirm {
+                ticket,
+                now,
+                reply: deferred,
+            }),
+        }
+        Ok(promise)
+    }
+
     /// Step two: records how the refresh ended (the new token pair, or the failure),
     /// writes it, and releases the lock. The ticket is spent even when this rejects.
     #[napi(ts_return_type = "Promise<DecisionOutput>")]
@@ -439,20 +522,21 @@ impl FileStore {
         Ok(promise)
     }
 
-    /// Drops a refresh ticket: the lock is released at once and nothing changes. Returns
-    /// whether the ticket was still open.
+    /// Drops a refresh ticket: nothing changes, and the lock is released (by the store's
+    /// worker, before any job posted later runs). Returns whether the ticket was still
+    /// open.
     #[napi]
     pub fn abandon_refresh(&self, ticket: f64) -> bool {
         let Ok(id) = ticket_id(ticket) else {
             return false;
         };
-        let dropped = lock_tickets(&self.tickets).remove(&id);
-        let open = dropped.is_some();
-        drop(dropped); // releases the file lock
-        if open {
-            let _ = self.tx.send(Msg::Wake);
-        }
-        open
+        let Some(dropped) = lock_tickets(&self.tickets).remove(&id) else {
+            return false;
+        };
+        // Released on the worker (a Redis release is a round trip); if the worker is gone,
+        // the send hands the ticket back and it drops here.
+        let _ = self.tx.send(Msg::Abandon(Box::new(dropped)));
+        true
     }
 
     /// A view of one pool of this store: the same calls without the `pool` argument.
@@ -462,7 +546,9 @@ impl FileStore {
             store: Self {
                 tx: self.tx.clone(),
                 path: self.path.clone(),
+                location: self.location.clone(),
                 tickets: Arc::clone(&self.tickets),
+                pending: Arc::clone(&self.pending),
             },
             key,
         }
@@ -483,8 +569,9 @@ impl FileStore {
     }
 
     fn post(&self, msg: Msg) {
-        if let Err(std::sync::mpsc::SendError(Msg::Run { reply, .. } | Msg::Finish { reply, .. })) =
-            self.tx.send(msg)
+        if let Err(std::sync::mpsc::SendError(
+            Msg::Run { reply, .. } | Msg::Finish { reply, .. } | Msg::Confirm { reply, .. },
+        )) = self.tx.send(msg)
         {
             settle(
                 reply,
@@ -540,32 +627,54 @@ fn handle_job(input: Value, now: Option<f64>, state_only: bool) -> Coded<Job> {
     })
 }
 
+/// A duration option in ms (`name` for the error), or `default` when absent.
+fn millis_option(ms: Option<f64>, name: &str, default: Duration) -> Coded<Duration> {
+    match ms {
+        None => Ok(default),
+        Some(ms) => to_u64(ms).map(Duration::from_millis).ok_or_else(|| {
+            error(
+                ErrorCode::InvalidInput,
+                format!("{name} must be a non-negative safe integer"),
+            )
+        }),
+    }
+}
+
 fn store_options(options: Option<FileStoreOptions>) -> Coded<(StoreOptions, Duration)> {
     let FileStoreOptions {
         writer,
         seed,
         lock_timeout_ms,
         durable,
-    } = options.unwrap_or(FileStoreOptions {
-        writer: None,
-        seed: None,
-        lock_timeout_ms: None,
-        durable: None,
-    });
+        namespace,
+        connect_timeout_ms,
+        io_timeout_ms,
+        refresh_lease_ms,
+        reconnect_interval_ms,
+    } = options.unwrap_or_default();
     let Options { writer, seed } = registry_options(writer, seed)?;
-    let lock_timeout = match lock_timeout_ms {
-        Some(ms) => to_u64(ms).ok_or_else(|| {
-            error(
-                ErrorCode::InvalidInput,
-                "lockTimeoutMs must be a non-negative safe integer",
-            )
-        })?,
-        None => DEFAULT_LOCK_TIMEOUT_MS,
-    };
-    let lock_timeout = Duration::from_millis(lock_timeout);
     let mut options = StoreOptions::new(writer, seed);
-    options.lock_timeout = lock_timeout;
+    options.lock_timeout = millis_option(
+        lock_timeout_ms,
+        "lockTimeoutMs",
+        Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS),
+    )?;
     options.durable = durable.unwrap_or(true);
+    options.namespace = namespace;
+    options.connect_timeout = millis_option(
+        connect_timeout_ms,
+        "connectTimeoutMs",
+        options.connect_timeout,
+    )?;
+    options.io_timeout = millis_option(io_timeout_ms, "ioTimeoutMs", options.io_timeout)?;
+    options.refresh_lease =
+        millis_option(refresh_lease_ms, "refreshLeaseMs", options.refresh_lease)?;
+    options.reconnect_interval = millis_option(
+        reconnect_interval_ms,
+        "reconnectIntervalMs",
+        options.reconnect_interval,
+    )?;
+    let lock_timeout = options.lock_timeout;
     Ok((options, lock_timeout))
 }
 
@@ -581,8 +690,13 @@ enum Msg {
         now: Option<Millis>,
         reply: Deferred<Json>,
     },
-    /// A ticket was abandoned: the backlog may run.
-    Wake,
+    Confirm {
+        ticket: u32,
+        now: Option<Millis>,
+        reply: Deferred<Json>,
+    },
+    /// A ticket was abandoned: drop it (releasing its lock); the backlog may run.
+    Abandon(Box<RefreshTicket>),
 }
 
 enum Job {
@@ -593,6 +707,7 @@ enum Job {
         state_only: bool,
     },
     Reload,
+    Flush,
     Begin {
         pool: String,
         entry_id: String,
@@ -603,28 +718,33 @@ enum Job {
 }
 
 impl Job {
-    /// Whether the job takes the file lock (so must wait while a ticket holds it).
-    fn needs_lock(&self) -> bool {
+    /// Whether the job takes the lock a ticket may hold (so must wait while one is out):
+    /// for a file store, every state-changing job takes the file lock; for Redis, only a
+    /// `beginRefresh` takes a refresh lock (maybe the very one this process holds).
+    fn needs_lock(&self, file: bool) -> bool {
         match self {
-            Self::Reload => false,
+            Self::Reload | Self::Flush => false,
             Self::Begin { .. } => true,
-            Self::Handle { input, .. } => !matches!(
-                input.get("type").and_then(Value::as_str),
-                Some("status" | "export_state" | "reveal" | "check_refresh")
-            ),
+            Self::Handle { input, .. } => {
+                file && !matches!(
+                    input.get("type").and_then(Value::as_str),
+                    Some("status" | "export_state" | "reveal" | "check_refresh")
+                )
+            }
         }
     }
 }
 
 /// Starts the store's worker thread; it opens the store and settles `opened`.
 fn spawn_worker(
-    path: Option<String>,
+    location: Option<String>,
     options: StoreOptions,
     lock_timeout: Duration,
     opened: Deferred<FileStore>,
 ) {
     let (tx, rx) = channel();
     let tickets = Tickets::default();
+    let pending = Arc::new(AtomicBool::new(false));
     // The deferred goes to the thread; if the spawn fails it comes back through this slot.
     let slot = Arc::new(Mutex::new(Some(opened)));
     let thread_slot = Arc::clone(&slot);
@@ -635,25 +755,26 @@ fn spawn_worker(
             let Some(opened) = thread_slot.lock().ok().and_then(|mut s| s.take()) else {
                 return;
             };
-            let store = guard(|| {
-                let path = match path {
-                    Some(path) => PathBuf::from(path),
-                    None => credpool_store::default_path()?,
-                };
-                CoreStore::open(path, options)
+            let store = guard(|| match location {
+                Some(location) => CoreStore::open(&location, options),
+                None => CoreStore::open_default(options),
             });
             match store {
                 Err(e) => settle(opened, Err(e)),
                 Ok(store) => {
                     let js = FileStore {
                         tx,
-                        path: store.path().to_string_lossy().into_owned(),
+                        path: store.path().map(|p| p.to_string_lossy().into_owned()),
+                        location: store.location(),
                         tickets: Arc::clone(&thread_tickets),
+                        pending: Arc::clone(&pending),
                     };
                     settle(opened, Ok(js));
                     Worker {
+                        file: matches!(store, CoreStore::File(_)),
                         store,
                         tickets: thread_tickets,
+                        pending,
                         lock_timeout,
                         next_ticket: 0,
                         backlog: VecDeque::new(),
@@ -677,7 +798,11 @@ fn spawn_worker(
 
 struct Worker {
     store: CoreStore,
+    /// A file store (whose tickets hold the lock every write takes).
+    file: bool,
     tickets: Tickets,
+    /// Shared with the JS object: `store.has_pending()` after every job.
+    pending: Arc<AtomicBool>,
     lock_timeout: Duration,
     next_ticket: u32,
     /// Jobs that need the lock while this store's own ticket holds it.
@@ -708,7 +833,7 @@ impl Worker {
             };
             match msg {
                 Some(Msg::Run { job, reply, queued }) => {
-                    if job.needs_lock() && self.gated() {
+                    if job.needs_lock(self.file) && self.gated() {
                         self.backlog.push_back((job, reply, queued));
                     } else {
                         self.run_job(job, reply);
@@ -721,9 +846,14 @@ impl Worker {
                     reply,
                 }) => {
                     let result = self.finish(ticket, outcome, now);
-                    settle(reply, result.map(Json::new));
+                    self.settle_job(reply, result);
                 }
-                Some(Msg::Wake) | None => {}
+                Some(Msg::Confirm { ticket, now, reply }) => {
+                    let result = self.confirm(ticket, now);
+                    self.settle_job(reply, result);
+                }
+                Some(Msg::Abandon(ticket)) => drop(ticket), // releases its lock
+                None => {}
             }
             self.expire_backlog();
         }
@@ -752,7 +882,7 @@ impl Worker {
                         format!(
                             "{} stayed locked by a refresh in progress in this process for {} ms \
                              (timeout; finish or abandon its ticket)",
-                            self.store.path().display(),
+                            self.store.location(),
                             waited.as_millis()
                         ),
                     )),
@@ -761,9 +891,18 @@ impl Worker {
         }
     }
 
+    /// Settles a job's promise after publishing whether changes are queued (so
+    /// `hasPending()` is current once the promise settles).
+    fn settle_job(&self, reply: Deferred<Json>, result: Coded<Value>) {
+        self.pending
+            .store(self.store.has_pending(), Ordering::Release);
+        settle(reply, result.map(Json::new));
+    }
+
     fn run_job(&mut self, job: Job, reply: Deferred<Json>) {
         let result = match job {
             Job::Reload => guard(|| self.store.reload()).map(Value::Bool),
+            Job::Flush => guard(|| self.store.flush()).map(|()| Value::Null),
             Job::Handle {
                 input,
                 now,
@@ -777,7 +916,7 @@ impl Worker {
                 now,
             } => self.begin(&pool, &entry_id, generation, lease_id, now),
         };
-        settle(reply, result.map(Json::new));
+        self.settle_job(reply, result);
     }
 
     fn handle(&mut self, input: Value, now: Option<Millis>, state_only: bool) -> Coded<Value> {
@@ -805,27 +944,44 @@ impl Worker {
             self.store
                 .begin_refresh(now, &pool, &entry_id, generation, lease_id)
         })?;
+        self.next_ticket = self.next_ticket.wrapping_add(1).max(1);
+        let id = self.next_ticket;
+        self.answer_start(id, start)
+    }
+
+    /// A `RefreshStart` as JS: `adopted` with the decision, or `needed` with ticket `id`
+    /// (kept open in the map) and its credential.
+    fn answer_start(&self, id: u32, start: RefreshStart) -> Coded<Value> {
         match start {
             RefreshStart::Adopted(decision) => {
                 Ok(json!({ "type": "adopted", "decision": decision_json(decision)? }))
             }
             RefreshStart::Needed(ticket) => {
                 let credential = credential_json(ticket.credential())?;
-                self.next_ticket = self.next_ticket.wrapping_add(1).max(1);
-                let id = self.next_ticket;
                 lock_tickets(&self.tickets).insert(id, ticket);
                 Ok(json!({ "type": "needed", "ticket": id, "credential": credential }))
             }
         }
     }
 
-    fn finish(&mut self, id: u32, outcome: RefreshOutcome, now: Option<Millis>) -> Coded<Value> {
-        let ticket = lock_tickets(&self.tickets).remove(&id).ok_or_else(|| {
+    fn confirm(&mut self, id: u32, now: Option<Millis>) -> Coded<Value> {
+        let ticket = self.take_ticket(id)?;
+        let now = now.unwrap_or_else(credpool_store::now);
+        let start = guard(|| self.store.confirm_refresh(now, ticket))?;
+        self.answer_start(id, start)
+    }
+
+    fn take_ticket(&self, id: u32) -> Coded<RefreshTicket> {
+        lock_tickets(&self.tickets).remove(&id).ok_or_else(|| {
             error(
                 ErrorCode::InvalidInput,
                 format!("refresh ticket {id} is not open (already finished or abandoned)"),
             )
-        })?;
+        })
+    }
+
+    fn finish(&mut self, id: u32, outcome: RefreshOutcome, now: Option<Millis>) -> Coded<Value> {
+        let ticket = self.take_ticket(id)?;
         let now = now.unwrap_or_else(credpool_store::now);
         let decision = guard(|| self.store.finish_refresh(now, ticket, outcome))?;
         decision_json(decision)

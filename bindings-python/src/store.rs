@@ -1,9 +1,10 @@
-//! `credpool.FileStore`: a registry persisted in one JSON file shared by many processes,
-//! thin over `credpool_store::FileStore` (lock → reload/merge → apply → atomic write).
+//! `credpool.FileStore`: a registry persisted in one JSON file shared by many processes
+//! (lock → reload/merge → apply → atomic write), or in Redis when opened with a
+//! `redis://` URL; thin over `credpool_store::Store`, which opens either by location.
 //!
 //! The methods mirror `Registry`'s (same names, same keyword arguments); each one goes
 //! through the store's `handle`, so every input that changes state is one locked
-//! transaction. Lock waits and file IO run with the GIL released, so other Python
+//! transaction. Lock waits, file and Redis IO run with the GIL released, so other Python
 //! threads keep running while one waits for another process.
 //!
 //! Concurrency inside one process: a `Mutex` serialises the users of one `FileStore`
@@ -23,7 +24,9 @@ use credpool_core::{
     Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, PoolKey,
     RefreshOutcome, parse_input,
 };
-use credpool_store::{FileStore as CoreFileStore, RefreshStart, StoreOptions};
+use credpool_store::{
+    FileStore as CoreFileStore, RefreshStart, Store as CoreStore, StoreOptions, is_redis_location,
+};
 use pyo3::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -59,18 +62,20 @@ impl From<credpool_core::Error> for Failure {
     }
 }
 
-/// A credential registry persisted in one JSON file that any number of processes share.
+/// A credential registry persisted in one JSON file that any number of processes share,
+/// or in Redis (a `redis://` location) shared by processes on many machines.
 ///
 /// Same methods as `Registry`; every input that may change state runs as one locked
 /// transaction (merge what others wrote, apply, write atomically when it changed
 /// anything). Thread-safe.
 #[pyclass(frozen, module = "credpool._credpool")]
 pub(crate) struct FileStore {
-    inner: Mutex<CoreFileStore>,
+    inner: Mutex<CoreStore>,
     /// The thread running a `refresh_fn` while holding `inner` (re-entrance guard).
     refreshing: Mutex<Option<ThreadId>>,
     /// Immutable copies, readable without `inner` (so `repr` never waits on a refresh).
-    path: PathBuf,
+    path: Option<PathBuf>,
+    location: String,
     writer: String,
 }
 
@@ -85,7 +90,7 @@ impl FileStore {
         Ok(())
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, CoreFileStore>, Failure> {
+    fn lock(&self) -> Result<MutexGuard<'_, CoreStore>, Failure> {
         self.check_reentrance()?;
         self.inner.lock().map_err(|_| Failure::Poisoned)
     }
@@ -94,7 +99,7 @@ impl FileStore {
     fn with_store<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut CoreFileStore) -> Result<T, Failure> + Send,
+        f: impl FnOnce(&mut CoreStore) -> Result<T, Failure> + Send,
     ) -> PyResult<T> {
         guarded(py, || {
             py.allow_threads(|| {
@@ -180,48 +185,79 @@ fn run_refresh_fn(
     }
 }
 
-fn parse_timeout(py: Python<'_>, seconds: f64) -> PyResult<Duration> {
+/// A duration option in seconds (`name` for the error).
+fn parse_timeout(py: Python<'_>, name: &str, seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|_| {
         errors::make(
             py,
             "invalid_input",
-            "lock_timeout must be a finite, non-negative number of seconds",
+            &format!("{name} must be a finite, non-negative number of seconds"),
         )
     })
 }
 
+/// Opens the store at `location` (a `redis://` URL, or a file path; `None`: the default
+/// file).
+fn open_store(
+    location: Option<PathBuf>,
+    options: StoreOptions,
+) -> credpool_core::Result<CoreStore> {
+    let Some(location) = location else {
+        return CoreStore::open_default(options);
+    };
+    match location.to_str() {
+        Some(text) if is_redis_location(text) => CoreStore::open(text, options),
+        // A path (possibly not UTF-8): opened as given.
+        _ => CoreFileStore::open(location, options).map(CoreStore::File),
+    }
+}
+
 #[pymethods]
 impl FileStore {
-    /// Opens the store at `path` (default: `$CREDPOOL_HOME/pools.json`, else
-    /// `$XDG_CONFIG_HOME/credpool/pools.json`, else `~/.config/credpool/pools.json`).
-    /// The file is created by the first write; an invalid file raises and is left untouched.
+    /// Opens the store at `location`: a `redis://` / `rediss://` URL
+    /// (`redis://[user:password@]host[:port][/db][?namespace=NAME]`) opens the Redis
+    /// store (unreachable: `StoreIOError`, code `io`); anything else is a file path
+    /// (default: `$CREDPOOL_HOME/pools.json`, else `$XDG_CONFIG_HOME/credpool/pools.json`,
+    /// else `~/.config/credpool/pools.json`). The file is created by the first write; an
+    /// invalid file raises and is left untouched. `durable` concerns files only;
+    /// `namespace`, `connect_timeout`, `io_timeout`, `refresh_lease` and
+    /// `reconnect_interval` (seconds) concern Redis only.
     #[staticmethod]
-    #[pyo3(signature = (path=None, *, writer=None, seed=None, lock_timeout=10.0, durable=true))]
+    #[pyo3(signature = (
+        location=None, *, writer=None, seed=None, lock_timeout=10.0, durable=true,
+        namespace=None, connect_timeout=2.0, io_timeout=2.0, refresh_lease=30.0,
+        reconnect_interval=1.0,
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
-        path: Option<PathBuf>,
+        location: Option<PathBuf>,
         writer: Option<String>,
         seed: Option<&Bound<'_, PyAny>>,
         lock_timeout: f64,
         durable: bool,
+        namespace: Option<String>,
+        connect_timeout: f64,
+        io_timeout: f64,
+        refresh_lease: f64,
+        reconnect_interval: f64,
     ) -> PyResult<Self> {
         let Options { writer, seed } = registry_options(py, writer, seed)?;
-        let lock_timeout = parse_timeout(py, lock_timeout)?;
         let mut options = StoreOptions::new(writer, seed);
-        options.lock_timeout = lock_timeout;
+        options.lock_timeout = parse_timeout(py, "lock_timeout", lock_timeout)?;
         options.durable = durable;
+        options.namespace = namespace;
+        options.connect_timeout = parse_timeout(py, "connect_timeout", connect_timeout)?;
+        options.io_timeout = parse_timeout(py, "io_timeout", io_timeout)?;
+        options.refresh_lease = parse_timeout(py, "refresh_lease", refresh_lease)?;
+        options.reconnect_interval = parse_timeout(py, "reconnect_interval", reconnect_interval)?;
         let store = guarded(py, || {
-            py.allow_threads(|| {
-                let path = match path {
-                    Some(p) => p,
-                    None => credpool_store::default_path()?,
-                };
-                CoreFileStore::open(path, options)
-            })
-            .map_err(|e| errors::from_core(py, &e))
+            py.allow_threads(|| open_store(location, options))
+                .map_err(|e| errors::from_core(py, &e))
         })?;
         Ok(Self {
-            path: store.path().to_owned(),
+            path: store.path().map(ToOwned::to_owned),
+            location: store.location(),
             writer: store.registry().writer().to_owned(),
             inner: Mutex::new(store),
             refreshing: Mutex::new(None),
@@ -238,10 +274,16 @@ impl FileStore {
         })
     }
 
-    /// The store file.
+    /// The store file (`None` for a Redis store).
     #[getter]
-    fn path(&self) -> String {
-        self.path.to_string_lossy().into_owned()
+    fn path(&self) -> Option<String> {
+        self.path.as_ref().map(|p| p.to_string_lossy().into_owned())
+    }
+
+    /// Where the store lives: the file path, or the Redis URL without credentials.
+    #[getter]
+    fn location(&self) -> String {
+        self.location.clone()
     }
 
     /// The writer id (never a secret).
@@ -250,20 +292,39 @@ impl FileStore {
         self.writer.clone()
     }
 
-    /// Merges in what other processes wrote since the last look; whether the file changed.
+    /// Merges in what other processes wrote since the last look; whether anything new was
+    /// merged.
     fn reload(&self, py: Python<'_>) -> PyResult<bool> {
         self.with_store(py, |store| Ok(store.reload()?))
     }
 
+    /// Whether changes wait to reach Redis (decided while it was unreachable). Always
+    /// false for a file store, which never queues.
+    fn has_pending(&self, py: Python<'_>) -> PyResult<bool> {
+        self.with_store(py, |store| Ok(store.has_pending()))
+    }
+
+    /// Writes the changes queued while Redis was unreachable; raises `StoreIOError` (`io`)
+    /// when Redis still cannot be reached (they stay queued). A no-op for a file store.
+    /// Call it before the process exits so nothing stays only in memory.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        self.with_store(py, |store| Ok(store.flush()?))
+    }
+
     /// The single-flight OAuth refresh a `refresh` decision asks for.
     ///
-    /// Takes the store lock and merges the file. If another process already rotated the
-    /// token, adopts it without calling `refresh_fn`. Otherwise calls
-    /// `refresh_fn(credential)` (the dict `credential()` returns, refresh token included)
-    /// while holding the lock, and records what it returns: `{"type": "refreshed",
+    /// Takes the store lock (the file lock, or the entry's Redis refresh lock) and merges
+    /// what others wrote. If another process already rotated the token, adopts it without
+    /// calling `refresh_fn`. Otherwise confirms, right before the refresh token is used,
+    /// that the lock still holds (a Redis lock whose lease ran out is retaken, or the
+    /// token rotated meanwhile adopted), then calls `refresh_fn(credential)` (the dict
+    /// `credential()` returns, refresh token included) while holding the lock, and
+    /// records what it returns: `{"type": "refreshed",
     /// "access_token", "refresh_token"?, "expires_at"?}`, `{"type": "failed", "terminal"?,
     /// ...}` or `{"type": "adopted"}`. If `refresh_fn` raises, the lock is released with
-    /// nothing changed and the exception propagates. Returns the decision.
+    /// nothing changed and the exception propagates. Returns the decision. Redis
+    /// unreachable: `StoreIOError` (`io`) before `refresh_fn` runs (a refresh never
+    /// proceeds without the lock).
     ///
     /// Other threads using this `FileStore` (and other processes using the file) wait
     /// while `refresh_fn` runs; `refresh_fn` must not call this `FileStore` itself.
@@ -308,6 +369,11 @@ impl FileStore {
                     generation,
                     lease_id.map(LeaseId),
                 )? {
+                    RefreshStart::Adopted(decision) => return Ok(decision),
+                    RefreshStart::Needed(ticket) => ticket,
+                };
+                // Right before the refresh token is used: the lock must still be held.
+                let ticket = match store.confirm_refresh(start_now, ticket)? {
                     RefreshStart::Adopted(decision) => return Ok(decision),
                     RefreshStart::Needed(ticket) => ticket,
                 };
@@ -366,9 +432,8 @@ impl FileStore {
 
     fn __repr__(&self) -> String {
         format!(
-            "<credpool.FileStore path={:?} writer={:?}>",
-            self.path.to_string_lossy(),
-            self.writer
+            "<credpool.FileStore location={:?} writer={:?}>",
+            self.location, self.writer
         )
     }
 }

@@ -2,10 +2,17 @@
 //
 //   node worker.mjs <store> <writer> <ops> <seed> <log> <refresh-log>
 //
-// The same operations and log lines as store/examples/stress_worker.rs: one line per
-// acknowledged operation, one synchronous write per line (a SIGKILL never leaves half a
-// line). The refresh callback appends `use <entry> <old> <new> <writer>` to the shared
-// refresh log (O_APPEND) before it returns the new pair.
+// `<store>` is a file path or a Redis URL (`redis://host:port?namespace=NAME`): both open
+// with `FileStore.open(location)`. The same operations and log lines as
+// store/examples/stress_worker.rs: one line per acknowledged operation, one synchronous
+// write per line (a SIGKILL never leaves half a line). The refresh callback appends
+// `use <entry> <old> <new> <writer>` to the shared refresh log (O_APPEND) before it returns
+// the new pair. `STRESS_REFRESH_LEASE_MS` sets a Redis refresh lock's lease (default 2000).
+//
+// Over Redis, an outage is ridden out like the Rust worker does: every call acknowledged
+// while Redis was unreachable (its marks queued) is logged `queued`; a refresh, an open or
+// a flush that fails with `io` is logged `unavailable` and retried every 20 ms for up to
+// 60 s; the store is flushed before a reopen and at the end.
 
 import { appendFileSync, closeSync, openSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
@@ -40,16 +47,45 @@ function below(n) {
 const logFd = openSync(logPath, 'a')
 const log = (line) => writeSync(logFd, `${line}\n`)
 
-/** One store call; a `lock_timeout` (the input did not happen) is logged and retried. */
+/** One store call; a `lock_timeout` (the input did not happen) is logged and retried; a
+ * call acknowledged while changes wait for Redis is logged `queued`. */
 let slowest = 0
 async function call(fn) {
   for (;;) {
     const start = performance.now()
     try {
-      return await fn()
+      const out = await fn()
+      if (store.hasPending()) log('queued')
+      return out
     } catch (e) {
       if (e?.code !== 'lock_timeout') throw e
       log('lock_timeout')
+    } finally {
+      slowest = Math.max(slowest, performance.now() - start)
+    }
+  }
+}
+
+/** How long an outage is ridden out. */
+const PATIENCE_MS = 60_000
+
+/** Runs `fn` until it does not fail with `io` (Redis unreachable; `PATIENCE_MS` at most),
+ * logging `unavailable` for each failed try; `lock_timeout` is logged and retried too. */
+async function untilUp(fn) {
+  const since = performance.now()
+  for (;;) {
+    const start = performance.now()
+    try {
+      return await fn()
+    } catch (e) {
+      if (e?.code === 'lock_timeout') {
+        log('lock_timeout')
+      } else if (e?.code === 'io' && performance.now() - since < PATIENCE_MS) {
+        log('unavailable')
+        await sleep(20)
+      } else {
+        throw e
+      }
     } finally {
       slowest = Math.max(slowest, performance.now() - start)
     }
@@ -62,8 +98,9 @@ function expect(decision, type) {
 }
 
 const durable = process.env.STRESS_DURABLE !== '0'
-const open = () => FileStore.open(storePath, { writer, seed, durable })
-let store = await open()
+const refreshLeaseMs = Number(process.env.STRESS_REFRESH_LEASE_MS ?? 2000)
+const open = () => FileStore.open(storePath, { writer, seed, durable, refreshLeaseMs })
+let store = await untilUp(open)
 const live = []
 let added = 0
 
@@ -75,7 +112,7 @@ async function refresh(n) {
   await sleep(below(3))
   const newRt = `rt-${writer}-${n}`
   const newAt = `at-${writer}-${n}`
-  const decision = await call(() =>
+  const decision = await untilUp(() =>
     refreshWithStore(store, 'oauth', d.entry_id, d.generation, d.lease_id, async (cred) => {
       appendFileSync(refreshLogPath, `use ${d.entry_id} ${cred.refresh_token ?? '-'} ${newRt} ${writer}\n`)
       await sleep(refreshLatency) // the provider round trip (the lock is held meanwhile)
@@ -118,11 +155,14 @@ try {
       await call(() => store.reset(pool))
       log(`reset ${pool}`)
     } else {
-      // A restart: a fresh store from the file, so nothing survives only in memory.
-      store = await open()
+      // A restart: a fresh store from the file (or Redis), so nothing survives only in
+      // memory.
+      await untilUp(() => store.flush())
+      store = await untilUp(open)
       log('reopen')
     }
   }
+  await untilUp(() => store.flush())
   log(`slowest ${Math.floor(slowest)}`)
   log('finished')
   closeSync(logFd)

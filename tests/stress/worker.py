@@ -2,10 +2,17 @@
 
   python worker.py <store> <writer> <ops> <seed> <log> <refresh-log>
 
-The same operations and log lines as store/examples/stress_worker.rs: one line per
-acknowledged operation, one unbuffered os.write per line (a SIGKILL never leaves half a
-line). The refresh callback appends `use <entry> <old> <new> <writer>` to the shared
-refresh log (O_APPEND) before it returns the new pair.
+`<store>` is a file path or a Redis URL (`redis://host:port?namespace=NAME`): both open
+with `credpool.FileStore.open(location)`. The same operations and log lines as
+store/examples/stress_worker.rs: one line per acknowledged operation, one unbuffered
+os.write per line (a SIGKILL never leaves half a line). The refresh callback appends
+`use <entry> <old> <new> <writer>` to the shared refresh log (O_APPEND) before it returns
+the new pair. `STRESS_REFRESH_LEASE_MS` sets a Redis refresh lock's lease (default 2000).
+
+Over Redis, an outage is ridden out like the Rust worker does: every call acknowledged
+while Redis was unreachable (its marks queued) is logged `queued`; a refresh, an open or a
+flush that fails with `io` is logged `unavailable` and retried every 20 ms for up to 60 s;
+the store is flushed before a reopen and at the end.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ import time
 
 import credpool
 
+# How long an outage is ridden out (seconds).
+PATIENCE = 60.0
+
 
 def main() -> int:
     if len(sys.argv) != 7:
         print("usage: worker.py <store> <writer> <ops> <seed> <log> <refresh-log>", file=sys.stderr)
         return 2
-    store_path, writer, ops_text, seed_text, log_path, refresh_log = sys.argv[1:]
+    store_location, writer, ops_text, seed_text, log_path, refresh_log = sys.argv[1:]
     ops, seed = int(ops_text), int(seed_text)
     latency = float(os.environ.get("STRESS_REFRESH_MS", "2")) / 1000
     rng = random.Random(seed)
@@ -33,15 +43,38 @@ def main() -> int:
         os.write(log_fd, f"{line}\n".encode())
 
     def call(fn):
-        """One store call; a `lock_timeout` (the input did not happen) is logged and retried."""
+        """One store call; a `lock_timeout` (the input did not happen) is logged and retried;
+        a call acknowledged while changes wait for Redis is logged `queued`."""
+        while True:
+            start = time.monotonic()
+            try:
+                out = fn()
+                if store.has_pending():
+                    log("queued")
+                return out
+            except credpool.CredpoolError as e:
+                if e.code != "lock_timeout":
+                    raise
+                log("lock_timeout")
+            finally:
+                slowest[0] = max(slowest[0], time.monotonic() - start)
+
+    def until_up(fn):
+        """Runs `fn` until it does not fail with `io` (Redis unreachable; PATIENCE at most),
+        logging `unavailable` for each failed try; `lock_timeout` is logged and retried too."""
+        since = time.monotonic()
         while True:
             start = time.monotonic()
             try:
                 return fn()
             except credpool.CredpoolError as e:
-                if e.code != "lock_timeout":
+                if e.code == "lock_timeout":
+                    log("lock_timeout")
+                elif e.code == "io" and time.monotonic() - since < PATIENCE:
+                    log("unavailable")
+                    time.sleep(0.02)
+                else:
                     raise
-                log("lock_timeout")
             finally:
                 slowest[0] = max(slowest[0], time.monotonic() - start)
 
@@ -52,9 +85,12 @@ def main() -> int:
 
     def open_store() -> credpool.FileStore:
         durable = os.environ.get("STRESS_DURABLE") != "0"
-        return credpool.FileStore.open(store_path, writer=writer, seed=seed, durable=durable)
+        lease = float(os.environ.get("STRESS_REFRESH_LEASE_MS", "2000")) / 1000
+        return credpool.FileStore.open(
+            store_location, writer=writer, seed=seed, durable=durable, refresh_lease=lease
+        )
 
-    store = open_store()
+    store = until_up(open_store)
 
     def refresh(n: int) -> None:
         d = expect(call(lambda: store.acquire("oauth")), "refresh")
@@ -80,7 +116,7 @@ def main() -> int:
                 "expires_at": int(time.time() * 1000) - 1,
             }
 
-        decision = call(
+        decision = until_up(
             lambda: store.refresh("oauth", entry, d["generation"], refresh_fn, lease_id=d["lease_id"])
         )
         expect(decision, "use")
@@ -124,9 +160,12 @@ def main() -> int:
             call(lambda: store.reset(pool))
             log(f"reset {pool}")
         else:
-            # A restart: a fresh store from the file, so nothing survives only in memory.
-            store = open_store()
+            # A restart: a fresh store from the file (or Redis), so nothing survives only in
+            # memory.
+            until_up(store.flush)
+            store = until_up(open_store)
             log("reopen")
+    until_up(store.flush)
     log(f"slowest {int(slowest[0] * 1000)}")
     log("finished")
     os.close(log_fd)

@@ -76,7 +76,7 @@ class LockTimeoutError(CredpoolError, TimeoutError):
 
 
 class StoreIOError(CredpoolError, OSError):
-    """Reading or writing the store's file failed (``io``)."""
+    """Reading or writing the store's file failed, or Redis is unreachable (``io``)."""
 
     code = "io"
 

@@ -98,7 +98,8 @@ class Registry:
 
 @final
 class FileStore:
-    """A registry persisted in one JSON file shared by many processes. Thread-safe.
+    """A registry persisted in one JSON file shared by many processes, or in Redis when
+    opened with a ``redis://`` URL. Thread-safe.
 
     Same methods as :class:`Registry`; every input that may change state is one locked
     transaction (merge what other processes wrote, apply, write atomically if changed).
@@ -107,20 +108,37 @@ class FileStore:
 
     @staticmethod
     def open(
-        path: Union[str, os.PathLike[str], None] = None,
+        location: Union[str, os.PathLike[str], None] = None,
         *,
         writer: Optional[str] = None,
         seed: Optional[int] = None,
         lock_timeout: float = 10.0,
         durable: bool = True,
-    ) -> "FileStore": ...
+        namespace: Optional[str] = None,
+        connect_timeout: float = 2.0,
+        io_timeout: float = 2.0,
+        refresh_lease: float = 30.0,
+        reconnect_interval: float = 1.0,
+    ) -> "FileStore":
+        """Opens a file path, or a Redis store for a ``redis://`` / ``rediss://`` URL
+        (``?namespace=NAME`` or ``namespace`` picks the key namespace). Durations are in
+        seconds; ``durable`` concerns files only, the other new options Redis only. Redis
+        unreachable: :class:`StoreIOError` (``io``)."""
     @staticmethod
     def move_aside(path: Union[str, os.PathLike[str]]) -> str: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> Optional[str]:
+        """The store file (``None`` for a Redis store)."""
+    @property
+    def location(self) -> str:
+        """The file path, or the Redis URL without credentials."""
     @property
     def writer(self) -> str: ...
     def reload(self) -> bool: ...
+    def has_pending(self) -> bool:
+        """Whether changes wait to reach Redis (decided while it was unreachable)."""
+    def flush(self) -> None:
+        """Writes the changes queued while Redis was unreachable (``io`` if it still is)."""
     def refresh(
         self,
         pool: str,

@@ -2,7 +2,8 @@
 
 Identical to ``CredentialPool`` (leases as context managers, ``call``), except that a
 ``refresh`` decision is followed through ``FileStore.refresh``: single-flight across
-every process sharing the file, so a rotated single-use refresh token is never replayed.
+every process sharing the store (a file, or Redis), so a rotated single-use refresh
+token is never replayed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ class StorePool(CredentialPool):
     """A :class:`~credpool.FileStore` bound to one pool (see ``FileStore.pool``).
 
     ``refresh`` gets the :class:`~credpool.Lease` to refresh (its ``refresh_token``
-    included) and runs while the store's lock is held; it is only called when no other
+    included) and runs while the store's lock is held (the file lock, or the entry's
+    Redis refresh lock, confirmed right before the call); it is only called when no other
     process has rotated the token already.
     """
 
@@ -42,7 +44,7 @@ class StorePool(CredentialPool):
         return self.registry  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
-        return f"StorePool({self.name!r}, path={self.store.path!r})"
+        return f"StorePool({self.name!r}, location={self.store.location!r})"
 
     def _on(self, pool: str) -> StorePool:
         if pool == self.name:
