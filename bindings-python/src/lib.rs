@@ -553,11 +553,7 @@ impl Registry {
             py,
             now,
             "acquire",
-            vec![
-                ("pool", json!(pool)),
-                ("model", json!(model)),
-                ("session", json!(session)),
-            ],
+            methods::acquire_fields(pool, model, session),
         )
     }
 
@@ -617,27 +613,18 @@ impl Registry {
             Value::Null => opt(py, headers)?,
             converted => converted,
         };
-        let mut response = Map::new();
-        for (k, v) in [
-            ("status", json!(status)),
-            ("headers", headers),
-            ("body", body),
-            ("model", json!(model)),
-            ("network_error", json!(network_error)),
-        ] {
-            if !v.is_null() {
-                response.insert(k.into(), v);
-            }
-        }
+        let response = methods::ResponseFields {
+            status,
+            headers,
+            body,
+            model,
+            network_error,
+        };
         self.call_fields(
             py,
             now,
             "report",
-            vec![
-                ("pool", json!(pool)),
-                ("lease_id", json!(lease_id)),
-                ("response", Value::Object(response)),
-            ],
+            methods::report_fields(pool, lease_id, response),
         )
     }
 

@@ -27,11 +27,7 @@ macro_rules! wire_methods {
                 py,
                 now,
                 "acquire",
-                vec![
-                    ("pool", json!(pool)),
-                    ("model", json!(model)),
-                    ("session", json!(session)),
-                ],
+                $crate::methods::acquire_fields(pool, model, session),
             )
         }
 
@@ -50,27 +46,20 @@ macro_rules! wire_methods {
             network_error: Option<String>,
             now: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<PyObject> {
-            let mut response = Map::new();
-            for (k, v) in [
-                ("status", json!(status)),
-                ("headers", opt(py, headers)?),
-                ("body", opt(py, body)?),
-                ("model", json!(model)),
-                ("network_error", json!(network_error)),
-            ] {
-                if !v.is_null() {
-                    response.insert(k.into(), v);
-                }
-            }
+            let headers = opt(py, headers)?;
+            let body = opt(py, body)?;
+            let response = $crate::methods::ResponseFields {
+                status,
+                headers,
+                body,
+                model,
+                network_error,
+            };
             self.call_fields(
                 py,
                 now,
                 "report",
-                vec![
-                    ("pool", json!(pool)),
-                    ("lease_id", json!(lease_id)),
-                    ("response", Value::Object(response)),
-                ],
+                $crate::methods::report_fields(pool, lease_id, response),
             )
         }
 
@@ -336,3 +325,52 @@ macro_rules! wire_methods {
 }
 
 pub(crate) use wire_methods;
+
+/// The wire fields of `acquire`.
+pub(crate) fn acquire_fields(
+    pool: String,
+    model: Option<String>,
+    session: Option<String>,
+) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::json;
+    vec![
+        ("pool", json!(pool)),
+        ("model", json!(model)),
+        ("session", json!(session)),
+    ]
+}
+
+/// A `report`'s response, its headers and body already converted to JSON.
+pub(crate) struct ResponseFields {
+    pub(crate) status: Option<u16>,
+    pub(crate) headers: serde_json::Value,
+    pub(crate) body: serde_json::Value,
+    pub(crate) model: Option<String>,
+    pub(crate) network_error: Option<String>,
+}
+
+/// The wire fields of `report` (absent response fields left out).
+pub(crate) fn report_fields(
+    pool: String,
+    lease_id: u64,
+    response: ResponseFields,
+) -> Vec<(&'static str, serde_json::Value)> {
+    use serde_json::{Map, Value, json};
+    let mut object = Map::new();
+    for (k, v) in [
+        ("status", json!(response.status)),
+        ("headers", response.headers),
+        ("body", response.body),
+        ("model", json!(response.model)),
+        ("network_error", json!(response.network_error)),
+    ] {
+        if !v.is_null() {
+            object.insert(k.into(), v);
+        }
+    }
+    vec![
+        ("pool", json!(pool)),
+        ("lease_id", json!(lease_id)),
+        ("response", Value::Object(object)),
+    ]
+}

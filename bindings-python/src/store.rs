@@ -28,7 +28,7 @@ use credpool_store::{
     FileStore as CoreFileStore, RefreshStart, Store as CoreStore, StoreOptions, is_redis_location,
 };
 use pyo3::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::{clock, errors, guarded, input_of, methods, opt, registry_options, to_py, to_value};
 

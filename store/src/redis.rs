@@ -28,7 +28,9 @@ use credpool_core::{
 use redis::{Client, Connection, Script};
 use serde_json::{Value, json};
 
-use crate::store::{Backend, Hold, RefreshStart, RefreshTicket, StoreOptions, StorePool};
+use crate::store::{
+    Backend, Hold, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only,
+};
 
 /// The namespace when neither the URL (`?namespace=...`) nor the options name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -257,13 +259,7 @@ impl RedisStore {
 
     /// Applies one wire input, persisting it when it changed state.
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
-        if matches!(
-            input,
-            Input::Status { .. }
-                | Input::ExportState
-                | Input::Reveal { .. }
-                | Input::CheckRefresh { .. }
-        ) {
+        if reads_only(&input) {
             self.sync_online()?;
             return self.registry.handle(now, input);
         }

@@ -199,13 +199,7 @@ impl FileStore {
 
     /// Applies one wire input, persisting it when it changed state.
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
-        if matches!(
-            input,
-            Input::Status { .. }
-                | Input::ExportState
-                | Input::Reveal { .. }
-                | Input::CheckRefresh { .. }
-        ) {
+        if reads_only(&input) {
             self.reload()?;
             return self.registry.handle(now, input);
         }
@@ -509,4 +503,16 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Value> {
             ),
         )
     })
+}
+
+/// Whether `input` only reads state (`status`, `export_state`, `reveal`, `check_refresh`):
+/// the stores answer it after a reload, without a transaction.
+pub(crate) fn reads_only(input: &Input) -> bool {
+    matches!(
+        input,
+        Input::Status { .. }
+            | Input::ExportState
+            | Input::Reveal { .. }
+            | Input::CheckRefresh { .. }
+    )
 }
