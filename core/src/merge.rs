@@ -4,8 +4,8 @@
 //! merge is commutative, associative and idempotent:
 //! - token: higher `(generation, updated_at, fingerprint)` wins; a held secret survives a
 //!   merge with a copy that lacks it (borrowed secrets are never exported);
-//! - status: later `at` wins (a reset is a status written at reset time), and a token
-//!   written after the status clears it (adopt, clear status);
+//! - status: later `at` wins, the more severe on a tie (a reset is a status written at
+//!   reset time), and a token written after the status clears it (adopt, clear status);
 //! - metadata and pool configuration: later `updated_at` wins;
 //! - request counters: per writer, the larger count (a grow-only counter);
 //! - model benches: per model, later `at` wins; removal tombstones: union, and a
@@ -150,12 +150,15 @@ fn merge_token(a: &Token, b: &Token) -> Token {
     token
 }
 
+/// The later status wins; of two written in the same millisecond, the more severe one
+/// (dead > exhausted > ok), so a mark never loses to a status that only ties it in time.
 fn merge_status(a: &StatusRecord, b: &StatusRecord) -> StatusRecord {
-    if later_by((b.at, b), (a.at, a)) {
-        b.clone()
-    } else {
-        a.clone()
-    }
+    let b_wins = match (b.at, b.status).cmp(&(a.at, a.status)) {
+        Ordering::Greater => true,
+        Ordering::Less => false,
+        Ordering::Equal => later_by((b.at, b), (a.at, a)),
+    };
+    if b_wins { b.clone() } else { a.clone() }
 }
 
 /// Whether `(at, value)` of `b` orders after that of `a`: by time, then (a tie of two
