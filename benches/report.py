@@ -1,10 +1,10 @@
 """Regenerates the tables of BENCHMARKS.md from one run of scripts/bench.sh (stdlib only).
 
-    python3 benches/report.py --criterion DIR --results DIR [--wasm FILE] [--out BENCHMARKS.md]
+    python3 benches/report.py --criterion DIR --results DIR [--wasm FILE]... [--out BENCHMARKS.md]
 
 Reads criterion's ``<criterion>/**/new/{benchmark,estimates}.json`` (median point estimates)
 and the JSON lines the other benches print with ``--json`` (every ``*.jsonl`` in ``--results``:
-``{"bench": "bindings", ...}`` and ``{"bench": "peers", ...}``), then rewrites each block of
+``{"bench": "bindings", ...}``, ``{"bench": "peers", ...}`` and ``{"bench": "store", ...}``), then rewrites each block of
 ``--out`` between ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->``. Text outside the markers
 is kept as written.
 """
@@ -25,6 +25,7 @@ from pathlib import Path
 SIZES = ["10", "1000", "100000"]
 STRATEGIES = ["fill_first", "round_robin", "least_used", "random"]
 GOAL_RATIO = 2.0
+WASM_GOAL_BYTES = 150_000
 
 
 def fmt_ns(ns: float | None) -> str:
@@ -193,12 +194,62 @@ def peers(records: list[dict], lang: str) -> str:
     return out
 
 
-def wasm(path: Path) -> str:
-    if not path.exists():
-        return f"_not built: `{path}` is missing (scripts/build-wasm-crate.sh)_"
-    raw = path.read_bytes()
-    gz = len(gzip.compress(raw, compresslevel=9))
-    return table(["file", "raw", "gzip -9"], [[f"`{path.name}` (web)", f"{len(raw):,} B", f"{gz:,} B"]])
+def store(records: list[dict]) -> str:
+    recs = [r for r in records if r.get("bench") == "store"]
+    if not recs:
+        return "_not run_"
+    rec = recs[-1]
+    mixed = rec["persisted"]["mixed"]
+    quiet = rec["persisted"]["status_only"]
+    requests = mixed["requests"]
+    rows = [[f"`{x['input']}`", f"{x['calls']:,}", f"{x['writes']:,}"] for x in mixed["by_input"]]
+    rows.append(["**all calls**", f"**{mixed['calls']:,}**", f"**{mixed['writes']:,}**"])
+    rows.append(["`status` only (1,000 calls, nothing changes)", f"{quiet['calls']:,}", f"{quiet['writes']:,}"])
+    out = table(["input", "calls", "file writes"], rows)
+    out += (
+        f"\n\n{requests:,} requests on {rec['keys']} keys ({mixed['rate_limited']} answered 429,"
+        f" {mixed['waits']} `wait` decisions slept out): {mixed['writes']:,} writes,"
+        f" {mixed['changed_calls']:,} calls that changed state (`changed`),"
+        f" {mixed['bytes_written'] / 1e6:.2f} MB written (the whole file each time:"
+        f" {mixed['file_bytes']:,} B at the end)."
+    )
+    rows = []
+    for x in rec["throughput"]:
+        durable = "–" if x.get("durable") is None else ("on" if x["durable"] else "off")
+        rows.append([
+            x["backend"], durable, str(x["processes"]),
+            f"{x['pairs_per_s']:,.0f}", f"{x['calls_per_s']:,.0f}", str(x["lock_timeouts"]),
+        ])
+    out += "\n\n" + table(
+        ["store", "durable (fsync)", "processes", "acquire + report pairs / s", "calls / s", "lock timeouts"],
+        rows,
+    )
+    redis = rec.get("redis") or {}
+    note = (f"{rec['seconds_per_run']} s per run, all processes together; store files in the"
+            f" system temp directory ({rec.get('filesystem', 'unknown')} filesystem).")
+    if redis.get("ran"):
+        note += f" Redis {redis.get('version', '?')} on loopback, no persistence."
+    else:
+        note += f" Redis not run: {redis.get('reason', 'unknown')}."
+    return out + "\n\n" + note
+
+
+def wasm(paths: list[Path]) -> str:
+    rows = []
+    missing = []
+    for path in paths:
+        if not path.exists():
+            missing.append(f"`{path}`")
+            continue
+        raw = path.read_bytes()
+        gz = len(gzip.compress(raw, compresslevel=9))
+        goal = "yes" if len(raw) <= WASM_GOAL_BYTES else "no"
+        role = "simulator" if "sim" in path.name else "engine"
+        rows.append([f"`{path.name}` ({role}, {path.parent.name})", f"{len(raw):,} B", f"{gz:,} B", goal])
+    out = table(["file", "raw", "gzip -9", f"≤ {WASM_GOAL_BYTES // 1000} KB raw?"], rows) if rows else ""
+    if missing:
+        out += ("\n\n" if out else "") + "_not built: " + ", ".join(missing) + " (scripts/build-wasm-crate.sh)_"
+    return out + f"\n\nGoal: ≤ {WASM_GOAL_BYTES // 1000} KB raw ({WASM_GOAL_BYTES:,} B) per module."
 
 
 def replace(doc: str, name: str, body: str) -> str:
@@ -213,7 +264,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--criterion", type=Path, required=True)
     parser.add_argument("--results", type=Path, required=True)
-    parser.add_argument("--wasm", type=Path)
+    parser.add_argument("--wasm", type=Path, action="append", default=[],
+                        help="a .wasm module to size (repeatable)")
     parser.add_argument("--out", type=Path, default=Path("BENCHMARKS.md"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
@@ -240,6 +292,7 @@ def main() -> None:
         "sim": simulator(crit),
         "bindings": bindings(records),
         "peers-python": peers(records, "python"),
+        "store": store(records),
         "wasm": wasm(args.wasm) if args.wasm else "_no path given_",
     }
     doc = args.out.read_text()

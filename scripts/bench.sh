@@ -3,9 +3,11 @@
 #   1. criterion: the engine (core/benches/engine.rs) and the simulator (sim/benches/throughput.rs)
 #   2. the bindings (scripts/bench-bindings.sh: napi, wasm in Node, Python), building what is missing
 #   3. the Python peers (benches/peers.py) in $CREDPOOL_CACHE/venv-bench, installed from PyPI
-#   4. benches/report.py: rewrites the marked blocks of BENCHMARKS.md (and the wasm size)
+#   4. the store (store/examples/store_bench.rs): writes and bytes per 1,000 requests, and
+#      operations per second with 1 and 8 processes (file, and Redis when redis-server exists)
+#   5. benches/report.py: rewrites the marked blocks of BENCHMARKS.md (and the wasm sizes)
 # Usage: scripts/bench.sh [--quick]     (--quick, or CREDPOOL_BENCH_QUICK=1: a smoke run)
-# Env: CREDPOOL_BENCH_SKIP="bindings peers" skips parts (names: core sim bindings peers).
+# Env: CREDPOOL_BENCH_SKIP="bindings peers" skips parts (names: core sim bindings peers store).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source-path=SCRIPTDIR source=env.sh
@@ -81,9 +83,19 @@ if wants peers; then
   fi
 fi
 
+if wants store; then
+  echo "== store: store/examples/store_bench.rs${CREDPOOL_BENCH_QUICK:+ --quick}"
+  cargo build -q --release -p credpool-store --example store_bench
+  if ! "$CARGO_TARGET_DIR/release/examples/store_bench" --json ${CREDPOOL_BENCH_QUICK:+--quick} \
+    >"$results/store.jsonl"; then
+    failed+=(store)
+  fi
+fi
+
 echo "== BENCHMARKS.md"
 python3 benches/report.py --criterion "$criterion" --results "$results" \
-  --wasm "$pkg/web/credpool_wasm_bg.wasm" --out BENCHMARKS.md ${CREDPOOL_BENCH_QUICK:+--quick}
+  --wasm "$pkg/web/credpool_wasm_bg.wasm" \
+  --wasm "$CREDPOOL_CACHE/wasm-sim-pkg/web/credpool_wasm_sim_bg.wasm" --out BENCHMARKS.md ${CREDPOOL_BENCH_QUICK:+--quick}
 if ((${#failed[@]})); then
   echo "bench.sh: failed: ${failed[*]} (their tables say 'not run')" >&2
   exit 1
