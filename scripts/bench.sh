@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every benchmark in one command, then the tables of BENCHMARKS.md regenerated from them:
 #   1. criterion: the engine (core/benches/engine.rs) and the simulator (sim/benches/throughput.rs)
-#   2. the bindings (scripts/bench-bindings.sh: napi, wasm in Node, Python), building what is missing
+#   2. the bindings (scripts/bench-bindings.sh: napi, wasm in Node and in Chromium, Python), building what is missing
 #   3. the Python peers (benches/peers.py) in $CREDPOOL_CACHE/venv-bench, installed from PyPI
 #   4. the store (store/examples/store_bench.rs): writes and bytes per 1,000 requests, and
 #      operations per second with 1 and 8 processes (file, and Redis when redis-server exists)

@@ -90,6 +90,7 @@ scripts/test-packages.sh
 echo "== binding benches (smoke run; real figures: scripts/bench-bindings.sh)"
 CREDPOOL_IMPL=napi node benches/bindings.mjs 200 >/dev/null
 CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node benches/bindings.mjs 200 >/dev/null
+CREDPOOL_WASM_WEB="$pkg/web" node benches/bindings-chromium.mjs 200 >/dev/null
 "$venv/bin/python" benches/bindings.py 200 >/dev/null
 
 echo "== main job: credpool simulate (the README's command)"
