@@ -1,15 +1,16 @@
 //! The wire-input methods `Registry` and `FileStore` share (same names, same keyword
-//! arguments): each builds core's JSON input and hands it to the type's `call_fields`.
-//! `Registry` defines its hot path (`acquire`, `report`, `release`, `credential`) itself,
-//! typed (see `lib.rs`); `FileStore` takes the JSON versions here.
+//! arguments): the hot path hands core's typed `Input` to the type's `typed`, every other
+//! method builds core's JSON input and hands it to the type's `call_fields`.
 
-/// Defines the shared methods on a pyclass with
-/// `call(&self, py, now, input: Value)` and `call_fields(&self, py, now, kind, fields)`:
-/// `wire_methods!(T)` all of them, `wire_methods!(T, typed_hot_path)` all but the four
-/// hot-path methods (which `T` then defines itself).
+/// Defines the shared methods on a pyclass with `call(&self, py, now, input: Value)`,
+/// `call_fields(&self, py, now, kind, fields)` and `typed(&self, py, now, input: Input)`.
+/// The hot path (`acquire`, `report`, `release`, `credential`) is typed: arguments become
+/// core's `Input` and the output a `dict` built directly (no JSON either way); an argument
+/// core's JSON reader would refuse (a bad pool key or entry id, headers or a body of the
+/// wrong shape) takes the generic JSON path, which raises exactly what it always did.
 macro_rules! wire_methods {
     ($ty:ty) => {
-        $crate::methods::wire_methods!($ty, typed_hot_path);
+        $crate::methods::wire_methods!($ty, rest);
 
         #[pymethods]
         impl $ty {
@@ -23,6 +24,15 @@ macro_rules! wire_methods {
             session: Option<String>,
             now: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<PyObject> {
+            use $crate::methods::hot::*;
+            if let Ok(key) = PoolKey::parse(&pool) {
+                let request = AcquireRequest {
+                    pool: key,
+                    model,
+                    session,
+                };
+                return self.typed(py, now, Input::Acquire(request));
+            }
             self.call_fields(
                 py,
                 now,
@@ -46,8 +56,48 @@ macro_rules! wire_methods {
             network_error: Option<String>,
             now: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<PyObject> {
-            let headers = opt(py, headers)?;
+            use $crate::methods::hot::*;
+            // A `dict` of `str` to `str` (the common shape) is read as it is; anything else goes
+            // through JSON as before (in the same order: headers, then body).
+            let str_headers = headers.and_then(str_pairs);
+            let headers_json = match str_headers {
+                Some(_) => Value::Null,
+                None => opt(py, headers)?,
+            };
             let body = opt(py, body)?;
+            let typed_headers = match (str_headers, &headers_json) {
+                (Some(pairs), _) => Some(Headers(pairs)),
+                (None, Value::Null) => Some(Headers::default()),
+                (None, v) => serde_json::from_value::<Headers>(v.clone()).ok(),
+            };
+            let typed_body = match &body {
+                Value::Null => Some(None),
+                Value::String(text) => Some(Some(Body::Text(text.clone()))),
+                v => serde_json::from_value::<Body>(v.clone()).ok().map(Some),
+            };
+            if let (Ok(key), Some(headers), Some(body)) =
+                (PoolKey::parse(&pool), typed_headers, typed_body)
+            {
+                let report = Report {
+                    pool: key,
+                    lease_id: Some(LeaseId(lease_id)),
+                    entry_id: None,
+                    response: Response {
+                        status,
+                        network_error,
+                        headers,
+                        body,
+                        model,
+                    },
+                };
+                return self.typed(py, now, Input::Report(report));
+            }
+            // (A `str` to `str` dict converts without error, so converting it only now raises
+            // nothing the old order would not have.)
+            let headers = match headers_json {
+                Value::Null => opt(py, headers)?,
+                converted => converted,
+            };
             let response = $crate::methods::ResponseFields {
                 status,
                 headers,
@@ -72,6 +122,14 @@ macro_rules! wire_methods {
             lease_id: u64,
             now: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<PyObject> {
+            use $crate::methods::hot::*;
+            if let Ok(key) = PoolKey::parse(&pool) {
+                let input = Input::Release {
+                    pool: key,
+                    lease_id: LeaseId(lease_id),
+                };
+                return self.typed(py, now, input);
+            }
             self.call_fields(
                 py,
                 now,
@@ -89,6 +147,14 @@ macro_rules! wire_methods {
             entry_id: String,
             now: Option<&Bound<'_, PyAny>>,
         ) -> PyResult<PyObject> {
+            use $crate::methods::hot::*;
+            if let (Ok(key), Ok(id)) = (PoolKey::parse(&pool), EntryId::parse(&entry_id)) {
+                let input = Input::Reveal {
+                    pool: key,
+                    entry_id: id,
+                };
+                return self.typed(py, now, input);
+            }
             self.call_fields(
                 py,
                 now,
@@ -98,7 +164,7 @@ macro_rules! wire_methods {
         }
         }
     };
-    ($ty:ty, typed_hot_path) => {
+    ($ty:ty, rest) => {
         #[pymethods]
         impl $ty {
         /// Applies one input (a dict tagged by `type`) at `now` (epoch ms; default: wall clock).
@@ -373,4 +439,13 @@ pub(crate) fn report_fields(
         ("lease_id", json!(lease_id)),
         ("response", Value::Object(object)),
     ]
+}
+
+/// The names the typed hot-path methods of [`wire_methods!`] use, wherever it expands.
+pub(crate) mod hot {
+    pub(crate) use crate::{opt, str_pairs};
+    pub(crate) use credpool_core::{
+        AcquireRequest, Body, EntryId, Headers, Input, LeaseId, PoolKey, Report, Response,
+    };
+    pub(crate) use serde_json::{Value, json};
 }

@@ -131,6 +131,18 @@ impl FileStore {
     ) -> PyResult<PyObject> {
         self.call(py, now, input_of(kind, fields))
     }
+    /// The hot path: a typed input through the store, the output built as a `dict`
+    /// directly (as `Registry`'s).
+    fn typed(
+        &self,
+        py: Python<'_>,
+        now: Option<&Bound<'_, PyAny>>,
+        input: Input,
+    ) -> PyResult<PyObject> {
+        let now = clock(py, now)?;
+        let output: Output = self.with_store(py, |store| Ok(store.handle(now, input)?))?;
+        crate::out::output(py, output)
+    }
 }
 
 /// A serialised output -> Python object.
