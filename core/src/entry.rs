@@ -10,9 +10,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::classify::OutcomeClass;
+use crate::counts::Counts;
 use crate::error::{Error, ErrorCode, Result, clip};
 use crate::limits::{MAX_EXTRA_BYTES, MAX_EXTRA_DEPTH, MAX_NAME_CHARS, MAX_SECRET_BYTES};
 use crate::secret::{Fingerprint, Secret};
+use crate::short_str::ShortStr;
 use crate::time::Millis;
 
 /// Stable id of an entry within its pool (never derived from its secret).
@@ -20,93 +22,30 @@ use crate::time::Millis;
 /// Ids up to 22 bytes (every generated id, and most chosen ones) are stored
 /// inline: comparing and cloning them touches no heap memory, which keeps the pool's
 /// ordered indexes cheap to search when they hold many entries.
-#[derive(Clone)]
-pub struct EntryId(IdRepr);
-
-/// Longest id stored inline.
-const INLINE_ID: usize = 22;
-
-#[derive(Clone)]
-enum IdRepr {
-    Inline { len: u8, bytes: [u8; INLINE_ID] },
-    Heap(Box<str>),
-}
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntryId(ShortStr);
 
 impl EntryId {
     /// Validates `raw` as an id: non-empty, at most 256 characters, no control characters.
     pub fn parse(raw: &str) -> Result<Self> {
         validate_name("entry id", raw)?;
-        Ok(Self::store(raw))
-    }
-
-    fn store(raw: &str) -> Self {
-        let len = raw.len();
-        if len <= INLINE_ID
-            && let Ok(short) = u8::try_from(len)
-        {
-            let mut bytes = [0; INLINE_ID];
-            bytes[..len].copy_from_slice(raw.as_bytes());
-            Self(IdRepr::Inline { len: short, bytes })
-        } else {
-            Self(IdRepr::Heap(raw.into()))
-        }
+        Ok(Self(ShortStr::new(raw)))
     }
 
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
-        match &self.0 {
-            // The inline bytes are a copy of a whole `str`, so always UTF-8.
-            IdRepr::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
-            IdRepr::Heap(text) => text,
-        }
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        match &self.0 {
-            IdRepr::Inline { len, bytes } => &bytes[..usize::from(*len)],
-            IdRepr::Heap(text) => text.as_bytes(),
-        }
+        self.0.as_str()
     }
 
     /// An id core generated itself (already valid).
     pub(crate) fn from_trusted(raw: String) -> Self {
-        Self::store(&raw)
+        Self(ShortStr::new(&raw))
     }
 
     /// The smallest id (the empty one, never valid as an entry's id): a range bound.
     pub(crate) const fn min() -> Self {
-        Self(IdRepr::Inline {
-            len: 0,
-            bytes: [0; INLINE_ID],
-        })
-    }
-}
-
-impl PartialEq for EntryId {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for EntryId {}
-
-impl PartialOrd for EntryId {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-/// Orders as the text does (byte order of UTF-8 is code-point order).
-impl Ord for EntryId {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.as_bytes().cmp(other.as_bytes())
-    }
-}
-
-impl std::hash::Hash for EntryId {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
+        Self(ShortStr::empty())
     }
 }
 
@@ -319,7 +258,7 @@ pub struct Entry {
     /// Last explicit reset.
     pub cleared_at: Option<Millis>,
     /// Selections per writer (a grow-only counter; the sum is the request count).
-    pub counts: BTreeMap<String, u64>,
+    pub counts: Counts,
     /// Per-model benches.
     pub model_cooldowns: BTreeMap<String, ModelCooldown>,
     /// When the entry was added.
@@ -353,9 +292,7 @@ impl Entry {
     /// Total selections over all writers.
     #[must_use]
     pub fn request_count(&self) -> u64 {
-        self.counts
-            .values()
-            .fold(0, |sum, n| sum.saturating_add(*n))
+        self.counts.total()
     }
 
     /// The status in force: a token written after the status clears it.

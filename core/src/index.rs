@@ -8,13 +8,16 @@
 //! - `ready`: entries whose effective status is `ok` and that hold (or can refresh to) a
 //!   secret, by `(priority, id)`, with positional access (an order-statistic set) so that
 //!   `fill_first`, `round_robin` and `random` pick in `O(log n)`;
-//! - `least_used`: the same entries by `(request count, priority, id)`;
+//! - `least_used`: the same entries by `(request count, priority, id)`, kept only while
+//!   the pool's strategy is `least_used` (every selection moves an entry in it, and at
+//!   random positions that costs cache misses the other strategies need not pay);
 //! - `deadlines`: effective-`exhausted` entries by `(cooldown deadline, id)`: expiry pops
 //!   only what ran out, the next deadline is the first element;
 //! - `benches` / `all_benches`: model benches by `(until, id)`, per model and over all
 //!   models (expired benches stay, as they stay in the entry; a range skips them);
 //! - `live`: the number of non-dead entries (the sole-credential rule);
-//! - `fingerprints`: `(hash of the secret fingerprint, id)` (siblings sharing a secret:
+//! - `fingerprints`: hash of the secret fingerprint → sorted ids, a hash map (a lookup
+//!   reads one slot, where a tree keyed by random hashes misses the cache at every level;
 //!   callers compare the fingerprints of the ids found, so a hash collision is harmless);
 //! - `priorities`: a multiset of priorities (the default priority of a new entry).
 
@@ -24,6 +27,7 @@ use std::fmt;
 
 use crate::entry::{Entry, EntryId, Status};
 use crate::secret::Fingerprint;
+use crate::table::FixedHashMap;
 use crate::time::Millis;
 
 /// `(priority, id)`: the order every strategy uses.
@@ -94,10 +98,10 @@ fn benches_of(entry: &Entry) -> Vec<(String, Millis)> {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Index {
     pub(crate) ready: RankedSet,
-    pub(crate) least_used: BTreeSet<(u64, i64, EntryId)>,
+    pub(crate) least_used: Option<BTreeSet<(u64, i64, EntryId)>>,
     pub(crate) deadlines: BTreeSet<(Millis, EntryId)>,
     pub(crate) live: usize,
-    pub(crate) fingerprints: BTreeSet<(u64, EntryId)>,
+    pub(crate) fingerprints: FixedHashMap<u64, Vec<EntryId>>,
     pub(crate) benches: BTreeMap<String, BTreeSet<(Millis, EntryId)>>,
     pub(crate) all_benches: BTreeSet<(Millis, EntryId, String)>,
     pub(crate) priorities: BTreeMap<i64, usize>,
@@ -116,21 +120,47 @@ impl fmt::Debug for Index {
 impl Index {
     /// The indexes of `entries`, from scratch (what `Pool::check_index` compares with).
     #[cfg(any(test, debug_assertions))]
-    pub(crate) fn build<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Self {
-        let mut index = Self::default();
+    pub(crate) fn build<'a>(
+        entries: impl IntoIterator<Item = &'a Entry>,
+        least_used: bool,
+    ) -> Self {
+        let mut index = Self {
+            least_used: least_used.then(BTreeSet::new),
+            ..Self::default()
+        };
         for entry in entries {
             index.add(entry);
         }
         index
     }
 
+    /// Starts (from `entries`, the pool's) or stops keeping the `least_used` index.
+    pub(crate) fn keep_least_used<'a>(
+        &mut self,
+        keep: bool,
+        entries: impl IntoIterator<Item = &'a Entry>,
+    ) {
+        match (keep, self.least_used.is_some()) {
+            (true, false) => {
+                self.least_used = Some(
+                    entries
+                        .into_iter()
+                        .map(|entry| (entry, Facts::of(entry)))
+                        .filter(|(_, facts)| facts.ready)
+                        .map(|(entry, facts)| (facts.count, facts.priority, entry.id.clone()))
+                        .collect(),
+                );
+            }
+            (false, true) => self.least_used = None,
+            _ => {}
+        }
+    }
+
     /// Indexes a new entry.
     pub(crate) fn add(&mut self, entry: &Entry) {
-        let facts = Facts::of(entry);
-        self.add_facts(&entry.id, facts);
+        self.change_facts(&entry.id, None, Some(Facts::of(entry)));
         if let Some(fp) = &entry.token.fingerprint {
-            self.fingerprints
-                .insert((fingerprint_hash(fp), entry.id.clone()));
+            self.add_fingerprint(fingerprint_hash(fp), &entry.id);
         }
         for (model, cooldown) in &entry.model_cooldowns {
             self.add_bench(model, cooldown.until, &entry.id);
@@ -139,11 +169,9 @@ impl Index {
 
     /// Forgets an entry that is being removed.
     pub(crate) fn remove(&mut self, entry: &Entry) {
-        let facts = Facts::of(entry);
-        self.remove_facts(&entry.id, facts);
+        self.change_facts(&entry.id, Some(Facts::of(entry)), None);
         if let Some(fp) = &entry.token.fingerprint {
-            self.fingerprints
-                .remove(&(fingerprint_hash(fp), entry.id.clone()));
+            self.remove_fingerprint(fingerprint_hash(fp), &entry.id);
         }
         for (model, cooldown) in &entry.model_cooldowns {
             self.remove_bench(model, cooldown.until, &entry.id);
@@ -154,16 +182,15 @@ impl Index {
     pub(crate) fn update(&mut self, entry: &Entry, before: Snapshot) {
         let facts = Facts::of(entry);
         if facts != before.facts {
-            self.remove_facts(&entry.id, before.facts);
-            self.add_facts(&entry.id, facts);
+            self.change_facts(&entry.id, Some(before.facts), Some(facts));
         }
         let fingerprint = entry.token.fingerprint.as_ref().map(fingerprint_hash);
         if before.fingerprint != fingerprint {
             if let Some(hash) = before.fingerprint {
-                self.fingerprints.remove(&(hash, entry.id.clone()));
+                self.remove_fingerprint(hash, &entry.id);
             }
             if let Some(hash) = fingerprint {
-                self.fingerprints.insert((hash, entry.id.clone()));
+                self.add_fingerprint(hash, &entry.id);
             }
         }
         let changed = before.benches.len() != entry.model_cooldowns.len()
@@ -184,46 +211,69 @@ impl Index {
 
     /// Records one more selection of `entry` (whose count was `before`).
     pub(crate) fn count_changed(&mut self, entry: &Entry, before: u64) {
-        let facts = Facts::of(entry);
-        if facts.ready && facts.count != before {
-            let mut key = (before, facts.priority, entry.id.clone());
-            self.least_used.remove(&key);
-            key.0 = facts.count;
-            self.least_used.insert(key);
+        if self.least_used.is_some() {
+            let facts = Facts::of(entry);
+            let was = Facts {
+                count: before,
+                ..facts
+            };
+            self.change_facts(&entry.id, Some(was), Some(facts));
         }
     }
 
-    fn add_facts(&mut self, id: &EntryId, facts: Facts) {
-        if facts.ready {
-            self.ready.insert((facts.priority, id.clone()));
-            self.least_used
-                .insert((facts.count, facts.priority, id.clone()));
+    /// Moves `id` in every index whose key changed from `before` to `after` (`None`: the
+    /// entry is absent), touching nothing else: an index miss costs a cache miss in a
+    /// large pool.
+    fn change_facts(&mut self, id: &EntryId, before: Option<Facts>, after: Option<Facts>) {
+        let ready_key = |f: Option<Facts>| f.filter(|f| f.ready).map(|f| f.priority);
+        let (was_ready, is_ready) = (ready_key(before), ready_key(after));
+        if was_ready != is_ready {
+            if let Some(priority) = was_ready {
+                self.ready.remove(priority, id);
+            }
+            if let Some(priority) = is_ready {
+                self.ready.insert((priority, id.clone()));
+            }
         }
-        if let Some(deadline) = facts.deadline {
-            self.deadlines.insert((deadline, id.clone()));
+        if let Some(least_used) = &mut self.least_used {
+            let key = |f: Option<Facts>| f.filter(|f| f.ready).map(|f| (f.count, f.priority));
+            let (old, new) = (key(before), key(after));
+            if old != new {
+                if let Some((count, priority)) = old {
+                    least_used.remove(&(count, priority, id.clone()));
+                }
+                if let Some((count, priority)) = new {
+                    least_used.insert((count, priority, id.clone()));
+                }
+            }
         }
-        if facts.live {
-            self.live += 1;
+        let deadline = |f: Option<Facts>| f.and_then(|f| f.deadline);
+        if deadline(before) != deadline(after) {
+            if let Some(deadline) = deadline(before) {
+                self.deadlines.remove(&(deadline, id.clone()));
+            }
+            if let Some(deadline) = deadline(after) {
+                self.deadlines.insert((deadline, id.clone()));
+            }
         }
-        *self.priorities.entry(facts.priority).or_insert(0) += 1;
-    }
-
-    fn remove_facts(&mut self, id: &EntryId, facts: Facts) {
-        if facts.ready {
-            self.ready.remove(facts.priority, id);
-            self.least_used
-                .remove(&(facts.count, facts.priority, id.clone()));
+        let live = |f: Option<Facts>| f.is_some_and(|f| f.live);
+        match (live(before), live(after)) {
+            (false, true) => self.live += 1,
+            (true, false) => self.live = self.live.saturating_sub(1),
+            _ => {}
         }
-        if let Some(deadline) = facts.deadline {
-            self.deadlines.remove(&(deadline, id.clone()));
-        }
-        if facts.live {
-            self.live = self.live.saturating_sub(1);
-        }
-        if let Some(n) = self.priorities.get_mut(&facts.priority) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.priorities.remove(&facts.priority);
+        let priority = |f: Option<Facts>| f.map(|f| f.priority);
+        if priority(before) != priority(after) {
+            if let Some(old) = priority(before)
+                && let Some(n) = self.priorities.get_mut(&old)
+            {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.priorities.remove(&old);
+                }
+            }
+            if let Some(new) = priority(after) {
+                *self.priorities.entry(new).or_insert(0) += 1;
             }
         }
     }
@@ -233,11 +283,26 @@ impl Index {
         &self,
         fp: &Fingerprint,
     ) -> impl Iterator<Item = &EntryId> {
-        let hash = fingerprint_hash(fp);
         self.fingerprints
-            .range((hash, EntryId::min())..)
-            .take_while(move |(h, _)| *h == hash)
-            .map(|(_, id)| id)
+            .get(&fingerprint_hash(fp))
+            .into_iter()
+            .flatten()
+    }
+
+    fn add_fingerprint(&mut self, hash: u64, id: &EntryId) {
+        let ids = self.fingerprints.entry(hash).or_default();
+        if let Err(at) = ids.binary_search(id) {
+            ids.insert(at, id.clone());
+        }
+    }
+
+    fn remove_fingerprint(&mut self, hash: u64, id: &EntryId) {
+        if let Some(ids) = self.fingerprints.get_mut(&hash) {
+            ids.retain(|other| other != id);
+            if ids.is_empty() {
+                self.fingerprints.remove(&hash);
+            }
+        }
     }
 
     fn add_bench(&mut self, model: &str, until: Millis, id: &EntryId) {

@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+pub mod counts;
 pub mod decision;
 pub mod entry;
 pub mod error;
@@ -55,8 +56,10 @@ pub mod rng;
 pub mod secret;
 pub mod seed;
 mod select;
+mod short_str;
 pub mod state;
 pub mod status;
+mod table;
 pub mod time;
 pub mod wire;
 

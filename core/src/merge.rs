@@ -48,7 +48,7 @@ pub(crate) fn merge_pool(ours: &Pool, theirs: &Pool) -> Pool {
         (theirs.config_at, &theirs.config),
         (ours.config_at, &ours.config),
     ) {
-        merged.config = theirs.config.clone();
+        merged.set_config(theirs.config.clone());
         merged.config_at = theirs.config_at;
     }
     merged.cursor = ours.cursor.clone().max(theirs.cursor.clone());
@@ -56,7 +56,7 @@ pub(crate) fn merge_pool(ours: &Pool, theirs: &Pool) -> Pool {
         let slot = merged.removed.entry(id.clone()).or_insert(*at);
         *slot = (*slot).max(*at);
     }
-    for entry in theirs.by_id() {
+    for entry in theirs.unordered() {
         match merged.get(&entry.id) {
             Some(mine) => {
                 let combined = merge_entry(mine, entry);
@@ -93,10 +93,7 @@ pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
         a.meta.clone()
     };
     let mut counts = a.counts.clone();
-    for (writer, n) in &b.counts {
-        let slot = counts.entry(writer.clone()).or_insert(0);
-        *slot = (*slot).max(*n);
-    }
+    counts.merge(&b.counts);
     let mut model_cooldowns = a.model_cooldowns.clone();
     for (model, theirs) in &b.model_cooldowns {
         let slot = model_cooldowns.entry(model.clone()).or_insert(*theirs);

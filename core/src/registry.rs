@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::counts::Counts;
 use crate::decision::{FallbackTarget, LeaseId, Reason};
 use crate::entry::{
     AuthType, Entry, EntryId, Meta, Status, StatusRecord, Token, is_borrowed_source,
@@ -21,6 +22,7 @@ use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::rng::Rng;
 use crate::secret::{Fingerprint, Secret};
+use crate::table::EntryTable;
 use crate::time::Millis;
 
 /// How a pool picks among its available entries.
@@ -90,9 +92,8 @@ pub struct Pool {
     pub(crate) key: PoolKey,
     pub(crate) config: PoolConfig,
     pub(crate) config_at: Millis,
-    /// Boxed: the map's nodes stay small, so a lookup among many entries touches few
-    /// cache lines.
-    entries: BTreeMap<EntryId, Box<Entry>>,
+    /// By id, unordered (the indexes hold the ordered views).
+    entries: EntryTable,
     index: Index,
     pub(crate) removed: BTreeMap<EntryId, Millis>,
     pub(crate) cursor: Option<Cursor>,
@@ -122,7 +123,7 @@ impl Pool {
             key,
             config: PoolConfig::default(),
             config_at: Millis::ZERO,
-            entries: BTreeMap::new(),
+            entries: EntryTable::default(),
             index: Index::default(),
             removed: BTreeMap::new(),
             cursor: None,
@@ -146,14 +147,14 @@ impl Pool {
     /// Entries in priority order (ties by id).
     #[must_use]
     pub fn entries(&self) -> Vec<&Entry> {
-        let mut list: Vec<&Entry> = self.entries.values().map(|e| &**e).collect();
+        let mut list: Vec<&Entry> = self.entries.iter().collect();
         list.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
         list
     }
 
-    /// Entries by id.
-    pub(crate) fn by_id(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.values().map(|e| &**e)
+    /// Every entry, in no particular order.
+    pub(crate) fn unordered(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.iter()
     }
 
     /// Number of entries.
@@ -163,20 +164,26 @@ impl Pool {
 
     /// Whether the pool holds (or tombstoned) `id`.
     pub(crate) fn knows(&self, id: &EntryId) -> bool {
-        self.entries.contains_key(id) || self.removed.contains_key(id)
+        self.entries.contains(id) || self.removed.contains_key(id)
     }
 
     /// The entry with `id`.
     pub fn entry(&self, id: &EntryId) -> Result<&Entry> {
         self.entries
             .get(id)
-            .map(|e| &**e)
             .ok_or_else(|| Error::unknown_entry(self.key.as_str(), id.as_str()))
     }
 
     /// The entry with `id`, if any.
     pub(crate) fn get(&self, id: &EntryId) -> Option<&Entry> {
-        self.entries.get(id).map(|e| &**e)
+        self.entries.get(id)
+    }
+
+    /// Sets the configuration (and keeps the indexes its strategy needs).
+    pub(crate) fn set_config(&mut self, config: PoolConfig) {
+        self.config = config;
+        let least_used = self.config.strategy == Strategy::LeastUsed;
+        self.index.keep_least_used(least_used, self.entries.iter());
     }
 
     /// The selection indexes.
@@ -207,12 +214,7 @@ impl Pool {
             return Err(Error::unknown_entry(self.key.as_str(), id.as_str()));
         };
         let before = entry.request_count();
-        match entry.counts.get_mut(writer) {
-            Some(counter) => *counter = counter.saturating_add(1),
-            None => {
-                entry.counts.insert(writer.to_owned(), 1);
-            }
-        }
+        entry.counts.increment(writer);
         self.index.count_changed(entry, before);
         Ok(())
     }
@@ -224,15 +226,15 @@ impl Pool {
             self.index.remove(old);
         }
         self.index.add(&entry);
-        self.entries.insert(entry.id.clone(), Box::new(entry));
-        old.map(|e| *e)
+        self.entries.insert(entry);
+        old
     }
 
     /// Removes the entry `id`.
     pub(crate) fn take_entry(&mut self, id: &EntryId) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
         self.index.remove(&entry);
-        Some(*entry)
+        Some(entry)
     }
 
     /// Non-dead entries (the sole-credential rule counts these).
@@ -260,7 +262,10 @@ impl Pool {
     /// error names the first index that drifted. For tests and fuzzing.
     #[cfg(any(test, debug_assertions))]
     pub(crate) fn check_index(&self) -> std::result::Result<(), String> {
-        let fresh = Index::build(self.by_id());
+        let fresh = Index::build(
+            self.unordered(),
+            self.config.strategy == Strategy::LeastUsed,
+        );
         let ours = &self.index;
         let mismatch = |what: &str| Err(format!("pool {}: index `{what}` drifted", self.key));
         if fresh.ready != ours.ready {
@@ -442,7 +447,7 @@ impl Registry {
             config.fallback = fallback;
         }
         if config != pool.config || pool.config_at == Millis::ZERO {
-            pool.config = config;
+            pool.set_config(config);
             pool.config_at = now;
             self.changed = true;
         }
@@ -513,7 +518,7 @@ impl Registry {
                 ..StatusRecord::default()
             },
             cleared_at: None,
-            counts: BTreeMap::new(),
+            counts: Counts::default(),
             model_cooldowns: BTreeMap::new(),
             added_at: now,
         };
@@ -543,7 +548,7 @@ impl Registry {
         let pool = self.pool_mut(key)?;
         let ids: Vec<EntryId> = match id {
             Some(id) => vec![pool.entry(id)?.id.clone()],
-            None => pool.by_id().map(|e| e.id.clone()).collect(),
+            None => pool.unordered().map(|e| e.id.clone()).collect(),
         };
         let mut count = 0;
         for id in ids {

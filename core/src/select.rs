@@ -300,13 +300,24 @@ impl<'a> Candidates<'a> {
 
     /// The candidate with the lowest `(request count, priority, id)`.
     fn least_used(&self) -> Option<&'a EntryId> {
-        let ready = self
-            .pool
-            .index()
-            .least_used
-            .iter()
-            .find(|(_, priority, id)| !self.is_blocked(*priority, id))
-            .map(|(count, priority, id)| (*count, *priority, id));
+        let ready = match &self.pool.index().least_used {
+            Some(least_used) => least_used
+                .iter()
+                .find(|(_, priority, id)| !self.is_blocked(*priority, id))
+                .map(|(count, priority, id)| (*count, *priority, id)),
+            // The index is kept while the strategy is `least_used`; a scan otherwise.
+            None => self
+                .pool
+                .index()
+                .ready
+                .iter()
+                .filter(|(priority, id)| !self.is_blocked(*priority, id))
+                .filter_map(|(priority, id)| {
+                    let entry = self.pool.get(id)?;
+                    Some((entry.request_count(), *priority, id))
+                })
+                .min(),
+        };
         let extra = self
             .extra
             .iter()

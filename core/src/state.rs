@@ -276,14 +276,14 @@ fn pool_from_doc(key: PoolKey, doc: PoolDoc) -> Result<Pool> {
             .map_err(|e| Error::new(ErrorCode::InvalidState, e.message().to_owned()))?,
     };
     let mut pool = Pool::new(key);
-    pool.config = PoolConfig {
+    pool.set_config(PoolConfig {
         strategy: doc.strategy,
         policy,
         fallback: {
             validate_fallback(&doc.fallback)?;
             doc.fallback
         },
-    };
+    });
     pool.config_at = doc.config_updated_at;
     pool.cursor = doc.round_robin;
     pool.removed = doc.removed;
@@ -370,7 +370,7 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
             }
         },
         cleared_at: doc.status_cleared_at,
-        counts: doc.request_counts,
+        counts: doc.request_counts.into_iter().collect(),
         model_cooldowns: doc.model_cooldowns,
         added_at: doc.added_at,
     })
@@ -413,7 +413,7 @@ pub(crate) fn entry_doc(entry: &Entry) -> EntryDoc {
         failure_class: entry.status.failure,
         failure_streak: entry.status.streak,
         status_cleared_at: entry.cleared_at,
-        request_counts: entry.counts.clone(),
+        request_counts: (&entry.counts).into(),
         model_cooldowns: entry.model_cooldowns.clone(),
         extra: entry.meta.extra.clone(),
         unknown: Map::new(),

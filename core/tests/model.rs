@@ -31,6 +31,7 @@ enum Op {
     Add(usize, Option<i64>),
     Remove(usize),
     SetPriority(usize, i64),
+    Switch(Selection),
     Acquire,
     Report(usize, u16),
     ReportTerminal(usize),
@@ -46,6 +47,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..IDS.len(), prop::option::of(-3i64..6)).prop_map(|(i, p)| Op::Add(i, p)),
         1 => (0..IDS.len()).prop_map(Op::Remove),
         1 => (0..IDS.len(), -3i64..6).prop_map(|(i, p)| Op::SetPriority(i, p)),
+        1 => strategy().prop_map(Op::Switch),
         6 => Just(Op::Acquire),
         5 => (0usize..8, prop::sample::select(vec![200u16, 401, 402, 500])).prop_map(|(l, s)| Op::Report(l, s)),
         1 => (0usize..8).prop_map(Op::ReportTerminal),
@@ -273,6 +275,11 @@ fn run(strategy: Selection, ops: &[Op]) -> Result<(), TestCaseError> {
                     None => prop_assert!(result.is_err()),
                 }
             }
+            Op::Switch(strategy) => {
+                r.configure_pool(t, &key, Some(*strategy), None, None)
+                    .unwrap();
+                m.strategy = *strategy;
+            }
             Op::Acquire => {
                 let request = AcquireRequest {
                     pool: key.clone(),
@@ -297,13 +304,13 @@ fn run(strategy: Selection, ops: &[Op]) -> Result<(), TestCaseError> {
                             .find(|i| *i == entry_id.as_str())
                             .unwrap();
                         if let Some(expected) = expected {
-                            prop_assert_eq!(id, expected, "strategy {:?}", strategy);
+                            prop_assert_eq!(id, expected, "strategy {:?}", m.strategy);
                         } else {
                             prop_assert!(m.candidates(None).iter().any(|e| e.id == id));
                         }
                         let lease = m.hand_out(id);
                         prop_assert_eq!(lease_id.0, lease);
-                        if strategy == Selection::RoundRobin {
+                        if m.strategy == Selection::RoundRobin {
                             let index = m.find(id).unwrap();
                             m.cursor = Some((m.entries[index].priority, id));
                         }

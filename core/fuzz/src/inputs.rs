@@ -347,7 +347,7 @@ impl Driver {
                             .iter()
                             .map(|(m, c)| (m.clone(), c.until.0))
                             .collect(),
-                        counts: entry.counts.clone(),
+                        counts: (&entry.counts).into(),
                     },
                 );
             }
