@@ -43,6 +43,11 @@ impl EntryId {
         Self(ShortStr::new(&raw))
     }
 
+    /// A fast fixed hash of the id (core's entry table).
+    pub(crate) fn fast_hash(&self) -> u64 {
+        self.0.fast_hash()
+    }
+
     /// The smallest id (the empty one, never valid as an entry's id): a range bound.
     pub(crate) const fn min() -> Self {
         Self(ShortStr::empty())
@@ -165,21 +170,22 @@ pub struct LastError {
 
 /// Human-facing and routing metadata; last writer wins as a whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Meta {
-    /// Human label.
-    pub label: String,
-    /// API key or OAuth.
-    pub auth_type: AuthType,
     /// Sort key, ascending; ties by id.
     pub priority: i64,
+    /// When this metadata was last written.
+    pub updated_at: Millis,
+    /// API key or OAuth.
+    pub auth_type: AuthType,
+    /// Human label.
+    pub label: String,
     /// Provenance: `manual`, `env:<VAR>`, `config:<name>`, `oauth:<flow>`, ...
     pub source: String,
     /// Endpoint this credential serves.
     pub base_url: Option<String>,
     /// Opaque payload kept untouched through load and save.
     pub extra: Map<String, Value>,
-    /// When this metadata was last written.
-    pub updated_at: Millis,
 }
 
 /// The token pair; a higher generation wins a merge.
@@ -246,23 +252,26 @@ pub struct ModelCooldown {
 
 /// One credential of a pool.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[repr(C)]
 pub struct Entry {
+    // Declared (and, by `repr(C)`, laid out) hottest first: a request reads the id,
+    // counters, status, token and benches, which then share a few adjacent cache lines.
     /// Stable id.
     pub id: EntryId,
-    /// Metadata register.
-    pub meta: Meta,
-    /// Token register.
-    pub token: Token,
-    /// Status register.
-    pub status: StatusRecord,
-    /// Last explicit reset.
-    pub cleared_at: Option<Millis>,
     /// Selections per writer (a grow-only counter; the sum is the request count).
     pub counts: Counts,
+    /// Status register.
+    pub status: StatusRecord,
+    /// Token register.
+    pub token: Token,
     /// Per-model benches.
     pub model_cooldowns: BTreeMap<String, ModelCooldown>,
+    /// Last explicit reset.
+    pub cleared_at: Option<Millis>,
     /// When the entry was added.
     pub added_at: Millis,
+    /// Metadata register (its priority first: selection reads it).
+    pub meta: Meta,
 }
 
 /// Whether an entry can serve a request now, and if not, why.

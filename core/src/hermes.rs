@@ -146,7 +146,7 @@ use crate::limits::{
 };
 use crate::pool_key::PoolKey;
 use crate::registry::Strategy;
-use crate::secret::{Fingerprint, Secret};
+use crate::secret::Secret;
 use crate::state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc, pools_from_value};
 use crate::time::{DAY, HOUR, MINUTE, Millis};
 
@@ -599,7 +599,7 @@ fn import_entry(key: &PoolKey, row: &Row<'_>, now: Millis) -> Result<Parsed> {
     let mut fingerprint = row.name("secret_fingerprint")?;
     if borrowed {
         if fingerprint.is_none() {
-            fingerprint = access.as_ref().map(|s| s.fingerprint().0);
+            fingerprint = access.as_ref().map(|s| s.fingerprint().into_string());
         }
         access = None;
         refresh = None;
@@ -893,7 +893,7 @@ fn export_entry(key: &PoolKey, entry: &Entry, index: usize, sole: bool) -> Map<S
         put("refresh_token", Value::from(secret.expose()));
     }
     if access.is_none()
-        && let Some(Fingerprint(fp)) = &entry.token.fingerprint
+        && let Some(fp) = &entry.token.fingerprint
     {
         put("secret_fingerprint", Value::from(fp.as_str()));
     }

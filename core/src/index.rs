@@ -62,13 +62,6 @@ fn has_secret(entry: &Entry) -> bool {
     entry.token.access.is_some() || entry.is_refreshable()
 }
 
-/// FNV-1a of a fingerprint's text: a small, allocation-free index key.
-fn fingerprint_hash(fp: &Fingerprint) -> u64 {
-    fp.0.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 /// An entry's state before a mutation, to update only the indexes that changed.
 pub(crate) struct Snapshot {
     facts: Facts,
@@ -80,7 +73,7 @@ impl Snapshot {
     pub(crate) fn of(entry: &Entry) -> Self {
         Self {
             facts: Facts::of(entry),
-            fingerprint: entry.token.fingerprint.as_ref().map(fingerprint_hash),
+            fingerprint: entry.token.fingerprint.as_ref().map(Fingerprint::hash),
             benches: benches_of(entry),
         }
     }
@@ -160,7 +153,7 @@ impl Index {
     pub(crate) fn add(&mut self, entry: &Entry) {
         self.change_facts(&entry.id, None, Some(Facts::of(entry)));
         if let Some(fp) = &entry.token.fingerprint {
-            self.add_fingerprint(fingerprint_hash(fp), &entry.id);
+            self.add_fingerprint(fp.hash(), &entry.id);
         }
         for (model, cooldown) in &entry.model_cooldowns {
             self.add_bench(model, cooldown.until, &entry.id);
@@ -171,7 +164,7 @@ impl Index {
     pub(crate) fn remove(&mut self, entry: &Entry) {
         self.change_facts(&entry.id, Some(Facts::of(entry)), None);
         if let Some(fp) = &entry.token.fingerprint {
-            self.remove_fingerprint(fingerprint_hash(fp), &entry.id);
+            self.remove_fingerprint(fp.hash(), &entry.id);
         }
         for (model, cooldown) in &entry.model_cooldowns {
             self.remove_bench(model, cooldown.until, &entry.id);
@@ -184,7 +177,7 @@ impl Index {
         if facts != before.facts {
             self.change_facts(&entry.id, Some(before.facts), Some(facts));
         }
-        let fingerprint = entry.token.fingerprint.as_ref().map(fingerprint_hash);
+        let fingerprint = entry.token.fingerprint.as_ref().map(Fingerprint::hash);
         if before.fingerprint != fingerprint {
             if let Some(hash) = before.fingerprint {
                 self.remove_fingerprint(hash, &entry.id);
@@ -283,10 +276,7 @@ impl Index {
         &self,
         fp: &Fingerprint,
     ) -> impl Iterator<Item = &EntryId> {
-        self.fingerprints
-            .get(&fingerprint_hash(fp))
-            .into_iter()
-            .flatten()
+        self.fingerprints.get(&fp.hash()).into_iter().flatten()
     }
 
     fn add_fingerprint(&mut self, hash: u64, id: &EntryId) {

@@ -48,8 +48,14 @@ impl fmt::Debug for Secret {
 }
 
 /// `sha256:` followed by the first 16 hex digits of the SHA-256 of a secret.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Fingerprint(pub String);
+///
+/// Carries a hash of its text, computed once, so that the pool's sibling index can tell
+/// whether an entry's fingerprint changed without reading the text again.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Fingerprint {
+    text: String,
+    hash: u64,
+}
 
 impl Fingerprint {
     /// Fingerprint of `secret`.
@@ -62,7 +68,40 @@ impl Fingerprint {
             hex.push(char::from(HEX[usize::from(byte >> 4)]));
             hex.push(char::from(HEX[usize::from(byte & 0xf)]));
         }
-        Self(hex)
+        Self::from_text(hex)
+    }
+
+    /// A fingerprint as stored (e.g. a borrowed entry's `secret_fingerprint`).
+    #[must_use]
+    pub fn from_text(text: String) -> Self {
+        // FNV-1a: small and allocation-free.
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        Self { text, hash }
+    }
+
+    /// The text, `sha256:<16 hex digits>`.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The text, owned.
+    #[must_use]
+    pub fn into_string(self) -> String {
+        self.text
+    }
+
+    /// The hash of the text (the pool's sibling index key).
+    pub(crate) const fn hash(&self) -> u64 {
+        self.hash
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Fingerprint").field(&self.text).finish()
     }
 }
 
@@ -82,7 +121,7 @@ mod tests {
     #[test]
     fn fingerprint_is_stable_and_short() {
         let fp = Fingerprint::of("abc");
-        assert_eq!(fp.0, "sha256:ba7816bf8f01cfea");
+        assert_eq!(fp.as_str(), "sha256:ba7816bf8f01cfea");
     }
 
     #[test]

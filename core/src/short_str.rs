@@ -75,10 +75,33 @@ impl PartialOrd for ShortStr {
 }
 
 /// Orders as the text does (byte order of UTF-8 is code-point order).
+///
+/// Two inline texts compare first as their zero-padded bytes read as three big-endian
+/// words (no call, no loop), which is the order of the texts whenever the padded bytes
+/// differ: at the first difference either both texts have a byte there, or the shorter
+/// one ended and the longer one continues (so the shorter is its prefix). Texts equal
+/// once padded differ only in trailing zero bytes and fall back to byte order.
 impl Ord for ShortStr {
     fn cmp(&self, other: &Self) -> Ordering {
-        self.as_bytes().cmp(other.as_bytes())
+        match (&self.0, &other.0) {
+            (Repr::Inline { bytes: a, .. }, Repr::Inline { bytes: b, .. }) => words(a)
+                .cmp(&words(b))
+                .then_with(|| self.as_bytes().cmp(other.as_bytes())),
+            _ => self.as_bytes().cmp(other.as_bytes()),
+        }
     }
+}
+
+/// The inline bytes as big-endian words, in order.
+fn words(bytes: &[u8; INLINE]) -> (u64, u64, u64) {
+    let mut tail = [0; 8];
+    tail[..INLINE - 16].copy_from_slice(&bytes[16..]);
+    let word = |at: usize| {
+        let mut chunk = [0; 8];
+        chunk.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_be_bytes(chunk)
+    };
+    (word(0), word(8), u64::from_be_bytes(tail))
 }
 
 impl fmt::Debug for ShortStr {
@@ -92,6 +115,35 @@ impl Hash for ShortStr {
         // As `str` hashes: the bytes, then a terminator.
         state.write(self.as_bytes());
         state.write_u8(0xff);
+    }
+}
+
+impl ShortStr {
+    /// A fast 64-bit hash of the text for core's own hash tables (multiply-mix of the
+    /// inline words, as `wyhash` folds them). Not keyed: core's tables hold ids the
+    /// operator chose, and the same text always hashes the same.
+    pub(crate) fn fast_hash(&self) -> u64 {
+        const K: [u64; 3] = [
+            0xa076_1d64_78bd_642f,
+            0xe703_7ed1_a0b4_28db,
+            0x8ebc_6af0_9c88_c6e3,
+        ];
+        let mix = |a: u64, b: u64| {
+            let wide = u128::from(a) * u128::from(b);
+            // Folding the 128-bit product keeps every input bit's influence.
+            #[allow(clippy::cast_possible_truncation)]
+            let (low, high) = (wide as u64, (wide >> 64) as u64);
+            low ^ high
+        };
+        match &self.0 {
+            Repr::Inline { len, bytes } => {
+                let (a, b, c) = words(bytes);
+                mix(a ^ K[0], b ^ K[1]) ^ mix(c ^ K[2], u64::from(*len) ^ K[0])
+            }
+            Repr::Heap(text) => text
+                .bytes()
+                .fold(K[2], |hash, byte| mix(hash ^ u64::from(byte), K[1])),
+        }
     }
 }
 
@@ -117,5 +169,22 @@ mod tests {
             }
         }
         assert_eq!(ShortStr::empty(), ShortStr::new(""));
+    }
+
+    #[test]
+    fn word_order_is_byte_order_even_with_zero_bytes() {
+        let texts = [
+            "", "\0", "a", "a\0", "a\0b", "ab", "a\u{1}", "k10", "k9", "zz\0\0",
+        ];
+        for a in texts {
+            for b in texts {
+                let (x, y) = (ShortStr::new(a), ShortStr::new(b));
+                assert_eq!(x.cmp(&y), a.as_bytes().cmp(b.as_bytes()), "{a:?} vs {b:?}");
+                assert_eq!(x == y, a == b);
+                if a == b {
+                    assert_eq!(x.fast_hash(), y.fast_hash());
+                }
+            }
+        }
     }
 }

@@ -329,7 +329,7 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
         .access_token
         .as_ref()
         .map(Secret::fingerprint)
-        .or_else(|| doc.secret_fingerprint.map(Fingerprint));
+        .or_else(|| doc.secret_fingerprint.map(Fingerprint::from_text));
     let mut extra = doc.extra;
     extra.extend(doc.unknown);
     validate_extra(&extra)?;
@@ -399,7 +399,11 @@ pub(crate) fn entry_doc(entry: &Entry) -> EntryDoc {
         source: entry.meta.source.clone(),
         access_token: entry.token.access.clone().filter(|_| owned),
         refresh_token: entry.token.refresh.clone().filter(|_| owned),
-        secret_fingerprint: entry.token.fingerprint.as_ref().map(|f| f.0.clone()),
+        secret_fingerprint: entry
+            .token
+            .fingerprint
+            .as_ref()
+            .map(|f| f.as_str().to_owned()),
         expires_at: entry.token.expires_at,
         base_url: entry.meta.base_url.clone(),
         token_generation: entry.token.generation,

@@ -225,7 +225,6 @@ fn legacy_forms_are_normalised() {
         Some(
             Secret::new("sk-or-v1-LEAKED0000000000000000000000000000000000000000000000000000")
                 .fingerprint()
-                .0
                 .as_str()
         )
     );
@@ -363,9 +362,11 @@ fn registry_state_exports_and_imports_back() {
         );
         assert_eq!(
             a.secret_fingerprint,
-            b.secret_fingerprint
-                .clone()
-                .or_else(|| { b.access_token.as_ref().map(|s| s.fingerprint().0) })
+            b.secret_fingerprint.clone().or_else(|| {
+                b.access_token
+                    .as_ref()
+                    .map(|s| s.fingerprint().into_string())
+            })
         );
         assert_eq!(a.status, b.status, "{}", a.id);
         assert_eq!(a.last_error, b.last_error);
