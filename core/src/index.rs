@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::entry::{Entry, EntryId, Status};
+use crate::ranked::RankedSet;
 use crate::secret::Fingerprint;
 use crate::table::FixedHashMap;
 use crate::time::Millis;
@@ -87,14 +88,43 @@ fn benches_of(entry: &Entry) -> Vec<(String, Millis)> {
         .collect()
 }
 
+/// The ids under one fingerprint hash: nearly always one, held inline (no second
+/// allocation to chase); `Many` holds two or more, sorted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Siblings {
+    One(EntryId),
+    Many(Vec<EntryId>),
+}
+
+impl Siblings {
+    /// From sorted, non-empty ids.
+    fn from_vec(mut ids: Vec<EntryId>) -> Self {
+        match (ids.pop(), ids.is_empty()) {
+            (Some(only), true) => Self::One(only),
+            (Some(last), false) => {
+                ids.push(last);
+                Self::Many(ids)
+            }
+            (None, _) => Self::Many(ids),
+        }
+    }
+
+    fn into_vec(self) -> Vec<EntryId> {
+        match self {
+            Self::One(id) => vec![id],
+            Self::Many(ids) => ids,
+        }
+    }
+}
+
 /// The indexes of one pool (see the module documentation).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Index {
-    pub(crate) ready: RankedSet,
-    pub(crate) least_used: Option<BTreeSet<(u64, i64, EntryId)>>,
-    pub(crate) deadlines: BTreeSet<(Millis, EntryId)>,
+    pub(crate) ready: RankedSet<OrderKey>,
+    pub(crate) least_used: Option<RankedSet<(u64, i64, EntryId)>>,
+    pub(crate) deadlines: RankedSet<(Millis, EntryId)>,
     pub(crate) live: usize,
-    pub(crate) fingerprints: FixedHashMap<u64, Vec<EntryId>>,
+    pub(crate) fingerprints: FixedHashMap<u64, Siblings>,
     pub(crate) benches: BTreeMap<String, BTreeSet<(Millis, EntryId)>>,
     pub(crate) all_benches: BTreeSet<(Millis, EntryId, String)>,
     pub(crate) priorities: BTreeMap<i64, usize>,
@@ -118,7 +148,7 @@ impl Index {
         least_used: bool,
     ) -> Self {
         let mut index = Self {
-            least_used: least_used.then(BTreeSet::new),
+            least_used: least_used.then(RankedSet::default),
             ..Self::default()
         };
         for entry in entries {
@@ -222,7 +252,7 @@ impl Index {
         let (was_ready, is_ready) = (ready_key(before), ready_key(after));
         if was_ready != is_ready {
             if let Some(priority) = was_ready {
-                self.ready.remove(priority, id);
+                self.ready.remove_key(priority, id);
             }
             if let Some(priority) = is_ready {
                 self.ready.insert((priority, id.clone()));
@@ -272,25 +302,30 @@ impl Index {
     }
 
     /// Ids whose fingerprint hashes like `fp` (a superset of the ids sharing it).
-    pub(crate) fn fingerprint_candidates(
-        &self,
-        fp: &Fingerprint,
-    ) -> impl Iterator<Item = &EntryId> {
-        self.fingerprints.get(&fp.hash()).into_iter().flatten()
+    pub(crate) fn fingerprint_candidates(&self, hash: u64) -> impl Iterator<Item = &EntryId> {
+        let ids: &[EntryId] = match self.fingerprints.get(&hash) {
+            None => &[],
+            Some(Siblings::One(id)) => std::slice::from_ref(id),
+            Some(Siblings::Many(ids)) => ids,
+        };
+        ids.iter()
     }
 
     fn add_fingerprint(&mut self, hash: u64, id: &EntryId) {
-        let ids = self.fingerprints.entry(hash).or_default();
+        let siblings = self.fingerprints.remove(&hash);
+        let mut ids = siblings.map_or_else(Vec::new, Siblings::into_vec);
         if let Err(at) = ids.binary_search(id) {
             ids.insert(at, id.clone());
         }
+        self.fingerprints.insert(hash, Siblings::from_vec(ids));
     }
 
     fn remove_fingerprint(&mut self, hash: u64, id: &EntryId) {
-        if let Some(ids) = self.fingerprints.get_mut(&hash) {
+        if let Some(siblings) = self.fingerprints.remove(&hash) {
+            let mut ids = siblings.into_vec();
             ids.retain(|other| other != id);
-            if ids.is_empty() {
-                self.fingerprints.remove(&hash);
+            if !ids.is_empty() {
+                self.fingerprints.insert(hash, Siblings::from_vec(ids));
             }
         }
     }
@@ -348,8 +383,9 @@ impl Index {
 
     /// The earliest cooldown deadline after `now`.
     pub(crate) fn next_deadline(&self, now: Millis) -> Option<Millis> {
+        let after = now.plus(1);
         self.deadlines
-            .range((now.plus(1), EntryId::min())..)
+            .iter_from_by(|(deadline, _)| deadline.cmp(&after))
             .map(|(deadline, _)| *deadline)
             .find(|deadline| *deadline > now)
     }
@@ -360,195 +396,26 @@ impl Index {
     }
 }
 
-/// How many keys a block of a [`RankedSet`] holds before it splits in two.
-const BLOCK_MAX: usize = 128;
-
-/// A sorted set of [`OrderKey`]s with positional access: `select(k)` (the k-th key) and
-/// `rank(key)` (how many keys are smaller) in `O(log n)`.
-///
-/// Keys live in sorted blocks of at most [`BLOCK_MAX`]; a Fenwick tree over the block
-/// lengths finds the block holding a position. A block that splits or empties rebuilds
-/// the tree (`O(n / BLOCK_MAX)`, once per `BLOCK_MAX / 2` insertions at most).
-#[derive(Clone, Default)]
-pub(crate) struct RankedSet {
-    blocks: Vec<Vec<OrderKey>>,
-    /// The last key of each block, contiguous: finding a key's block reads no block.
-    lasts: Vec<OrderKey>,
-    /// Fenwick tree (1-based) over `blocks[i].len()`.
-    tree: Vec<usize>,
-    len: usize,
-}
-
-impl PartialEq for RankedSet {
-    fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for RankedSet {}
-
+/// Compares a ready key with `(priority, id)` without building one.
 fn cmp_key(key: &OrderKey, priority: i64, id: &EntryId) -> Ordering {
     key.0.cmp(&priority).then_with(|| key.1.cmp(id))
 }
 
-impl RankedSet {
-    /// Number of keys.
-    pub(crate) const fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Keys in order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &OrderKey> {
-        self.blocks.iter().flatten()
-    }
-
-    /// The block that holds (or would hold) `(priority, id)`.
-    fn block_of(&self, priority: i64, id: &EntryId) -> usize {
-        self.lasts
-            .partition_point(|last| cmp_key(last, priority, id) == Ordering::Less)
-    }
-
-    /// Inserts a key; false when it was there.
-    pub(crate) fn insert(&mut self, key: OrderKey) -> bool {
-        if self.blocks.is_empty() {
-            self.blocks.push(vec![key]);
-            self.len = 1;
-            self.rebuild();
-            return true;
-        }
-        let b = self.block_of(key.0, &key.1).min(self.blocks.len() - 1);
-        let block = &mut self.blocks[b];
-        let Err(at) = block.binary_search_by(|k| cmp_key(k, key.0, &key.1)) else {
-            return false;
-        };
-        block.insert(at, key);
-        self.len += 1;
-        if block.len() > BLOCK_MAX {
-            let tail = block.split_off(BLOCK_MAX / 2);
-            self.blocks.insert(b + 1, tail);
-            self.rebuild();
-        } else {
-            if at + 1 == block.len() {
-                self.lasts[b] = block[at].clone();
-            }
-            self.add(b, true);
-        }
-        true
-    }
-
-    /// Removes a key; false when it was not there.
-    pub(crate) fn remove(&mut self, priority: i64, id: &EntryId) -> bool {
-        let b = self.block_of(priority, id);
-        let Some(block) = self.blocks.get_mut(b) else {
-            return false;
-        };
-        let Ok(at) = block.binary_search_by(|k| cmp_key(k, priority, id)) else {
-            return false;
-        };
-        block.remove(at);
-        self.len -= 1;
-        let small = block.len() < BLOCK_MAX / 8;
-        if let Some(last) = block.last()
-            && at == block.len()
-        {
-            self.lasts[b] = last.clone();
-        }
-        if block.is_empty() {
-            self.blocks.remove(b);
-            self.rebuild();
-        } else if small && b + 1 < self.blocks.len() && self.blocks[b + 1].len() < BLOCK_MAX / 2 {
-            let next = self.blocks.remove(b + 1);
-            self.blocks[b].extend(next);
-            self.rebuild();
-        } else {
-            self.add(b, false);
-        }
-        true
+/// The ready set's lookups by `(priority, id)`, without cloning the id.
+impl RankedSet<OrderKey> {
+    /// Removes `(priority, id)`; false when it was not there.
+    pub(crate) fn remove_key(&mut self, priority: i64, id: &EntryId) -> bool {
+        self.remove_by(|k| cmp_key(k, priority, id))
     }
 
     /// Whether the set holds `(priority, id)`.
-    pub(crate) fn contains(&self, priority: i64, id: &EntryId) -> bool {
-        self.blocks
-            .get(self.block_of(priority, id))
-            .is_some_and(|block| block.binary_search_by(|k| cmp_key(k, priority, id)).is_ok())
+    pub(crate) fn contains_key(&self, priority: i64, id: &EntryId) -> bool {
+        self.contains_by(|k| cmp_key(k, priority, id))
     }
 
     /// How many keys are smaller than `(priority, id)` (`or_equal`: not greater).
     pub(crate) fn rank(&self, priority: i64, id: &EntryId, or_equal: bool) -> usize {
-        let b = self.block_of(priority, id);
-        let Some(block) = self.blocks.get(b) else {
-            return self.len;
-        };
-        let within = block.partition_point(|k| match cmp_key(k, priority, id) {
-            Ordering::Less => true,
-            Ordering::Equal => or_equal,
-            Ordering::Greater => false,
-        });
-        self.prefix(b) + within
-    }
-
-    /// The key at position `k` (0-based).
-    pub(crate) fn select(&self, k: usize) -> Option<&OrderKey> {
-        if k >= self.len {
-            return None;
-        }
-        let n = self.blocks.len();
-        let mut pos = 0;
-        let mut rest = k;
-        let mut step = n.checked_ilog2().map_or(0, |log| 1 << log);
-        while step > 0 {
-            if pos + step <= n && self.tree[pos + step] <= rest {
-                pos += step;
-                rest -= self.tree[pos];
-            }
-            step >>= 1;
-        }
-        self.blocks.get(pos).and_then(|block| block.get(rest))
-    }
-
-    /// Sum of the lengths of the first `b` blocks.
-    fn prefix(&self, b: usize) -> usize {
-        let mut i = b;
-        let mut sum = 0;
-        while i > 0 {
-            sum += self.tree[i];
-            i &= i - 1;
-        }
-        sum
-    }
-
-    /// One more (`grow`) or one fewer key in block `b`.
-    fn add(&mut self, b: usize, grow: bool) {
-        let mut i = b + 1;
-        while i < self.tree.len() {
-            if grow {
-                self.tree[i] += 1;
-            } else {
-                self.tree[i] -= 1;
-            }
-            i += i & i.wrapping_neg();
-        }
-    }
-
-    /// Rebuilds `lasts` and the Fenwick tree after blocks split, merged or vanished.
-    fn rebuild(&mut self) {
-        self.lasts = self
-            .blocks
-            .iter()
-            .filter_map(|block| block.last().cloned())
-            .collect();
-        let n = self.blocks.len();
-        self.tree.clear();
-        self.tree.resize(n + 1, 0);
-        for (i, block) in self.blocks.iter().enumerate() {
-            let at = i + 1;
-            self.tree[at] += block.len();
-            let parent = at + (at & at.wrapping_neg());
-            if parent <= n {
-                let value = self.tree[at];
-                self.tree[parent] += value;
-            }
-        }
+        self.rank_by(|k| cmp_key(k, priority, id), or_equal)
     }
 }
 
@@ -570,7 +437,11 @@ mod tests {
             let priority = i64::try_from(rng.below(50)).unwrap_or(0) - 25;
             let key = (priority, id(rng.below(400)));
             if rng.below(3) == 0 {
-                assert_eq!(set.remove(key.0, &key.1), model.remove(&key), "step {step}");
+                assert_eq!(
+                    set.remove_key(key.0, &key.1),
+                    model.remove(&key),
+                    "step {step}"
+                );
             } else {
                 assert_eq!(set.insert(key.clone()), model.insert(key), "step {step}");
             }
@@ -583,7 +454,7 @@ mod tests {
                     assert_eq!(set.select(k), Some(*key));
                     assert_eq!(set.rank(key.0, &key.1, false), k);
                     assert_eq!(set.rank(key.0, &key.1, true), k + 1);
-                    assert!(set.contains(key.0, &key.1));
+                    assert!(set.contains_key(key.0, &key.1));
                 }
                 assert_eq!(set.select(sorted.len()), None);
                 let probe = (3, id(1000));

@@ -50,6 +50,7 @@ mod merge;
 mod outcome;
 pub mod policy;
 pub mod pool_key;
+mod ranked;
 mod registry;
 pub mod response;
 pub mod rng;

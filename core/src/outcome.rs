@@ -11,10 +11,9 @@ use crate::entry::{
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::{HintUsed, MarkContext};
 use crate::pool_key::PoolKey;
-use crate::registry::Pool;
 use crate::registry::{Lease, Registry, Turn};
 use crate::response::Response;
-use crate::secret::{Fingerprint, Secret};
+use crate::secret::Secret;
 use crate::select::{clear_expired, has_candidate, next_cooling_end, pick};
 use crate::time::Millis;
 
@@ -469,9 +468,7 @@ impl Registry {
     ) -> Result<Option<HintUsed>> {
         let pool = self.pool(&subject.pool)?;
         let policy = pool.config.policy.clone();
-        let entry = pool.entry(&subject.entry_id)?;
-        let fingerprint = entry.token.fingerprint.clone();
-        let streak = entry.status.streak;
+        let streak = pool.entry(&subject.entry_id)?.status.streak;
         let context = MarkContext {
             now,
             class: verdict.class,
@@ -506,7 +503,7 @@ impl Registry {
             streak: streak.saturating_add(1),
         };
         let pool = self.pool_mut(&subject.pool)?;
-        for id in sharing_secret(pool, &subject.entry_id, fingerprint.as_ref()) {
+        for id in pool.sharing_secret(&subject.entry_id) {
             pool.update_entry(&id, |entry| {
                 // A late report (a lease taken before another one marked the entry) never
                 // shortens a bench in force, nor brings a dead entry back.
@@ -537,10 +534,7 @@ impl Registry {
         let Some(pool) = self.pools.get_mut(&subject.pool) else {
             return;
         };
-        let fingerprint = pool
-            .get(&subject.entry_id)
-            .and_then(|e| e.token.fingerprint.clone());
-        for id in sharing_secret(pool, &subject.entry_id, fingerprint.as_ref()) {
+        for id in pool.sharing_secret(&subject.entry_id) {
             let _ = pool.update_entry(&id, |entry| {
                 let until = now.plus(duration_ms);
                 let slot = entry
@@ -652,13 +646,4 @@ impl Registry {
             session: None,
         })
     }
-}
-
-/// The entry `id` and every entry sharing its secret (same access-token fingerprint), by id.
-fn sharing_secret(pool: &Pool, id: &EntryId, fingerprint: Option<&Fingerprint>) -> Vec<EntryId> {
-    let mut ids = fingerprint.map_or_else(Vec::new, |fp| pool.with_fingerprint(fp));
-    if let Err(at) = ids.binary_search(id) {
-        ids.insert(at, id.clone());
-    }
-    ids
 }

@@ -242,16 +242,35 @@ impl Pool {
         self.index.live
     }
 
-    /// Ids of the entries whose access token has fingerprint `fingerprint`.
+    /// Ids of the entries whose access token has fingerprint `fingerprint`, by id.
     pub(crate) fn with_fingerprint(&self, fingerprint: &Fingerprint) -> Vec<EntryId> {
         self.index
-            .fingerprint_candidates(fingerprint)
+            .fingerprint_candidates(fingerprint.hash())
             .filter(|id| {
                 self.get(id)
                     .is_some_and(|e| e.token.fingerprint.as_ref() == Some(fingerprint))
             })
             .cloned()
             .collect()
+    }
+
+    /// The entry `id` and every entry sharing its secret (same access-token fingerprint),
+    /// by id. The usual answer (no sibling in the index) reads no fingerprint text.
+    pub(crate) fn sharing_secret(&self, id: &EntryId) -> Vec<EntryId> {
+        let fingerprint = self.get(id).and_then(|e| e.token.fingerprint.as_ref());
+        let alone = fingerprint.is_none_or(|fp| {
+            self.index
+                .fingerprint_candidates(fp.hash())
+                .all(|other| other == id)
+        });
+        let mut ids = match fingerprint {
+            Some(fp) if !alone => self.with_fingerprint(fp),
+            _ => Vec::new(),
+        };
+        if let Err(at) = ids.binary_search(id) {
+            ids.insert(at, id.clone());
+        }
+        ids
     }
 
     fn next_priority(&self) -> i64 {

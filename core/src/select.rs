@@ -239,7 +239,7 @@ impl<'a> Candidates<'a> {
     fn new(pool: &'a Pool, now: Millis, model: Option<&str>, exclude: Option<&EntryId>) -> Self {
         let index = pool.index();
         let skew = pool.config.policy.refresh_skew_ms;
-        let ready = |e: &Entry| index.ready.contains(e.meta.priority, &e.id);
+        let ready = |e: &Entry| index.ready.contains_key(e.meta.priority, &e.id);
         let mut blocked: Vec<(i64, &EntryId)> = index
             .benched(now, model)
             .into_iter()
