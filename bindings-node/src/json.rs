@@ -26,6 +26,7 @@ use napi::{Env, JSON, JsValue, Status, ValueType, check_status, sys};
 use serde_json::Value;
 
 use crate::error::{Code, error};
+use crate::shape;
 
 /// A JSON value converted through text; `Err` holds why the JS value was not JSON.
 pub struct Json(Result<Value, String>);
@@ -97,6 +98,82 @@ impl TypeName for Json {
 
 impl ValidateNapiValue for Json {}
 
+/// Longest string [`Text`] reads without a heap allocation, in UTF-8 bytes (plus the NUL
+/// napi writes).
+const TEXT_INLINE: usize = 64;
+
+/// A string argument of a hot-path method (pool key, entry id): read in one napi call into
+/// an inline buffer when short, else (and for a value that is not a string, to get napi's
+/// own error) by napi's `String` conversion. The text is the same either way.
+pub struct Text {
+    len: usize,
+    inline: [u8; TEXT_INLINE],
+    heap: Option<String>,
+}
+
+impl Text {
+    /// The text.
+    pub(crate) fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(text) => text,
+            // Checked to be UTF-8 when read.
+            None => std::str::from_utf8(&self.inline[..self.len]).unwrap_or_default(),
+        }
+    }
+
+    /// The text as an owned `String`.
+    pub(crate) fn into_string(self) -> String {
+        match self.heap {
+            Some(text) => text,
+            None => self.as_str().to_owned(),
+        }
+    }
+}
+
+impl FromNapiValue for Text {
+    unsafe fn from_napi_value(env: sys::napi_env, value: sys::napi_value) -> napi::Result<Self> {
+        let mut text = Self {
+            len: 0,
+            inline: [0; TEXT_INLINE],
+            heap: None,
+        };
+        // SAFETY: `value` is a live argument; napi writes at most `TEXT_INLINE` bytes (the
+        // text, never a split character, and a NUL) and the count of text bytes.
+        let status = unsafe {
+            sys::napi_get_value_string_utf8(
+                env,
+                value,
+                text.inline.as_mut_ptr().cast(),
+                TEXT_INLINE,
+                &raw mut text.len,
+            )
+        };
+        // Fewer than `TEXT_INLINE - 4` bytes written: nothing was cut (a cut leaves at most
+        // a 4-byte character out of the `TEXT_INLINE - 1` bytes of room).
+        if status == sys::Status::napi_ok
+            && text.len < TEXT_INLINE - 4
+            && std::str::from_utf8(&text.inline[..text.len]).is_ok()
+        {
+            return Ok(text);
+        }
+        // SAFETY: as above.
+        text.heap = Some(unsafe { String::from_napi_value(env, value)? });
+        Ok(text)
+    }
+}
+
+impl TypeName for Text {
+    fn type_name() -> &'static str {
+        "String"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl ValidateNapiValue for Text {}
+
 /// A hot-path method's result.
 pub enum Out {
     /// A core [`Output`] built straight into a JS object: the same keys, in the same order,
@@ -124,7 +201,7 @@ impl ToNapiValue for Out {
             // SAFETY: `env` is the live env of this call.
             Self::Json(value) => return unsafe { Value::to_napi_value(env, value) },
         };
-        let mut out = Writer::new(env)?;
+        let mut out = Writer::new(env);
         match body {
             OutputBody::Decision(decision) => out.decision(&decision)?,
             OutputBody::Reply(Reply::Released { lease_id }) => {
@@ -145,48 +222,107 @@ impl ToNapiValue for Out {
             }
         }
         out.bool(c"changed", changed)?;
-        Ok(out.object)
+        out.finish()
     }
 }
 
-/// Sets properties on a fresh JS object (keys are internalised by `napi_set_named_property`).
+/// Collects the properties of a fresh JS object, then creates it in one call: through a
+/// cached JS factory for its key sequence ([`crate::shape`]), else with
+/// `napi_create_object` + `napi_define_properties`. Either way the same own, enumerable,
+/// writable, configurable data properties, in order.
 struct Writer {
     env: sys::napi_env,
-    object: sys::napi_value,
+    len: usize,
+    keys: [&'static CStr; shape::MAX_KEYS],
+    values: [sys::napi_value; shape::MAX_KEYS],
 }
 
 impl Writer {
-    fn new(env: sys::napi_env) -> napi::Result<Self> {
+    fn new(env: sys::napi_env) -> Self {
+        Self {
+            env,
+            len: 0,
+            keys: [c""; shape::MAX_KEYS],
+            values: [ptr::null_mut(); shape::MAX_KEYS],
+        }
+    }
+
+    /// The object with every property set so far.
+    fn finish(self) -> napi::Result<sys::napi_value> {
+        let (keys, values) = (&self.keys[..self.len], &self.values[..self.len]);
+        // SAFETY: `env` is the live env of this call; the values were created in it.
+        if let Some(object) = unsafe { shape::build(self.env, keys, values)? } {
+            return Ok(object);
+        }
+        let properties: Vec<sys::napi_property_descriptor> = keys
+            .iter()
+            .zip(values)
+            .map(|(key, value)| sys::napi_property_descriptor {
+                utf8name: key.as_ptr(),
+                name: ptr::null_mut(),
+                method: None,
+                getter: None,
+                setter: None,
+                value: *value,
+                attributes: sys::PropertyAttributes::writable
+                    | sys::PropertyAttributes::enumerable
+                    | sys::PropertyAttributes::configurable,
+                data: ptr::null_mut(),
+            })
+            .collect();
         let mut object = ptr::null_mut();
-        // SAFETY: `env` is the live env of this call.
-        check_status!(unsafe { sys::napi_create_object(env, &raw mut object) })?;
-        Ok(Self { env, object })
-    }
-
-    fn set(&mut self, key: &CStr, value: sys::napi_value) -> napi::Result<()> {
-        // SAFETY: `object` and `value` were created in this env during this call.
-        check_status!(unsafe {
-            sys::napi_set_named_property(self.env, self.object, key.as_ptr(), value)
-        })
-    }
-
-    fn str(&mut self, key: &CStr, text: &str) -> napi::Result<()> {
-        let mut value = ptr::null_mut();
-        // SAFETY: `text` outlives the call; napi copies it.
-        check_status!(unsafe {
-            sys::napi_create_string_utf8(
+        // SAFETY: as above; the descriptors name `'static` C strings.
+        unsafe {
+            check_status!(sys::napi_create_object(self.env, &raw mut object))?;
+            check_status!(sys::napi_define_properties(
                 self.env,
-                text.as_ptr().cast(),
-                text.len() as isize,
-                &raw mut value,
-            )
+                object,
+                properties.len(),
+                properties.as_ptr(),
+            ))?;
+        }
+        Ok(object)
+    }
+
+    fn set(&mut self, key: &'static CStr, value: sys::napi_value) -> napi::Result<()> {
+        let (Some(key_slot), Some(value_slot)) =
+            (self.keys.get_mut(self.len), self.values.get_mut(self.len))
+        else {
+            return Err(napi::Error::from_reason("too many output properties"));
+        };
+        *key_slot = key;
+        *value_slot = value;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn str(&mut self, key: &'static CStr, text: &str) -> napi::Result<()> {
+        let mut value = ptr::null_mut();
+        // SAFETY: `text` outlives the call; napi copies it. ASCII is valid Latin-1 (and
+        // cheaper for V8 to take than UTF-8, which it must decode).
+        check_status!(unsafe {
+            if text.is_ascii() {
+                sys::napi_create_string_latin1(
+                    self.env,
+                    text.as_ptr().cast(),
+                    text.len() as isize,
+                    &raw mut value,
+                )
+            } else {
+                sys::napi_create_string_utf8(
+                    self.env,
+                    text.as_ptr().cast(),
+                    text.len() as isize,
+                    &raw mut value,
+                )
+            }
         })?;
         self.set(key, value)
     }
 
     /// A `u64` as the serde path makes it: a number up to `i64::MAX` (all real values are
     /// within 2^53), else its decimal text.
-    fn u64(&mut self, key: &CStr, n: u64) -> napi::Result<()> {
+    fn u64(&mut self, key: &'static CStr, n: u64) -> napi::Result<()> {
         let Ok(n) = i64::try_from(n) else {
             return self.str(key, &n.to_string());
         };
@@ -196,14 +332,14 @@ impl Writer {
         self.set(key, value)
     }
 
-    fn bool(&mut self, key: &CStr, b: bool) -> napi::Result<()> {
+    fn bool(&mut self, key: &'static CStr, b: bool) -> napi::Result<()> {
         let mut value = ptr::null_mut();
         // SAFETY: plain value creation in the live env.
         check_status!(unsafe { sys::napi_get_boolean(self.env, b, &raw mut value) })?;
         self.set(key, value)
     }
 
-    fn null(&mut self, key: &CStr) -> napi::Result<()> {
+    fn null(&mut self, key: &'static CStr) -> napi::Result<()> {
         let mut value = ptr::null_mut();
         // SAFETY: plain value creation in the live env.
         check_status!(unsafe { sys::napi_get_null(self.env, &raw mut value) })?;
@@ -211,7 +347,7 @@ impl Writer {
     }
 
     /// A unit enum (reason, hint source) by its serde name (a string value).
-    fn name(&mut self, key: &CStr, value: serde_json::Result<Value>) -> napi::Result<()> {
+    fn name(&mut self, key: &'static CStr, value: serde_json::Result<Value>) -> napi::Result<()> {
         match value {
             Ok(Value::String(name)) => self.str(key, &name),
             _ => Err(napi::Error::from_reason("cannot name an enum value")),
@@ -224,11 +360,12 @@ impl Writer {
 
     fn hint(&mut self, hint: Option<&HintUsed>) -> napi::Result<()> {
         let Some(hint) = hint else { return Ok(()) };
-        let mut inner = Self::new(self.env)?;
+        let mut inner = Self::new(self.env);
         inner.name(c"source", serde_json::to_value(hint.source))?;
         inner.u64(c"at", hint.at.0)?;
         inner.bool(c"clamped", hint.clamped)?;
-        self.set(c"hint", inner.object)
+        let inner = inner.finish()?;
+        self.set(c"hint", inner)
     }
 
     /// The fields of a [`Decision`] in its serde order (`type` first; optional fields
@@ -388,23 +525,75 @@ fn opt_string(value: Unknown<'_>) -> Typed<Option<String>> {
     }
 }
 
+/// The keys `acquire`'s options may have.
+const OPTS_KEYS: [&CStr; 2] = [c"model", c"session"];
+
+/// The keys a `ResponseInfo` may have.
+const RESPONSE_KEYS: [&CStr; 5] = [c"status", c"model", c"network_error", c"headers", c"body"];
+
+/// A plain (non-array) object's defined values by key, each key among `keys` (own and
+/// inherited enumerable string keys, as [`fields`] lists them); `None` when `value` is not
+/// such an object or has another key. One call into JS ([`shape::read`]) where it can,
+/// else [`fields`].
+fn known_fields<'a, const N: usize>(
+    value: Unknown<'a>,
+    keys: &[&'static CStr; N],
+) -> Typed<[Option<Unknown<'a>>; N]> {
+    let env = value.value().env;
+    let mut out = [None; N];
+    // SAFETY: `value` is a live handle of this call.
+    match unsafe { shape::read(env, keys, value.raw())? } {
+        shape::Read::Fields { mask, values } => {
+            let mut index = 1;
+            for (i, slot) in out.iter_mut().enumerate() {
+                if mask & (1 << i) == 0 {
+                    continue;
+                }
+                let mut field = ptr::null_mut();
+                // SAFETY: `values` is the reader's array: one element per set bit after the mask.
+                check_status!(unsafe {
+                    sys::napi_get_element(env, values, index, &raw mut field)
+                })?;
+                index += 1;
+                // SAFETY: a handle of this call.
+                *slot = Some(unsafe { Unknown::from_raw_unchecked(env, field) });
+            }
+            Ok(Some(out))
+        }
+        shape::Read::Other => Ok(None),
+        shape::Read::Unavailable => {
+            let Some(fields) = fields(value)? else {
+                return Ok(None);
+            };
+            for (name, field) in fields {
+                let Some(i) = keys.iter().position(|k| k.to_bytes() == name.as_bytes()) else {
+                    return Ok(None);
+                };
+                out[i] = Some(field);
+            }
+            Ok(Some(out))
+        }
+    }
+}
+
+/// An optional string field read with [`opt_string`]: `Ok(None)` when present but not a
+/// string or `null`.
+fn opt_string_field(value: Option<Unknown<'_>>) -> Typed<Option<String>> {
+    match value {
+        None => Ok(Some(None)),
+        Some(value) => opt_string(value),
+    }
+}
+
 /// `acquire`'s `{ model?, session? }`, or `None` for the generic path.
 pub(crate) fn read_opts(opts: Unknown<'_>) -> Typed<(Option<String>, Option<String>)> {
-    let Some(fields) = fields(opts)? else {
+    let Some([model, session]) = known_fields(opts, &OPTS_KEYS)? else {
         return Ok(None);
     };
-    let (mut model, mut session) = (None, None);
-    for (name, value) in fields {
-        let slot = match name.as_str() {
-            "model" => &mut model,
-            "session" => &mut session,
-            _ => return Ok(None),
-        };
-        let Some(text) = opt_string(value)? else {
-            return Ok(None);
-        };
-        *slot = text;
-    }
+    let (Some(model), Some(session)) = (opt_string_field(model)?, opt_string_field(session)?)
+    else {
+        return Ok(None);
+    };
     Ok(Some((model, session)))
 }
 
@@ -412,68 +601,59 @@ pub(crate) fn read_opts(opts: Unknown<'_>) -> Typed<(Option<String>, Option<Stri
 /// Headers and non-text bodies are converted as the generic path converts them (napi's serde
 /// conversion, integral numbers made integers), then read by core's own `Deserialize`.
 pub(crate) fn read_response(response: Unknown<'_>) -> Typed<Response> {
-    let Some(fields) = fields(response)? else {
+    let Some([status, model, network_error, headers, body]) =
+        known_fields(response, &RESPONSE_KEYS)?
+    else {
         return Ok(None);
     };
     let mut out = Response::default();
-    for (name, value) in fields {
-        let ok = match name.as_str() {
-            "status" => match value.get_type()? {
-                ValueType::Null => true,
-                ValueType::Number => {
-                    // SAFETY: checked to be a number.
-                    let n = unsafe { value.cast::<f64>()? };
-                    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
-                    let status =
-                        (n.fract() == 0.0 && (0.0..=65_535.0).contains(&n)).then_some(n as u16);
-                    out.status = status;
-                    status.is_some()
+    if let Some(value) = status {
+        match value.get_type()? {
+            ValueType::Null => {}
+            ValueType::Number => {
+                // SAFETY: checked to be a number.
+                let n = unsafe { value.cast::<f64>()? };
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let status =
+                    (n.fract() == 0.0 && (0.0..=65_535.0).contains(&n)).then_some(n as u16);
+                if status.is_none() {
+                    return Ok(None);
                 }
-                _ => false,
-            },
-            "model" | "network_error" => match opt_string(value)? {
-                Some(text) if name == "model" => {
-                    out.model = text;
-                    true
-                }
-                Some(text) => {
-                    out.network_error = text;
-                    true
-                }
-                None => false,
-            },
-            "headers" => match to_value(value)
-                .ok()
-                .and_then(|v| serde_json::from_value::<Headers>(crate::integral(v)).ok())
-            {
-                Some(headers) => {
-                    out.headers = headers;
-                    true
-                }
-                None => false,
-            },
-            "body" => match value.get_type()? {
-                ValueType::Null => true,
-                ValueType::String => {
-                    // SAFETY: checked to be a string.
-                    out.body = Some(Body::Text(unsafe { value.cast::<String>()? }));
-                    true
-                }
-                _ => match to_value(value)
+                out.status = status;
+            }
+            _ => return Ok(None),
+        }
+    }
+    let (Some(model), Some(network_error)) =
+        (opt_string_field(model)?, opt_string_field(network_error)?)
+    else {
+        return Ok(None);
+    };
+    out.model = model;
+    out.network_error = network_error;
+    if let Some(value) = headers {
+        let Some(headers) = to_value(value)
+            .ok()
+            .and_then(|v| serde_json::from_value::<Headers>(crate::integral(v)).ok())
+        else {
+            return Ok(None);
+        };
+        out.headers = headers;
+    }
+    if let Some(value) = body {
+        match value.get_type()? {
+            ValueType::Null => {}
+            // SAFETY: checked to be a string.
+            ValueType::String => out.body = Some(Body::Text(unsafe { value.cast::<String>()? })),
+            _ => {
+                let Some(body) = to_value(value)
                     .ok()
                     .and_then(|v| serde_json::from_value::<Body>(crate::integral(v)).ok())
-                {
-                    Some(body) => {
-                        out.body = Some(body);
-                        true
-                    }
-                    None => false,
-                },
-            },
-            _ => false,
-        };
-        if !ok {
-            return Ok(None);
+                else {
+                    return Ok(None);
+                };
+                out.body = Some(body);
+            }
         }
     }
     Ok(Some(out))

@@ -2,9 +2,11 @@
 //!
 //! The hot path (`acquire`, `report`, `release`, `credential`) reads its arguments into
 //! core's typed [`credpool_core::Input`] and builds the output object directly
-//! ([`json::Out`]); an argument of any other shape (and every other method) goes through
-//! core's data-shaped entry point [`credpool_core::Registry::handle_value`] as JSON, so
-//! results and errors are the same either way. Errors are real JS `Error`s with a stable `code` property.
+//! ([`json::Out`]); it builds each output object, and reads each object argument, in one
+//! call into a cached JS function (module `shape`). An argument of any other shape (and
+//! every other method) goes through core's data-shaped entry point
+//! [`credpool_core::Registry::handle_value`] as JSON, so results and errors are the same
+//! either way. Errors are real JS `Error`s with a stable `code` property.
 //! The binding reads the wall clock (default `now`) and OS randomness (default writer and
 //! seed); core never does.
 
@@ -20,6 +22,7 @@ use serde_json::{Map, Value, json};
 
 mod error;
 mod json;
+mod shape;
 mod store;
 
 use error::{Code, core_error, error};
@@ -96,7 +99,7 @@ impl Registry {
     #[napi(ts_return_type = "DecisionOutput")]
     pub fn acquire(
         &mut self,
-        pool: String,
+        #[napi(ts_arg_type = "string")] pool: json::Text,
         #[napi(ts_arg_type = "{ model?: string; session?: string }")] opts: Option<Unknown<'_>>,
         now: Option<f64>,
     ) -> Result<json::Out, Code> {
@@ -104,7 +107,7 @@ impl Registry {
             None => Some((None, None)),
             Some(opts) => json::read_opts(opts).map_err(json::conversion_error)?,
         };
-        if let (Some((model, session)), Ok(pool)) = (typed, PoolKey::parse(&pool)) {
+        if let (Some((model, session)), Ok(pool)) = (typed, PoolKey::parse(pool.as_str())) {
             let request = AcquireRequest {
                 pool,
                 model,
@@ -117,7 +120,7 @@ impl Registry {
             .transpose()
             .map_err(json::conversion_error)?;
         let mut input = object(opts, "opts")?;
-        input.insert("pool".into(), Value::String(pool));
+        input.insert("pool".into(), Value::String(pool.into_string()));
         self.call("acquire", input, now).map(json::Out::Json)
     }
 
@@ -125,14 +128,14 @@ impl Registry {
     #[napi(ts_return_type = "DecisionOutput")]
     pub fn report(
         &mut self,
-        pool: String,
+        #[napi(ts_arg_type = "string")] pool: json::Text,
         lease_id: f64,
         #[napi(ts_arg_type = "ResponseInfo")] response: Unknown<'_>,
         now: Option<f64>,
     ) -> Result<json::Out, Code> {
         let typed = json::read_response(response).map_err(json::conversion_error)?;
         if let (Some(response), Ok(pool), Some(lease_id)) =
-            (typed, PoolKey::parse(&pool), to_u64(lease_id))
+            (typed, PoolKey::parse(pool.as_str()), to_u64(lease_id))
         {
             let report = Report {
                 pool,
@@ -143,8 +146,8 @@ impl Registry {
             return self.typed(Input::Report(report), now);
         }
         let response = json::to_value(response).map_err(json::conversion_error)?;
-        let input =
-            json!({ "pool": pool, "lease_id": integer_value(lease_id), "response": response });
+        let lease_id = integer_value(lease_id);
+        let input = json!({ "pool": pool.as_str(), "lease_id": lease_id, "response": response });
         self.call("report", into_map(input), now)
             .map(json::Out::Json)
     }
@@ -153,15 +156,15 @@ impl Registry {
     #[napi(ts_return_type = "{ type: 'released'; lease_id: number } & Changed")]
     pub fn release(
         &mut self,
-        pool: String,
+        #[napi(ts_arg_type = "string")] pool: json::Text,
         lease_id: f64,
         now: Option<f64>,
     ) -> Result<json::Out, Code> {
-        if let (Ok(pool), Some(lease_id)) = (PoolKey::parse(&pool), to_u64(lease_id)) {
+        if let (Ok(pool), Some(lease_id)) = (PoolKey::parse(pool.as_str()), to_u64(lease_id)) {
             let lease_id = LeaseId(lease_id);
             return self.typed(Input::Release { pool, lease_id }, now);
         }
-        let input = json!({ "pool": pool, "lease_id": integer_value(lease_id) });
+        let input = json!({ "pool": pool.as_str(), "lease_id": integer_value(lease_id) });
         self.call("release", into_map(input), now)
             .map(json::Out::Json)
     }
@@ -170,14 +173,17 @@ impl Registry {
     #[napi(ts_return_type = "CredentialOutput")]
     pub fn credential(
         &mut self,
-        pool: String,
-        entry_id: String,
+        #[napi(ts_arg_type = "string")] pool: json::Text,
+        #[napi(ts_arg_type = "string")] entry_id: json::Text,
         now: Option<f64>,
     ) -> Result<json::Out, Code> {
-        if let (Ok(pool), Ok(entry_id)) = (PoolKey::parse(&pool), EntryId::parse(&entry_id)) {
+        if let (Ok(pool), Ok(entry_id)) = (
+            PoolKey::parse(pool.as_str()),
+            EntryId::parse(entry_id.as_str()),
+        ) {
             return self.typed(Input::Reveal { pool, entry_id }, now);
         }
-        let input = json!({ "pool": pool, "entry_id": entry_id });
+        let input = json!({ "pool": pool.as_str(), "entry_id": entry_id.as_str() });
         self.call("reveal", into_map(input), now)
             .map(json::Out::Json)
     }
