@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::entry::{Entry, EntryId, Status};
-use crate::ranked::RankedSet;
+use crate::ranked::{RankedSet, SortedSet};
 use crate::secret::Fingerprint;
 use crate::table::FixedHashMap;
 use crate::time::Millis;
@@ -121,10 +121,12 @@ impl Siblings {
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct Index {
     pub(crate) ready: RankedSet<OrderKey>,
-    pub(crate) least_used: Option<RankedSet<(u64, i64, EntryId)>>,
-    pub(crate) deadlines: RankedSet<(Millis, EntryId)>,
+    pub(crate) least_used: Option<SortedSet<(u64, i64, EntryId)>>,
+    pub(crate) deadlines: SortedSet<(Millis, EntryId)>,
     pub(crate) live: usize,
     pub(crate) fingerprints: FixedHashMap<u64, Siblings>,
+    /// How many fingerprint hashes have more than one id (0: no secret is shared).
+    pub(crate) shared: usize,
     pub(crate) benches: BTreeMap<String, BTreeSet<(Millis, EntryId)>>,
     pub(crate) all_benches: BTreeSet<(Millis, EntryId, String)>,
     pub(crate) priorities: BTreeMap<i64, usize>,
@@ -148,7 +150,7 @@ impl Index {
         least_used: bool,
     ) -> Self {
         let mut index = Self {
-            least_used: least_used.then(RankedSet::default),
+            least_used: least_used.then(SortedSet::default),
             ..Self::default()
         };
         for entry in entries {
@@ -316,6 +318,9 @@ impl Index {
         let mut ids = siblings.map_or_else(Vec::new, Siblings::into_vec);
         if let Err(at) = ids.binary_search(id) {
             ids.insert(at, id.clone());
+            if ids.len() == 2 {
+                self.shared += 1;
+            }
         }
         self.fingerprints.insert(hash, Siblings::from_vec(ids));
     }
@@ -323,7 +328,11 @@ impl Index {
     fn remove_fingerprint(&mut self, hash: u64, id: &EntryId) {
         if let Some(siblings) = self.fingerprints.remove(&hash) {
             let mut ids = siblings.into_vec();
+            let before = ids.len();
             ids.retain(|other| other != id);
+            if before == 2 && ids.len() == 1 {
+                self.shared = self.shared.saturating_sub(1);
+            }
             if !ids.is_empty() {
                 self.fingerprints.insert(hash, Siblings::from_vec(ids));
             }

@@ -15,17 +15,23 @@ const BLOCK_MAX: usize = 128;
 /// Keys live in sorted blocks of at most [`BLOCK_MAX`]; a Fenwick tree over the block
 /// lengths finds the block holding a position. A block that splits or empties rebuilds
 /// the tree (`O(n / BLOCK_MAX)`, once per `BLOCK_MAX / 2` insertions at most).
+///
+/// `POSITIONS = false` ([`SortedSet`]) drops the Fenwick tree, for sets only searched
+/// and walked in order (no `select`/`rank`): splits and merges then cost no rebuild.
 #[derive(Clone)]
-pub(crate) struct RankedSet<K> {
+pub(crate) struct RankedSet<K, const POSITIONS: bool = true> {
     blocks: Vec<Vec<K>>,
     /// The last key of each block, contiguous: finding a key's block reads no block.
     lasts: Vec<K>,
-    /// Fenwick tree (1-based) over `blocks[i].len()`.
+    /// Fenwick tree (1-based) over `blocks[i].len()` (empty without `POSITIONS`).
     tree: Vec<usize>,
     len: usize,
 }
 
-impl<K> Default for RankedSet<K> {
+/// A sorted set in blocks without positional access.
+pub(crate) type SortedSet<K> = RankedSet<K, false>;
+
+impl<K, const P: bool> Default for RankedSet<K, P> {
     fn default() -> Self {
         Self {
             blocks: Vec::new(),
@@ -36,15 +42,15 @@ impl<K> Default for RankedSet<K> {
     }
 }
 
-impl<K: Ord + Clone> PartialEq for RankedSet<K> {
+impl<K: Ord + Clone, const P: bool> PartialEq for RankedSet<K, P> {
     fn eq(&self, other: &Self) -> bool {
         self.len == other.len && self.iter().eq(other.iter())
     }
 }
 
-impl<K: Ord + Clone> Eq for RankedSet<K> {}
+impl<K: Ord + Clone, const P: bool> Eq for RankedSet<K, P> {}
 
-impl<K: Ord + Clone> FromIterator<K> for RankedSet<K> {
+impl<K: Ord + Clone, const P: bool> FromIterator<K> for RankedSet<K, P> {
     fn from_iter<I: IntoIterator<Item = K>>(keys: I) -> Self {
         let mut sorted: Vec<K> = keys.into_iter().collect();
         sorted.sort_unstable();
@@ -71,7 +77,7 @@ impl<K: Ord + Clone> FromIterator<K> for RankedSet<K> {
     }
 }
 
-impl<K: Ord + Clone> RankedSet<K> {
+impl<K: Ord + Clone, const P: bool> RankedSet<K, P> {
     /// Number of keys.
     pub(crate) const fn len(&self) -> usize {
         self.len
@@ -195,6 +201,71 @@ impl<K: Ord + Clone> RankedSet<K> {
             .is_some_and(|block| block.binary_search_by(&probe).is_ok())
     }
 
+    /// One more (`grow`) or one fewer key in block `b`.
+    fn add(&mut self, b: usize, grow: bool) {
+        if !P {
+            return;
+        }
+        let mut i = b + 1;
+        while i < self.tree.len() {
+            if grow {
+                self.tree[i] += 1;
+            } else {
+                self.tree[i] -= 1;
+            }
+            i += i & i.wrapping_neg();
+        }
+    }
+
+    /// Panics unless `lasts`, the tree and `len` agree with the blocks (tests).
+    #[cfg(test)]
+    fn assert_consistent(&self) {
+        let lasts: Vec<&K> = self.blocks.iter().filter_map(|b| b.last()).collect();
+        assert!(self.lasts.iter().eq(lasts), "lasts drifted");
+        assert!(
+            self.blocks
+                .iter()
+                .all(|b| !b.is_empty() && b.len() <= BLOCK_MAX)
+        );
+        let mut sum = 0;
+        for (b, block) in self.blocks.iter().enumerate() {
+            if P {
+                let mut i = b;
+                let mut prefix = 0;
+                while i > 0 {
+                    prefix += self.tree[i];
+                    i &= i - 1;
+                }
+                assert_eq!(prefix, sum, "tree drifted");
+            }
+            sum += block.len();
+        }
+        assert_eq!(sum, self.len);
+    }
+
+    /// Rebuilds the Fenwick tree after blocks split, merged or vanished (`O(blocks)`
+    /// integer additions; `lasts` is kept up to date by the caller).
+    fn rebuild_tree(&mut self) {
+        if !P {
+            return;
+        }
+        let n = self.blocks.len();
+        self.tree.clear();
+        self.tree.resize(n + 1, 0);
+        for (i, block) in self.blocks.iter().enumerate() {
+            let at = i + 1;
+            self.tree[at] += block.len();
+            let parent = at + (at & at.wrapping_neg());
+            if parent <= n {
+                let value = self.tree[at];
+                self.tree[parent] += value;
+            }
+        }
+    }
+}
+
+/// Positional access (the Fenwick tree).
+impl<K: Ord + Clone> RankedSet<K> {
     /// How many keys are smaller than the probe's target (`or_equal`: not greater).
     pub(crate) fn rank_by(&self, probe: impl Fn(&K) -> Ordering, or_equal: bool) -> usize {
         let b = self.block_of(&probe);
@@ -238,54 +309,6 @@ impl<K: Ord + Clone> RankedSet<K> {
         }
         sum
     }
-
-    /// One more (`grow`) or one fewer key in block `b`.
-    fn add(&mut self, b: usize, grow: bool) {
-        let mut i = b + 1;
-        while i < self.tree.len() {
-            if grow {
-                self.tree[i] += 1;
-            } else {
-                self.tree[i] -= 1;
-            }
-            i += i & i.wrapping_neg();
-        }
-    }
-
-    /// Panics unless `lasts`, the tree and `len` agree with the blocks (tests).
-    #[cfg(test)]
-    fn assert_consistent(&self) {
-        let lasts: Vec<&K> = self.blocks.iter().filter_map(|b| b.last()).collect();
-        assert!(self.lasts.iter().eq(lasts), "lasts drifted");
-        assert!(
-            self.blocks
-                .iter()
-                .all(|b| !b.is_empty() && b.len() <= BLOCK_MAX)
-        );
-        let mut sum = 0;
-        for (b, block) in self.blocks.iter().enumerate() {
-            assert_eq!(self.prefix(b), sum, "tree drifted");
-            sum += block.len();
-        }
-        assert_eq!(sum, self.len);
-    }
-
-    /// Rebuilds the Fenwick tree after blocks split, merged or vanished (`O(blocks)`
-    /// integer additions; `lasts` is kept up to date by the caller).
-    fn rebuild_tree(&mut self) {
-        let n = self.blocks.len();
-        self.tree.clear();
-        self.tree.resize(n + 1, 0);
-        for (i, block) in self.blocks.iter().enumerate() {
-            let at = i + 1;
-            self.tree[at] += block.len();
-            let parent = at + (at & at.wrapping_neg());
-            if parent <= n {
-                let value = self.tree[at];
-                self.tree[parent] += value;
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -300,17 +323,22 @@ mod tests {
         let mut rng = Rng::new(5);
         let start: Vec<u64> = (0..700).map(|_| rng.below(5_000)).collect();
         let mut set: RankedSet<u64> = start.iter().copied().collect();
+        let mut sorted: super::SortedSet<u64> = set.iter().copied().collect();
         let mut model: BTreeSet<u64> = start.into_iter().collect();
         for step in 0..30_000 {
             let key = rng.below(5_000);
             if rng.below(2) == 0 {
                 assert_eq!(set.remove(&key), model.remove(&key), "step {step}");
+                sorted.remove(&key);
             } else {
                 assert_eq!(set.insert(key), model.insert(key), "step {step}");
+                sorted.insert(key);
             }
             assert_eq!(set.len(), model.len());
             if step % 211 == 0 {
                 set.assert_consistent();
+                sorted.assert_consistent();
+                assert!(sorted.iter().eq(model.iter()));
                 assert!(set.iter().eq(model.iter()));
                 let from = rng.below(5_200);
                 let ours: Vec<&u64> = set.iter_from_by(|k| k.cmp(&from)).collect();

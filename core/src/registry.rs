@@ -255,8 +255,13 @@ impl Pool {
     }
 
     /// The entry `id` and every entry sharing its secret (same access-token fingerprint),
-    /// by id. The usual answer (no sibling in the index) reads no fingerprint text.
+    /// by id. The usual answer (no shared secret in the pool, or none for this entry)
+    /// reads no fingerprint text.
     pub(crate) fn sharing_secret(&self, id: &EntryId) -> Vec<EntryId> {
+        if self.index.shared == 0 {
+            // No two entries share a secret: nothing to look up.
+            return vec![id.clone()];
+        }
         let fingerprint = self.get(id).and_then(|e| e.token.fingerprint.as_ref());
         let alone = fingerprint.is_none_or(|fp| {
             self.index
@@ -299,7 +304,7 @@ impl Pool {
         if fresh.live != ours.live {
             return mismatch("live");
         }
-        if fresh.fingerprints != ours.fingerprints {
+        if fresh.fingerprints != ours.fingerprints || fresh.shared != ours.shared {
             return mismatch("fingerprints");
         }
         if fresh.benches != ours.benches || fresh.all_benches != ours.all_benches {
