@@ -125,6 +125,20 @@ def scaling(crit: dict, group: str) -> str:
     return table(["strategy", "10 entries", "1,000", "100,000", "100k / 10", "≤ 2×?"], rows)
 
 
+def memory_floor(crit: dict) -> str:
+    cells = [crit.get(f"entry_lookup/random/{n}", {}).get("ns") for n in SIZES]
+    ratio = cells[2] / cells[0] if cells[0] and cells[2] else None
+    pair = [crit.get(f"pair_success/random/{n}", {}).get("ns") for n in SIZES]
+    rows = [
+        ["read one random entry", *(fmt_ns(c) for c in cells), fmt_ratio(ratio)],
+        ["`random` pair minus that read",
+         *(fmt_ns(p - c) if p and c else "–" for p, c in zip(pair, cells)),
+         fmt_ratio((pair[2] - cells[2]) / (pair[0] - cells[0])
+                   if all(pair) and all(cells) and pair[0] > cells[0] else None)],
+    ]
+    return table(["operation", "10 entries", "1,000", "100,000", "100k / 10"], rows)
+
+
 def simple(crit: dict, group: str, labels: dict[str, str]) -> str:
     rows = []
     for key, label in labels.items():
@@ -276,6 +290,7 @@ def main() -> None:
         "machine": machine(args.quick),
         "pair-success": scaling(crit, "pair_success"),
         "pair-429": scaling(crit, "pair_429"),
+        "memory-floor": memory_floor(crit),
         "classify": simple(crit, "classify", {
             "openai_429_x_ratelimit": "OpenAI 429, `x-ratelimit-*` headers",
             "anthropic_429_retry_after": "Anthropic 429, `anthropic-ratelimit-*` + `retry-after`",

@@ -9,7 +9,7 @@ if grep -rnE "$banned" core/src; then
   echo "core/src must stay pure (no IO, clock, env, threads or OS randomness)" >&2
   exit 1
 fi
-allowed='serde serde_json thiserror sha2'
+allowed='serde serde_json thiserror sha2 hashbrown'
 deps=$(sed -n '/^\[dependencies\]/,/^\[/p' core/Cargo.toml | grep -E '^[a-z0-9_-]+ *[.=]' | cut -d' ' -f1 | cut -d. -f1)
 for dep in $deps; do
   case " $allowed " in

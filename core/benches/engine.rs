@@ -161,6 +161,36 @@ fn pair_rate_limited(c: &mut Criterion) {
     group.finish();
 }
 
+/// The memory floor under `random`: reading one uniformly drawn entry (`Pool::entry` and
+/// its request count), the access a random pick cannot avoid. At 100,000 entries the
+/// pool no longer fits in the CPU caches, so this one read costs a trip to memory.
+fn entry_lookup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("entry_lookup");
+    for n in SIZES {
+        let reg = registry(n, Strategy::Random, "bench");
+        let pool = reg.pool(&key()).expect("pool");
+        let ids: Vec<EntryId> = (0..n)
+            .map(|i| EntryId::parse(&format!("k{i}")).expect("id"))
+            .collect();
+        let mut state = 1_u64;
+        group.bench_function(BenchmarkId::new("random", n), |b| {
+            b.iter(|| {
+                // A 64-bit LCG (the bench's own draw) fed by the entry just read, so each
+                // read waits for the one before, as a pair's reads do: the figure is the
+                // latency of one read, not the throughput of overlapping ones.
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let at = usize::try_from(state >> 33).unwrap_or(0) % n;
+                let entry = pool.entry(&ids[at]).expect("entry");
+                state ^= entry.request_count() ^ entry.meta.priority.unsigned_abs() & 1;
+                black_box(state)
+            });
+        });
+    }
+    group.finish();
+}
+
 fn text(code: u16, headers: &[(&str, &str)], body: &str) -> Response {
     Response {
         status: Some(code),
@@ -365,6 +395,6 @@ fn sync(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = pair_success, pair_rate_limited, classifier, state, sync
+    targets = pair_success, pair_rate_limited, entry_lookup, classifier, state, sync
 }
 criterion_main!(benches);
