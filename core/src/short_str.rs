@@ -62,7 +62,13 @@ impl ShortStr {
 
 impl PartialEq for ShortStr {
     fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
+        match (&self.0, &other.0) {
+            // Unused inline bytes are always zero, so whole arrays compare.
+            (Repr::Inline { len: la, bytes: a }, Repr::Inline { len: lb, bytes: b }) => {
+                la == lb && a == b
+            }
+            _ => self.as_bytes() == other.as_bytes(),
+        }
     }
 }
 
@@ -80,13 +86,15 @@ impl PartialOrd for ShortStr {
 /// words (no call, no loop), which is the order of the texts whenever the padded bytes
 /// differ: at the first difference either both texts have a byte there, or the shorter
 /// one ended and the longer one continues (so the shorter is its prefix). Texts equal
-/// once padded differ only in trailing zero bytes and fall back to byte order.
+/// once padded differ only in trailing zero bytes: the longer is the greater.
 impl Ord for ShortStr {
     fn cmp(&self, other: &Self) -> Ordering {
         match (&self.0, &other.0) {
-            (Repr::Inline { bytes: a, .. }, Repr::Inline { bytes: b, .. }) => words(a)
-                .cmp(&words(b))
-                .then_with(|| self.as_bytes().cmp(other.as_bytes())),
+            // Equal once padded: the texts differ at most in trailing zero bytes, so the
+            // longer one is greater.
+            (Repr::Inline { len: la, bytes: a }, Repr::Inline { len: lb, bytes: b }) => {
+                words(a).cmp(&words(b)).then(la.cmp(lb))
+            }
             _ => self.as_bytes().cmp(other.as_bytes()),
         }
     }
