@@ -307,6 +307,7 @@ def main() -> None:
         "sim": simulator(crit),
         "bindings": bindings(records),
         "peers-python": peers(records, "python"),
+        "peers-node": peers(records, "node"),
         "store": store(records),
         "wasm": wasm(args.wasm) if args.wasm else "_no path given_",
     }

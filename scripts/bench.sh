@@ -2,7 +2,8 @@
 # Every benchmark in one command, then the tables of BENCHMARKS.md regenerated from them:
 #   1. criterion: the engine (core/benches/engine.rs) and the simulator (sim/benches/throughput.rs)
 #   2. the bindings (scripts/bench-bindings.sh: napi, wasm in Node and in Chromium, Python), building what is missing
-#   3. the Python peers (benches/peers.py) in $CREDPOOL_CACHE/venv-bench, installed from PyPI
+#   3. the peers: Python (benches/peers.py) in $CREDPOOL_CACHE/venv-bench, installed from PyPI,
+#      and Node (benches/peers.mjs), installed from npm into $CREDPOOL_CACHE/node-peers
 #   4. the store (store/examples/store_bench.rs): writes and bytes per 1,000 requests, and
 #      operations per second with 1 and 8 processes (file, and Redis when redis-server exists)
 #   5. benches/report.py: rewrites the marked blocks of BENCHMARKS.md (and the wasm sizes)
@@ -34,7 +35,7 @@ failed=()
 
 if wants core; then
   echo "== engine (criterion): core/benches/engine.rs"
-  rm -rf "$criterion"/{pair_success,pair_429,classify,state,sync}
+  rm -rf "$criterion"/{pair_success,pair_429,entry_lookup,classify,state,sync}
   cargo bench -p credpool-core --bench engine
 fi
 if wants sim; then
@@ -76,10 +77,18 @@ if wants peers; then
   if ! "$venv/bin/python" benches/peers.py --json >"$results/peers-python.jsonl"; then
     failed+=(peers)
   fi
-  # Node: no key-rotation package close to credpool was found on npm (see BENCHMARKS.md);
-  # benches/peers.mjs would be run here, printing {"bench": "peers", "lang": "node", ...}.
-  if [[ -f benches/peers.mjs ]]; then
-    node benches/peers.mjs --json >"$results/peers-node.jsonl" || failed+=(peers-node)
+  echo "== Node peers: benches/peers.mjs (key-carousel from npm in $CREDPOOL_CACHE/node-peers)"
+  peers=$CREDPOOL_CACHE/node-peers
+  mkdir -p "$peers"
+  [[ -f $peers/package.json ]] || echo '{"private": true}' >"$peers/package.json"
+  (cd "$peers" && npm install --no-audit --no-fund --loglevel=error key-carousel@1) ||
+    echo "bench.sh: key-carousel did not install"
+  if ! compgen -G "bindings-node/*.node" >/dev/null; then
+    (cd bindings-node && npm install --no-audit --no-fund --loglevel=error &&
+      CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-node" npx napi build --platform --release)
+  fi
+  if ! CREDPOOL_NODE_PEERS=$peers node benches/peers.mjs --json >"$results/peers-node.jsonl"; then
+    failed+=(peers-node)
   fi
 fi
 

@@ -92,6 +92,8 @@ CREDPOOL_IMPL=napi node benches/bindings.mjs 200 >/dev/null
 CREDPOOL_IMPL=wasm CREDPOOL_WASM_PKG="$pkg/nodejs" node benches/bindings.mjs 200 >/dev/null
 CREDPOOL_WASM_WEB="$pkg/web" node benches/bindings-chromium.mjs 200 >/dev/null
 "$venv/bin/python" benches/bindings.py 200 >/dev/null
+# The Node peer bench's credpool side (key-carousel too when scripts/bench.sh installed it).
+CREDPOOL_BENCH_QUICK=1 node benches/peers.mjs >/dev/null
 
 echo "== main job: credpool simulate (the README's command)"
 cargo run -q -p credpool-cli -- simulate | tee "$CREDPOOL_CACHE/simulate.txt" | grep -q "replays"
