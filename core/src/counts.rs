@@ -67,13 +67,13 @@ impl Counts {
     }
 
     /// Counts one more selection by `writer`.
-    pub fn increment(&mut self, writer: &str) {
+    pub(crate) fn increment(&mut self, writer: &str) {
         let n = self.get(writer).saturating_add(1);
         self.set(writer, n);
     }
 
     /// Sets the count of `writer`.
-    pub fn set(&mut self, writer: &str, n: u64) {
+    pub(crate) fn set(&mut self, writer: &str, n: u64) {
         match &mut self.0 {
             Repr::One(name, count) if name.as_str() == writer => *count = n,
             Repr::One(name, count) => {
@@ -92,7 +92,7 @@ impl Counts {
     }
 
     /// Takes, per writer, the larger of the two counts (the merge of grow-only counters).
-    pub fn merge(&mut self, other: &Self) {
+    pub(crate) fn merge(&mut self, other: &Self) {
         for (writer, n) in other.iter() {
             if n > self.get(writer) {
                 self.set(writer, n);
