@@ -5,6 +5,8 @@
 # Panics unwind (wasm exception handling, legacy instructions: Node >= 20, Chromium), so
 # the bindings' `catch_unwind` turns every panic into a coded error; std is rebuilt with
 # panic_unwind for it, and with std's `optimize_for_size` (smaller formatting and sorting code).
+# Panic messages carry no file/line/column (-Zlocation-detail=none): a panic only ever becomes
+# the fixed `internal` error, so locations were dead bytes (about 10 KB).
 # Env: CREDPOOL_WASM_OPT=0 skips wasm-opt -Oz; CREDPOOL_WASM_FEATURES=<list> passes
 # --features (scripts/test-panic.sh: test-panic).
 set -euo pipefail
@@ -26,7 +28,7 @@ WASM_BINDGEN_VERSION=$ver "$here/setup-wasm.sh"
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 features=()
 [[ -n ${CREDPOOL_WASM_FEATURES:-} ]] && features=(--features "$CREDPOOL_WASM_FEATURES")
-CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Cpanic=unwind -Ctarget-feature=+exception-handling" \
+CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Cpanic=unwind -Ctarget-feature=+exception-handling -Zlocation-detail=none" \
   credpool_wasm_cargo build --profile wasm-release --config 'profile.wasm-release.panic="unwind"' \
   --lib --target wasm32-unknown-unknown -Zbuild-std=std,panic_unwind \
   -Zbuild-std-features=optimize_for_size \
@@ -43,7 +45,12 @@ for t in web nodejs; do
   if [[ ${CREDPOOL_WASM_OPT:-1} != 0 && -x $wasm_opt ]]; then
     for f in "$out/$t"/*_bg.wasm; do
       # Features rustc >= 1.82 enables by default on wasm32-unknown-unknown.
-      "$wasm_opt" -Oz --enable-bulk-memory --enable-mutable-globals --enable-sign-ext \
+      # --converge: repeat -Oz while it still shrinks. --low-memory-unused: `load(p + c)`
+      # becomes `load offset=c (p)` for c < 1 KiB, which differs only if p + c wrapped past
+      # 4 GiB into the lowest 1 KiB (no Rust pointer comes near 4 GiB). The producers and
+      # target-features sections are metadata no runtime reads.
+      "$wasm_opt" -Oz --converge --low-memory-unused --strip-producers --strip-target-features \
+        --enable-bulk-memory --enable-mutable-globals --enable-sign-ext \
         --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
         --enable-exception-handling \
         "$f" -o "$f"

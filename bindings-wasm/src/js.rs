@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde::de::DeserializeSeed;
 use serde_json::{Map, Value};
 use wasm_bindgen::JsValue;
+use wasm_bindgen::prelude::wasm_bindgen;
 
 /// Largest clock value accepted: 2^53 ms (JS safe-integer range).
 pub(crate) const MAX_CLOCK: f64 = 9_007_199_254_740_992.0;
@@ -157,39 +158,39 @@ fn too_deep<E: serde::de::Error>() -> E {
 
 /// A serialisable value as a plain JS value (objects, arrays, numbers, strings, null).
 ///
-/// Direct first (no intermediate `serde_json::Value`); an output holding an integer beyond
-/// JS's safe range (a deadline past 2^53 ms, a saturated counter), which the
-/// json-compatible serializer refuses, takes the slow path through `Value`, where such
-/// numbers become the nearest double, as in the napi binding.
+/// Direct first; an output holding an integer beyond JS's safe range (a deadline past 2^53
+/// ms, a saturated counter), which the json-compatible serializer refuses, is serialised
+/// again with 64-bit integers as `BigInt`s, which then become the nearest double, as in
+/// the napi binding. (No detour through `serde_json::Value`: that instantiated every
+/// output type's serialisation a second time, about 10 KB of the module.)
 pub(crate) fn to_js<T: Serialize + ?Sized>(value: &T) -> JsResult<JsValue> {
     let ser = serde_wasm_bindgen::Serializer::json_compatible();
     if let Ok(js) = value.serialize(&ser) {
         return Ok(js);
     }
-    let mut value = serde_json::to_value(value)
+    let js = value
+        .serialize(&ser.serialize_large_number_types_as_bigints(true))
         .map_err(|_| error(ErrorCode::Internal, "could not serialise the output"))?;
-    js_numbers(&mut value);
-    value
-        .serialize(&ser)
-        .map_err(|_| error(ErrorCode::Internal, "could not convert the output"))
+    Ok(numbers_from_bigints(js))
 }
 
-/// Unsafe integers (beyond +-(2^53 - 1)) become the nearest double.
-fn js_numbers(value: &mut Value) {
-    const SAFE: u64 = (1 << 53) - 1;
-    match value {
-        Value::Number(n)
-            if n.as_u64().is_some_and(|u| u > SAFE)
-                || n.as_i64().is_some_and(|i| i.unsigned_abs() > SAFE) =>
-        {
-            if let Some(x) = n.as_f64().and_then(serde_json::Number::from_f64) {
-                *n = x;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(js_numbers),
-        Value::Object(map) => map.values_mut().for_each(js_numbers),
-        _ => {}
-    }
+// Both serialisations build plain objects and arrays only (string keys; the outputs hold
+// no float that is not finite), so the walk meets nothing else.
+#[wasm_bindgen(inline_js = r#"
+export function numbers_from_bigints(v) {
+  if (typeof v === 'bigint') return Number(v)
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) v[i] = numbers_from_bigints(v[i])
+  } else if (v !== null && typeof v === 'object') {
+    for (const k of Object.keys(v)) v[k] = numbers_from_bigints(v[k])
+  }
+  return v
+}
+"#)]
+extern "C" {
+    /// `v` with every `BigInt` (nested in arrays and objects too) replaced by the nearest
+    /// JS number (`Number(b)`: round to nearest, ties to even, as Rust's `as f64`).
+    fn numbers_from_bigints(v: JsValue) -> JsValue;
 }
 
 /// A finite integer in `0..=2^53` as `u64`.

@@ -480,8 +480,9 @@ test('only the page\'s own files were requested; no errors, no CSP violation', a
     if (r.url.startsWith('data:')) continue // decoded in the page, not a request
     const u = new URL(r.url)
     assert.equal(u.origin, origin, `request to another origin: ${r.url}`)
-    // wasm-bindgen's inline_js snippets of the engine's module are page files too.
-    const snippet = /^\/pkg\/snippets\/credpool-wasm-[0-9a-f]+\/inline\d+\.js$/.test(u.pathname)
+    // wasm-bindgen's inline_js snippets of the two modules are page files too (the
+    // simulator's: the shared output conversion of bindings-wasm/src/js.rs).
+    const snippet = /^\/(pkg\/snippets\/credpool-wasm|sim\/snippets\/credpool-wasm-sim)-[0-9a-f]+\/inline\d+\.js$/.test(u.pathname)
     assert.ok(own.has(u.pathname) || snippet, `unexpected request: ${r.url}`)
   }
   assert.ok(served.every((s) => s.status === 200), `404s: ${served.filter((s) => s.status !== 200).map((s) => s.path)}`)

@@ -34,35 +34,70 @@ pub struct Report {
 }
 
 /// How an OAuth refresh ended.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+///
+/// On the wire an object whose `type` names the variant (`refreshed`, `failed`,
+/// `adopted`), unknown fields refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RefreshOutcome {
     /// The provider issued a new pair.
     Refreshed {
         /// New access token.
-        #[serde(deserialize_with = "crate::wire::de_secret_required")]
         access_token: Secret,
         /// New refresh token (single-use tokens rotate; absent: keep the old one).
-        #[serde(default, deserialize_with = "crate::wire::de_secret")]
         refresh_token: Option<Secret>,
         /// New expiry.
-        #[serde(default)]
         expires_at: Option<Millis>,
     },
     /// The refresh failed; `terminal` when the grant is gone (`invalid_grant`, reuse, ...).
     Failed {
         /// Whether the failure is terminal (re-login required).
-        #[serde(default)]
         terminal: bool,
         /// Provider reason code.
-        #[serde(default)]
         reason: Option<String>,
         /// Provider message.
-        #[serde(default)]
         message: Option<String>,
     },
     /// Another process had already rotated the token; the host synced it in instead.
     Adopted,
+}
+
+/// The field rules of [`RefreshOutcome`] on the wire, read without serde's `Content` buffer
+/// (see `crate::wire::Tagged`; errors as serde's internally tagged derive gives them).
+#[derive(Deserialize)]
+#[serde(
+    remote = "RefreshOutcome",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
+enum RefreshOutcomeDef {
+    Refreshed {
+        #[serde(deserialize_with = "crate::wire::de_secret_required")]
+        access_token: Secret,
+        #[serde(default, deserialize_with = "crate::wire::de_secret")]
+        refresh_token: Option<Secret>,
+        #[serde(default)]
+        expires_at: Option<Millis>,
+    },
+    Failed {
+        #[serde(default)]
+        terminal: bool,
+        #[serde(default)]
+        reason: Option<String>,
+        #[serde(default)]
+        message: Option<String>,
+    },
+    Adopted,
+}
+
+impl<'de> Deserialize<'de> for RefreshOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        crate::wire::Tagged::split(value, "internally tagged enum RefreshOutcome", true)
+            .and_then(|tagged| RefreshOutcomeDef::deserialize(&tagged))
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// The result of the refresh a `refresh` decision asked for.

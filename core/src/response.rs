@@ -31,13 +31,24 @@ pub struct Response {
 ///
 /// On the wire a JSON string is text and any other JSON value is a parsed body;
 /// text that itself parses as a JSON object is treated as that object.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Body {
     /// Raw text (possibly JSON the host did not parse).
     Text(String),
     /// A parsed JSON value.
     Json(Value),
+}
+
+/// By hand rather than `#[serde(untagged)]`: the same result (a string is text, anything
+/// else JSON) without serde's `Content` buffer and its code.
+impl<'de> Deserialize<'de> for Body {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::String(text) => Self::Text(text),
+            json => Self::Json(json),
+        })
+    }
 }
 
 /// Response headers as ordered `(name, value)` pairs.
@@ -85,27 +96,42 @@ impl Serialize for Headers {
     }
 }
 
+/// An object, or an array of `[name, value]` string pairs; anything else fails as the
+/// former `#[serde(untagged)] enum Shape { Map, Pairs }` did (read by hand: no `Content`
+/// buffer).
 impl<'de> Deserialize<'de> for Headers {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Shape {
-            Map(serde_json::Map<String, Value>),
-            Pairs(Vec<(String, String)>),
-        }
-        let pairs = match Shape::deserialize(deserializer)? {
-            Shape::Pairs(pairs) => pairs,
-            Shape::Map(map) => map
+        use serde::de::Error;
+        let pairs = match Value::deserialize(deserializer)? {
+            Value::Object(map) => map
                 .into_iter()
                 .map(|(k, v)| match v {
                     Value::String(s) => Ok((k, s)),
                     Value::Number(n) => Ok((k, n.to_string())),
-                    _ => Err(serde::de::Error::custom(
-                        "header values must be strings or numbers",
-                    )),
+                    _ => Err(D::Error::custom("header values must be strings or numbers")),
                 })
                 .collect::<Result<_, _>>()?,
+            Value::Array(items) => items
+                .into_iter()
+                .map(pair)
+                .collect::<Option<_>>()
+                .ok_or_else(|| D::Error::custom(NO_SHAPE))?,
+            _ => return Err(D::Error::custom(NO_SHAPE)),
         };
         Ok(Self(pairs))
+    }
+}
+
+/// What serde said when headers were neither an object nor pairs.
+const NO_SHAPE: &str = "data did not match any variant of untagged enum Shape";
+
+/// `["name", "value"]` as a pair (exactly two strings).
+fn pair(item: Value) -> Option<(String, String)> {
+    let Value::Array(items) = item else {
+        return None;
+    };
+    match <[Value; 2]>::try_from(items).ok()? {
+        [Value::String(name), Value::String(value)] => Some((name, value)),
+        _ => None,
     }
 }

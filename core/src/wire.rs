@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use serde_json::Value;
 
 use crate::decision::{Decision, FallbackTarget, LeaseId};
@@ -23,21 +23,20 @@ use crate::status::PoolStatus;
 use crate::time::Millis;
 
 /// Every input the registry accepts.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+///
+/// On the wire an object whose `type` names the variant in snake_case (`{"type":
+/// "acquire", "pool": ...}`), unknown fields refused; [`parse_input`] reads it.
+#[derive(Clone, Debug, PartialEq)]
 pub enum Input {
     /// Create a pool (if missing) and set any of its strategy, policy and fallback chain.
     ConfigurePool {
         /// Pool key.
         pool: PoolKey,
         /// Strategy.
-        #[serde(default)]
         strategy: Option<Strategy>,
         /// Policy: `{"preset": "adaptive", ...field overrides}`.
-        #[serde(default)]
         policy: Option<Value>,
         /// Fallback chain.
-        #[serde(default)]
         fallback: Option<Vec<FallbackTarget>>,
     },
     /// Add an entry (creating the pool).
@@ -59,7 +58,6 @@ pub enum Input {
         /// Pool key.
         pool: PoolKey,
         /// Entry (all when absent).
-        #[serde(default)]
         entry_id: Option<EntryId>,
     },
     /// Set an entry's priority.
@@ -96,7 +94,6 @@ pub enum Input {
     /// Start a new agent turn.
     BeginTurn {
         /// One pool, or all when absent.
-        #[serde(default)]
         pool: Option<PoolKey>,
     },
     /// Let time pass: clear expired cooldowns.
@@ -111,16 +108,13 @@ pub enum Input {
     /// Status for humans.
     Status {
         /// One pool, or all when absent.
-        #[serde(default)]
         pool: Option<PoolKey>,
     },
     /// Adopt credentials from an env map and a config.
     Seed {
         /// Environment variables.
-        #[serde(default)]
         env: BTreeMap<String, String>,
         /// Custom providers.
-        #[serde(default)]
         config: SeedConfig,
     },
     /// Hand the host an entry's secrets.
@@ -130,6 +124,245 @@ pub enum Input {
         /// Entry.
         entry_id: EntryId,
     },
+}
+
+/// The field rules of [`Input`] on the wire (a `remote` mirror: the compiler checks that it
+/// matches). Derived externally tagged, and fed by [`Tagged`], so an input is read straight
+/// from its JSON value (by reference, like state documents): serde's internally tagged
+/// derive first copied every input into its private `Content` buffer and instantiated every
+/// field type once more for it (about 55 KB of the wasm module). Same accepted shapes and
+/// messages as that derive (`tests` below), except two oddities of its buffer: a unit enum
+/// variant written `{"name": {}}` (e.g. `"strategy": {"round_robin": {}}`) is refused like
+/// any other non-null value, and a nested struct written as an over-long array says
+/// "expected fewer elements in array" instead of "expected N elements in sequence".
+#[derive(Deserialize)]
+#[serde(remote = "Input", rename_all = "snake_case", deny_unknown_fields)]
+enum InputDef {
+    ConfigurePool {
+        pool: PoolKey,
+        #[serde(default)]
+        strategy: Option<Strategy>,
+        #[serde(default)]
+        policy: Option<Value>,
+        #[serde(default)]
+        fallback: Option<Vec<FallbackTarget>>,
+    },
+    AddEntry {
+        pool: PoolKey,
+        entry: NewEntry,
+    },
+    RemoveEntry {
+        pool: PoolKey,
+        entry_id: EntryId,
+    },
+    Reset {
+        pool: PoolKey,
+        #[serde(default)]
+        entry_id: Option<EntryId>,
+    },
+    SetPriority {
+        pool: PoolKey,
+        entry_id: EntryId,
+        priority: i64,
+    },
+    Acquire(AcquireRequest),
+    Report(Report),
+    Release {
+        pool: PoolKey,
+        lease_id: LeaseId,
+    },
+    RefreshResult(RefreshResult),
+    CheckRefresh {
+        pool: PoolKey,
+        entry_id: EntryId,
+        generation: u64,
+    },
+    BeginTurn {
+        #[serde(default)]
+        pool: Option<PoolKey>,
+    },
+    Tick,
+    Sync {
+        state: Value,
+    },
+    ExportState,
+    Status {
+        #[serde(default)]
+        pool: Option<PoolKey>,
+    },
+    Seed {
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        config: SeedConfig,
+    },
+    Reveal {
+        pool: PoolKey,
+        entry_id: EntryId,
+    },
+}
+
+/// Reads any self-describing input through a JSON value (messages as [`parse_input`]'s).
+impl<'de> Deserialize<'de> for Input {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let value = Value::deserialize(deserializer)?;
+        input_from_value(value).map_err(de::Error::custom)
+    }
+}
+
+fn input_from_value(value: Value) -> std::result::Result<Input, serde_json::Error> {
+    InputDef::deserialize(&Tagged::split(
+        value,
+        "internally tagged enum Input",
+        false,
+    )?)
+}
+
+/// An internally tagged JSON value (`{"type": "x", ...fields}`, or `["x", ...fields]`) split
+/// like serde's internally tagged derive splits it, for a derived externally tagged enum
+/// (`remote` mirror) to read: same accepted shapes, same error messages, no `Content` buffer.
+pub(crate) struct Tagged {
+    tag: Value,
+    rest: Value,
+    /// Whether an integer tag names a variant by index, as when the tagged value was itself
+    /// buffered by an enclosing internally tagged enum (how `refresh_result`'s `result`
+    /// was always read).
+    index_tags: bool,
+}
+
+impl Tagged {
+    /// Splits `value`: the `type` field of an object (the other fields, in order, are the
+    /// rest), or the first element of an array; `expecting` names the enum in the error
+    /// for any other value.
+    pub(crate) fn split(
+        value: Value,
+        expecting: &'static str,
+        index_tags: bool,
+    ) -> std::result::Result<Self, serde_json::Error> {
+        let (tag, rest) = match value {
+            Value::Object(map) => {
+                let mut tag = None;
+                let mut rest = serde_json::Map::with_capacity(map.len());
+                for (key, value) in map {
+                    if key == "type" {
+                        tag = Some(value);
+                    } else {
+                        rest.insert(key, value);
+                    }
+                }
+                (tag, Value::Object(rest))
+            }
+            Value::Array(items) => {
+                let mut items = items.into_iter();
+                (items.next(), Value::Array(items.collect()))
+            }
+            other => {
+                let Err(e) = other.deserialize_any(Refuse(expecting));
+                return Err(e);
+            }
+        };
+        let tag = tag.ok_or_else(|| de::Error::missing_field("type"))?;
+        Ok(Self {
+            tag,
+            rest,
+            index_tags,
+        })
+    }
+}
+
+/// A visitor that accepts nothing: its errors name `.0` as what was expected.
+struct Refuse(&'static str);
+
+impl de::Visitor<'_> for Refuse {
+    type Value = std::convert::Infallible;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl<'de> Deserializer<'de> for &'de Tagged {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        option unit unit_struct newtype_struct seq tuple tuple_struct map struct enum
+        identifier ignored_any
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for &'de Tagged {
+    type Error = serde_json::Error;
+    type Variant = Rest<'de>;
+
+    fn variant_seed<S: de::DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> std::result::Result<(S::Value, Rest<'de>), Self::Error> {
+        let variant = match &self.tag {
+            // A buffered integer tag is a variant index (serde's `Content` identifiers).
+            Value::Number(n) if self.index_tags && n.is_u64() => seed.deserialize(
+                de::value::U64Deserializer::new(n.as_u64().unwrap_or_default()),
+            )?,
+            tag => seed.deserialize(tag)?,
+        };
+        Ok((variant, Rest(&self.rest)))
+    }
+}
+
+/// The fields after the tag: an object, or the array after the tag element (read as
+/// serde's buffer reads a sequence: fields by position, leftovers refused). Read by
+/// reference, as state documents are: one set of field-type instantiations for both.
+pub(crate) struct Rest<'a>(&'a Value);
+
+impl<'de> de::VariantAccess<'de> for Rest<'de> {
+    type Error = serde_json::Error;
+
+    /// Internally tagged unit variants ignore any other field, but not array elements.
+    fn unit_variant(self) -> std::result::Result<(), Self::Error> {
+        match self.0 {
+            Value::Array(items) => de::value::SeqDeserializer::new(items.iter()).end(),
+            _ => Ok(()),
+        }
+    }
+
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> std::result::Result<T::Value, Self::Error> {
+        match self.0 {
+            Value::Array(items) => seed.deserialize(de::value::SeqDeserializer::new(items.iter())),
+            rest => seed.deserialize(rest),
+        }
+    }
+
+    fn tuple_variant<V: de::Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        self.struct_variant(&[], visitor)
+    }
+
+    fn struct_variant<V: de::Visitor<'de>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> std::result::Result<V::Value, Self::Error> {
+        match self.0 {
+            Value::Array(items) => {
+                de::value::SeqDeserializer::new(items.iter()).deserialize_any(visitor)
+            }
+            rest => rest.deserialize_any(visitor),
+        }
+    }
 }
 
 /// The answer to one input, plus whether persisted state changed.
@@ -369,7 +602,7 @@ impl Registry {
 
 /// Parses an [`Input`] from JSON, with an error message that never echoes input values.
 pub fn parse_input(input: Value) -> Result<Input> {
-    Input::deserialize(input)
+    input_from_value(input)
         .map_err(|e| Error::from_serde(ErrorCode::InvalidInput, "invalid input", &e))
 }
 
@@ -441,7 +674,157 @@ pub(crate) fn de_secret_required<'de, D: Deserializer<'de>>(
 
 #[cfg(test)]
 mod tests {
-    use super::sanitize_serde_error;
+    use serde_json::json;
+
+    use super::{Input, parse_input, sanitize_serde_error};
+    use crate::outcome::RefreshOutcome;
+    use crate::response::{Body, Headers};
+
+    /// `parse_input`'s message for `input`, or `ok: <Debug>`.
+    fn parsed(input: serde_json::Value) -> String {
+        match parse_input(input) {
+            Ok(input) => format!("ok: {input:?}"),
+            Err(e) => e.message().to_owned(),
+        }
+    }
+
+    // The inputs are read without serde's internally tagged derive; these pin the shapes
+    // and messages that derive gave (checked against it), beyond the vectors.
+    #[test]
+    fn tag_anywhere_missing_or_malformed() {
+        assert_eq!(
+            parsed(json!({"pool": "p", "type": "release", "lease_id": 1})),
+            parsed(json!({"type": "release", "pool": "p", "lease_id": 1}))
+        );
+        for missing in [json!({}), json!([]), json!({"pool": "p"})] {
+            assert_eq!(parsed(missing), "invalid input: missing field `type`");
+        }
+        assert_eq!(
+            parsed(json!(5)),
+            "invalid input: invalid type: integer `…`, expected internally tagged enum Input"
+        );
+        assert_eq!(
+            parsed(json!(null)),
+            "invalid input: invalid type: null, expected internally tagged enum Input"
+        );
+        assert_eq!(
+            parsed(json!({"type": 0})),
+            "invalid input: invalid type: integer `…`, expected variant identifier"
+        );
+        assert!(
+            parsed(json!({"type": "zzz"})).starts_with(
+                "invalid input: unknown variant `…`, expected one of `configure_pool`"
+            )
+        );
+        assert_eq!(
+            parsed(json!({"type": "release", "pool": "p", "lease_id": 1, "x": 1})),
+            "invalid input: unknown field `x`, expected `pool` or `lease_id`"
+        );
+        assert_eq!(
+            parsed(json!({"type": "acquire", "pool": "p", "x": 1})),
+            "invalid input: unknown field `x`, expected one of `pool`, `model`, `session`"
+        );
+    }
+
+    #[test]
+    fn unit_variants_ignore_fields_and_arrays_are_positional() {
+        assert_eq!(parsed(json!({"type": "tick", "x": 1})), "ok: Tick");
+        assert_eq!(parsed(json!(["tick"])), "ok: Tick");
+        assert_eq!(
+            parsed(json!(["tick", 1])),
+            "invalid input: invalid length 1, expected 0 elements in sequence"
+        );
+        assert_eq!(
+            parsed(json!(["release", "p", 7])),
+            parsed(json!({"type": "release", "pool": "p", "lease_id": 7}))
+        );
+        assert_eq!(
+            parsed(json!(["release", "p", 7, 8])),
+            "invalid input: invalid length 3, expected 2 elements in sequence"
+        );
+        assert_eq!(
+            parsed(json!(["acquire", "p", "m", "s", 1])),
+            "invalid input: invalid length 4, expected 3 elements in sequence"
+        );
+        assert_eq!(
+            parsed(json!(["release", "p"])),
+            "invalid input: invalid length 1, expected struct variant Input::Release with 2 elements"
+        );
+    }
+
+    #[test]
+    fn refresh_outcome_shapes() {
+        let result = |result: serde_json::Value| {
+            parsed(
+                json!({"type": "refresh_result", "pool": "p", "entry_id": "a",
+                "generation": 0, "result": result}),
+            )
+        };
+        let adopted = result(json!({"type": "adopted"}));
+        assert!(adopted.ends_with("result: Adopted })"), "{adopted}");
+        assert_eq!(result(json!({"type": "adopted", "x": 1})), adopted);
+        // A variant index, as serde's buffered tag always accepted.
+        assert_eq!(result(json!({"type": 2})), adopted);
+        assert_eq!(
+            result(json!({"type": 3})),
+            "invalid input: invalid value: integer `…`, expected variant index 0 <= i < 3"
+        );
+        assert_eq!(
+            result(json!({"type": "refreshed"})),
+            "invalid input: missing field `access_token`"
+        );
+        assert_eq!(
+            result(json!({"type": "failed", "x": 1})),
+            "invalid input: unknown field `x`, expected one of `terminal`, `reason`, `message`"
+        );
+        assert_eq!(
+            result(json!("adopted")),
+            "invalid input: invalid type: string \"…\", expected internally tagged enum RefreshOutcome"
+        );
+        let refreshed: RefreshOutcome =
+            serde_json::from_value(json!({"access_token": "t", "type": "refreshed"})).unwrap();
+        assert!(
+            matches!(refreshed, RefreshOutcome::Refreshed { access_token, refresh_token: None, .. }
+            if access_token.expose() == "t")
+        );
+    }
+
+    #[test]
+    fn headers_and_bodies() {
+        let headers = |v| serde_json::from_value::<Headers>(v).map_err(|e| e.to_string());
+        assert_eq!(
+            headers(json!({"a": "1", "b": 2})).unwrap().0,
+            [("a".into(), "1".into()), ("b".into(), "2".into())]
+        );
+        assert_eq!(
+            headers(json!([["a", "1"]])).unwrap().0,
+            [("a".into(), "1".into())]
+        );
+        assert_eq!(headers(json!([])).unwrap().0, []);
+        let no_shape = "data did not match any variant of untagged enum Shape";
+        for bad in [
+            json!([["a", "b", "c"]]),
+            json!([["a", 1]]),
+            json!(["a"]),
+            json!(5),
+        ] {
+            assert_eq!(headers(bad).unwrap_err(), no_shape);
+        }
+        assert_eq!(
+            headers(json!({"a": null})).unwrap_err(),
+            "header values must be strings or numbers"
+        );
+        let body = |v| serde_json::from_value::<Body>(v).unwrap();
+        assert_eq!(body(json!("x")), Body::Text("x".into()));
+        assert_eq!(body(json!({"a": 1})), Body::Json(json!({"a": 1})));
+        assert_eq!(body(json!(null)), Body::Json(json!(null)));
+    }
+
+    #[test]
+    fn input_deserialize_reads_json_text() {
+        let input: Input = serde_json::from_str(r#"{"pool":"p","type":"tick"}"#).unwrap();
+        assert_eq!(input, Input::Tick);
+    }
 
     #[test]
     fn sanitized_errors_drop_every_quoted_value() {
