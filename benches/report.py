@@ -33,7 +33,7 @@ def fmt_ns(ns: float | None) -> str:
     if ns is None:
         return "–"
     for unit, scale in (("s", 1e9), ("ms", 1e6), ("µs", 1e3)):
-        if ns >= scale:
+        if round(ns) >= scale:
             return f"{ns / scale:.3g} {unit}" if ns / scale < 100 else f"{ns / scale:.0f} {unit}"
     return f"{ns:.0f} ns"
 
