@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 use crate::store::{
     Backend, Hold, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only,
+    single_flight_refresh,
 };
 
 /// The namespace when neither the URL (`?namespace=...`) nor the options name one.
@@ -491,17 +492,7 @@ impl RedisStore {
         lease_id: Option<LeaseId>,
         refresh: impl FnOnce(&Credential) -> RefreshOutcome,
     ) -> Result<Decision> {
-        let ticket = match self.begin_refresh(clock(), pool, entry_id, generation, lease_id)? {
-            RefreshStart::Adopted(decision) => return Ok(decision),
-            RefreshStart::Needed(ticket) => ticket,
-        };
-        match self.confirm_refresh(clock(), ticket)? {
-            RefreshStart::Adopted(decision) => Ok(decision),
-            RefreshStart::Needed(ticket) => {
-                let outcome = refresh(ticket.credential());
-                self.finish_refresh(clock(), ticket, outcome)
-            }
-        }
+        single_flight_refresh(self, clock, pool, entry_id, generation, lease_id, refresh)
     }
 
     /// [`adopt_decision`](Self::adopt_decision) as a [`RefreshStart`].
@@ -852,6 +843,27 @@ impl Backend for RedisStore {
     }
     fn registry(&self) -> &Registry {
         Self::registry(self)
+    }
+    fn begin_refresh(
+        &mut self,
+        now: Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+    ) -> Result<RefreshStart> {
+        Self::begin_refresh(self, now, pool, entry_id, generation, lease_id)
+    }
+    fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
+        Self::confirm_refresh(self, now, ticket)
+    }
+    fn finish_refresh(
+        &mut self,
+        now: Millis,
+        ticket: RefreshTicket,
+        outcome: RefreshOutcome,
+    ) -> Result<Decision> {
+        Self::finish_refresh(self, now, ticket, outcome)
     }
 }
 

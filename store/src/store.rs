@@ -315,9 +315,10 @@ impl FileStore {
         Ok(RefreshStart::Needed(ticket))
     }
 
-    /// The whole single-flight refresh: [`begin_refresh`](Self::begin_refresh), `refresh`
-    /// (only when the token is still stale; it runs under the lock), then
-    /// [`finish_refresh`](Self::finish_refresh). `clock` gives `now` for each step.
+    /// The whole single-flight refresh: [`begin_refresh`](Self::begin_refresh),
+    /// [`confirm_refresh`](Self::confirm_refresh), `refresh` (only when the token is still
+    /// stale; it runs under the lock), then [`finish_refresh`](Self::finish_refresh).
+    /// `clock` gives `now` for each step.
     pub fn refresh(
         &mut self,
         clock: impl Fn() -> Millis,
@@ -327,13 +328,7 @@ impl FileStore {
         lease_id: Option<LeaseId>,
         refresh: impl FnOnce(&Credential) -> RefreshOutcome,
     ) -> Result<Decision> {
-        match self.begin_refresh(clock(), pool, entry_id, generation, lease_id)? {
-            RefreshStart::Adopted(decision) => Ok(decision),
-            RefreshStart::Needed(ticket) => {
-                let outcome = refresh(ticket.credential());
-                self.finish_refresh(clock(), ticket, outcome)
-            }
-        }
+        single_flight_refresh(self, clock, pool, entry_id, generation, lease_id, refresh)
     }
 
     /// Lock, reload, apply `op`, write when it says state changed, unlock.
@@ -385,6 +380,47 @@ pub(crate) trait Backend: std::fmt::Debug {
     fn report(&mut self, now: Millis, report: &Report) -> Result<Decision>;
     fn reload(&mut self) -> Result<bool>;
     fn registry(&self) -> &Registry;
+    fn begin_refresh(
+        &mut self,
+        now: Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+    ) -> Result<RefreshStart>;
+    fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart>;
+    fn finish_refresh(
+        &mut self,
+        now: Millis,
+        ticket: RefreshTicket,
+        outcome: RefreshOutcome,
+    ) -> Result<Decision>;
+}
+
+/// The single-flight refresh protocol, the same on every store: `begin_refresh` (adopt a
+/// token another process already rotated, or take the lock), `confirm_refresh` right
+/// before the refresh token is used (a lock whose lease ran out adopts instead), the
+/// host's `refresh`, then `finish_refresh`. `clock` gives `now` for each step.
+pub(crate) fn single_flight_refresh(
+    store: &mut impl Backend,
+    clock: impl Fn() -> Millis,
+    pool: &PoolKey,
+    entry_id: &EntryId,
+    generation: u64,
+    lease_id: Option<LeaseId>,
+    refresh: impl FnOnce(&Credential) -> RefreshOutcome,
+) -> Result<Decision> {
+    let ticket = match store.begin_refresh(clock(), pool, entry_id, generation, lease_id)? {
+        RefreshStart::Adopted(decision) => return Ok(decision),
+        RefreshStart::Needed(ticket) => ticket,
+    };
+    match store.confirm_refresh(clock(), ticket)? {
+        RefreshStart::Adopted(decision) => Ok(decision),
+        RefreshStart::Needed(ticket) => {
+            let outcome = refresh(ticket.credential());
+            store.finish_refresh(clock(), ticket, outcome)
+        }
+    }
 }
 
 impl Backend for FileStore {
@@ -402,6 +438,27 @@ impl Backend for FileStore {
     }
     fn registry(&self) -> &Registry {
         Self::registry(self)
+    }
+    fn begin_refresh(
+        &mut self,
+        now: Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+    ) -> Result<RefreshStart> {
+        Self::begin_refresh(self, now, pool, entry_id, generation, lease_id)
+    }
+    fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
+        Self::confirm_refresh(self, now, ticket)
+    }
+    fn finish_refresh(
+        &mut self,
+        now: Millis,
+        ticket: RefreshTicket,
+        outcome: RefreshOutcome,
+    ) -> Result<Decision> {
+        Self::finish_refresh(self, now, ticket, outcome)
     }
 }
 
