@@ -25,6 +25,7 @@ from pathlib import Path
 SIZES = ["10", "1000", "100000"]
 STRATEGIES = ["fill_first", "round_robin", "least_used", "random"]
 GOAL_RATIO = 2.0
+CHASE_MIB = ["4", "8", "16", "64"]
 WASM_GOAL_BYTES = 150_000
 
 
@@ -137,6 +138,16 @@ def memory_floor(crit: dict) -> str:
                    if all(pair) and all(cells) and pair[0] > cells[0] else None)],
     ]
     return table(["operation", "10 entries", "1,000", "100,000", "100k / 10"], rows)
+
+
+def memory_latency(crit: dict) -> str:
+    pair = crit.get("pair_success/random/10", {}).get("ns")
+    rows = []
+    for mib in CHASE_MIB:
+        ns = crit.get(f"memory_latency/chase_mib/{mib}", {}).get("ns")
+        share = f"{ns / pair:.0%}" if ns and pair else "–"
+        rows.append([f"{mib} MiB", fmt_ns(ns), share])
+    return table(["working set", "one dependent read", "÷ the 10-entry `random` pair"], rows)
 
 
 def simple(crit: dict, group: str, labels: dict[str, str]) -> str:
@@ -291,6 +302,7 @@ def main() -> None:
         "pair-success": scaling(crit, "pair_success"),
         "pair-429": scaling(crit, "pair_429"),
         "memory-floor": memory_floor(crit),
+        "memory-latency": memory_latency(crit),
         "classify": simple(crit, "classify", {
             "openai_429_x_ratelimit": "OpenAI 429, `x-ratelimit-*` headers",
             "anthropic_429_retry_after": "Anthropic 429, `anthropic-ratelimit-*` + `retry-after`",

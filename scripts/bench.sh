@@ -35,7 +35,7 @@ failed=()
 
 if wants core; then
   echo "== engine (criterion): core/benches/engine.rs"
-  rm -rf "$criterion"/{pair_success,pair_429,entry_lookup,classify,state,sync}
+  rm -rf "$criterion"/{pair_success,pair_429,entry_lookup,memory_latency,classify,state,sync}
   cargo bench -p credpool-core --bench engine
 fi
 if wants sim; then

@@ -191,6 +191,45 @@ fn entry_lookup(c: &mut Criterion) {
     group.finish();
 }
 
+/// Working sets of the memory-latency row: inside the caches, around their edge, and the
+/// size of a 100,000-entry pool.
+const CHASE_MIB: [usize; 4] = [4, 8, 16, 64];
+
+/// This machine's memory latency, with no credpool code: one read at a time through a
+/// random cycle over a buffer of `CHASE_MIB` mebibytes, one read per 64-byte line, each
+/// read's address taken from the one before. It shows from which working set on a
+/// dependent read leaves the caches, and what it then costs, next to the pairs above.
+fn memory_latency(c: &mut Criterion) {
+    const LINE_WORDS: usize = 8;
+    let mut group = c.benchmark_group("memory_latency");
+    for mib in CHASE_MIB {
+        let lines = mib * 1024 * 1024 / 64;
+        // A random cyclic order of the lines (Sattolo's shuffle, the bench's own LCG).
+        let mut order: Vec<usize> = (0..lines).collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        for i in (1..lines).rev() {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let j = usize::try_from(state >> 33).unwrap_or(0) % i;
+            order.swap(i, j);
+        }
+        let mut next = vec![0_usize; lines * LINE_WORDS];
+        for (i, &line) in order.iter().enumerate() {
+            next[line * LINE_WORDS] = order[(i + 1) % lines] * LINE_WORDS;
+        }
+        drop(order);
+        let mut at = 0_usize;
+        group.bench_function(BenchmarkId::new("chase_mib", mib), |b| {
+            b.iter(|| {
+                at = next[at];
+                black_box(at)
+            });
+        });
+    }
+    group.finish();
+}
+
 fn text(code: u16, headers: &[(&str, &str)], body: &str) -> Response {
     Response {
         status: Some(code),
@@ -395,6 +434,6 @@ fn sync(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = pair_success, pair_rate_limited, entry_lookup, classifier, state, sync
+    targets = pair_success, pair_rate_limited, entry_lookup, memory_latency, classifier, state, sync
 }
 criterion_main!(benches);
