@@ -1,4 +1,5 @@
 //! Criterion benches of the engine: the acquire+report pair per strategy and pool size,
+//! the memory floor under `random` (one entry read, and the machine's memory latency),
 //! the classifier on real-looking provider answers, state export/import and `sync`.
 //!
 //!     cargo bench -p credpool-core --bench engine            # full (1 s warm-up, 2 s)
@@ -204,7 +205,8 @@ fn memory_latency(c: &mut Criterion) {
     let mut group = c.benchmark_group("memory_latency");
     for mib in CHASE_MIB {
         let lines = mib * 1024 * 1024 / 64;
-        // A random cyclic order of the lines (Sattolo's shuffle, the bench's own LCG).
+        // The lines in a random order (a shuffle with the bench's own LCG); each line
+        // holds the index of the next one in that order, the last the first: one cycle.
         let mut order: Vec<usize> = (0..lines).collect();
         let mut state = 0x9E37_79B9_7F4A_7C15_u64;
         for i in (1..lines).rev() {
