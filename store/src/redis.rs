@@ -29,8 +29,7 @@ use redis::{Client, Connection, Script};
 use serde_json::{Value, json};
 
 use crate::store::{
-    Backend, Hold, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only,
-    single_flight_refresh,
+    Hold, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only, single_flight_refresh,
 };
 
 /// The namespace when neither the URL (`?namespace=...`) nor the options name one.
@@ -828,44 +827,7 @@ impl RedisStore {
     }
 }
 
-impl Backend for RedisStore {
-    fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
-        Self::handle(self, now, input)
-    }
-    fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
-        Self::acquire(self, now, request)
-    }
-    fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
-        Self::report(self, now, report)
-    }
-    fn reload(&mut self) -> Result<bool> {
-        Self::reload(self)
-    }
-    fn registry(&self) -> &Registry {
-        Self::registry(self)
-    }
-    fn begin_refresh(
-        &mut self,
-        now: Millis,
-        pool: &PoolKey,
-        entry_id: &EntryId,
-        generation: u64,
-        lease_id: Option<LeaseId>,
-    ) -> Result<RefreshStart> {
-        Self::begin_refresh(self, now, pool, entry_id, generation, lease_id)
-    }
-    fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
-        Self::confirm_refresh(self, now, ticket)
-    }
-    fn finish_refresh(
-        &mut self,
-        now: Millis,
-        ticket: RefreshTicket,
-        outcome: RefreshOutcome,
-    ) -> Result<Decision> {
-        Self::finish_refresh(self, now, ticket, outcome)
-    }
-}
+crate::store::impl_backend_by_inherent_methods!(RedisStore);
 
 /// A client for `url` whose connections send no `CLIENT SETINFO` handshake (one round trip
 /// less per connect, and nothing a busy server could stall before the first command).

@@ -423,44 +423,57 @@ pub(crate) fn single_flight_refresh(
     }
 }
 
-impl Backend for FileStore {
-    fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
-        Self::handle(self, now, input)
-    }
-    fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
-        Self::acquire(self, now, request)
-    }
-    fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
-        Self::report(self, now, report)
-    }
-    fn reload(&mut self) -> Result<bool> {
-        Self::reload(self)
-    }
-    fn registry(&self) -> &Registry {
-        Self::registry(self)
-    }
-    fn begin_refresh(
-        &mut self,
-        now: Millis,
-        pool: &PoolKey,
-        entry_id: &EntryId,
-        generation: u64,
-        lease_id: Option<LeaseId>,
-    ) -> Result<RefreshStart> {
-        Self::begin_refresh(self, now, pool, entry_id, generation, lease_id)
-    }
-    fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
-        Self::confirm_refresh(self, now, ticket)
-    }
-    fn finish_refresh(
-        &mut self,
-        now: Millis,
-        ticket: RefreshTicket,
-        outcome: RefreshOutcome,
-    ) -> Result<Decision> {
-        Self::finish_refresh(self, now, ticket, outcome)
-    }
+/// `impl Backend for $store` by its inherent methods of the same names and signatures
+/// (every backend has them as its public API; the trait only lets shared code call them).
+macro_rules! impl_backend_by_inherent_methods {
+    ($store:ty) => {
+        impl $crate::store::Backend for $store {
+            fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
+                Self::handle(self, now, input)
+            }
+            fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
+                Self::acquire(self, now, request)
+            }
+            fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
+                Self::report(self, now, report)
+            }
+            fn reload(&mut self) -> Result<bool> {
+                Self::reload(self)
+            }
+            fn registry(&self) -> &Registry {
+                Self::registry(self)
+            }
+            fn begin_refresh(
+                &mut self,
+                now: Millis,
+                pool: &PoolKey,
+                entry_id: &EntryId,
+                generation: u64,
+                lease_id: Option<LeaseId>,
+            ) -> Result<RefreshStart> {
+                Self::begin_refresh(self, now, pool, entry_id, generation, lease_id)
+            }
+            fn confirm_refresh(
+                &mut self,
+                now: Millis,
+                ticket: RefreshTicket,
+            ) -> Result<RefreshStart> {
+                Self::confirm_refresh(self, now, ticket)
+            }
+            fn finish_refresh(
+                &mut self,
+                now: Millis,
+                ticket: RefreshTicket,
+                outcome: RefreshOutcome,
+            ) -> Result<Decision> {
+                Self::finish_refresh(self, now, ticket, outcome)
+            }
+        }
+    };
 }
+pub(crate) use impl_backend_by_inherent_methods;
+
+impl_backend_by_inherent_methods!(FileStore);
 
 /// One pool of a store (`pool(key)` of [`FileStore`], `RedisStore` or `Store`); every call
 /// persists like the store's.
