@@ -305,45 +305,8 @@ export declare class FileStore {
    * merged.
    */
   reload(): Promise<boolean>
-  /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
-  handle(input: Input, now?: number | undefined | null): Promise<Output>
-  /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): Promise<DecisionOutput>
-  /** `report`: a request's outcome against its lease. */
-  report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): Promise<DecisionOutput>
-  /** `release`: close a lease with no outcome (nothing is marked). */
-  release(pool: string, leaseId: number, now?: number | undefined | null): Promise<{ type: 'released'; lease_id: number } & Changed>
-  /** `reveal`: an entry's secrets, to send the request with. */
-  credential(pool: string, entryId: string, now?: number | undefined | null): Promise<CredentialOutput>
-  /** `begin_turn`: restore pools from their fallback (one pool, or all). */
-  beginTurn(pool?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'turn_begun'; restored: string[] } & Changed>
-  /**
-   * `refresh_result`: how a refresh ended (prefer `beginRefresh` / `finishRefresh`,
-   * which keep the refresh single-flight across processes).
-   */
-  refreshResult(result: RefreshResultInput, now?: number | undefined | null): Promise<DecisionOutput>
-  /** `check_refresh`: whether a refresh from `generation` is still needed. */
-  checkRefresh(pool: string, entryId: string, generation: number, now?: number | undefined | null): Promise<{ type: 'refresh_check'; needed: boolean } & Changed>
-  /** `sync`: merge another writer's exported state (and persist the merge). */
-  sync(state: StateDocument, now?: number | undefined | null): Promise<{ type: 'synced' } & Changed>
   /** The state document, as of the file now (contains the secrets of non-`env:` entries). */
   exportState(): Promise<StateDocument>
-  /** `status`: status for humans (one pool, or all), as of the file now. */
-  status(pool?: string | undefined | null, now?: number | undefined | null): Promise<StatusOutput>
-  /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
-  tick(now?: number | undefined | null): Promise<{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed>
-  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback. */
-  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }, now?: number | undefined | null): Promise<{ type: 'pool_configured'; pool: string } & Changed>
-  /** `add_entry`: add a credential (creating the pool). */
-  addEntry(pool: string, entry: NewEntry, now?: number | undefined | null): Promise<{ type: 'entry_added'; entry_id: string } & Changed>
-  /** `remove_entry`: remove a credential for good (tombstoned). */
-  removeEntry(pool: string, entryId: string, now?: number | undefined | null): Promise<{ type: 'entry_removed'; entry_id: string } & Changed>
-  /** `set_priority`: move an entry (lower is preferred). */
-  setPriority(pool: string, entryId: string, priority: number, now?: number | undefined | null): Promise<{ type: 'entry_updated'; entry_id: string } & Changed>
-  /** `reset`: clear status and cooldowns of one entry, or of every entry of the pool. */
-  reset(pool: string, entryId?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'reset'; count: number } & Changed>
-  /** `seed`: adopt credentials from an environment map and custom providers. */
-  seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): Promise<{ type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed>
   /**
    * Step one of the single-flight refresh a `refresh` decision asks for. Takes the lock
    * (the file lock, or the entry's Redis refresh lock) and either adopts a token another
@@ -376,13 +339,52 @@ export declare class FileStore {
   abandonRefresh(ticket: number): boolean
   /** A view of one pool of this store: the same calls without the `pool` argument. */
   pool(key: string): StorePool
+  /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
+  handle(input: Input, now?: number | undefined | null): Promise<Output>
+  /** `acquire`: pick an entry for a request. */
+  acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `report`: a request's outcome against its lease. */
+  report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `release`: close a lease with no outcome (nothing is marked). */
+  release(pool: string, leaseId: number, now?: number | undefined | null): Promise<{ type: 'released'; lease_id: number } & Changed>
+  /** `reveal`: an entry's secrets, to send the request with (the only output carrying them). */
+  credential(pool: string, entryId: string, now?: number | undefined | null): Promise<CredentialOutput>
+  /** `begin_turn`: restore pools from their fallback (one pool, or all). */
+  beginTurn(pool?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'turn_begun'; restored: string[] } & Changed>
+  /**
+   * `refresh_result`: how the refresh a `refresh` decision asked for ended (on a
+   * `FileStore`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes).
+   */
+  refreshResult(result: RefreshResultInput, now?: number | undefined | null): Promise<DecisionOutput>
+  /** `check_refresh`: whether a refresh from `generation` is still needed. */
+  checkRefresh(pool: string, entryId: string, generation: number, now?: number | undefined | null): Promise<{ type: 'refresh_check'; needed: boolean } & Changed>
+  /** `sync`: merge another writer's exported state (read as JSON text: no size cap). */
+  sync(state: StateDocument, now?: number | undefined | null): Promise<{ type: 'synced' } & Changed>
+  /** `status`: status for humans (one pool, or all). */
+  status(pool?: string | undefined | null, now?: number | undefined | null): Promise<StatusOutput>
+  /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
+  tick(now?: number | undefined | null): Promise<{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed>
+  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback. */
+  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }, now?: number | undefined | null): Promise<{ type: 'pool_configured'; pool: string } & Changed>
+  /** `add_entry`: add a credential (creating the pool). */
+  addEntry(pool: string, entry: NewEntry, now?: number | undefined | null): Promise<{ type: 'entry_added'; entry_id: string } & Changed>
+  /** `remove_entry`: remove a credential for good (tombstoned). */
+  removeEntry(pool: string, entryId: string, now?: number | undefined | null): Promise<{ type: 'entry_removed'; entry_id: string } & Changed>
+  /** `set_priority`: move an entry (lower is preferred). */
+  setPriority(pool: string, entryId: string, priority: number, now?: number | undefined | null): Promise<{ type: 'entry_updated'; entry_id: string } & Changed>
+  /** `reset`: clear status and cooldowns of one entry, or of every entry of the pool. */
+  reset(pool: string, entryId?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'reset'; count: number } & Changed>
+  /** `seed`: adopt credentials from an environment map and custom providers. */
+  seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): Promise<{ type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed>
 }
 
 /** A credential registry: all pools of one process. */
 export declare class Registry {
   /** `new Registry({ writer?, seed?, state? })`. */
   constructor(options?: RegistryOptions | undefined | null)
-  /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: `Date.now()`). */
+  /** The persistable state document (contains the secrets of non-`env:` entries). */
+  exportState(): StateDocument
+  /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Output
   /** `acquire`: pick an entry for a request. */
   acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): DecisionOutput
@@ -394,14 +396,15 @@ export declare class Registry {
   credential(pool: string, entryId: string, now?: number | undefined | null): CredentialOutput
   /** `begin_turn`: restore pools from their fallback (one pool, or all). */
   beginTurn(pool?: string | undefined | null, now?: number | undefined | null): { type: 'turn_begun'; restored: string[] } & Changed
-  /** `refresh_result`: how the refresh a `refresh` decision asked for ended. */
+  /**
+   * `refresh_result`: how the refresh a `refresh` decision asked for ended (on a
+   * `FileStore`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes).
+   */
   refreshResult(result: RefreshResultInput, now?: number | undefined | null): DecisionOutput
   /** `check_refresh`: whether a refresh from `generation` is still needed. */
   checkRefresh(pool: string, entryId: string, generation: number, now?: number | undefined | null): { type: 'refresh_check'; needed: boolean } & Changed
-  /** `sync`: merge another writer's exported state. */
+  /** `sync`: merge another writer's exported state (read as JSON text: no size cap). */
   sync(state: StateDocument, now?: number | undefined | null): { type: 'synced' } & Changed
-  /** The persistable state document (contains the secrets of non-`env:` entries). */
-  exportState(): StateDocument
   /** `status`: status for humans (one pool, or all). */
   status(pool?: string | undefined | null, now?: number | undefined | null): StatusOutput
   /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
