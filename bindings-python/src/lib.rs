@@ -91,11 +91,8 @@ mod out {
             OutputBody::Reply(Reply::Credential(credential)) => {
                 self::credential(py, &dict, &credential)?;
             }
-            OutputBody::Reply(reply) => {
-                let output = Output {
-                    body: OutputBody::Reply(reply),
-                    changed,
-                };
+            body @ (OutputBody::Reply(_) | OutputBody::Action(_)) => {
+                let output = Output { body, changed };
                 let value = serde_json::to_value(&output)
                     .map_err(|e| errors::internal(py, &e.to_string()))?;
                 return Ok(to_py(py, &value)?.unbind());
