@@ -146,7 +146,7 @@ impl Error {
         context: &str,
         error: &impl std::fmt::Display,
     ) -> Self {
-        let text = crate::wire::sanitize_serde_error(error);
+        let text = crate::codec::sanitize_serde_error(error);
         for code in ErrorCode::ALL {
             if let Some(rest) = text
                 .strip_prefix(code.as_str())

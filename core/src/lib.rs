@@ -40,10 +40,12 @@
 
 pub mod call;
 pub mod classify;
+mod codec;
 pub mod counts;
 pub mod decision;
 pub mod entry;
 pub mod error;
+mod fallback;
 pub mod hermes;
 mod index;
 pub mod limits;
