@@ -120,7 +120,8 @@ export declare function reportResponse(
  * error `Response` is an outcome like a thrown provider error. When the call gives up, the
  * last provider error is rethrown, else the last `Response` returned (check `ok`), else
  * {@link CredpoolError} `no_credential` is thrown. A 2xx `Response` with a body comes back
- * as a new `Response` over the same body: the call ends when that body does.
+ * as a new `Response` over the same body: the call ends when that body does (read it or
+ * cancel it).
  */
 export declare function withCredential<T>(
   registry: RegistryLike,
