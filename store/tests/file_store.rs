@@ -485,7 +485,14 @@ fn calls_on_two_stores_refresh_once_and_adopt() {
         refresh_token: Some(Secret::new("rt-1")),
         expires_at: Some(Millis(10_000_000)),
     };
-    a.finish_refresh(Millis(2_200), ticket, outcome).unwrap();
+    let recorded = a.finish_refresh(Millis(2_200), ticket, outcome).unwrap();
+    assert!(matches!(
+        recorded,
+        Decision::Use {
+            reason: Some(Reason::Refreshed),
+            ..
+        }
+    ));
     let sa = run(
         &mut a,
         2_300,
