@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Stable, snake_case error codes: API, designed to change rarely or never. Messages may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The input is not of the expected shape (wrong type, missing or unknown field).
     InvalidInput,

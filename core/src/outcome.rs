@@ -38,6 +38,7 @@ pub struct Report {
 /// On the wire an object whose `type` names the variant (`refreshed`, `failed`,
 /// `adopted`), unknown fields refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RefreshOutcome {
     /// The provider issued a new pair.
     Refreshed {

@@ -30,6 +30,7 @@ use crate::time::Millis;
 /// How a pool picks among its available entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Strategy {
     /// Lowest priority available (default).
     #[default]

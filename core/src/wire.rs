@@ -29,6 +29,7 @@ use crate::time::Millis;
 /// On the wire an object whose `type` names the variant in snake_case (`{"type":
 /// "acquire", "pool": ...}`), unknown fields refused; [`parse_input`] reads it.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Input {
     /// Create a pool (if missing) and set any of its strategy, policy and fallback chain.
     ConfigurePool {
@@ -266,6 +267,7 @@ pub struct Output {
 /// An answer: a decision, or a reply to a management or query input.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum OutputBody {
     /// For `acquire`, `report` and `refresh_result`.
     Decision(Decision),
@@ -278,6 +280,7 @@ pub enum OutputBody {
 /// Replies to non-decision inputs.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reply {
     /// `configure_pool` done.
     PoolConfigured {
