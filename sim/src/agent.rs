@@ -8,11 +8,9 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use credpool_core::rng::Rng;
-use credpool_core::time::SECOND;
 use credpool_core::{
     Action, CallId, CallReport, EntryId, Error, Input, LeaseId, Millis, Output, OutputBody, Policy,
-    PoolKey, RefreshOutcome, RefreshResult, Registry, Status, Strategy,
+    PoolKey, RefreshOutcome, RefreshResult, Registry, Rng, SECOND, Status, Strategy,
 };
 use serde_json::Value;
 
