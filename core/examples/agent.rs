@@ -3,7 +3,8 @@
 //! up) is core's; the loop only sends, sleeps and refreshes.
 //!
 //! Three OpenRouter credentials against a scripted provider: a rate-limited key, a key out of
-//! credit, and an OAuth login whose access token is refused once.
+//! credit, and an OAuth login whose access token is refused once; then a wait for a key, and a
+//! bad request (400) no key can fix.
 //!
 //! Run: `cargo run -p credpool-core --example agent`
 
@@ -37,7 +38,7 @@ fn main() -> Result<(), credpool_core::Error> {
     }
     let mut provider = ScriptedProvider::new();
     let mut now = Millis(1_000);
-    for request in 1..=3 {
+    for request in 1..=4 {
         println!("request {request}:");
         let start = CallStart {
             pool: pool.clone(),
@@ -114,9 +115,9 @@ struct ScriptedProvider {
 
 impl ScriptedProvider {
     fn new() -> Self {
-        let rate_limited = Response {
+        let rate_limited = |seconds: &str| Response {
             status: Some(429),
-            headers: Headers::from_iter([("retry-after", "20")]),
+            headers: Headers::from_iter([("retry-after", seconds)]),
             body: Some(Body::Text(
                 r#"{"error":{"code":"rate_limit_exceeded","message":"Rate limit reached"}}"#.into(),
             )),
@@ -128,9 +129,21 @@ impl ScriptedProvider {
         };
         Self {
             script: BTreeMap::from([
-                ("sk-or-demo-a", vec![rate_limited.clone(), rate_limited]),
+                (
+                    "sk-or-demo-a",
+                    vec![
+                        rate_limited("20"),
+                        rate_limited("20"),
+                        status(200),
+                        status(400),
+                    ],
+                ),
                 ("sk-or-demo-b", vec![status(402)]),
                 ("oauth-access-1", vec![status(401)]),
+                (
+                    "oauth-access-2",
+                    vec![status(200), status(200), rate_limited("3600")],
+                ),
             ]),
         }
     }
@@ -148,7 +161,6 @@ impl ScriptedProvider {
 
     fn refresh(&mut self, refresh_token: Option<&Secret>) -> RefreshOutcome {
         if refresh_token.map(Secret::expose) == Some("oauth-refresh-1") {
-            self.script.remove("oauth-access-1");
             return RefreshOutcome::Refreshed {
                 access_token: Secret::new("oauth-access-2"),
                 refresh_token: Some(Secret::new("oauth-refresh-2")),
