@@ -96,6 +96,7 @@ from credpool._credpool import (  # noqa: E402
 )
 from credpool._credpool import FileStore  # noqa: E402
 from credpool._helpers import (  # noqa: E402
+    Budgets,
     CredentialPool,
     Lease,
     LeaseContext,
@@ -105,6 +106,7 @@ from credpool._helpers import (  # noqa: E402
 from credpool._store import StorePool  # noqa: E402
 
 __all__ = [
+    "Budgets",
     "CredentialPool",
     "CredpoolError",
     "DuplicateEntryError",

@@ -20,12 +20,16 @@ import json
 import sys
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, TypedDict
 
 from credpool import CredpoolError, NoCredentialError
 from credpool._credpool import Registry
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
+    "Budgets",
     "CredentialPool",
     "Lease",
     "LeaseContext",
@@ -45,6 +49,18 @@ returns ``{"type": "refreshed", "access_token", "refresh_token"?, "expires_at"?}
 ``{"type": "failed", "terminal": bool}`` or ``{"type": "adopted"}``."""
 Sleep = Callable[[float], Any]
 """Sleeps for a number of seconds (``time.sleep``)."""
+
+
+class Budgets(TypedDict, total=False):
+    """A call's budgets (SPEC §7), inputs of ``call_start``: one left out or None takes
+    core's default (``max_sends``: the usable entries plus 3; ``max_wait_ms``: 60 s;
+    ``max_total_wait_ms``: 120 s; ``max_hops``: the fallback chain's length)."""
+
+    max_sends: Optional[int]
+    max_wait_ms: Optional[int]
+    max_total_wait_ms: Optional[int]
+    max_hops: Optional[int]
+
 
 #: Characters of a text body passed on (core scans at most 64 KiB of it).
 MAX_BODY_CHARS = 64 * 1024
@@ -273,89 +289,66 @@ _SUCCESS: Mapping[str, Any] = {"status": 200, "headers": {}, "body": None, "netw
 
 # --------------------------------------------------------------------------- the call driver
 
-# Actions after which the call goes on (``pool.lease(after=lease)`` follows them).
-_GOES_ON = ("send", "sleep", "refresh")
+_GOES_ON = ("send", "sleep", "refresh")  # the actions after which a call goes on
 _NOTHING: Any = object()
 
 
 def _no_credential(action: Action, pool: str, why: str = "") -> NoCredentialError:
     """``NoCredentialError`` carrying the action that left nothing to send with."""
-    text = f"no credential to use in pool {pool!r}: {action.get('type')}"
     reason = why or action.get("reason")
-    text += f" ({reason})" if reason else ""
+    text = f"no credential to use in pool {pool!r}: {action.get('type')}" + (f" ({reason})" if reason else "")
     text += f" until {action['until']}" if "until" in action else ""
     return NoCredentialError(text, "no_credential", action=action)
 
 
 class Lease:
-    """One send's credential: ``pool``, ``model``, ``entry_id``, ``lease_id``, ``auth_type``,
-    ``base_url``, ``access_token`` (and, for a refresh callable, ``refresh_token``,
-    ``expires_at``, ``generation``). ``repr()`` and ``str()`` never show a secret.
-
-    In ``pool.lease()``, :meth:`report` hands the send's response to core; afterwards
-    :attr:`action` is the call's next action and :attr:`again` whether the call goes on.
+    """One send's credential: ``pool`` (after a fallback, the fallback's), ``model``, ``entry_id``,
+    ``lease_id``, ``auth_type`` (``api_key``/``oauth``: the host picks Bearer or ``x-api-key``),
+    ``base_url``, ``access_token``, ``reason`` (why this send: a retry's or rotation's cause,
+    ``refreshed``...); for a refresh callable also ``refresh_token``, ``expires_at``,
+    ``generation``. ``repr()``/``str()`` show no secret. In ``pool.lease()``, ``action`` is the
+    call's next action once :meth:`report` ran (or the block exited); ``report_error`` a
+    credpool error raised reporting on exit from a failing block (whose exception propagates).
     """
 
-    __slots__ = (
-        "pool", "model", "session", "call_id", "entry_id", "lease_id", "auth_type", "base_url",
-        "access_token", "refresh_token", "expires_at", "generation", "reason", "action",
-        "report_error", "_context",
-    )  # fmt: skip
+    __slots__ = ("pool", "model", "session", "call_id", "entry_id", "lease_id", "auth_type", "base_url",
+                 "access_token", "refresh_token", "expires_at", "generation", "reason", "action",
+                 "report_error", "_context")
 
     def __init__(
-        self,
-        action: Mapping[str, Any],
-        credential: Mapping[str, Any],
-        session: Optional[str] = None,
+        self, action: Mapping[str, Any], credential: Mapping[str, Any], session: Optional[str] = None,
         context: Optional[LeaseContext] = None,
     ) -> None:
-        #: Pool the send goes to (after a fallback: the fallback pool).
         self.pool: str = action["pool"]
-        #: Model to request (a fallback's model when it named one).
         self.model: Optional[str] = action.get("model")
-        self.session: Optional[str] = session
+        self.session = session
         self.call_id: Optional[int] = action.get("call_id")
         self.entry_id: str = action["entry_id"]
         self.lease_id: int = action["lease_id"]
-        #: ``api_key`` or ``oauth``: how to present the token (Bearer or ``x-api-key``).
         self.auth_type: Optional[str] = action.get("auth_type")
         self.base_url: Optional[str] = credential.get("base_url", action.get("base_url"))
         self.access_token: Optional[str] = credential.get("access_token", action.get("access_token"))
         self.refresh_token: Optional[str] = credential.get("refresh_token")
         self.expires_at: Optional[int] = credential.get("expires_at")
         self.generation: Optional[int] = action.get("generation", credential.get("generation"))
-        #: Why this send (a retry's or rotation's cause, ``refreshed``, ...); None at first.
         self.reason: Optional[str] = action.get("reason")
-        #: The call's next action once this send is reported; None until then.
         self.action: Optional[Action] = None
-        #: A credpool error raised while reporting on exit from a failing block (the
-        #: block's own exception propagates instead).
         self.report_error: Optional[CredpoolError] = None
         self._context = context
 
     def __repr__(self) -> str:
         state = self.action["type"] if self.action is not None else "open"
-        return (
-            f"Lease(pool={self.pool!r}, model={self.model!r}, entry_id={self.entry_id!r}, "
-            f"lease_id={self.lease_id}, auth_type={self.auth_type!r}, "
-            f"base_url={self.base_url!r}, state={state!r})"
-        )
-
-    @property
-    def reported(self) -> bool:
-        """Whether this send was reported."""
-        return self.action is not None
+        return (f"Lease(pool={self.pool!r}, model={self.model!r}, entry_id={self.entry_id!r}, lease_id="
+                f"{self.lease_id}, auth_type={self.auth_type!r}, base_url={self.base_url!r}, state={state!r})")
 
     @property
     def again(self) -> bool:
-        """Whether the call goes on (its next action is a ``send``, ``sleep`` or ``refresh``):
-        follow it with ``pool.lease(after=lease)``."""
+        """Whether the call goes on (``send``, ``sleep``, ``refresh``): ``pool.lease(after=lease)``."""
         return self.action is not None and self.action["type"] in _GOES_ON
 
     def report(self, response: object, *, delivered: bool = False) -> Action:
-        """Reports what the send produced: a response or exception :func:`response_info`
-        understands (a returned 429 is a 429). ``delivered``: bytes of a stream already
-        reached the caller, so a failure ends the call. Returns the call's next action."""
+        """Reports a response or exception :func:`response_info` understands (a returned 429 is
+        a 429; ``delivered``: a stream's bytes reached the caller). Returns the next action."""
         if self._context is None:
             raise TypeError("call() reports what fn returns or raises: report() is for pool.lease()")
         if self.action is not None:
@@ -367,30 +360,22 @@ class Lease:
         return self.action
 
     def close(self) -> None:
-        """Ends the call without following it (``call_cancel``: its lease released, nothing
-        marked); does nothing once the call is over."""
+        """Cancels the call if it goes on (its lease released, nothing marked)."""
         if self._context is not None:
-            self._context._cancel()
+            self._context._owner._cancel(self._context._call)
 
 
 class _Call:
-    """The host side of one call, shared by ``call()``, ``lease()`` (and an async twin): the
-    input answering each action, the last send's outcome, and the end. No rule of its own."""
+    """One call's host side, shared by ``call()``, ``lease()`` (and an async twin): the input
+    answering each action, the last send's outcome, the end. No rule of its own."""
 
     __slots__ = ("pool", "start", "session", "refresh", "call_id", "action", "outcome", "thrown")
 
-    def __init__(
-        self,
-        pool: CredentialPool,
-        model: Optional[str],
-        session: Optional[str],
-        budgets: Mapping[str, Optional[int]],
-        refresh: Optional[RefreshFn],
-    ) -> None:
-        self.pool = pool
+    def __init__(self, pool: CredentialPool, model: Optional[str], session: Optional[str],
+                 refresh: Optional[RefreshFn], budgets: Budgets) -> None:
         start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets}
         self.start: Dict[str, Any] = {k: v for k, v in start.items() if v is not None}
-        self.session = session
+        self.pool, self.session = pool, session
         self.refresh = refresh if refresh is not None else pool.refresh
         self.call_id: Optional[int] = None
         self.action: Optional[Action] = None
@@ -399,28 +384,23 @@ class _Call:
 
     @property
     def open(self) -> bool:
-        """Whether the call was started and has not ended."""
         return self.action is not None and self.action["type"] in _GOES_ON
 
     def took(self, action: Action) -> Action:
-        """Records the action core answered."""
         self.action, self.call_id = action, action.get("call_id", self.call_id)
         return action
 
     def returned(self, value: object) -> Decision:
-        """The ``call_report`` of a send that returned ``value``."""
         return self.sent(value, _returned_info(value), False)
 
     def raised(self, exc: BaseException) -> Optional[Decision]:
-        """The ``call_report`` of a send that raised ``exc``; None when ``exc`` is no provider
-        outcome (the call is then cancelled and ``exc`` propagates)."""
+        """None when ``exc`` is no provider outcome (then the call is cancelled)."""
         info = response_info(exc)
         return None if info is None else self.sent(exc, info, True)
 
     def sent(self, outcome: object, info: Mapping[str, Any], thrown: bool, delivered: bool = False) -> Decision:
-        """The ``call_report`` of a send that returned or raised ``outcome``, seen as ``info``."""
         self.outcome, self.thrown = outcome, thrown
-        response = {k: v for k, v in info.items() if v is not None and k in ("status", "headers", "body", "network_error")}
+        response = {k: v for k, v in info.items() if v is not None}
         report = {"type": "call_report", "call_id": self.call_id, "response": response}
         return {**report, "delivered": True} if delivered else report
 
@@ -430,12 +410,10 @@ class _Call:
     def refreshed(self, result: Mapping[str, Any]) -> Decision:
         return {"type": "call_refreshed", "call_id": self.call_id, "result": dict(result)}
 
-    def cancel(self) -> Decision:
-        return {"type": "call_cancel", "call_id": self.call_id}
-
     def delay(self, action: Action) -> float:
         """Seconds until a ``sleep`` action's ``until``."""
-        return max(int(action["until"]) - self.pool._now_ms(), 0) / 1000
+        now = self.pool._now()
+        return max(int(action["until"]) - (time.time_ns() // 1_000_000 if now is None else now), 0) / 1000
 
     def target(self, action: Action, credential: Mapping[str, Any]) -> Lease:
         """What the refresh callable gets for a ``refresh`` action."""
@@ -447,8 +425,7 @@ class _Call:
         return self.refresh
 
     def end(self, action: Action) -> Any:
-        """``done`` or ``give_up``: what the last send returned, or its error raised again;
-        :class:`~credpool.NoCredentialError` when nothing was sent."""
+        """``done``/``give_up``: the last send's value, or its error raised again, or NoCredentialError."""
         if self.outcome is _NOTHING:
             raise _no_credential(action, self.pool.name)
         if self.thrown:
@@ -457,22 +434,16 @@ class _Call:
 
 
 class LeaseContext:
-    """``with pool.lease(...) as lease:`` — one send of a call.
-
-    On enter: starts a call (or, with ``after=``, goes on with that lease's call), sleeps
-    and refreshes as core says, and yields the :class:`Lease` of the next ``send``; a
-    ``give_up`` raises :class:`~credpool.NoCredentialError` carrying ``.action``.
-
-    On exit, unless the block called ``lease.report(...)``: a clean exit reports success;
-    a provider exception (see :func:`response_info`) is reported and propagates. Any other
-    exception cancels the call (nothing marked) and propagates.
+    """``with pool.lease(...) as lease:`` — one send of a call. Enter: starts the call (or goes
+    on with ``after``'s), sleeps and refreshes as core says, and yields the next ``send``'s
+    :class:`Lease` (a ``give_up`` raises :class:`~credpool.NoCredentialError` with ``.action``).
+    Exit, unless the block called ``lease.report(...)``: a clean exit reports success; a
+    provider exception (:func:`response_info`) is reported and propagates; any other exception
+    (or ``KeyboardInterrupt``, reported or not) cancels the call and propagates.
     """
 
     def __init__(self, owner: CredentialPool, call: _Call, after: Optional[Action], sleep: Sleep) -> None:
-        self._owner = owner
-        self._call = call
-        self._after = after  # the action to follow; None: start the call
-        self._sleep = sleep
+        self._owner, self._call, self._after, self._sleep = owner, call, after, sleep
         self.lease: Optional[Lease] = None
 
     def __enter__(self) -> Lease:
@@ -485,18 +456,13 @@ class LeaseContext:
         self.lease = Lease(action, {}, call.session, self)
         return self.lease
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         lease = self.lease
         info = _SUCCESS if exc is None else response_info(exc)
-        if lease is None or (lease.reported and info is not None):
+        if lease is None or (lease.action is not None and info is not None):
             return
         if info is None:
-            self._cancel()
+            self._owner._cancel(self._call)
             return
         try:
             lease.action = self._report(info, False)
@@ -509,31 +475,18 @@ class LeaseContext:
         with self._owner._cancelling(self._call):
             return self._owner._step(self._call, self._call.sent(None, info, False, delivered))
 
-    def _cancel(self) -> None:
-        self._owner._cancel(self._call)
-
 
 class CredentialPool:
-    """A registry (or a :class:`~credpool.FileStore`) bound to one pool.
-
-    ``refresh`` (optional) performs OAuth refreshes when core asks for one; without it a
-    ``refresh`` action cancels the call and raises :class:`~credpool.NoCredentialError`.
-    ``clock`` returns epoch ms and is passed as ``now`` to every input (default: the
-    registry reads the wall clock).
+    """A registry (or a :class:`~credpool.FileStore`) bound to one pool (``registry`` takes raw
+    inputs). ``refresh`` performs OAuth refreshes when core asks for one (without it a
+    ``refresh`` action cancels the call and raises :class:`~credpool.NoCredentialError`);
+    ``clock`` returns epoch ms, passed as ``now`` to every input (default: the wall clock).
     """
 
     def __init__(
-        self,
-        registry: Registry,
-        pool: str,
-        *,
-        refresh: Optional[RefreshFn] = None,
-        clock: Optional[Clock] = None,
+        self, registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None
     ) -> None:
-        self.registry = registry
-        self.name = pool
-        self.refresh = refresh
-        self.clock = clock
+        self.registry, self.name, self.refresh, self.clock = registry, pool, refresh, clock
 
     def __repr__(self) -> str:
         return f"CredentialPool({self.name!r})"
@@ -541,50 +494,19 @@ class CredentialPool:
     def _now(self) -> Optional[int]:
         return self.clock() if self.clock is not None else None
 
-    def _now_ms(self) -> int:
-        now = self._now()
-        return now if now is not None else time.time_ns() // 1_000_000
-
-    # -- raw calls (no call driver)
-
-    def acquire(self, model: Optional[str] = None, session: Optional[str] = None) -> Decision:
-        """``Registry.acquire`` on this pool; returns the decision."""
-        return self.registry.acquire(self.name, model=model, session=session, now=self._now())
-
-    def report(self, lease_id: int, response_or_exception: object, model: Optional[str] = None) -> Decision:
-        """Reports a provider response or exception against an acquired ``lease_id``;
-        returns the decision. Raises ``TypeError`` for an object :func:`response_info`
-        does not understand."""
-        info = response_info(response_or_exception)
-        if info is None:
-            raise TypeError(f"cannot report a {type(response_or_exception).__name__}: not a provider response")
-        return self.registry.report(
-            self.name, lease_id, status=info["status"], headers=info["headers"] or None, body=info["body"],
-            model=model, network_error=info["network_error"], now=self._now(),
-        )  # fmt: skip
-
-    def release(self, lease_id: int) -> Decision:
-        """Closes an acquired ``lease_id`` without an outcome (nothing marked)."""
-        return self.registry.release(self.name, lease_id, now=self._now())
-
-    # -- the call driver
-
     def _step(self, call: _Call, given: Mapping[str, Any]) -> Action:
         """Hands one input to core; its answer, recorded on the call."""
         return call.took(self.registry.handle(given, now=self._now()))
 
     def _cancel(self, call: _Call) -> None:
-        """Cancels ``call`` if it is open; an error doing so is dropped (an exception of the
-        caller's is propagating)."""
+        """Cancels ``call`` if open; an error doing so is dropped (the caller's propagates)."""
         if call.open:
-            try:
-                self._step(call, call.cancel())
-            except CredpoolError:
-                pass
+            with contextlib.suppress(CredpoolError):
+                self._step(call, {"type": "call_cancel", "call_id": call.call_id})
 
     @contextlib.contextmanager
     def _cancelling(self, call: _Call) -> Iterator[None]:
-        """Cancels ``call`` when the block raises (then the block's exception propagates)."""
+        """Cancels ``call`` when the block raises (the block's exception propagates)."""
         try:
             yield
         except BaseException:
@@ -607,29 +529,14 @@ class CredentialPool:
         credential = self.registry.credential(action["pool"], action["entry_id"], now=self._now())
         return call.refreshed(refresh(call.target(action, credential)))
 
-    def _start(
-        self, model: Optional[str], session: Optional[str], refresh: Optional[RefreshFn], **budgets: Optional[int]
-    ) -> _Call:
-        return _Call(self, model, session, budgets, refresh)
-
     def lease(
-        self,
-        model: Optional[str] = None,
-        session: Optional[str] = None,
-        *,
-        after: Optional[Lease] = None,
-        max_sends: Optional[int] = None,
-        max_wait_ms: Optional[int] = None,
-        max_total_wait_ms: Optional[int] = None,
-        max_hops: Optional[int] = None,
-        sleep: Sleep = time.sleep,
-        refresh: Optional[RefreshFn] = None,
+        self, model: Optional[str] = None, session: Optional[str] = None, *, after: Optional[Lease] = None,
+        sleep: Sleep = time.sleep, refresh: Optional[RefreshFn] = None, **budgets: Unpack[Budgets],
     ) -> LeaseContext:
         """One send of a call, as a context manager (see :class:`LeaseContext`).
 
-        Without ``after`` it starts a call (the budgets as in :meth:`call`); with ``after``
-        (a reported lease whose call goes on, ``after.again``) it follows that call's next
-        action. A caller loops::
+        Without ``after`` it starts a call (``budgets``, ``refresh`` as in :meth:`call`);
+        with ``after``, a reported lease whose call goes on, it follows that call. A loop::
 
             lease = None
             while lease is None or lease.again:
@@ -637,41 +544,28 @@ class CredentialPool:
                     lease.report(httpx.post(url, headers=...))  # a returned 429 is a 429
         """
         if after is None:
-            call = self._start(model, session, refresh, max_sends=max_sends, max_wait_ms=max_wait_ms,
-                               max_total_wait_ms=max_total_wait_ms, max_hops=max_hops)  # fmt: skip
-            return LeaseContext(self, call, None, sleep)
-        if after._context is None or after.action is None or not after.again:
+            return LeaseContext(self, _Call(self, model, session, refresh, budgets), None, sleep)
+        if after._context is None or not after.again:
             raise ValueError("after= needs a lease of pool.lease() whose call goes on (lease.again)")
         return LeaseContext(after._context._owner, after._context._call, after.action, sleep)
 
     def call(
-        self,
-        fn: Callable[[Lease], Any],
-        model: Optional[str] = None,
-        session: Optional[str] = None,
-        *,
-        max_sends: Optional[int] = None,
-        max_wait_ms: Optional[int] = None,
-        max_total_wait_ms: Optional[int] = None,
-        max_hops: Optional[int] = None,
-        sleep: Sleep = time.sleep,
-        refresh: Optional[RefreshFn] = None,
+        self, fn: Callable[[Lease], Any], model: Optional[str] = None, session: Optional[str] = None, *,
+        max_sends: Optional[int] = None, max_wait_ms: Optional[int] = None,
+        max_total_wait_ms: Optional[int] = None, max_hops: Optional[int] = None,
+        sleep: Sleep = time.sleep, refresh: Optional[RefreshFn] = None,
     ) -> Any:
         """One call: ``fn(lease)`` for each ``send`` core asks for, until ``done`` or ``give_up``.
 
-        What ``fn`` returns or raises is reported: an httpx / requests ``Response`` as
-        itself (a returned 429 is a 429), a provider exception (see :func:`response_info`)
-        as its outcome, any other value as a success. ``sleep`` actions are slept (``sleep``
-        gets seconds), ``refresh`` actions run ``refresh`` (default: the pool's). Budgets left
-        None take core's defaults (SPEC §7).
-
-        ``done`` returns what ``fn`` returned. ``give_up`` re-raises the last send's error,
-        or returns its response, or, when nothing was sent, raises
-        :class:`~credpool.NoCredentialError` carrying ``.action``. Any other exception of
-        ``fn`` (or ``KeyboardInterrupt``) cancels the call and propagates.
-        """
-        call = self._start(model, session, refresh, max_sends=max_sends, max_wait_ms=max_wait_ms,
-                           max_total_wait_ms=max_total_wait_ms, max_hops=max_hops)  # fmt: skip
+        ``fn``'s outcome is reported: an httpx / requests ``Response`` returned as itself (a
+        returned 429 is a 429), a provider exception (:func:`response_info`) raised as its
+        outcome, any other value as a success. ``sleep`` (seconds) and ``refresh`` (default:
+        the pool's) perform those actions; budgets: :class:`Budgets`. ``done`` returns ``fn``'s
+        value; ``give_up`` re-raises the last send's error or returns its response, or raises
+        :class:`~credpool.NoCredentialError` (``.action``). Other exceptions cancel the call."""
+        budgets = Budgets(max_sends=max_sends, max_wait_ms=max_wait_ms, max_total_wait_ms=max_total_wait_ms,
+                          max_hops=max_hops)
+        call = _Call(self, model, session, refresh, budgets)
         with self._cancelling(call):
             action = self._advance(call, self._step(call, call.start), sleep)
             while action["type"] == "send":
@@ -688,11 +582,7 @@ class CredentialPool:
 
 
 def credential_pool(
-    registry: Registry,
-    pool: str,
-    *,
-    refresh: Optional[RefreshFn] = None,
-    clock: Optional[Clock] = None,
+    registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None
 ) -> CredentialPool:
     """``CredentialPool(registry, pool, ...)``: a registry bound to one pool."""
     return CredentialPool(registry, pool, refresh=refresh, clock=clock)
