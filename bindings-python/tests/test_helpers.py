@@ -548,6 +548,28 @@ def test_call_cancels_on_unrelated_exception_and_keeps_to_max_sends():
     assert len(calls) == 3
 
 
+def test_call_cancels_on_keyboard_interrupt():
+    r = make()
+
+    def fn(lease):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        CredentialPool(r, "openrouter", clock=Clock()).call(fn)
+    with pytest.raises(credpool.UnknownLeaseError):  # the call's lease 1 was released, unmarked
+        r.release("openrouter", 1, now=6)
+    assert entry_status(r, "openrouter", "a")["health"] == "available"
+
+
+def test_a_failure_after_delivery_ends_the_call():
+    r = make()
+    pool = CredentialPool(r, "openrouter", clock=Clock())
+    with pool.lease() as lease:
+        lease.report({"network_error": "reset"}, delivered=True)
+    assert lease.action["type"] == "give_up" and lease.action["reason"] == "network_error"
+    assert not lease.again
+
+
 def test_call_without_anything_to_send_raises_no_credential():
     r = Registry(writer="w1", seed=1)
     r.configure_pool("openrouter", now=0)
