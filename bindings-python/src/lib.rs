@@ -72,7 +72,7 @@ mod errors {
 /// order as core's serde form (what `json.loads` gave before), optional fields absent or
 /// `None` exactly as there.
 mod out {
-    use credpool_core::wire::CredentialOut;
+    use credpool_core::CredentialOut;
     use credpool_core::{Decision, HintUsed, Output, OutputBody, Reason, Reply};
     use pyo3::intern;
 
@@ -91,7 +91,7 @@ mod out {
             OutputBody::Reply(Reply::Credential(credential)) => {
                 self::credential(py, &dict, &credential)?;
             }
-            body @ (OutputBody::Reply(_) | OutputBody::Action(_)) => {
+            body => {
                 let output = Output { body, changed };
                 let value = serde_json::to_value(&output)
                     .map_err(|e| errors::internal(py, &e.to_string()))?;
@@ -205,6 +205,7 @@ mod out {
                 }
             }
             Decision::Done => dict.set_item(kind, intern!(py, "done"))?,
+            _ => return Err(errors::internal(py, "unknown decision")),
         }
         Ok(())
     }
