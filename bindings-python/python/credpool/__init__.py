@@ -49,6 +49,10 @@ class UnknownLeaseError(UnknownError):
     code = "unknown_lease"
 
 
+class UnknownCallError(UnknownError):
+    code = "unknown_call"
+
+
 class DuplicateEntryError(CredpoolError, ValueError):
     code = "duplicate_entry"
 
@@ -123,6 +127,7 @@ __all__ = [
     "Registry",
     "UnknownEntryError",
     "UnknownError",
+    "UnknownCallError",
     "UnknownLeaseError",
     "UnknownPoolError",
     "credential_pool",
