@@ -38,6 +38,7 @@ mod errors {
             "unknown_pool" => "UnknownPoolError",
             "unknown_entry" => "UnknownEntryError",
             "unknown_lease" => "UnknownLeaseError",
+            "unknown_call" => "UnknownCallError",
             "duplicate_entry" => "DuplicateEntryError",
             "stale_refresh" | "not_refreshable" => "RefreshError",
             "no_credential" => "NoCredentialError",
