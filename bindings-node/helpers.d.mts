@@ -1,27 +1,33 @@
 // Types of helpers.mjs (hand-written). The registry is referenced structurally, so the
 // same helpers type-check against the napi `Registry` and the wasm `Registry`.
 
-import type { CredentialOutput, DecisionOutput, HintUsed, RefreshOutcome, ResponseInfo } from './wire.js'
+import type {
+  ActionOutput,
+  AuthType,
+  CredentialOutput,
+  DecisionOutput,
+  HintUsed,
+  Input,
+  RefreshOutcome,
+  ResponseInfo,
+} from './wire.js'
 
-export type { CredentialOutput, HintUsed, RefreshOutcome, ResponseInfo }
+export type { ActionOutput, CredentialOutput, HintUsed, RefreshOutcome, ResponseInfo }
 
 /** What the host should do next (core `Decision`, plus `changed`). */
 export type Decision = DecisionOutput
 
 /**
  * The registry methods the helpers use: a napi or wasm `Registry`, or a `FileStore` (its
- * methods return promises, which the helpers await; with a `FileStore`, `refresh` runs
- * single-flight across processes through `beginRefresh` / `confirmRefresh` / `finishRefresh`).
+ * methods return promises, which the helpers await). `withCredential` drives a call with
+ * `handle` (`call_*` inputs) and reads a refreshing entry's tokens with `credential`; with
+ * a `FileStore` (`beginRefresh` present), its refresh runs single-flight across processes
+ * through `beginRefresh` / `confirmRefresh` / `finishRefresh`. `reportResponse` uses `report`.
  */
 export interface RegistryLike {
-  acquire(pool: string, opts?: { model?: string; session?: string } | null, now?: number | null): any
-  report(pool: string, leaseId: number, response: ResponseInfo, now?: number | null): any
-  refreshResult(
-    result: { pool: string; entry_id: string; generation: number; lease_id?: number; result: RefreshOutcome },
-    now?: number | null,
-  ): any
+  handle(input: Input, now?: number | null): any
   credential(pool: string, entryId: string, now?: number | null): any
-  release(pool: string, leaseId: number, now?: number | null): any
+  report(pool: string, leaseId: number, response: ResponseInfo, now?: number | null): any
   beginRefresh?(pool: string, entryId: string, generation: number, leaseId?: number | null, now?: number | null): Promise<any>
   confirmRefresh?(ticket: number, now?: number | null): Promise<any>
   finishRefresh?(ticket: number, outcome: RefreshOutcome, now?: number | null): Promise<any>
@@ -34,48 +40,61 @@ export interface RegistryLike {
  */
 export declare class Credential {
   private constructor()
+  /** The pool of the send (another than the one asked for after a fallback). */
   readonly pool: string
+  /** The model of the send (a fallback step may rewrite it), if any. */
   readonly model: string | undefined
   readonly entryId: string
   readonly leaseId: number
+  /** How to present `accessToken` (`x-api-key` or Bearer is the host's mapping). */
+  readonly authType: AuthType
   readonly baseUrl: string | undefined
-  readonly generation: number
+  /** The token generation (set on the credential a `refresh` callback gets). */
+  readonly generation: number | undefined
+  /** When the access token expires (set on the credential a `refresh` callback gets). */
   readonly expiresAt: number | undefined
   /** The API key or OAuth access token. */
   get accessToken(): string | undefined
-  /** The OAuth refresh token, if any. */
+  /** The OAuth refresh token (only on the credential a `refresh` callback gets). */
   get refreshToken(): string | undefined
   /** The enumerable fields, with `accessToken: '[redacted]'`. */
   toJSON(): Record<string, unknown>
 }
 
-/** Options of {@link withCredential}. */
+/**
+ * Options of {@link withCredential}. The budgets are the call driver's inputs (SPEC §7);
+ * left out, core's defaults apply (the same in every language).
+ */
 export interface WithCredentialOptions {
-  /** Model of the request (acquire option; also `credential.model`). */
+  /** Model of the request (also `credential.model`, until a fallback rewrites it). */
   model?: string
-  /** Session key for sticky selection (acquire option). */
+  /** Session key for sticky selection. */
   session?: string
-  /** Most calls of `fn` (default 5); also the most `wait`s. */
-  maxAttempts?: number
-  /** Longest single `wait` or `retry_same` delay to sleep through, in ms (default 60 000). */
+  /** Provider sends in the call, resends after a refresh included (default: usable entries of the pool and its fallback chain, plus 3). */
+  maxSends?: number
+  /** Longest single wait or retry delay, in ms (default 60 000); a longer one gives up. */
   maxWaitMs?: number
+  /** All waits of the call together, in ms (default 120 000). */
+  maxTotalWaitMs?: number
+  /** Fallback hops (default and maximum: the pool's fallback chain length). */
+  maxHops?: number
   /** Clock in ms (default `Date.now`). */
   now?: () => number
   /** Sleeps `ms` (default: a `setTimeout` promise that rejects when `signal` aborts). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
-  /** Performs an OAuth refresh when core asks for one. Without it, a `refresh` decision throws. */
+  /** Performs an OAuth refresh when core asks for one. Without it, a `refresh` action throws `no_credential`. */
   refresh?: (credential: Credential) => RefreshOutcome | Promise<RefreshOutcome>
-  /** Aborts the loop: the open lease is released and the signal's reason thrown. */
+  /** Aborts the call: it is cancelled (nothing marked) and the signal's reason thrown. */
   signal?: AbortSignal
 }
 
 /** Errors thrown by the helpers themselves (`no_credential`, `internal`). */
 export declare class CredpoolError extends Error {
-  constructor(message: string, details: { code: string; decision?: Decision; cause?: unknown })
+  constructor(message: string, details: { code: string; action?: ActionOutput; cause?: unknown })
   readonly name: 'CredpoolError'
   readonly code: 'no_credential' | 'internal' | (string & {})
-  /** The decision that ended the loop, when one did. */
-  readonly decision?: Decision
+  /** The driver action that ended the call (`give_up`, or a `refresh` with no callback), when one did. */
+  readonly action?: ActionOutput
 }
 
 /**
@@ -96,10 +115,13 @@ export declare function reportResponse(
 ): Promise<Decision>
 
 /**
- * Runs `fn` with a credential of `pool`, following core's decisions (rotate, retry,
- * refresh, fall back, wait) until success; returns `fn`'s result (for a fetch `Response`,
- * the last one, even when not ok), or rethrows the last provider error.
- * Throws {@link CredpoolError} `no_credential` when nothing could be tried.
+ * Runs `fn` with credentials of `pool` under one call of core's call driver (it decides:
+ * rotate, retry, refresh, fall back, wait, give up); returns `fn`'s result. A returned
+ * error `Response` is an outcome like a thrown provider error. When the call gives up, the
+ * last provider error is rethrown, else the last `Response` returned (check `ok`), else
+ * {@link CredpoolError} `no_credential` is thrown. A 2xx `Response` with a body comes back
+ * as a new `Response` over the same body: the call ends when that body does (read it or
+ * cancel it).
  */
 export declare function withCredential<T>(
   registry: RegistryLike,
@@ -147,4 +169,5 @@ export declare function refreshWithStore(
   generation: number,
   leaseId: number | null | undefined,
   fn: (credential: CredentialOutput) => RefreshOutcome | Promise<RefreshOutcome>,
+  now?: () => number,
 ): Promise<Decision>

@@ -1,9 +1,10 @@
 // Idiomatic JS helpers over a credpool `Registry` (napi or wasm build alike).
 //
 // Pure JS: nothing here imports the native module; every function takes the registry
-// object and uses only its public methods (`acquire`, `report`, `refreshResult`,
-// `credential`, `release`). There is no policy here either: core decides, the helpers
-// translate provider responses into reports and follow the decisions core returns.
+// object (a `Registry` or a `FileStore`) and uses only its public methods. There is no
+// policy here either: `withCredential` is a loop over core's call driver (`handle` with
+// `call_*` inputs), which decides; the helpers translate provider responses into reports
+// and do the one action core answers.
 
 /** Most body bytes read from a response for a report. */
 const MAX_BODY_BYTES = 64 * 1024
@@ -239,21 +240,21 @@ export async function reportResponse(registry, pool, leaseId, response, now) {
 
 /**
  * The error the helpers throw themselves, shaped like the bindings' errors: an `Error`
- * with a stable `code` and, when a decision caused it, that `decision`.
- * Codes: `no_credential` (nothing usable: the acquire decision was `fail`, a `wait` beyond
- * the budget, a fallback loop, or an OAuth refresh core asked for with no `refresh`
- * callback given) and `internal`. Both are in core's `errorCodes()`.
+ * with a stable `code` and, when a driver action caused it, that `action`.
+ * Codes: `no_credential` (the call gave up before `fn` produced anything: nothing usable,
+ * or a wait or budget the call may not spend; or an OAuth refresh core asked for with no
+ * `refresh` callback given) and `internal`. Both are in core's `errorCodes()`.
  */
 export class CredpoolError extends Error {
   /**
    * @param {string} message
-   * @param {{ code: string, decision?: object, cause?: unknown }} details
+   * @param {{ code: string, action?: object, cause?: unknown }} details
    */
-  constructor(message, { code, decision, cause } = {}) {
+  constructor(message, { code, action, cause } = {}) {
     super(message, cause === undefined ? undefined : { cause })
     this.name = 'CredpoolError'
     this.code = code
-    if (decision !== undefined) this.decision = decision
+    if (action !== undefined) this.action = action
   }
 }
 
@@ -269,7 +270,7 @@ export class Credential {
   #refreshToken
 
   /**
-   * @param {object} fields `{ pool, model, entryId, leaseId, baseUrl, generation, expiresAt }`
+   * @param {object} fields `{ pool, model, entryId, leaseId, authType, baseUrl, generation?, expiresAt? }`
    * @param {string | undefined} accessToken
    * @param {string | undefined} refreshToken
    */
@@ -278,6 +279,7 @@ export class Credential {
     this.model = fields.model
     this.entryId = fields.entryId
     this.leaseId = fields.leaseId
+    this.authType = fields.authType
     this.baseUrl = fields.baseUrl
     this.generation = fields.generation
     this.expiresAt = fields.expiresAt
@@ -308,19 +310,31 @@ export class Credential {
   }
 }
 
-/** Reveals the entry's secrets through `registry.credential` (a `Registry` or a `FileStore`). */
-async function reveal(registry, pool, model, entryId, leaseId, now) {
-  return credentialFrom(await registry.credential(pool, entryId, now), pool, model, leaseId)
+/** The `Credential` of a driver `send` action. */
+function sendCredential(action) {
+  return new Credential(
+    {
+      pool: action.pool,
+      model: action.model,
+      entryId: action.entry_id,
+      leaseId: action.lease_id,
+      authType: action.auth_type,
+      baseUrl: action.base_url,
+    },
+    action.access_token ?? undefined,
+    undefined,
+  )
 }
 
-/** A `Credential` from a `credential` output. */
-function credentialFrom(c, pool, model, leaseId) {
+/** The `Credential` a refresh callback gets, from a `credential` output (only OAuth entries refresh). */
+function refreshCredential(c, pool, model, leaseId) {
   return new Credential(
     {
       pool,
       model,
       entryId: c.entry_id,
       leaseId,
+      authType: 'oauth',
       baseUrl: c.base_url,
       generation: c.generation,
       expiresAt: c.expires_at,
@@ -346,35 +360,128 @@ function defaultSleep(ms, signal) {
   })
 }
 
-/** Decision types that leave a lease open. */
-const LEASED = new Set(['use', 'retry_same', 'refresh'])
+/** The `call_start` input: the options the driver takes, in its snake_case, when given. */
+function callStart(pool, options) {
+  const input = { type: 'call_start', pool }
+  const names = {
+    model: 'model',
+    session: 'session',
+    maxSends: 'max_sends',
+    maxWaitMs: 'max_wait_ms',
+    maxTotalWaitMs: 'max_total_wait_ms',
+    maxHops: 'max_hops',
+  }
+  for (const [option, field] of Object.entries(names)) {
+    if (options[option] !== undefined && options[option] !== null) input[field] = options[option]
+  }
+  return input
+}
 
 /**
- * Runs `fn` with a credential of `pool`, following core's decisions until it succeeds or
- * core (or a budget) says stop.
+ * Calls `fn(credential)`: `{ value, info }` for what it returned (a fetch `Response` as
+ * {@link responseInfo} reads it, anything else as a success), `{ error, info }` for a
+ * provider error it threw. Anything else it throws, and anything once `signal` aborted,
+ * is rethrown.
+ */
+async function produce(fn, credential, signal) {
+  let value
+  try {
+    value = await fn(credential)
+  } catch (error) {
+    const info = signal?.aborted ? null : await responseInfo(error)
+    if (info === null) throw error
+    return { error, info }
+  }
+  return { value, info: isResponse(value) ? await responseInfo(value) : { status: 200 } }
+}
+
+/** `true` for a 2xx `Response` whose body is there to be read. */
+function hasBody(value) {
+  return (
+    isResponse(value) &&
+    value.ok &&
+    typeof value.body?.getReader === 'function' &&
+    !value.bodyUsed &&
+    !value.body.locked
+  )
+}
+
+/** What a failure of a response body reports as (any read failure is a transport one). */
+async function bodyFailure(error) {
+  const info = await responseInfo(error)
+  return info?.network_error ? { network_error: info.network_error } : { network_error: networkKind(error) ?? 'network' }
+}
+
+/**
+ * `response` again, its body handed through from `reader` (whose `first` read is done):
+ * `end(info)` is called once, before the caller sees the end — `info` is the response's
+ * report when the body ends, the failure's when it fails (the error still reaches the
+ * reader), `null` when the caller cancels it.
+ */
+function tracked(response, info, reader, first, end) {
+  let pending = first
+  let ended = false
+  const once = async (outcome) => {
+    if (ended) return
+    ended = true
+    await end(outcome)
+  }
+  const body = new ReadableStream({
+    async pull(controller) {
+      let chunk
+      try {
+        chunk = pending ?? (await reader.read())
+      } catch (error) {
+        await once(await bodyFailure(error))
+        controller.error(error)
+        return
+      }
+      pending = null
+      if (!chunk.done) return controller.enqueue(chunk.value)
+      await once(info)
+      controller.close()
+    },
+    async cancel(reason) {
+      await once(null)
+      await reader.cancel(reason)
+    },
+  })
+  return new Response(body, response)
+}
+
+/** Cancels the body of a response nobody will read. */
+function discard(value) {
+  if (isResponse(value) && !value.bodyUsed) value.body?.cancel?.().catch?.(() => {})
+}
+
+/**
+ * Runs `fn` with credentials of `pool` under one call of core's call driver (SPEC §7):
+ * starts the call, does the one action core answers, reports what it produced, and
+ * repeats. Every rule (retry, rotation, refresh, fallback, wait, the budgets) is core's.
  *
- * Loop: acquire; on `use` (or `retry_same`, after sleeping `delay_ms`) reveal the entry
- * with `registry.credential` and call `fn(credential)`, then:
- * - `fn` returns a fetch `Response`: it is reported; on `done` it is returned. When the
- *   helpers stop without `done` (core answered `fail`, or a budget ran out), the last
- *   `Response` is returned as fetch would (check `response.ok`); a discarded response's
- *   body is cancelled.
- * - `fn` returns anything else: success (`{ status: 200 }`) is reported and the value is
- *   returned.
- * - `fn` throws a provider error (see {@link responseInfo}): it is reported and the
- *   decision followed; when core answers `fail` or a budget runs out, it is rethrown.
- * - `fn` throws anything else (a bug), or `options.signal` aborted: the lease is released
- *   with `registry.release` (nothing marked) and the error rethrown.
+ * Actions:
+ * - `send`: `fn(credential)` runs; what it returned or threw is reported with
+ *   {@link responseInfo}: a returned 429/402/401 `Response` is a 429/402/401 like a thrown
+ *   `RateLimitError`. A value that is not a `Response` is a success. `fn` throwing anything
+ *   else (a bug) cancels the call (nothing marked) and the error is rethrown.
+ * - `sleep`: `options.sleep(until - now())`, then the call resumes.
+ * - `refresh`: `options.refresh(credential)` with the entry's refresh token; over a store
+ *   (`beginRefresh`), single-flight across processes: a token another process already
+ *   rotated is adopted and `refresh` not called. Without a `refresh` callback the call is
+ *   cancelled and a {@link CredpoolError} `no_credential` thrown; a throwing `refresh`
+ *   cancels the call and its error is rethrown.
+ * - `done`: `fn`'s value is returned.
+ * - `give_up`: the last provider error `fn` threw is rethrown, else the last `Response` it
+ *   returned is returned as fetch would (check `response.ok`), else a
+ *   {@link CredpoolError} `no_credential` is thrown with the `action`.
  *
- * Decisions: `fallback` switches to its pool (and model, when it names one) and acquires
- * again; `wait` sleeps until `until` when that is at most `maxWaitMs` away; `refresh`
- * calls `options.refresh(credential)` and sends the `RefreshOutcome` it returns
- * (`refreshed`, `failed` or `adopted`) with `registry.refreshResult`; a refresh callback
- * that throws ends the loop with its error (the lease is released, nothing is marked).
- * A `retry_same` delay or `wait` longer than `maxWaitMs`, more than `maxAttempts` calls of
- * `fn`, or more than `maxAttempts` waits ends the loop. When nothing was called yet,
- * the end is a {@link CredpoolError} with code `no_credential` and the `decision`.
- * Any lease still open when the loop ends is released.
+ * A 2xx `Response` with a body is a stream: once its first chunk arrived (a failure before
+ * that is an ordinary outcome, and may be retried) it is returned at once as a new
+ * `Response` over the same body, status and headers, and the call stays open until the
+ * body ends (reported as the success), fails (reported as delivered: the call ends, the
+ * error reaches the reader, nothing is resent) or the caller cancels it (the call is
+ * cancelled). Bodies of responses not returned are cancelled. `options.signal` aborting
+ * cancels the call and throws its reason.
  *
  * @template T
  * @param {import('./helpers.d.mts').RegistryLike} registry
@@ -384,168 +491,99 @@ const LEASED = new Set(['use', 'retry_same', 'refresh'])
  * @returns {Promise<T>}
  */
 export async function withCredential(registry, pool, fn, options = {}) {
-  const {
-    model,
-    session,
-    maxAttempts = 5,
-    maxWaitMs = 60_000,
-    now = () => Date.now(),
-    sleep = defaultSleep,
-    refresh,
-    signal,
-  } = options
-  let current = { pool, model }
-  /** Pools visited through `fallback` during this call, to stop on a loop. */
-  const visited = new Set([pool])
-  /** The lease core holds open for us, `{ pool, leaseId }`, or null. */
-  let open = null
-  /** What the last call of `fn` produced: `{ response }` or `{ error }`. */
-  let last = null
-  let attempts = 0
-  let waits = 0
-
-  const acquire = () => {
-    const opts = {}
-    if (current.model !== undefined && current.model !== null) opts.model = current.model
-    if (session !== undefined && session !== null) opts.session = session
-    return registry.acquire(current.pool, opts, now())
+  if (options.maxAttempts !== undefined) {
+    throw new TypeError('withCredential: maxAttempts is gone; the call driver budgets sends with maxSends')
   }
-  /** Ends the loop without success: the last provider outcome, else a CredpoolError. */
-  const stop = (decision, why) => {
-    if (last?.error !== undefined) throw last.error
-    if (last?.response !== undefined) return last.response
-    throw new CredpoolError(`no credential for ${current.pool}: ${why}`, { code: 'no_credential', decision })
-  }
-  /** Sleeps `ms` when within budget; false when it is not. */
-  const pause = async (ms) => {
-    if (!(ms <= maxWaitMs)) return false
-    if (ms > 0) await sleep(ms, signal)
-    signal?.throwIfAborted()
-    return true
-  }
-  /** Discards a response that will not be returned. */
-  const discard = (response) => {
-    if (response && response !== last?.response) response.body?.cancel?.().catch?.(() => {})
-  }
-
+  const { now = () => Date.now(), sleep = defaultSleep, refresh, signal } = options
+  // A `Registry` answers at once, a `FileStore` with a promise: always a promise here.
+  const handle = async (input) => registry.handle(input, now())
+  signal?.throwIfAborted()
+  let action = await handle(callStart(pool, options))
+  const call = { call_id: action.call_id }
+  /** Whether the call is ours to cancel: until it ends, or a returned stream takes it. */
+  let open = true
+  /** The model of the last send (a refresh's credential carries it). */
+  let model = options.model
+  /** What the last send produced: `{ value, info }` or `{ error, info }`. */
+  let last
+  const cancel = () => handle({ type: 'call_cancel', ...call }).catch(() => {})
+  const report = (response, delivered) => handle({ type: 'call_report', ...call, response, ...(delivered && { delivered }) })
   try {
-    signal?.throwIfAborted()
-    let decision = await acquire()
     for (;;) {
-      open = LEASED.has(decision.type) ? { pool: current.pool, leaseId: decision.lease_id } : null
-      switch (decision.type) {
-        case 'done':
-          // Only a report answers `done`, handled below; treat a stray one as the end.
-          return stop(decision, 'done without a result')
-        case 'fail':
-          return stop(decision, `${decision.reason}${decision.status ? ` (${decision.status})` : ''}`)
-        case 'wait': {
-          if (++waits > maxAttempts) return stop(decision, 'too many waits')
-          const ms = decision.until - now()
-          if (!(await pause(ms))) return stop(decision, `wait of ${ms} ms exceeds maxWaitMs`)
-          decision = await acquire()
-          continue
-        }
-        case 'fallback': {
-          if (visited.has(decision.pool)) return stop(decision, `fallback loop through ${decision.pool}`)
-          visited.add(decision.pool)
-          current = { pool: decision.pool, model: decision.model ?? current.model }
-          decision = await acquire()
-          continue
-        }
-        case 'refresh': {
-          if (typeof refresh !== 'function') {
-            throw new CredpoolError(`entry ${decision.entry_id} of ${current.pool} needs an OAuth refresh and no refresh callback was given`, {
-              code: 'no_credential',
-              decision,
-            })
-          }
-          const { entry_id: entryId, generation, lease_id: leaseId } = decision
-          if (typeof registry.beginRefresh === 'function') {
-            // A FileStore: single-flight across processes. Under the store's lock, a token
-            // another process already rotated is adopted instead of refreshed again.
-            let start = await registry.beginRefresh(current.pool, entryId, generation, leaseId, now())
-            if (start.type === 'needed' && typeof registry.confirmRefresh === 'function') {
-              // Right before the refresh token is used: the lock must still be held (a
-              // Redis lock's lease may have run out; then the rotated token is adopted).
-              start = await registry.confirmRefresh(start.ticket, now())
-            }
-            if (start.type === 'adopted') {
-              decision = start.decision
+      switch (action.type) {
+        case 'send': {
+          signal?.throwIfAborted()
+          model = action.model
+          discard(last?.value) // a new send: the last response will not be returned
+          last = await produce(fn, sendCredential(action), signal)
+          if (hasBody(last.value)) {
+            const reader = last.value.body.getReader()
+            let first
+            try {
+              first = await reader.read()
+            } catch (error) {
+              if (signal?.aborted) throw error
+              // Nothing reached the caller: an outcome like any other.
+              last = { error, info: await bodyFailure(error) }
+              action = await report(last.info)
               continue
             }
-            let result
-            try {
-              result = await refresh(credentialFrom(start.credential, current.pool, current.model, leaseId))
-            } catch (error) {
-              registry.abandonRefresh(start.ticket)
-              throw error
+            if (!first.done) {
+              const end = (info) => (info && !signal?.aborted ? report(info, true) : cancel()).catch(() => {})
+              open = false
+              return tracked(last.value, last.info, reader, first, end)
             }
-            decision = await registry.finishRefresh(start.ticket, result, now())
-            continue
+            last.value = new Response(null, last.value) // read to its (empty) end
           }
-          const credential = await reveal(registry, current.pool, current.model, entryId, leaseId, now())
-          const result = await refresh(credential)
+          action = await report(last.info)
+          continue
+        }
+        case 'sleep':
+          await sleep(Math.max(0, action.until - now()), signal)
           signal?.throwIfAborted()
-          decision = await registry.refreshResult(
-            { pool: current.pool, entry_id: entryId, generation, lease_id: leaseId, result },
-            now(),
+          action = await handle({ type: 'call_resume', ...call })
+          continue
+        case 'refresh': {
+          if (typeof refresh !== 'function') {
+            throw new CredpoolError(
+              `entry ${action.entry_id} of ${action.pool} needs an OAuth refresh and no refresh callback was given`,
+              { code: 'no_credential', action },
+            )
+          }
+          const { pool: at, entry_id: entryId, generation, lease_id: leaseId } = action
+          const fresh = (c) => refresh(refreshCredential(c, at, model, leaseId))
+          if (typeof registry.beginRefresh === 'function') {
+            // Core records the refresh (or the adoption) on the call's lease; resume follows it.
+            await refreshWithStore(registry, at, entryId, generation, leaseId, fresh, now)
+            signal?.throwIfAborted()
+            action = await handle({ type: 'call_resume', ...call })
+          } else {
+            const result = await fresh(await registry.credential(at, entryId, now()))
+            signal?.throwIfAborted()
+            action = await handle({ type: 'call_refreshed', ...call, result })
+          }
+          continue
+        }
+        case 'done':
+          open = false
+          if (last && 'error' in last) throw last.error
+          return last?.value
+        case 'give_up':
+          open = false
+          if (last && 'error' in last) throw last.error
+          if (isResponse(last?.value)) return last.value
+          throw new CredpoolError(
+            `no credential for ${pool}: ${action.reason}${action.status ? ` (${action.status})` : ''}${action.budget ? `, ${action.budget} reached` : ''}`,
+            { code: 'no_credential', action },
           )
-          continue
-        }
-        case 'retry_same':
-          if (!(await pause(decision.delay_ms))) {
-            return stop(decision, `retry delay of ${decision.delay_ms} ms exceeds maxWaitMs`)
-          }
-        // falls through
-        case 'use': {
-          if (attempts >= maxAttempts) return stop(decision, 'maxAttempts reached')
-          attempts++
-          signal?.throwIfAborted()
-          const credential = await reveal(registry, current.pool, current.model, decision.entry_id, decision.lease_id, now())
-          let value
-          let info
-          try {
-            value = await fn(credential)
-          } catch (error) {
-            if (signal?.aborted) throw error
-            info = await responseInfo(error)
-            if (info === null) throw error
-            const previous = last?.response
-            last = { error }
-            discard(previous)
-          }
-          if (info === undefined) {
-            if (!isResponse(value)) {
-              await registry.report(current.pool, decision.lease_id, { status: 200 }, now())
-              open = null
-              return value
-            }
-            info = await responseInfo(value)
-            const previous = last?.response
-            last = { response: value }
-            discard(previous)
-          }
-          decision = await registry.report(current.pool, decision.lease_id, info, now())
-          if (decision.type === 'done') {
-            open = null
-            if (last.error !== undefined) throw last.error
-            return last.response
-          }
-          continue
-        }
         default:
-          throw new CredpoolError(`unknown decision type ${decision.type}`, { code: 'internal', decision })
+          throw new CredpoolError(`unknown action type ${action.type}`, { code: 'internal', action })
       }
     }
-  } finally {
-    if (open) {
-      try {
-        await registry.release(open.pool, open.leaseId, now())
-      } catch {
-        // The lease is gone already; nothing to undo.
-      }
-    }
+  } catch (error) {
+    if (open) await cancel()
+    discard(last?.value)
+    throw error
   }
 }
 
@@ -553,7 +591,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
  * The helpers bound to one registry and pool, with default options.
  *
  * @example
- * const openrouter = new CredentialPool(registry, 'openrouter', { maxAttempts: 3 })
+ * const openrouter = new CredentialPool(registry, 'openrouter', { maxSends: 3 })
  * const res = await openrouter.withCredential((c) => fetch(url, { headers: { authorization: `Bearer ${c.accessToken}` } }))
  */
 export class CredentialPool {
@@ -608,11 +646,14 @@ export class CredentialPool {
  * @param {number} generation
  * @param {number | null | undefined} leaseId
  * @param {(credential: import('./wire.js').CredentialOutput) => import('./wire.js').RefreshOutcome | Promise<import('./wire.js').RefreshOutcome>} fn
+ * @param {() => number} [now] Clock in ms for each step (default: the store's wall clock).
  * @returns {Promise<import('./helpers.d.mts').Decision>}
  */
-export async function refreshWithStore(store, pool, entryId, generation, leaseId, fn) {
-  let start = await store.beginRefresh(pool, entryId, generation, leaseId ?? null)
-  if (start.type === 'needed') start = await store.confirmRefresh(start.ticket)
+export async function refreshWithStore(store, pool, entryId, generation, leaseId, fn, now) {
+  let start = await store.beginRefresh(pool, entryId, generation, leaseId ?? null, now?.())
+  if (start.type === 'needed' && typeof store.confirmRefresh === 'function') {
+    start = await store.confirmRefresh(start.ticket, now?.())
+  }
   if (start.type === 'adopted') return start.decision
   let outcome
   try {
@@ -621,5 +662,5 @@ export async function refreshWithStore(store, pool, entryId, generation, leaseId
     store.abandonRefresh(start.ticket)
     throw e
   }
-  return store.finishRefresh(start.ticket, outcome)
+  return store.finishRefresh(start.ticket, outcome, now?.())
 }

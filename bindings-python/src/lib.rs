@@ -38,6 +38,7 @@ mod errors {
             "unknown_pool" => "UnknownPoolError",
             "unknown_entry" => "UnknownEntryError",
             "unknown_lease" => "UnknownLeaseError",
+            "unknown_call" => "UnknownCallError",
             "duplicate_entry" => "DuplicateEntryError",
             "stale_refresh" | "not_refreshable" => "RefreshError",
             "no_credential" => "NoCredentialError",
@@ -72,7 +73,7 @@ mod errors {
 /// order as core's serde form (what `json.loads` gave before), optional fields absent or
 /// `None` exactly as there.
 mod out {
-    use credpool_core::wire::CredentialOut;
+    use credpool_core::CredentialOut;
     use credpool_core::{Decision, HintUsed, Output, OutputBody, Reason, Reply};
     use pyo3::intern;
 
@@ -91,11 +92,8 @@ mod out {
             OutputBody::Reply(Reply::Credential(credential)) => {
                 self::credential(py, &dict, &credential)?;
             }
-            OutputBody::Reply(reply) => {
-                let output = Output {
-                    body: OutputBody::Reply(reply),
-                    changed,
-                };
+            body => {
+                let output = Output { body, changed };
                 let value = serde_json::to_value(&output)
                     .map_err(|e| errors::internal(py, &e.to_string()))?;
                 return Ok(to_py(py, &value)?.unbind());
@@ -208,6 +206,7 @@ mod out {
                 }
             }
             Decision::Done => dict.set_item(kind, intern!(py, "done"))?,
+            _ => return Err(errors::internal(py, "unknown decision")),
         }
         Ok(())
     }

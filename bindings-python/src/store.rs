@@ -19,7 +19,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use credpool_core::wire::CredentialOut;
+use credpool_core::CredentialOut;
 use credpool_core::{
     Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, PoolKey,
     RefreshOutcome, parse_input,

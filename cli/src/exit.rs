@@ -129,11 +129,14 @@ pub(crate) fn exit_for(code: ErrorCode) -> Exit {
         | ErrorCode::UnknownPool
         | ErrorCode::UnknownEntry
         | ErrorCode::UnknownLease
+        | ErrorCode::UnknownCall
         | ErrorCode::DuplicateEntry
         | ErrorCode::InvalidEntry
         | ErrorCode::InvalidPolicy
         | ErrorCode::StaleRefresh
         | ErrorCode::NotRefreshable => Exit::Usage,
+        // A code newer than this CLI: a failure it cannot classify.
+        _ => Exit::Runtime,
     }
 }
 

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Stable, snake_case error codes: API, designed to change rarely or never. Messages may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The input is not of the expected shape (wrong type, missing or unknown field).
     InvalidInput,
@@ -18,6 +19,8 @@ pub enum ErrorCode {
     UnknownEntry,
     /// No open lease with that id (never issued, or already settled).
     UnknownLease,
+    /// No open call with that id (never started, or already finished).
+    UnknownCall,
     /// An entry with that id already exists (or was removed and may not come back).
     DuplicateEntry,
     /// An entry's fields are invalid (bad auth type, empty secret, ...).
@@ -58,6 +61,7 @@ impl ErrorCode {
         Self::UnknownPool,
         Self::UnknownEntry,
         Self::UnknownLease,
+        Self::UnknownCall,
         Self::DuplicateEntry,
         Self::InvalidEntry,
         Self::InvalidPolicy,
@@ -83,6 +87,7 @@ impl ErrorCode {
             Self::UnknownPool => "unknown_pool",
             Self::UnknownEntry => "unknown_entry",
             Self::UnknownLease => "unknown_lease",
+            Self::UnknownCall => "unknown_call",
             Self::DuplicateEntry => "duplicate_entry",
             Self::InvalidEntry => "invalid_entry",
             Self::InvalidPolicy => "invalid_policy",
@@ -128,30 +133,6 @@ impl Error {
     #[must_use]
     pub fn message(&self) -> &str {
         &self.message
-    }
-
-    /// `code: message`, for errors raised inside serde; [`Self::from_serde`] recovers the code.
-    pub(crate) fn coded_message(&self) -> String {
-        format!("{}: {}", self.code.as_str(), self.message)
-    }
-
-    /// An error from a serde failure: the code of a [`Self::coded_message`] when the
-    /// message carries one, else `fallback`; quoted input values are removed.
-    pub(crate) fn from_serde(
-        fallback: ErrorCode,
-        context: &str,
-        error: &impl std::fmt::Display,
-    ) -> Self {
-        let text = crate::wire::sanitize_serde_error(error);
-        for code in ErrorCode::ALL {
-            if let Some(rest) = text
-                .strip_prefix(code.as_str())
-                .and_then(|r| r.strip_prefix(": "))
-            {
-                return Self::new(*code, rest.to_owned());
-            }
-        }
-        Self::new(fallback, format!("{context}: {text}"))
     }
 
     pub(crate) fn invalid_input(message: impl Into<String>) -> Self {

@@ -1,6 +1,7 @@
 // The JS helpers (bindings-node/helpers.mjs) against either implementation, with real
 // objects: fetch `Response`s, a local HTTP server hit by real `fetch`, and the real
-// `openai` SDK against that server.
+// `openai` SDK against that server. `withCredential` is a loop over core's call driver,
+// so its tests read the driver's actions.
 //   CREDPOOL_IMPL=napi  (default) the napi build in bindings-node/
 //   CREDPOOL_IMPL=wasm  the wasm nodejs build in $CREDPOOL_WASM_PKG
 //                       (default $CREDPOOL_CACHE/wasm-pkg/nodejs)
@@ -8,11 +9,12 @@
 import { test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:http'
-import { join, resolve } from 'node:path'
-import { createRequire } from 'node:module'
-import { homedir } from 'node:os'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
+import { tmpdir } from 'node:os'
 import { inspect, format } from 'node:util'
 import OpenAI from 'openai'
+import { credpool, impl } from './impl.mjs'
 import {
   responseInfo,
   reportResponse,
@@ -21,15 +23,7 @@ import {
   CredpoolError,
 } from '../../bindings-node/helpers.mjs'
 
-const require = createRequire(import.meta.url)
-const impl = process.env.CREDPOOL_IMPL ?? 'napi'
-const cache = process.env.CREDPOOL_CACHE ?? join(homedir(), '.cache/credpool')
-const modules = {
-  napi: () => require('../../bindings-node/index.js'),
-  wasm: () => require(join(resolve(process.env.CREDPOOL_WASM_PKG ?? join(cache, 'wasm-pkg/nodejs')), 'credpool_wasm.js')),
-}
-if (!modules[impl]) throw new Error(`CREDPOOL_IMPL must be napi or wasm, not ${impl}`)
-const { Registry } = modules[impl]()
+const { Registry, FileStore } = credpool
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -43,36 +37,63 @@ function makeRegistry(entries = [['a', 'sk-test-a'], ['b', 'sk-test-b']], pool =
 }
 
 /**
- * A structural RegistryLike over `reg` that logs every decision core returns to the
- * helpers (acquire / report / refreshResult) and every release.
+ * A structural RegistryLike over `reg` (a `Registry` or a `FileStore`) that logs every
+ * input the helpers hand core through `handle` and every output: the driver's actions.
  */
 function recording(reg) {
+  const inputs = []
+  const nows = []
   const log = []
-  const calls = []
-  const keep = (d) => {
-    log.push(d)
-    return d
-  }
   return {
+    inputs,
+    nows,
     log,
-    calls,
-    acquire: (...a) => keep(reg.acquire(...a)),
-    report: (pool, leaseId, response, now) => {
-      calls.push({ report: response })
-      return keep(reg.report(pool, leaseId, response, now))
+    // answers as `reg` does: at once for a Registry, with a promise for a FileStore
+    handle: (input, now) => {
+      inputs.push(input)
+      nows.push(now)
+      const keep = (out) => (log.push(out), out)
+      const out = reg.handle(input, now)
+      return typeof out?.then === 'function' ? out.then(keep) : keep(out)
     },
-    refreshResult: (...a) => keep(reg.refreshResult(...a)),
     credential: (...a) => reg.credential(...a),
-    release: (pool, leaseId, now) => {
-      calls.push({ release: leaseId })
-      return reg.release(pool, leaseId, now)
-    },
+    report: (...a) => reg.report(...a),
+    // a FileStore's single-flight refresh, when `reg` has it
+    ...(reg.beginRefresh && {
+      beginRefresh: (...a) => reg.beginRefresh(...a),
+      confirmRefresh: (...a) => reg.confirmRefresh(...a),
+      finishRefresh: (...a) => reg.finishRefresh(...a),
+      abandonRefresh: (...a) => reg.abandonRefresh(...a),
+    }),
   }
 }
 
-/** Decisions without `changed` (the vectors' subject here is the decision itself). */
-function decisions(log) {
-  return log.map(({ changed, ...d }) => d)
+/** The driver's actions in short: `send b (billing)`, `sleep 5000 (rate_limit)`, ... */
+function steps(rec) {
+  return rec.log.map((a, i) => {
+    const why = a.reason ? ` (${a.reason})` : ''
+    switch (a.type) {
+      case 'send':
+        return `send ${a.entry_id}${why}`
+      case 'sleep':
+        return `sleep ${a.until - rec.nows[i]}${why}`
+      case 'refresh':
+        return `refresh ${a.entry_id}@${a.generation}${why}`
+      case 'done':
+        return `done ${a.entry_id}`
+      case 'give_up':
+        return `give_up${why}${a.status ? ` ${a.status}` : ''}${a.budget ? ` ${a.budget}` : ''}`
+      default:
+        return a.type
+    }
+  })
+}
+
+/** The `call_report`s the helpers sent, in short: `402`, `reset delivered`, ... */
+function reports(rec) {
+  return rec.inputs
+    .filter((i) => i.type === 'call_report')
+    .map((i) => `${i.response.network_error ?? i.response.status}${i.delivered ? ' delivered' : ''}`)
 }
 
 /** A deterministic clock; `sleep` advances it and records the delays. */
@@ -95,15 +116,29 @@ function entryStatus(reg, pool, id, now) {
   return p.entries.find((e) => e.id === id)
 }
 
-// A local provider: answers the scripted replies in order (then 200), recording the
-// Authorization header of every request.
+const OK = {
+  status: 200,
+  body: {
+    id: 'chatcmpl-1',
+    object: 'chat.completion',
+    created: 1,
+    model: 'gpt-test',
+    choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
+  },
+}
+
+// A local provider: answers `route(authorization)` when it gives a reply, else the
+// scripted replies in order, then 200; records the Authorization header of every request.
+// A reply `{ stream(res) }` writes the response itself.
 const server = {
   http: null,
   url: '',
   script: [],
+  route: null,
   seen: [],
-  reset(script) {
+  reset(script, route = null) {
     this.script = [...script]
+    this.route = route
     this.seen = []
   },
 }
@@ -112,6 +147,7 @@ let closedPort
 
 before(async () => {
   server.http = createServer((req, res) => {
+    res.on('error', () => {})
     let raw = ''
     req.on('data', (c) => (raw += c))
     req.on('end', () => {
@@ -120,17 +156,10 @@ before(async () => {
         res.writeHead(404).end()
         return
       }
-      server.seen.push(req.headers.authorization ?? null)
-      const reply = server.script.shift() ?? {
-        status: 200,
-        body: {
-          id: 'chatcmpl-1',
-          object: 'chat.completion',
-          created: 1,
-          model: 'gpt-test',
-          choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }],
-        },
-      }
+      const auth = req.headers.authorization ?? null
+      server.seen.push(auth)
+      const reply = server.route?.(auth) ?? server.script.shift() ?? OK
+      if (reply.stream) return reply.stream(res)
       const body = typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body ?? {})
       res.writeHead(reply.status, {
         'content-type': typeof reply.body === 'string' ? 'text/plain' : 'application/json',
@@ -151,6 +180,46 @@ after(async () => {
   server.http.closeAllConnections?.()
   await new Promise((ok) => server.http.close(ok))
 })
+
+/** One server-sent event of an OpenAI chat completion stream. */
+const sse = (content) =>
+  `data: ${JSON.stringify({
+    id: 'chatcmpl-1',
+    object: 'chat.completion.chunk',
+    created: 1,
+    model: 'gpt-test',
+    choices: [{ index: 0, delta: { content }, finish_reason: null }],
+  })}\n\n`
+
+/**
+ * A streamed 200 (`text/event-stream`): writes the first event, waits for `gate`, writes
+ * the others and `[DONE]`; with `fail`, the connection is cut after the first event
+ * instead (`fail: 'before'`: after the headers, before any body byte).
+ */
+function streamed(contents, { gate = Promise.resolve(), fail = null } = {}) {
+  return {
+    stream: async (res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' })
+      if (fail === 'before') {
+        res.flushHeaders()
+        setTimeout(() => res.socket?.destroy(), 50)
+        return
+      }
+      await new Promise((ok) => res.write(sse(contents[0]), ok))
+      await gate
+      if (fail) return res.socket?.destroy()
+      for (const content of contents.slice(1)) res.write(sse(content))
+      res.end('data: [DONE]\n\n')
+    },
+  }
+}
+
+/** A promise and the function that resolves it. */
+function gate() {
+  let open
+  const promise = new Promise((ok) => (open = ok))
+  return { promise, open }
+}
 
 /** `fetch` the local provider with the credential, as a host would. */
 function callFetch(credential) {
@@ -175,6 +244,11 @@ async function thrown(fn) {
     return e
   }
   assert.fail('expected a throw')
+}
+
+/** `report` on a lease must fail: the call released it. */
+function assertReleased(raw, pool, leaseId, now) {
+  assert.throws(() => raw.report(pool, leaseId, { status: 200 }, now), (e) => e.code === 'unknown_lease')
 }
 
 const bearer = (key) => `Bearer ${key}`
@@ -309,7 +383,7 @@ test('reportResponse: Retry-After 20 retries the same key with the hint (cls_ret
 // ---------------------------------------------------------------------------------------
 // withCredential with fetch
 
-test('withCredential + fetch: 402 rotates to the other key; the server saw both keys', async () => {
+test('withCredential + fetch: a returned 402 rotates to the other key; the server saw both keys', async () => {
   const reg = recording(makeRegistry())
   const clock = fakeClock()
   server.reset([{ status: 402, body: { error: { message: 'Insufficient credits' } } }])
@@ -317,27 +391,68 @@ test('withCredential + fetch: 402 rotates to the other key; the server saw both 
   assert.equal(res.status, 200)
   assert.equal((await res.json()).object, 'chat.completion')
   assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-test-b')])
-  assert.deepEqual(decisions(reg.log), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'use', entry_id: 'b', lease_id: 2, reason: 'billing' },
-    { type: 'done' },
-  ])
+  assert.deepEqual(steps(reg), ['send a', 'send b (billing)', 'done b'])
+  assert.deepEqual(reports(reg), ['402', '200 delivered'])
   assert.deepEqual(clock.slept, [])
 })
 
-test('withCredential + fetch: hermes 429 retries the same key after 5 s, then rotates (rate_limit_hermes_retry_then_rotate)', async () => {
+test('withCredential + fetch: a returned 401 on an api key marks it and rotates (call_returned_401_api_key_rotates)', async () => {
+  const raw = makeRegistry()
+  const reg = recording(raw)
+  server.reset([{ status: 401, body: { error: { message: 'Incorrect API key provided', code: 'invalid_api_key' } } }])
+  const res = await withCredential(reg, 'openrouter', callFetch, fakeClock())
+  assert.equal(res.status, 200)
+  await res.arrayBuffer()
+  assert.deepEqual(steps(reg), ['send a', 'send b (auth)', 'done b'])
+  assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-test-b')])
+  assert.equal(entryStatus(raw, 'openrouter', 'a', 2000).health, 'auth_failed')
+})
+
+test('withCredential + fetch: returned 429s rotate, and a benched key is not called again in that call', async () => {
+  const raw = makeRegistry([['a', 'sk-test-a'], ['b', 'sk-test-b'], ['c', 'sk-test-c']])
+  const reg = recording(raw)
+  const clock = fakeClock()
+  // a and b are rate limited whatever happens; c answers.
+  server.reset([], (auth) => (auth === bearer('sk-test-c') ? undefined : { status: 429, body: { error: { message: 'Rate limit reached' } } }))
+  const res = await withCredential(reg, 'openrouter', callFetch, clock)
+  assert.equal(res.status, 200)
+  await res.arrayBuffer()
+  // hermes: the first 429 retries the same key, the second marks it and rotates
+  assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-test-a'), bearer('sk-test-b'), bearer('sk-test-b'), bearer('sk-test-c')])
+  assert.deepEqual(steps(reg), [
+    'send a',
+    'sleep 5000 (rate_limit)',
+    'send a (rate_limit)',
+    'send b (rate_limit)',
+    'sleep 10000 (rate_limit)',
+    'send b (rate_limit)',
+    'send c (rate_limit)',
+    'done c',
+  ])
+  assert.deepEqual(reports(reg), ['429', '429', '429', '429', '200 delivered'])
+  for (const id of ['a', 'b']) assert.equal(entryStatus(raw, 'openrouter', id, clock.t).health, 'rate_limited')
+  assert.deepEqual(clock.slept, [5000, 10000])
+
+  // The next call, with c limited too: the benched a and b are not called, c is, and when
+  // the call gives up its last 429 comes back as fetch would.
+  server.reset([], () => ({ status: 429, body: { error: { message: 'Rate limit reached' } } }))
+  const again = recording(raw)
+  const limited = await withCredential(again, 'openrouter', callFetch, fakeClock(clock.t))
+  assert.equal(limited.status, 429)
+  assert.deepEqual(await limited.json(), { error: { message: 'Rate limit reached' } })
+  assert.ok(!server.seen.includes(bearer('sk-test-a')) && !server.seen.includes(bearer('sk-test-b')), server.seen.join())
+  assert.equal(again.log.at(-1).type, 'give_up')
+})
+
+test('withCredential + fetch: hermes 429 retries the same key after 5 s, then rotates (call_returned_429_retries_same_then_rotates)', async () => {
   const reg = recording(makeRegistry())
   const clock = fakeClock()
   server.reset([{ status: 429 }, { status: 429 }])
   const res = await withCredential(reg, 'openrouter', callFetch, clock)
   assert.equal(res.ok, true)
+  await res.arrayBuffer()
   assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-test-a'), bearer('sk-test-b')])
-  assert.deepEqual(decisions(reg.log), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'retry_same', entry_id: 'a', lease_id: 1, delay_ms: 5000, reason: 'rate_limit' },
-    { type: 'use', entry_id: 'b', lease_id: 2, reason: 'rate_limit' },
-    { type: 'done' },
-  ])
+  assert.deepEqual(steps(reg), ['send a', 'sleep 5000 (rate_limit)', 'send a (rate_limit)', 'send b (rate_limit)', 'done b'])
   assert.deepEqual(clock.slept, [5000])
 })
 
@@ -347,38 +462,32 @@ test('withCredential + fetch: Retry-After 20 sleeps exactly the hint', async () 
   server.reset([{ status: 429, headers: { 'retry-after': '20' } }])
   const res = await withCredential(reg, 'openrouter', callFetch, clock)
   assert.equal(res.status, 200)
+  await res.arrayBuffer()
   assert.deepEqual(clock.slept, [20000])
   assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-test-a')])
   assert.equal(reg.log[1].hint.source, 'retry_after')
 })
 
-test('withCredential + fetch: a 400 client error fails without a mark and returns the response', async () => {
+test('withCredential + fetch: a 400 client error gives up without a mark and returns the response', async () => {
   const raw = makeRegistry()
   const reg = recording(raw)
   server.reset([{ status: 400, body: { error: { message: 'bad request' } } }])
   const res = await withCredential(reg, 'openrouter', callFetch, fakeClock())
   assert.equal(res.status, 400)
   assert.deepEqual(await res.json(), { error: { message: 'bad request' } })
-  assert.deepEqual(decisions(reg.log), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'fail', reason: 'client_error', status: 400 },
-  ])
+  assert.deepEqual(steps(reg), ['send a', 'give_up (client_error) 400'])
   assert.equal(entryStatus(raw, 'openrouter', 'a', 2000).health, 'available')
+  assertReleased(raw, 'openrouter', 1, 2000)
 })
 
-test('withCredential + fetch: sole key, two 429s, wait 60 s then succeed (out_rate_limit_sole_key_retry_then_wait_60s)', async () => {
+test('withCredential + fetch: sole key, two 429s, wait 60 s then succeed', async () => {
   const reg = recording(makeRegistry([['a', 'sk-test-a']]))
   const clock = fakeClock()
   server.reset([{ status: 429 }, { status: 429 }])
   const res = await withCredential(reg, 'openrouter', callFetch, clock)
   assert.equal(res.status, 200)
-  assert.deepEqual(decisions(reg.log), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'retry_same', entry_id: 'a', lease_id: 1, delay_ms: 5000, reason: 'rate_limit' },
-    { type: 'wait', until: 66000, reason: 'rate_limit' },
-    { type: 'use', entry_id: 'a', lease_id: 2 },
-    { type: 'done' },
-  ])
+  await res.arrayBuffer()
+  assert.deepEqual(steps(reg), ['send a', 'sleep 5000 (rate_limit)', 'send a (rate_limit)', 'sleep 60000 (rate_limit)', 'send a', 'done a'])
   assert.deepEqual(clock.slept, [5000, 60000])
 })
 
@@ -388,16 +497,39 @@ test('withCredential + fetch: a wait beyond maxWaitMs returns the last 429 respo
   const res = await withCredential(reg, 'openrouter', callFetch, { ...fakeClock(), maxWaitMs: 10_000 })
   assert.equal(res.status, 429)
   assert.deepEqual(await res.json(), { error: { message: 'still limited' } })
-  assert.equal(reg.log.at(-1).type, 'wait')
-  // the next acquire waits too: no credential, and the decision says why
+  assert.equal(steps(reg).at(-1), 'give_up (rate_limit) 429 max_wait_ms')
+  assert.deepEqual(reg.inputs[0], { type: 'call_start', pool: 'openrouter', max_wait_ms: 10_000 })
+  // the next call finds the key cooling down: no credential, and the action says why and until when
   const err = await thrown(() => withCredential(reg, 'openrouter', callFetch, { ...fakeClock(9000), maxWaitMs: 10_000 }))
   assert.ok(err instanceof CredpoolError)
   assert.equal(err.code, 'no_credential')
-  assert.equal(err.decision.type, 'wait')
-  assert.equal(err.decision.reason, 'all_cooling_down')
+  assert.equal(err.action.type, 'give_up')
+  assert.equal(err.action.reason, 'all_cooling_down')
+  assert.equal(err.action.budget, 'max_wait_ms')
+  assert.equal(typeof err.action.until, 'number')
 })
 
-test('withCredential: fallback switches pool and model (fb_rate_limit_sole_key_falls_back_at_once)', async () => {
+test('withCredential: budgets are the driver inputs, omitted when not given', async () => {
+  const reg = recording(makeRegistry())
+  await withCredential(reg, 'openrouter', () => 'ok', fakeClock())
+  await withCredential(reg, 'openrouter', () => 'ok', {
+    ...fakeClock(),
+    model: 'gpt-test',
+    session: 's1',
+    maxSends: 2,
+    maxWaitMs: 1000,
+    maxTotalWaitMs: 3000,
+    maxHops: 0,
+  })
+  const starts = reg.inputs.filter((i) => i.type === 'call_start')
+  assert.deepEqual(starts, [
+    { type: 'call_start', pool: 'openrouter' },
+    { type: 'call_start', pool: 'openrouter', model: 'gpt-test', session: 's1', max_sends: 2, max_wait_ms: 1000, max_total_wait_ms: 3000, max_hops: 0 },
+  ])
+  await assert.rejects(withCredential(reg, 'openrouter', () => 'ok', { maxAttempts: 3 }), TypeError)
+})
+
+test('withCredential: fallback switches pool and model (call_fallback_switches_pool_and_model)', async () => {
   const reg = makeRegistry([['a', 'sk-test-a']], 'openrouter', [
     { type: 'configure_pool', pool: 'openrouter', fallback: [{ pool: 'anthropic', model: 'claude' }] },
   ])
@@ -409,21 +541,19 @@ test('withCredential: fallback switches pool and model (fb_rate_limit_sole_key_f
     rec,
     'openrouter',
     (c) => {
-      seen.push([c.pool, c.model, c.entryId])
+      seen.push([c.pool, c.model, c.entryId, c.authType])
       return callFetch(c)
     },
     { ...fakeClock(), model: 'gpt-test' },
   )
   assert.equal(res.status, 200)
+  await res.arrayBuffer()
   assert.deepEqual(seen, [
-    ['openrouter', 'gpt-test', 'a'],
-    ['anthropic', 'claude', 'c'],
+    ['openrouter', 'gpt-test', 'a', 'api_key'],
+    ['anthropic', 'claude', 'c', 'api_key'],
   ])
   assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-ant-c')])
-  assert.deepEqual(
-    decisions(rec.log).map((d) => d.type),
-    ['use', 'fallback', 'use', 'done'],
-  )
+  assert.deepEqual(steps(rec), ['send a', 'send c', 'done c'])
   assert.equal(rec.log[1].pool, 'anthropic')
 })
 
@@ -431,8 +561,8 @@ test('withCredential: a non-Response value reports success and is returned', asy
   const reg = recording(makeRegistry())
   const value = await withCredential(reg, 'openrouter', async (c) => ({ answer: 42, entry: c.entryId }), fakeClock())
   assert.deepEqual(value, { answer: 42, entry: 'a' })
-  assert.deepEqual(reg.calls, [{ report: { status: 200 } }])
-  assert.deepEqual(decisions(reg.log), [{ type: 'use', entry_id: 'a', lease_id: 1 }, { type: 'done' }])
+  assert.deepEqual(reg.inputs.slice(1), [{ type: 'call_report', call_id: 1, response: { status: 200 } }])
+  assert.deepEqual(steps(reg), ['send a', 'done a'])
 })
 
 // ---------------------------------------------------------------------------------------
@@ -445,63 +575,53 @@ test('withCredential + openai: insufficient_quota 429 is billing and rotates at 
   const completion = await withCredential(reg, 'openai', (c) => callOpenAI(c), clock)
   assert.equal(completion.choices[0].message.content, 'hi')
   assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-test-b')])
-  assert.deepEqual(decisions(reg.log), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'use', entry_id: 'b', lease_id: 2, reason: 'billing' },
-    { type: 'done' },
-  ])
+  assert.deepEqual(steps(reg), ['send a', 'send b (billing)', 'done b'])
   assert.deepEqual(clock.slept, [])
 })
 
-test('withCredential + openai: 401 on an api key marks it and rotates (out_auth_401_api_key_marks_300s_and_rotates)', async () => {
+test('withCredential + openai: 401 on an api key marks it and rotates', async () => {
   const reg = recording(makeRegistry())
   server.reset([{ status: 401, body: { error: { message: 'Incorrect API key provided', code: 'invalid_api_key' } } }])
   const completion = await withCredential(reg, 'openrouter', (c) => callOpenAI(c), fakeClock())
   assert.equal(completion.object, 'chat.completion')
-  assert.deepEqual(decisions(reg.log).slice(0, 2), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'use', entry_id: 'b', lease_id: 2, reason: 'auth' },
-  ])
+  assert.deepEqual(steps(reg), ['send a', 'send b (auth)', 'done b'])
   assert.deepEqual(server.seen, [bearer('sk-test-a'), bearer('sk-test-b')])
 })
 
-test('withCredential + openai: RateLimitError is rethrown when the budget runs out', async () => {
+test('withCredential + openai: a 402 rotates', async () => {
+  const reg = recording(makeRegistry())
+  server.reset([{ status: 402, body: { error: { message: 'Insufficient credits' } } }])
+  const completion = await withCredential(reg, 'openrouter', (c) => callOpenAI(c), fakeClock())
+  assert.equal(completion.object, 'chat.completion')
+  assert.deepEqual(steps(reg), ['send a', 'send b (billing)', 'done b'])
+})
+
+test('withCredential + openai: RateLimitError is rethrown when the call gives up', async () => {
   const reg = recording(makeRegistry([['a', 'sk-test-a']]))
   server.reset([{ status: 429 }, { status: 429 }])
   const err = await thrown(() => withCredential(reg, 'openrouter', (c) => callOpenAI(c), { ...fakeClock(), maxWaitMs: 10_000 }))
   assert.ok(err instanceof OpenAI.RateLimitError)
-  assert.deepEqual(
-    decisions(reg.log).map((d) => d.type),
-    ['use', 'retry_same', 'wait'],
-  )
+  assert.deepEqual(steps(reg), ['send a', 'sleep 5000 (rate_limit)', 'send a (rate_limit)', 'give_up (rate_limit) 429 max_wait_ms'])
 })
 
-test('withCredential + openai: BadRequestError on fail is rethrown', async () => {
+test('withCredential + openai: BadRequestError on give_up is rethrown', async () => {
   const reg = recording(makeRegistry())
   server.reset([{ status: 400, body: { error: { message: 'bad model' } } }])
   const err = await thrown(() => withCredential(reg, 'openrouter', (c) => callOpenAI(c), fakeClock()))
   assert.ok(err instanceof OpenAI.BadRequestError)
-  assert.equal(reg.log.at(-1).type, 'fail')
+  assert.equal(steps(reg).at(-1), 'give_up (client_error) 400')
 })
 
-test('withCredential + openai: APIConnectionError retries the same key without a mark, then is rethrown and the lease released', async () => {
+test('withCredential + openai: APIConnectionError retries the same key without a mark until maxSends, then is rethrown and the lease released', async () => {
   const raw = makeRegistry()
   const reg = recording(raw)
   const clock = fakeClock()
   const closed = `http://127.0.0.1:${closedPort}/v1`
-  const err = await thrown(() => withCredential(reg, 'openrouter', (c) => callOpenAI(c, closed), { ...clock, maxAttempts: 2 }))
+  const err = await thrown(() => withCredential(reg, 'openrouter', (c) => callOpenAI(c, closed), { ...clock, maxSends: 2 }))
   assert.ok(err instanceof OpenAI.APIConnectionError)
-  assert.deepEqual(decisions(reg.log).slice(0, 2), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'retry_same', entry_id: 'a', lease_id: 1, delay_ms: 5000, reason: 'network_error' },
-  ])
-  assert.deepEqual(reg.calls.slice(0, 2), [{ report: { network_error: 'connect' } }, { report: { network_error: 'connect' } }])
-  // the lease core left open after the last report was released
-  const lastLease = reg.log.at(-1).lease_id
-  if (lastLease !== undefined) {
-    assert.deepEqual(reg.calls.at(-1), { release: lastLease })
-    assert.throws(() => raw.report('openrouter', lastLease, { status: 200 }, clock.t), (e) => e.code === 'unknown_lease')
-  }
+  assert.deepEqual(steps(reg), ['send a', 'sleep 5000 (network_error)', 'send a (network_error)', 'give_up (network_error) max_sends'])
+  assert.deepEqual(reports(reg), ['connect', 'connect'])
+  assertReleased(raw, 'openrouter', 1, clock.t)
   assert.equal(entryStatus(raw, 'openrouter', 'a', clock.t).health, 'available')
 })
 
@@ -513,44 +633,219 @@ const oauthSetup = [
   ['b', 'sk-test-b'],
 ]
 
-test('withCredential: 401 on an oauth entry refreshes and retries under the same lease (refresh_401_oauth_refreshed_uses_same_lease)', async () => {
+test('withCredential: 401 on an oauth entry refreshes and resends under the same lease (call_oauth_401_refresh_then_done)', async () => {
   const reg = recording(makeRegistry(oauthSetup))
   const refreshed = []
   server.reset([{ status: 401, body: { error: { message: 'token expired' } } }])
   const res = await withCredential(reg, 'openrouter', callFetch, {
     ...fakeClock(),
     refresh: async (credential) => {
-      refreshed.push([credential.entryId, credential.generation, credential.refreshToken])
+      refreshed.push([credential.entryId, credential.generation, credential.refreshToken, credential.authType])
       return { type: 'refreshed', access_token: 'oauth-access-a2', refresh_token: 'oauth-refresh-a2' }
     },
   })
   assert.equal(res.status, 200)
-  assert.deepEqual(refreshed, [['a', 0, 'oauth-refresh-a']])
+  await res.arrayBuffer()
+  assert.deepEqual(refreshed, [['a', 0, 'oauth-refresh-a', 'oauth']])
   assert.deepEqual(server.seen, [bearer('oauth-access-a'), bearer('oauth-access-a2')])
-  assert.deepEqual(decisions(reg.log), [
-    { type: 'use', entry_id: 'a', lease_id: 1 },
-    { type: 'refresh', entry_id: 'a', lease_id: 1, generation: 0, reason: 'auth' },
-    { type: 'use', entry_id: 'a', lease_id: 1, reason: 'refreshed' },
-    { type: 'done' },
-  ])
+  assert.deepEqual(steps(reg), ['send a', 'refresh a@0 (auth)', 'send a (refreshed)', 'done a'])
+  assert.equal(reg.inputs[2].type, 'call_refreshed')
+  assert.equal(reg.log[2].lease_id, reg.log[0].lease_id)
 })
 
-test('withCredential: a refresh decision without a refresh callback throws and releases the lease', async () => {
+test('withCredential: an oauth entry answering one 401 per call refreshes on every call (each call has its own refresh budget)', async () => {
+  const raw = makeRegistry([['a', 'at-0', { auth_type: 'oauth', refresh_token: 'rt-0' }]])
+  const clock = fakeClock()
+  let requests = 0
+  // every call's first request is refused: the token expired since the call before
+  server.reset([], () => (++requests % 2 === 1 ? { status: 401, body: { error: { message: 'token expired' } } } : undefined))
+  const refreshed = []
+  const refresh = async (credential) => {
+    const n = refreshed.push([credential.generation, credential.refreshToken])
+    return { type: 'refreshed', access_token: `at-${n}`, refresh_token: `rt-${n}` }
+  }
+  for (let call = 1; call <= 5; call++) {
+    const reg = recording(raw)
+    const res = await withCredential(reg, 'openrouter', callFetch, { ...clock, refresh })
+    assert.equal(res.status, 200, `call ${call}`)
+    await res.arrayBuffer()
+    assert.deepEqual(steps(reg), ['send a', 'refresh a@' + (call - 1) + ' (auth)', 'send a (refreshed)', 'done a'], `call ${call}`)
+    clock.t += 1000
+  }
+  assert.deepEqual(refreshed, [[0, 'rt-0'], [1, 'rt-1'], [2, 'rt-2'], [3, 'rt-3'], [4, 'rt-4']])
+  assert.equal(server.seen.at(-1), bearer('at-5'))
+  assert.equal(entryStatus(raw, 'openrouter', 'a', clock.t).health, 'available')
+})
+
+test('withCredential: a refresh action without a refresh callback throws no_credential and cancels the call', async () => {
   const raw = makeRegistry(oauthSetup)
   const reg = recording(raw)
   server.reset([{ status: 401 }])
   const err = await thrown(() => withCredential(reg, 'openrouter', callFetch, fakeClock()))
   assert.ok(err instanceof CredpoolError)
   assert.equal(err.code, 'no_credential')
-  assert.equal(err.decision.type, 'refresh')
-  assert.deepEqual(reg.calls.at(-1), { release: 1 })
-  assert.throws(() => raw.report('openrouter', 1, { status: 200 }, 5000), (e) => e.code === 'unknown_lease')
+  assert.equal(err.action.type, 'refresh')
+  assert.equal(reg.inputs.at(-1).type, 'call_cancel')
+  assert.deepEqual(steps(reg), ['send a', 'refresh a@0 (auth)', 'call_cancelled'])
+  assertReleased(raw, 'openrouter', 1, 5000)
+})
+
+test('withCredential: a refresh callback that throws cancels the call and its error comes back', async () => {
+  const raw = makeRegistry(oauthSetup)
+  const reg = recording(raw)
+  server.reset([{ status: 401 }])
+  const boom = new Error('oauth endpoint down')
+  const err = await thrown(() =>
+    withCredential(reg, 'openrouter', callFetch, {
+      ...fakeClock(),
+      refresh: () => {
+        throw boom
+      },
+    }),
+  )
+  assert.equal(err, boom)
+  assert.deepEqual(steps(reg), ['send a', 'refresh a@0 (auth)', 'call_cancelled'])
+  assertReleased(raw, 'openrouter', 1, 5000)
+})
+
+test('withCredential over a FileStore: a refresh adopts the token another process rotated meanwhile, never replaying it', { skip: impl === 'wasm' && 'the wasm build has no file store' }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'credpool-helpers-test-'))
+  after(() => rmSync(dir, { recursive: true, force: true }))
+  const path = join(dir, 'pools.json')
+  const open = (writer) => FileStore.open(path, { writer, seed: 1, durable: false })
+  const mine = await open('mine')
+  await mine.addEntry('anthropic', { id: 'o', auth_type: 'oauth', access_token: 'at-0', refresh_token: 'rt-0' }, 0)
+  const other = await open('other')
+  // the provider accepts only the rotated token
+  server.reset([], (auth) => (auth === bearer('at-1') ? undefined : { status: 401, body: { type: 'error', error: { type: 'authentication_error', message: 'token expired' } } }))
+  const refreshedBy = []
+  const refreshAs = (who) => async (credential) => {
+    refreshedBy.push([who, credential.refreshToken])
+    return { type: 'refreshed', access_token: 'at-1', refresh_token: 'rt-1' }
+  }
+  let clock = 2_000
+  const now = () => clock++
+  // Between our call hearing `refresh` (for generation 0) and our taking the store's lock,
+  // another process (its own store on the same file) hits the same 401 and rotates.
+  const rec = recording(mine)
+  const handle = rec.handle
+  rec.handle = async (input, at) => {
+    const out = await handle(input, at)
+    if (out.type === 'refresh' && refreshedBy.length === 0) {
+      const theirs = await withCredential(other, 'anthropic', callFetch, { refresh: refreshAs('other'), now })
+      assert.equal(theirs.status, 200)
+      await theirs.arrayBuffer()
+    }
+    return out
+  }
+  const res = await withCredential(rec, 'anthropic', callFetch, { refresh: refreshAs('mine'), now })
+  assert.equal(res.status, 200)
+  await res.arrayBuffer()
+  assert.deepEqual(refreshedBy, [['other', 'rt-0']], 'rt-0 was used once, by the other process; ours adopted')
+  assert.deepEqual(server.seen, [bearer('at-0'), bearer('at-0'), bearer('at-1'), bearer('at-1')])
+  assert.deepEqual(steps(rec), ['send o', 'refresh o@0 (auth)', 'send o (adopted)', 'done o'])
+  assert.equal(rec.inputs[2].type, 'call_resume')
+  assert.equal((await mine.credential('anthropic', 'o')).refresh_token, 'rt-1')
+})
+
+// ---------------------------------------------------------------------------------------
+// Streams
+
+/**
+ * A call whose provider streams `Hel`, then (once `rest.open()`) `lo` and `[DONE]`, or
+ * with `fail: 'midway'` cuts the connection instead: the registry, its recording, the gate
+ * and the `Response` withCredential returned.
+ */
+async function streamCall(fail = null) {
+  const raw = makeRegistry()
+  const reg = recording(raw)
+  const rest = gate()
+  server.reset([streamed(['Hel', 'lo'], { gate: rest.promise, fail })])
+  const res = await withCredential(reg, 'openrouter', callFetch, fakeClock())
+  assert.equal(res.status, 200)
+  return { raw, reg, rest, res }
+}
+
+test('withCredential + fetch: a stream comes back at its first chunk and is reported done only at its end', async () => {
+  const { reg, rest, res } = await streamCall()
+  assert.equal(res.headers.get('content-type'), 'text/event-stream')
+  // the call is still open: nothing reported yet
+  assert.deepEqual(steps(reg), ['send a'])
+  assert.deepEqual(reports(reg), [])
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader()
+  let text = (await reader.read()).value
+  assert.match(text, /"content":"Hel"/)
+  assert.deepEqual(reports(reg), [])
+  rest.open()
+  for (let chunk; !(chunk = await reader.read()).done; ) text += chunk.value
+  assert.match(text, /"content":"lo"/)
+  assert.match(text, /data: \[DONE\]/)
+  assert.deepEqual(reports(reg), ['200 delivered'])
+  assert.deepEqual(steps(reg), ['send a', 'done a'])
+  assert.deepEqual(server.seen, [bearer('sk-test-a')])
+})
+
+test('withCredential + fetch: a stream that fails midway ends the call with the error, nothing resent, no mark for a network error', async () => {
+  const { raw, reg, rest: cut, res } = await streamCall('midway')
+  const reader = res.body.getReader()
+  assert.match(new TextDecoder().decode((await reader.read()).value), /Hel/)
+  cut.open()
+  const err = await thrown(async () => {
+    for (;;) if ((await reader.read()).done) break
+  })
+  assert.deepEqual(await responseInfo(err), { network_error: 'reset' })
+  assert.deepEqual(reports(reg), ['reset delivered'])
+  assert.deepEqual(steps(reg), ['send a', 'give_up (network_error)'])
+  assert.deepEqual(server.seen, [bearer('sk-test-a')])
+  assert.equal(entryStatus(raw, 'openrouter', 'a', 2000).health, 'available')
+  assertReleased(raw, 'openrouter', 1, 2000)
+})
+
+test('withCredential + fetch: a 2xx whose body fails before its first byte is an ordinary outcome, retried', async () => {
+  const reg = recording(makeRegistry())
+  const clock = fakeClock()
+  server.reset([streamed(['never'], { fail: 'before' })])
+  const statuses = []
+  const res = await withCredential(
+    reg,
+    'openrouter',
+    async (c) => {
+      const r = await callFetch(c)
+      statuses.push(r.status)
+      return r
+    },
+    clock,
+  )
+  assert.equal(res.status, 200)
+  assert.equal((await res.json()).object, 'chat.completion')
+  assert.deepEqual(statuses, [200, 200])
+  assert.deepEqual(reports(reg), ['reset', '200 delivered'])
+  assert.deepEqual(steps(reg), ['send a', 'sleep 5000 (network_error)', 'send a (network_error)', 'done a'])
+})
+
+test('withCredential + fetch: a caller that cancels the stream cancels the call (no mark)', async () => {
+  const { raw, reg, rest, res } = await streamCall()
+  await res.body.cancel(new Error('enough'))
+  rest.open()
+  assert.deepEqual(steps(reg), ['send a', 'call_cancelled'])
+  assert.deepEqual(reports(reg), [])
+  assert.equal(entryStatus(raw, 'openrouter', 'a', 2000).health, 'available')
+  assertReleased(raw, 'openrouter', 1, 2000)
+})
+
+test('withCredential + fetch: a 2xx without a body is reported at once', async () => {
+  const reg = recording(makeRegistry())
+  server.reset([{ stream: (res) => res.writeHead(204).end() }])
+  const res = await withCredential(reg, 'openrouter', callFetch, fakeClock())
+  assert.equal(res.status, 204)
+  assert.deepEqual(steps(reg), ['send a', 'done a'])
+  assert.deepEqual(reports(reg), ['204'])
 })
 
 // ---------------------------------------------------------------------------------------
 // Bugs, secrecy, empty pools, aborts
 
-test('withCredential: an unrelated exception releases the lease, marks nothing and is rethrown', async () => {
+test('withCredential: an unrelated exception cancels the call, marks nothing and is rethrown', async () => {
   const raw = makeRegistry()
   const reg = recording(raw)
   const bug = new TypeError('cannot read properties of undefined')
@@ -565,7 +860,10 @@ test('withCredential: an unrelated exception releases the lease, marks nothing a
     ),
   )
   assert.equal(err, bug)
-  assert.deepEqual(reg.calls, [{ release: 1 }])
+  assert.deepEqual(
+    reg.inputs.map((i) => i.type),
+    ['call_start', 'call_cancel'],
+  )
   const a = entryStatus(raw, 'openrouter', 'a', 2000)
   assert.equal(a.health, 'available')
   assert.equal(a.next, true)
@@ -573,7 +871,28 @@ test('withCredential: an unrelated exception releases the lease, marks nothing a
   assert.equal(state.status, 'ok')
   assert.equal(state.cooldown_until ?? null, null)
   assert.equal(state.last_error ?? null, null)
-  assert.throws(() => raw.report('openrouter', 1, { status: 200 }, 2000), (e) => e.code === 'unknown_lease')
+  assertReleased(raw, 'openrouter', 1, 2000)
+})
+
+test('an unrelated exception after a returned error response discards that response body', async () => {
+  const reg = recording(makeRegistry())
+  server.reset([{ status: 402, body: { error: { message: 'Insufficient credits' } } }])
+  let first
+  const bug = new Error('bug')
+  const err = await thrown(() =>
+    withCredential(
+      reg,
+      'openrouter',
+      async (c) => {
+        if (first) throw bug
+        first = await callFetch(c)
+        return first
+      },
+      fakeClock(),
+    ),
+  )
+  assert.equal(err, bug)
+  assert.equal(first.bodyUsed, true, 'the discarded 402 body was cancelled')
 })
 
 test('the credential never shows its key: JSON.stringify, util.inspect, console formatting, spreading', async () => {
@@ -588,7 +907,7 @@ test('the credential never shows its key: JSON.stringify, util.inspect, console 
   assert.equal(credential.entryId, 'a')
   assert.equal(credential.leaseId, 1)
   assert.equal(credential.pool, 'openrouter')
-  assert.equal(credential.generation, 0)
+  assert.equal(credential.authType, 'api_key')
   assert.ok(!Object.keys(credential).includes('accessToken'))
   const texts = [
     JSON.stringify(credential),
@@ -606,6 +925,23 @@ test('the credential never shows its key: JSON.stringify, util.inspect, console 
   assert.match(JSON.stringify(credential), /"entryId":"a"/)
 })
 
+test('the refresh credential never shows its tokens either', async () => {
+  const reg = makeRegistry([['a', 'at-secret-0', { auth_type: 'oauth', refresh_token: 'rt-secret-0' }]])
+  server.reset([{ status: 401 }])
+  let seen
+  await withCredential(reg, 'openrouter', callFetch, {
+    ...fakeClock(),
+    refresh: (credential) => {
+      seen = credential
+      return { type: 'refreshed', access_token: 'at-1' }
+    },
+  })
+  assert.equal(seen.refreshToken, 'rt-secret-0')
+  for (const text of [JSON.stringify(seen), inspect(seen, { showHidden: true, getters: true }), JSON.stringify({ ...seen })]) {
+    assert.ok(!text.includes('secret'), text)
+  }
+})
+
 test('no_credential on an empty pool; fn is never called', async () => {
   const reg = makeRegistry([], 'openrouter', [{ type: 'configure_pool', pool: 'openrouter' }])
   let called = false
@@ -618,11 +954,11 @@ test('no_credential on an empty pool; fn is never called', async () => {
   assert.ok(err instanceof Error)
   assert.equal(err.name, 'CredpoolError')
   assert.equal(err.code, 'no_credential')
-  assert.deepEqual(err.decision, { type: 'fail', reason: 'no_usable_entry', changed: false })
+  assert.deepEqual(err.action, { type: 'give_up', call_id: 1, reason: 'no_usable_entry', changed: false })
   assert.equal(called, false)
 })
 
-test('an abort signal releases the lease and rethrows its reason', async () => {
+test('an abort signal cancels the call and rethrows its reason', async () => {
   const raw = makeRegistry()
   const reg = recording(raw)
   const controller = new AbortController()
@@ -638,18 +974,35 @@ test('an abort signal releases the lease and rethrows its reason', async () => {
     ),
   )
   assert.equal(err.message, 'user cancelled')
-  assert.deepEqual(reg.calls, [{ release: 1 }])
+  assert.deepEqual(steps(reg), ['send a', 'call_cancelled'])
   assert.equal(entryStatus(raw, 'openrouter', 'a', 2000).health, 'available')
+  assertReleased(raw, 'openrouter', 1, 2000)
+})
+
+test('an abort during a sleep (the default, timer-based) cancels the call at once', async () => {
+  const raw = makeRegistry([['a', 'sk-test-a']])
+  const reg = recording(raw)
+  const controller = new AbortController()
+  server.reset([{ status: 429 }])
+  const started = Date.now()
+  setTimeout(() => controller.abort(new Error('stop waiting')), 50)
+  const err = await thrown(() => withCredential(reg, 'openrouter', callFetch, { signal: controller.signal }))
+  assert.equal(err.message, 'stop waiting')
+  assert.ok(Date.now() - started < 4000, 'did not sleep the 5 s retry delay')
+  assert.deepEqual(steps(reg), ['send a', 'sleep 5000 (rate_limit)', 'call_cancelled'])
+  assertReleased(raw, 'openrouter', 1, Date.now())
 })
 
 test('CredentialPool binds registry, pool and defaults', async () => {
-  const reg = recording(makeRegistry())
-  const pool = new CredentialPool(reg, 'openrouter', { ...fakeClock(), maxAttempts: 1 })
+  const raw = makeRegistry()
+  const reg = recording(raw)
+  const pool = new CredentialPool(reg, 'openrouter', { ...fakeClock(), maxSends: 1 })
   server.reset([{ status: 402 }])
-  // one attempt only: the 402 response comes back and the rotated lease is released
+  // one send only: the 402 response comes back and the rotated lease is released
   const res = await pool.withCredential(callFetch)
   assert.equal(res.status, 402)
-  assert.deepEqual(reg.calls.at(-1), { release: 2 })
-  const ok = await pool.withCredential(callFetch, { maxAttempts: 3 })
+  assert.equal(steps(reg).at(-1), 'give_up (billing) 402 max_sends')
+  assertReleased(raw, 'openrouter', 2, 5000)
+  const ok = await pool.withCredential(callFetch, { maxSends: 3 })
   assert.equal(ok.status, 200)
 })

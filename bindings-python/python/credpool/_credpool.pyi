@@ -12,6 +12,7 @@ ErrorCode = Literal[
     "unknown_pool",
     "unknown_entry",
     "unknown_lease",
+    "unknown_call",
     "duplicate_entry",
     "invalid_entry",
     "invalid_policy",
