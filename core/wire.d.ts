@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'unknown_pool'
   | 'unknown_entry'
   | 'unknown_lease'
+  | 'unknown_call'
   | 'duplicate_entry'
   | 'invalid_entry'
   | 'invalid_policy'
@@ -185,6 +186,51 @@ export type Input =
   | { type: 'status'; pool?: string }
   | { type: 'seed'; env?: Record<string, string>; config?: { custom_providers?: CustomProvider[] } }
   | { type: 'reveal'; pool: string; entry_id: string }
+  | ({ type: 'call_start' } & CallStartInput)
+  | { type: 'call_report'; call_id: number; response: ResponseInfo; delivered?: boolean }
+  | { type: 'call_refreshed'; call_id: number; result: RefreshOutcome }
+  | { type: 'call_resume'; call_id: number }
+  | { type: 'call_cancel'; call_id: number }
+
+/** The `call_start` input (without its `type`): one user request on a pool, and its budgets. */
+export interface CallStartInput {
+  pool: string
+  model?: string
+  session?: string
+  /** Provider sends in the call (default: usable entries of the pool and its chain, plus 3). */
+  max_sends?: number
+  /** Longest single wait or retry delay (default 60 000 ms); a longer one gives up. */
+  max_wait_ms?: number
+  /** All waits of the call together (default 120 000 ms). */
+  max_total_wait_ms?: number
+  /** Fallback hops (default and maximum: the primary's chain length). */
+  max_hops?: number
+}
+
+/** The budget that ended a call. */
+export type Budget = 'max_sends' | 'max_wait_ms' | 'max_total_wait_ms' | 'max_hops'
+
+/** The call driver's one next action for the host (SPEC §7). */
+export type Action =
+  | {
+      type: 'send'
+      call_id: number
+      pool: string
+      model?: string
+      entry_id: string
+      auth_type: AuthType
+      lease_id: number
+      access_token: string | null
+      base_url?: string
+      reason?: Reason
+    }
+  | { type: 'sleep'; call_id: number; until: Millis; reason: Reason; hint?: HintUsed }
+  | { type: 'refresh'; call_id: number; pool: string; entry_id: string; lease_id: number; generation: number; reason: Reason }
+  | { type: 'done'; call_id: number; pool: string; entry_id: string }
+  | { type: 'give_up'; call_id: number; reason: Reason; status?: number; until?: Millis; budget?: Budget }
+
+/** An action with its `changed` flag. */
+export type ActionOutput = Action & Changed
 
 /** The persistable state document (`format: "credpool"`); treat it as opaque JSON. */
 export interface StateDocument {
@@ -253,9 +299,10 @@ export type Reply =
   | { type: 'status'; pools: PoolStatus[] }
   | { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] }
   | Omit<CredentialOutput, 'changed'>
+  | { type: 'call_cancelled'; call_id: number }
 
 /** Whatever `handle` answers. */
-export type Output = (Decision | Reply) & Changed
+export type Output = (Decision | Action | Reply) & Changed
 
 /** The status reply. */
 export type StatusOutput = { type: 'status'; pools: PoolStatus[] } & Changed

@@ -209,12 +209,8 @@ impl ToNapiValue for Out {
                 out.u64(c"lease_id", lease_id.0)?;
             }
             OutputBody::Reply(Reply::Credential(credential)) => out.credential(&credential)?,
-            OutputBody::Reply(reply) => {
-                let value = serde_json::to_value(Output {
-                    body: OutputBody::Reply(reply),
-                    changed,
-                })
-                .map_err(|e| {
+            body @ (OutputBody::Reply(_) | OutputBody::Action(_)) => {
+                let value = serde_json::to_value(Output { body, changed }).map_err(|e| {
                     napi::Error::from_reason(format!("cannot serialise the output: {e}"))
                 })?;
                 // SAFETY: `env` is the live env of this call.

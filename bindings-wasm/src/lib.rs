@@ -11,12 +11,8 @@
 
 mod js;
 
-use credpool_core::{
-    AcquireRequest, Decision, ErrorCode, Input, LeaseId, Millis, Options, Output, OutputBody,
-    PoolKey, Reply, Report, Response,
-};
+use credpool_core::{ErrorCode, Input, Millis, Options, Output, OutputBody, Reply};
 use js::{JsResult, core_error, error, from_js, guard, integer_value, to_js, to_u64};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use wasm_bindgen::prelude::*;
 
@@ -92,20 +88,7 @@ impl Registry {
         now: Option<f64>,
     ) -> JsResult<JsValue> {
         guard(|| {
-            let opts: JsValue = opts.into();
-            // Typed path for the common call (no options): no JSON value in between.
-            if (opts.is_undefined() || opts.is_null())
-                && let Ok(pool) = PoolKey::parse(&pool)
-            {
-                let request = AcquireRequest {
-                    pool,
-                    model: None,
-                    session: None,
-                };
-                return self.run(Input::Acquire(request), clock(now)?);
-            }
-            // Anything else goes the generic way (same result, same error messages).
-            let mut input = object(opts, "opts")?;
+            let mut input = object(opts.into(), "opts")?;
             input.insert("pool".into(), Value::String(pool));
             self.call("acquire", input, now)
         })
@@ -121,9 +104,6 @@ impl Registry {
         now: Option<f64>,
     ) -> JsResult<JsValue> {
         guard(|| {
-            if let Some(report) = typed_report(&pool, lease_id, &response) {
-                return self.run(Input::Report(report), clock(now)?);
-            }
             let response = from_js(response)?;
             let input =
                 json!({ "pool": pool, "lease_id": integer_value(lease_id), "response": response });
@@ -401,135 +381,16 @@ impl Registry {
         self.run(input, now)
     }
 
-    /// Applies a typed input; the output goes straight to a JS object (the two hot shapes,
-    /// `use` without reason or hint and `done`, in one call into JS).
+    /// Applies a parsed input; the output as a plain JS object.
     fn run(&mut self, input: Input, now: Millis) -> JsResult<JsValue> {
-        let out = self.output(input, now)?;
-        match &out.body {
-            OutputBody::Decision(Decision::Use {
-                entry_id,
-                lease_id,
-                reason: None,
-                hint: None,
-            }) if lease_id.0 <= SAFE_INTEGER => {
-                #[allow(clippy::cast_precision_loss)] // <= 2^53 - 1: exact
-                let lease_id = lease_id.0 as f64;
-                Ok(use_output(entry_id.as_str(), lease_id, out.changed))
-            }
-            OutputBody::Decision(Decision::Done) => Ok(done_output(out.changed)),
-            _ => to_js(&out),
-        }
+        to_js(&self.output(input, now)?)
     }
 
-    /// Applies a typed input; core validates before it mutates, so a failed call leaves
-    /// the state untouched.
     fn output(&mut self, input: Input, now: Millis) -> JsResult<Output> {
         self.inner.handle(now, input).map_err(|e| core_error(&e))
     }
 }
 
-/// The response fields `report`'s typed path takes (the hot case: `{ status: 200 }`).
-/// Any other key (headers, a body: arbitrary JSON, converted with a depth bound; or an
-/// unknown key, which core refuses) sends the call down the generic path.
-#[derive(Default)]
-struct PlainResponse {
-    status: Option<u16>,
-    network_error: Option<String>,
-    model: Option<String>,
-}
-
-impl<'de> Deserialize<'de> for PlainResponse {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // A map, not a struct: serde-wasm-bindgen reads a struct's declared fields only and
-        // would silently drop the others; its map access walks every own key.
-        d.deserialize_map(PlainResponseVisitor)
-    }
-}
-
-struct PlainResponseVisitor;
-
-impl<'de> serde::de::Visitor<'de> for PlainResponseVisitor {
-    type Value = PlainResponse;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a response with only status, network_error and model")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(
-        self,
-        mut map: A,
-    ) -> Result<PlainResponse, A::Error> {
-        let mut out = PlainResponse::default();
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "status" => out.status = map.next_value()?,
-                "network_error" => out.network_error = map.next_value()?,
-                "model" => out.model = map.next_value()?,
-                _ => return Err(serde::de::Error::custom("not a plain response")),
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// `report`'s arguments as a typed [`Report`], or `None` when any of them needs the
-/// generic path (which then gives the same result or the same coded error as before).
-fn typed_report(pool: &str, lease_id: f64, response: &JsValue) -> Option<Report> {
-    let lease_id = LeaseId(to_u64(lease_id)?);
-    let pool = PoolKey::parse(pool).ok()?;
-    let plain = match u16::try_from(status_only(response)) {
-        Ok(status) => PlainResponse {
-            status: Some(status),
-            ..PlainResponse::default()
-        },
-        Err(_) if response.is_object() => serde_wasm_bindgen::from_value(response.clone()).ok()?,
-        Err(_) => return None,
-    };
-    Some(Report {
-        pool,
-        lease_id: Some(lease_id),
-        entry_id: None,
-        response: Response {
-            status: plain.status,
-            network_error: plain.network_error,
-            model: plain.model,
-            ..Response::default()
-        },
-    })
-}
-
-/// Largest integer a JS number holds exactly: 2^53 - 1.
-const SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-// One call into JS instead of one per field (each crossing costs about as much as a no-op
-// export call). Same keys, same order as the serde output (`type`, fields, `changed`).
-#[wasm_bindgen(inline_js = r#"
-export function status_only(r) {
-  if (typeof r !== 'object' || r === null) return -1
-  const keys = Object.keys(r)
-  if (keys.length !== 1 || keys[0] !== 'status') return -1
-  const s = r.status
-  return Number.isInteger(s) && s >= 0 && s <= 65535 ? s : -1
-}
-export function use_output(entry_id, lease_id, changed) {
-  return { type: 'use', entry_id, lease_id, changed }
-}
-export function done_output(changed) {
-  return { type: 'done', changed }
-}
-"#)]
-extern "C" {
-    /// `response.status` when `response` is exactly `{ status: <integer 0..=65535> }`, else -1.
-    fn status_only(response: &JsValue) -> i32;
-    /// `{ type: 'use', entry_id, lease_id, changed }`.
-    fn use_output(entry_id: &str, lease_id: f64, changed: bool) -> JsValue;
-    /// `{ type: 'done', changed }`.
-    fn done_output(changed: bool) -> JsValue;
-}
-
-/// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
-/// would run. The export's `guard` catches it (panic = "unwind"): a coded `internal`
-/// error, every time, and the registry stays usable. See tests/hostile/panic/.
 #[cfg(feature = "test-panic")]
 fn test_panic(input: &Value) {
     if input.get("type").and_then(Value::as_str) == Some("__test_panic") {

@@ -129,6 +129,7 @@ pub(crate) fn exit_for(code: ErrorCode) -> Exit {
         | ErrorCode::UnknownPool
         | ErrorCode::UnknownEntry
         | ErrorCode::UnknownLease
+        | ErrorCode::UnknownCall
         | ErrorCode::DuplicateEntry
         | ErrorCode::InvalidEntry
         | ErrorCode::InvalidPolicy

@@ -150,7 +150,7 @@ pub(crate) fn pool_status(store: &mut FileStore, pool: &PoolKey) -> CliResult<Po
 pub(crate) fn apply(store: &mut FileStore, input: Input) -> CliResult<Reply> {
     match store.handle(credpool_store::now(), input)?.body {
         OutputBody::Reply(reply) => Ok(reply),
-        OutputBody::Decision(_) => Err(unexpected("a management input")),
+        OutputBody::Decision(_) | OutputBody::Action(_) => Err(unexpected("a management input")),
     }
 }
 

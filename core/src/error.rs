@@ -18,6 +18,8 @@ pub enum ErrorCode {
     UnknownEntry,
     /// No open lease with that id (never issued, or already settled).
     UnknownLease,
+    /// No open call with that id (never started, or already finished).
+    UnknownCall,
     /// An entry with that id already exists (or was removed and may not come back).
     DuplicateEntry,
     /// An entry's fields are invalid (bad auth type, empty secret, ...).
@@ -58,6 +60,7 @@ impl ErrorCode {
         Self::UnknownPool,
         Self::UnknownEntry,
         Self::UnknownLease,
+        Self::UnknownCall,
         Self::DuplicateEntry,
         Self::InvalidEntry,
         Self::InvalidPolicy,
@@ -83,6 +86,7 @@ impl ErrorCode {
             Self::UnknownPool => "unknown_pool",
             Self::UnknownEntry => "unknown_entry",
             Self::UnknownLease => "unknown_lease",
+            Self::UnknownCall => "unknown_call",
             Self::DuplicateEntry => "duplicate_entry",
             Self::InvalidEntry => "invalid_entry",
             Self::InvalidPolicy => "invalid_policy",

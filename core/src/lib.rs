@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod call;
 pub mod classify;
 pub mod counts;
 pub mod decision;
@@ -64,6 +65,7 @@ mod table;
 pub mod time;
 pub mod wire;
 
+pub use call::{Action, Budget, CallId, CallReport, CallStart};
 pub use classify::{Classification, Hint, HintSource, OutcomeClass, classify};
 pub use decision::{Decision, FallbackTarget, LeaseId, Reason};
 pub use entry::{AuthType, Availability, Entry, EntryId, LastError, Status};

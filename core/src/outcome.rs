@@ -134,14 +134,31 @@ struct Subject {
     model: Option<String>,
     /// HTTP status of the reported response, when there was one.
     status: Option<u16>,
+    /// Whether a rotation may hand out another entry (false when a call ends on this
+    /// outcome: its bytes already reached the caller).
+    follow_up: bool,
 }
 
 impl Registry {
     /// Reports a request's outcome and returns what to do next.
     pub fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
+        self.report_with(now, report, true)
+    }
+
+    /// [`Registry::report`]; with `follow_up` false a rotation marks but hands out nothing.
+    pub(crate) fn report_with(
+        &mut self,
+        now: Millis,
+        report: &Report,
+        follow_up: bool,
+    ) -> Result<Decision> {
         let now = self.clock(now);
         let mut subject = self.subject(&report.pool, report.lease_id, report.entry_id.as_ref())?;
+        if let Some(lease_id) = report.lease_id {
+            self.check_not_driven(lease_id)?;
+        }
         subject.status = report.response.status;
+        subject.follow_up = follow_up;
         let mut response = report.response.clone();
         if response.model.is_none() {
             response.model.clone_from(&subject.model);
@@ -160,12 +177,39 @@ impl Registry {
                 lease_id.0
             )));
         }
+        self.check_not_driven(lease_id)?;
         self.leases.remove(&lease_id);
         Ok(())
     }
 
+    /// Refuses a raw input on a lease a call opened, unless that call is applying it: the
+    /// call's budgets cannot be bypassed.
+    fn check_not_driven(&self, lease_id: LeaseId) -> Result<()> {
+        match self.leases.get(&lease_id).and_then(|l| l.call) {
+            Some(call) if self.current_call != Some(call) => Err(Error::invalid_input(format!(
+                "lease {} belongs to call {}: report it with call_report",
+                lease_id.0, call.0
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// Applies the result of a refresh the host performed after a `refresh` decision.
+    ///
+    /// On a lease a call opened (a store's single-flight protocol records the refresh
+    /// itself), the decision is taken with the call's budgets and recorded for
+    /// `call_resume` to follow.
     pub fn refresh_result(&mut self, now: Millis, result: &RefreshResult) -> Result<Decision> {
+        let driven = result
+            .lease_id
+            .and_then(|id| self.leases.get(&id))
+            .and_then(|lease| lease.call)
+            .filter(|_| self.current_call.is_none());
+        if let Some(call) = driven {
+            let decision = self.in_call(call, &result.pool, |r| r.refresh_result(now, result))?;
+            self.record_for_call(call, &decision);
+            return Ok(decision);
+        }
         let now = self.clock(now);
         let subject = self.subject(&result.pool, result.lease_id, Some(&result.entry_id))?;
         let current = self
@@ -326,6 +370,7 @@ impl Registry {
                     lease_id,
                     model: model.clone(),
                     status: None,
+                    follow_up: true,
                 })
             }
             (None, Some(entry_id)) => {
@@ -341,6 +386,7 @@ impl Registry {
                     lease_id,
                     model: None,
                     status: None,
+                    follow_up: true,
                 })
             }
             (None, None) => Err(Error::invalid_input(
@@ -594,6 +640,12 @@ impl Registry {
         hint: Option<HintUsed>,
     ) -> Decision {
         self.leases.remove(&subject.lease_id);
+        if !subject.follow_up {
+            return Decision::Fail {
+                reason,
+                status: subject.status,
+            };
+        }
         let writer = self.writer.clone();
         let model = subject.model.as_deref();
         let Some(pool) = self.pools.get_mut(&subject.pool) else {
@@ -627,6 +679,7 @@ impl Registry {
             entry_id: next.clone(),
             model: subject.model.clone(),
             session: None,
+            call: None,
         });
         Decision::Use {
             entry_id: next,
@@ -679,6 +732,7 @@ impl Registry {
             entry_id: subject.entry_id.clone(),
             model: subject.model.clone(),
             session: None,
+            call: None,
         })
     }
 }

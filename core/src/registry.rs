@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::call::{Call, CallId};
 use crate::counts::Counts;
 use crate::decision::{FallbackTarget, LeaseId, Reason};
 use crate::entry::{
@@ -333,6 +334,8 @@ pub struct Lease {
     pub model: Option<String>,
     /// The sticky session, if any.
     pub session: Option<String>,
+    /// The call driving this lease, if a call opened it (its reports go through the call).
+    pub call: Option<CallId>,
 }
 
 /// A new entry as the host describes it.
@@ -390,6 +393,10 @@ pub struct Registry {
     pub(crate) next_lease: u64,
     pub(crate) leases: BTreeMap<LeaseId, Lease>,
     pub(crate) changed: bool,
+    pub(crate) next_call: u64,
+    pub(crate) calls: BTreeMap<CallId, Call>,
+    /// The call whose input is being applied (its turn is lent to the pool meanwhile).
+    pub(crate) current_call: Option<CallId>,
 }
 
 impl Registry {
@@ -404,6 +411,9 @@ impl Registry {
             next_lease: 1,
             leases: BTreeMap::new(),
             changed: false,
+            next_call: 1,
+            calls: BTreeMap::new(),
+            current_call: None,
         })
     }
 
@@ -668,9 +678,11 @@ impl Registry {
         self.pool_mut(key)
     }
 
-    pub(crate) fn open_lease(&mut self, lease: Lease) -> LeaseId {
+    /// Opens a lease (tagged with the call whose input is being applied, if any).
+    pub(crate) fn open_lease(&mut self, mut lease: Lease) -> LeaseId {
         let id = LeaseId(self.next_lease);
         self.next_lease = self.next_lease.saturating_add(1);
+        lease.call = self.current_call;
         self.leases.insert(id, lease);
         id
     }

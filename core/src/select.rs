@@ -88,6 +88,7 @@ impl Registry {
             entry_id: id.clone(),
             model: request.model.clone(),
             session: request.session.clone(),
+            call: None,
         });
         Ok(if needs_refresh {
             Decision::Refresh {

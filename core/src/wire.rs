@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use serde_json::Value;
 
+use crate::call::{Action, CallId, CallReport, CallStart};
 use crate::decision::{Decision, FallbackTarget, LeaseId};
 use crate::entry::EntryId;
 use crate::error::{Error, ErrorCode, Result};
-use crate::outcome::{RefreshResult, Report};
+use crate::outcome::{RefreshOutcome, RefreshResult, Report};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::registry::{Credential, NewEntry, Registry, Strategy};
@@ -124,6 +125,27 @@ pub enum Input {
         /// Entry.
         entry_id: EntryId,
     },
+    /// Start a call (the call driver, SPEC §7): its first action.
+    CallStart(CallStart),
+    /// What a call's `send` produced.
+    CallReport(CallReport),
+    /// How the refresh a call's `refresh` action asked for ended.
+    CallRefreshed {
+        /// The call.
+        call_id: CallId,
+        /// How it ended.
+        result: RefreshOutcome,
+    },
+    /// Resume a call after a `sleep`, or after a `refresh_result` on its lease.
+    CallResume {
+        /// The call.
+        call_id: CallId,
+    },
+    /// Cancel a call: its lease is released with no mark.
+    CallCancel {
+        /// The call.
+        call_id: CallId,
+    },
 }
 
 /// The field rules of [`Input`] on the wire (a `remote` mirror: the compiler checks that it
@@ -199,6 +221,18 @@ enum InputDef {
     Reveal {
         pool: PoolKey,
         entry_id: EntryId,
+    },
+    CallStart(CallStart),
+    CallReport(CallReport),
+    CallRefreshed {
+        call_id: CallId,
+        result: RefreshOutcome,
+    },
+    CallResume {
+        call_id: CallId,
+    },
+    CallCancel {
+        call_id: CallId,
     },
 }
 
@@ -381,6 +415,8 @@ pub struct Output {
 pub enum OutputBody {
     /// For `acquire`, `report` and `refresh_result`.
     Decision(Decision),
+    /// For the call driver's inputs (`call_start`, `call_report`, ...).
+    Action(Action),
     /// For everything else.
     Reply(Reply),
 }
@@ -450,8 +486,13 @@ pub enum Reply {
     },
     /// `seed` answer.
     Seeded(SeedReport),
-    /// `reveal` answer: the only output that carries secrets.
+    /// `reveal` answer: with a `send` action, the only outputs that carry secrets.
     Credential(CredentialOut),
+    /// `call_cancel` done: the call's lease was released with no mark.
+    CallCancelled {
+        /// The call.
+        call_id: CallId,
+    },
 }
 
 impl From<Credential> for CredentialOut {
@@ -516,7 +557,7 @@ impl Registry {
     }
 
     fn dispatch(&mut self, now: Millis, input: Input) -> Result<OutputBody> {
-        use OutputBody::{Decision as D, Reply as R};
+        use OutputBody::{Action as A, Decision as D, Reply as R};
         Ok(match input {
             Input::ConfigurePool {
                 pool,
@@ -595,6 +636,17 @@ impl Registry {
             Input::Seed { env, config } => R(Reply::Seeded(self.seed(now, &env, &config)?)),
             Input::Reveal { pool, entry_id } => {
                 R(Reply::Credential(self.credential(&pool, &entry_id)?.into()))
+            }
+            Input::CallStart(start) => A(self.start_call(now, &start)?),
+            Input::CallReport(report) => A(self.call_report(now, &report)?),
+            Input::CallRefreshed { call_id, result } => {
+                A(self.call_refreshed(now, call_id, &result)?)
+            }
+            Input::CallResume { call_id } => A(self.call_resume(now, call_id)?),
+            Input::CallCancel { call_id } => {
+                self.clock(now);
+                self.cancel_call(call_id)?;
+                R(Reply::CallCancelled { call_id })
             }
         })
     }
