@@ -20,6 +20,7 @@ fn class_for(code: &str) -> &'static str {
         "unknown_pool" => "UnknownPoolError",
         "unknown_entry" => "UnknownEntryError",
         "unknown_lease" => "UnknownLeaseError",
+        "unknown_call" => "UnknownCallError",
         "duplicate_entry" => "DuplicateEntryError",
         "stale_refresh" | "not_refreshable" => "RefreshError",
         "no_credential" => "NoCredentialError",

@@ -274,6 +274,79 @@ macro_rules! wire_methods {
             ) -> Out<'py> {
                 self.run(py, now, wire!("seed" { env, config }))
             }
+
+            /// `call_start`: starts a call (one user request on a pool, within budgets);
+            /// returns its first action.
+            #[allow(clippy::too_many_arguments)]
+            #[pyo3(signature = (
+                pool, model=None, session=None, max_sends=None, max_wait_ms=None,
+                max_total_wait_ms=None, max_hops=None, now=None,
+            ))]
+            fn call_start<'py>(
+                &self,
+                py: Python<'py>,
+                pool: String,
+                model: Option<String>,
+                session: Option<String>,
+                max_sends: Option<u32>,
+                max_wait_ms: Option<u64>,
+                max_total_wait_ms: Option<u64>,
+                max_hops: Option<u32>,
+                now: Option<Clock>,
+            ) -> Out<'py> {
+                let input = wire!("call_start" {
+                    pool, model, session, max_sends, max_wait_ms, max_total_wait_ms, max_hops,
+                });
+                self.run(py, now, input)
+            }
+
+            /// `call_report`: what a call's `send` produced (`delivered`: bytes of the body
+            /// already reached the caller); returns the call's next action.
+            #[allow(clippy::too_many_arguments)]
+            #[pyo3(signature = (
+                call_id, status=None, headers=None, body=None, model=None, network_error=None,
+                delivered=false, now=None,
+            ))]
+            fn call_report<'py>(
+                &self,
+                py: Python<'py>,
+                call_id: u64,
+                status: Option<u16>,
+                headers: Option<Json>,
+                body: Option<Json>,
+                model: Option<String>,
+                network_error: Option<String>,
+                delivered: bool,
+                now: Option<Clock>,
+            ) -> Out<'py> {
+                let response = wire!({ status, headers, body, model, network_error });
+                self.run(py, now, wire!("call_report" { call_id, response, delivered }))
+            }
+
+            /// `call_refreshed`: how the refresh a call's `refresh` action asked for ended.
+            #[pyo3(signature = (call_id, result, now=None))]
+            fn call_refreshed<'py>(
+                &self,
+                py: Python<'py>,
+                call_id: u64,
+                result: Json,
+                now: Option<Clock>,
+            ) -> Out<'py> {
+                self.run(py, now, wire!("call_refreshed" { call_id, result }))
+            }
+
+            /// `call_resume`: resumes a call after a `sleep` (or a `refresh_result` on its
+            /// lease).
+            #[pyo3(signature = (call_id, now=None))]
+            fn call_resume<'py>(&self, py: Python<'py>, call_id: u64, now: Option<Clock>) -> Out<'py> {
+                self.run(py, now, wire!("call_resume" { call_id }))
+            }
+
+            /// `call_cancel`: cancels a call (its lease is released with no mark).
+            #[pyo3(signature = (call_id, now=None))]
+            fn call_cancel<'py>(&self, py: Python<'py>, call_id: u64, now: Option<Clock>) -> Out<'py> {
+                self.run(py, now, wire!("call_cancel" { call_id }))
+            }
         }
     };
 }

@@ -49,6 +49,10 @@ class UnknownLeaseError(UnknownError):
     code = "unknown_lease"
 
 
+class UnknownCallError(UnknownError):
+    code = "unknown_call"
+
+
 class DuplicateEntryError(CredpoolError, ValueError):
     code = "duplicate_entry"
 
@@ -114,6 +118,7 @@ __all__ = [
     "StoreIOError",
     "StorePool",
     "Registry",
+    "UnknownCallError",
     "UnknownEntryError",
     "UnknownError",
     "UnknownLeaseError",
