@@ -1,9 +1,10 @@
 //! Python bindings of `credpool-core`: convert in, call core, convert out. No policy here.
 //!
 //! Every call takes one path: its arguments become one of core's wire inputs through
-//! pyo3's conversion traits (`convert.rs`), core's `handle` applies it, and its output
-//! becomes Python objects through serde (`pythonize`). `handle(input)` passes any dict
-//! through core's wire reader; each named method only names its input's fields
+//! pyo3's conversion traits (`convert.rs`), core applies it (`Registry::handle`, or
+//! `handle_value` for JSON), and its output becomes Python objects through serde
+//! (`pythonize`). `handle(input)` passes any dict through core's wire reader; a method
+//! names its input's fields, or, for the hot four, builds core's typed input
 //! (`methods.rs`). Errors become the exception classes defined in
 //! `python/credpool/__init__.py`, each carrying a stable `.code`; a panic becomes
 //! `CredpoolError(code="internal")`, never an abort.
