@@ -67,15 +67,12 @@ pub(crate) fn check<T>(py: Python<'_>, result: credpool_core::Result<T>) -> PyRe
     result.map_err(|e| from_core(py, &e))
 }
 
-/// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
-/// would run (inside the registry or store lock), to show a panic becomes `internal`.
-#[cfg(feature = "test-panic")]
-pub(crate) fn test_panic(input: &serde_json::Value) {
-    if input.get("type").and_then(serde_json::Value::as_str) == Some("__test_panic") {
+/// Test-only (`--features test-panic`; a no-op without it): panics on `{"type":
+/// "__test_panic"}` where core would run (inside the registry or store lock), to show a
+/// panic becomes `internal`.
+pub(crate) fn test_panic(_input: &serde_json::Value) {
+    #[cfg(feature = "test-panic")]
+    if _input.get("type").and_then(serde_json::Value::as_str) == Some("__test_panic") {
         panic!("credpool test-panic: forced panic");
     }
 }
-
-/// Without the feature: nothing.
-#[cfg(not(feature = "test-panic"))]
-pub(crate) fn test_panic(_: &serde_json::Value) {}

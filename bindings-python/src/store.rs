@@ -2,17 +2,12 @@
 //! (lock → reload/merge → apply → atomic write), or in Redis when opened with a
 //! `redis://` URL; thin over `credpool_store::Store`, which opens either by location.
 //!
-//! The methods mirror `Registry`'s (same names, same keyword arguments, same conversion
-//! path); each one goes through the store's `handle_value`, so every input that changes
-//! state is one locked transaction. Lock waits, file and Redis IO run with the GIL
-//! released, so other Python threads keep running while one waits for another process.
-//!
-//! Concurrency inside one process: a `Mutex` serialises the users of one `FileStore`
-//! object. It is never held while Python code runs, except during
-//! [`FileStore::refresh`]'s `refresh_fn`: other threads using the same `FileStore` wait
-//! meanwhile (and other processes wait for the file lock), which is exactly what
-//! single-flight means. `refresh_fn` must not call back into the same `FileStore`
-//! (that raises instead of deadlocking).
+//! The methods are `Registry`'s, through the store, so every input that changes state is
+//! one locked transaction. Lock waits, file and Redis IO run with the GIL released. A
+//! `Mutex` serialises the users of one `FileStore` object; it is never held while Python
+//! code runs, except during [`FileStore::refresh`]'s `refresh_fn` (other threads then
+//! wait, as other processes wait for the file lock: single-flight), which must not call
+//! back into the same `FileStore` (that raises instead of deadlocking).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -28,7 +23,7 @@ use credpool_store::{
     FileStore as CoreFileStore, RefreshStart, Store as CoreStore, StoreOptions, is_redis_location,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::IntoPyDict;
 
 use crate::convert::{self, Arg, Clock, Json, to_py};
 use crate::errors::{self, check, guarded};
@@ -334,11 +329,8 @@ impl FileStore {
         refresh: Option<&Bound<'py, PyAny>>,
         clock: Option<&Bound<'py, PyAny>>,
     ) -> Out<'py> {
-        let py = slf.py();
-        let class = py.import("credpool._store")?.getattr("StorePool")?;
-        let kwargs = PyDict::new(py);
-        kwargs.set_item("refresh", refresh)?;
-        kwargs.set_item("clock", clock)?;
+        let class = slf.py().import("credpool._store")?.getattr("StorePool")?;
+        let kwargs = [("refresh", refresh), ("clock", clock)].into_py_dict(slf.py())?;
         class.call((slf, key), Some(&kwargs))
     }
 
