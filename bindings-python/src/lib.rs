@@ -57,11 +57,13 @@ struct Registry {
 }
 
 impl Registry {
-    /// Applies one wire input: lock, call core, convert out. The lock is taken with the
-    /// GIL held when it is free (core only runs Rust, so no thread holding the lock ever
-    /// waits for the GIL), else waited for with the GIL released.
+    /// Applies one wire input: lock, call core, convert out. A typed (hot) input takes the
+    /// lock with the GIL held when it is free (core then runs briefly, and only Rust: no
+    /// thread holding the lock ever waits for the GIL); any other input, or a contended
+    /// lock, waits and runs with the GIL released, so other Python threads keep running.
     fn run<'py>(&self, py: Python<'py>, now: Option<Clock>, input: impl Into<Wire>) -> Out<'py> {
         let (now, input) = (convert::now(py, now)?, input.into());
+        let hot = matches!(input, Wire::Typed(_));
         let apply = |registry: &mut CoreRegistry| match input {
             Wire::Json(value) => {
                 errors::test_panic(&value);
@@ -70,12 +72,15 @@ impl Registry {
             Wire::Typed(input) => registry.handle(now, input),
         };
         let poisoned = || errors::core_internal("registry lock poisoned");
-        let output = guarded(|| match self.inner.try_lock() {
-            Ok(mut registry) => apply(&mut registry),
-            Err(TryLockError::WouldBlock) => {
-                py.allow_threads(|| apply(&mut *self.inner.lock().map_err(|_| poisoned())?))
+        let output = guarded(|| {
+            if hot {
+                match self.inner.try_lock() {
+                    Ok(mut registry) => return apply(&mut registry),
+                    Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+                    Err(TryLockError::WouldBlock) => {}
+                }
             }
-            Err(TryLockError::Poisoned(_)) => Err(poisoned()),
+            py.allow_threads(|| apply(&mut *self.inner.lock().map_err(|_| poisoned())?))
         });
         to_py(py, &check(py, output)?)
     }
