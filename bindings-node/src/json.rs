@@ -15,7 +15,7 @@
 use std::ffi::CStr;
 use std::ptr;
 
-use credpool_core::wire::CredentialOut;
+use credpool_core::CredentialOut;
 use credpool_core::{
     Body, Decision, ErrorCode, Headers, HintUsed, Output, OutputBody, Reason, Reply, Response,
 };
@@ -209,7 +209,7 @@ impl ToNapiValue for Out {
                 out.u64(c"lease_id", lease_id.0)?;
             }
             OutputBody::Reply(Reply::Credential(credential)) => out.credential(&credential)?,
-            body @ (OutputBody::Reply(_) | OutputBody::Action(_)) => {
+            body => {
                 let value = serde_json::to_value(Output { body, changed }).map_err(|e| {
                     napi::Error::from_reason(format!("cannot serialise the output: {e}"))
                 })?;
@@ -443,6 +443,7 @@ impl Writer {
                 }
             }
             Decision::Done => self.str(c"type", "done")?,
+            _ => return Err(napi::Error::from_reason("unknown decision")),
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::Duration;
 
-use credpool_core::wire::CredentialOut;
+use credpool_core::CredentialOut;
 use credpool_core::{
     Credential, EntryId, Error, ErrorCode, Input, LeaseId, Options, PoolKey, RefreshOutcome,
     parse_input,

@@ -135,6 +135,8 @@ pub(crate) fn exit_for(code: ErrorCode) -> Exit {
         | ErrorCode::InvalidPolicy
         | ErrorCode::StaleRefresh
         | ErrorCode::NotRefreshable => Exit::Usage,
+        // A code newer than this CLI: a failure it cannot classify.
+        _ => Exit::Runtime,
     }
 }
 

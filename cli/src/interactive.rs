@@ -7,7 +7,7 @@
 //! access token and refresh token pasted at no-echo prompts.
 
 use credpool_core::PoolKey;
-use credpool_core::seed::{PROVIDERS, provider};
+use credpool_core::{PROVIDERS, provider};
 
 use crate::config::{StrategyArg, current_config, set_strategy};
 use crate::exit::{CliError, CliResult};

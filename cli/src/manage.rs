@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use credpool_core::seed::provider;
-use credpool_core::status::{EntryStatus, PoolStatus};
+use credpool_core::provider;
 use credpool_core::{
     AuthType, EntryId, Input, Millis, NewEntry, OutputBody, PoolKey, Reply, Secret,
 };
+use credpool_core::{EntryStatus, PoolStatus};
 use credpool_store::{FileStore, StoreOptions};
 use serde_json::{Value, json};
 
@@ -150,7 +150,7 @@ pub(crate) fn pool_status(store: &mut FileStore, pool: &PoolKey) -> CliResult<Po
 pub(crate) fn apply(store: &mut FileStore, input: Input) -> CliResult<Reply> {
     match store.handle(credpool_store::now(), input)?.body {
         OutputBody::Reply(reply) => Ok(reply),
-        OutputBody::Decision(_) | OutputBody::Action(_) => Err(unexpected("a management input")),
+        _ => Err(unexpected("a management input")),
     }
 }
 

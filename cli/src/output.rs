@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use credpool_core::status::{EntryStatus, PoolStatus};
+use credpool_core::{EntryStatus, PoolStatus};
 use serde::Serialize;
 use serde_json::Value;
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use credpool_core::Reply;
-use credpool_core::seed::{PROVIDERS, SeedReport};
+use credpool_core::{PROVIDERS, SeedReport};
 use serde_json::{Value, json};
 
 use crate::exit::{CliError, CliResult};

@@ -1,10 +1,10 @@
 //! Resolving what the user typed: provider names (aliases, custom endpoints, "did you
 //! mean") and entry targets (id, then label, then 1-based index).
 
+use credpool_core::EntryStatus;
+use credpool_core::PROVIDERS;
 use credpool_core::PoolKey;
-use credpool_core::pool_key::{CUSTOM_PREFIX, custom_name};
-use credpool_core::seed::PROVIDERS;
-use credpool_core::status::EntryStatus;
+use credpool_core::{CUSTOM_PREFIX, custom_name};
 
 use crate::exit::{CliError, CliResult};
 

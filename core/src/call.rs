@@ -116,7 +116,7 @@ pub enum Action {
         /// The lease the send runs under.
         lease_id: LeaseId,
         /// The API key or access token.
-        #[serde(serialize_with = "crate::wire::ser_secret")]
+        #[serde(serialize_with = "crate::codec::ser_secret")]
         access_token: Option<Secret>,
         /// The entry's endpoint, when it has one.
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -358,7 +358,7 @@ impl Registry {
     pub fn cancel_call(&mut self, id: CallId) -> Result<()> {
         let call = self.calls.remove(&id).ok_or_else(|| unknown_call(id))?;
         if let Some(lease) = call.lease {
-            self.leases.remove(&lease);
+            self.settle_lease(&lease);
         }
         Ok(())
     }
@@ -610,7 +610,7 @@ impl Registry {
     ) -> Action {
         let status = self.calls.remove(&id).and_then(|call| {
             if let Some(lease) = call.lease {
-                self.leases.remove(&lease);
+                self.settle_lease(&lease);
             }
             call.last_status
         });

@@ -16,6 +16,7 @@ pub struct LeaseId(pub u64);
 /// Why a decision was taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Reason {
     /// Every entry is cooling down.
     AllCoolingDown,
@@ -57,6 +58,7 @@ pub struct FallbackTarget {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 #[must_use]
+#[non_exhaustive]
 pub enum Decision {
     /// Send the request with this entry under this lease.
     Use {

@@ -132,6 +132,7 @@ pub(crate) fn validate_extra(extra: &Map<String, Value>) -> Result<()> {
 /// How the credential authenticates.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum AuthType {
     /// A static API key.
     #[default]
@@ -143,6 +144,7 @@ pub enum AuthType {
 /// Persisted health of an entry.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Status {
     /// Usable.
     #[default]
@@ -276,6 +278,7 @@ pub struct Entry {
 
 /// Whether an entry can serve a request now, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Availability {
     /// Usable now.
     Available,

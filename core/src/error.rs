@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// Stable, snake_case error codes: API, designed to change rarely or never. Messages may change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The input is not of the expected shape (wrong type, missing or unknown field).
     InvalidInput,
@@ -146,7 +147,7 @@ impl Error {
         context: &str,
         error: &impl std::fmt::Display,
     ) -> Self {
-        let text = crate::wire::sanitize_serde_error(error);
+        let text = crate::codec::sanitize_serde_error(error);
         for code in ErrorCode::ALL {
             if let Some(rest) = text
                 .strip_prefix(code.as_str())

@@ -38,54 +38,70 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod call;
-pub mod classify;
-pub mod counts;
-pub mod decision;
-pub mod entry;
-pub mod error;
-pub mod hermes;
+mod call;
+mod classify;
+mod codec;
+mod counts;
+mod decision;
+mod entry;
+mod error;
+mod fallback;
+mod hermes;
 mod index;
 pub mod limits;
 mod merge;
 mod outcome;
-pub mod policy;
-pub mod pool_key;
+mod policy;
+mod pool_key;
 mod ranked;
 mod registry;
-pub mod response;
-pub mod rng;
-pub mod secret;
-pub mod seed;
+mod response;
+mod rng;
+mod secret;
+mod seed;
 mod select;
 mod short_str;
-pub mod state;
-pub mod status;
+mod state;
+mod status;
 mod table;
-pub mod time;
-pub mod wire;
+mod time;
+mod wire;
 
-pub use call::{Action, Budget, CallId, CallReport, CallStart};
+pub use call::{
+    Action, Budget, CallId, CallReport, CallStart, DEFAULT_MAX_TOTAL_WAIT_MS, DEFAULT_MAX_WAIT_MS,
+    EXTRA_SENDS,
+};
 pub use classify::{Classification, Hint, HintSource, OutcomeClass, classify};
+pub use counts::Counts;
 pub use decision::{Decision, FallbackTarget, LeaseId, Reason};
-pub use entry::{AuthType, Availability, Entry, EntryId, LastError, Status};
+pub use entry::{
+    AuthType, Availability, Entry, EntryId, LastError, Meta, ModelCooldown, Status, StatusRecord,
+    Token, is_borrowed_source,
+};
 pub use error::{Error, ErrorCode, Result};
-pub use hermes::{export_hermes, import_hermes};
+pub use hermes::{
+    AUTH_STORE_VERSION, HERMES_WRITER, export_hermes, import_hermes, is_hermes_borrowed_source,
+};
 pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
 pub use policy::{HintUsed, Policy, Preset};
-pub use pool_key::PoolKey;
+pub use pool_key::{CUSTOM_PREFIX, PoolKey, custom_name, name_from_base_url};
 pub use registry::{
     Credential, Cursor, Lease, NewEntry, Options, Pool, PoolConfig, Registry, Strategy,
 };
 pub use response::{Body, Headers, Response};
+pub use rng::Rng;
 pub use secret::{Fingerprint, Secret};
+pub use seed::{
+    CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, provider,
+};
 pub use select::AcquireRequest;
-pub use state::{SCHEMA_VERSION, StateDoc};
+pub use state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc};
+pub use status::{EntryStatus, Health, PoolStatus, time_left};
+pub use time::{DAY, HOUR, MINUTE, Millis, SECOND};
+pub use wire::{CredentialOut, Input, Output, OutputBody, Recovered, Reply, parse_input};
 
 /// This crate's version (bindings report it through `version()`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub use time::Millis;
-pub use wire::{Input, Output, OutputBody, Reply, parse_input};
 
 /// The workspace README's examples, compiled and run as doctests.
 #[cfg(doctest)]

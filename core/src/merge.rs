@@ -33,7 +33,7 @@ impl Registry {
                 None => pool,
             };
             if self.pools.get(&key) != Some(&merged) {
-                self.changed = true;
+                self.mark_changed();
                 self.pools.insert(key, merged);
             }
         }

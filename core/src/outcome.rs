@@ -11,7 +11,7 @@ use crate::entry::{
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::{HintUsed, MarkContext};
 use crate::pool_key::PoolKey;
-use crate::registry::{Lease, Registry, Turn};
+use crate::registry::{Lease, Registry};
 use crate::response::Response;
 use crate::secret::Secret;
 use crate::select::{clear_expired, has_candidate, next_cooling_end, pick};
@@ -38,6 +38,7 @@ pub struct Report {
 /// On the wire an object whose `type` names the variant (`refreshed`, `failed`,
 /// `adopted`), unknown fields refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RefreshOutcome {
     /// The provider issued a new pair.
     Refreshed {
@@ -62,7 +63,7 @@ pub enum RefreshOutcome {
 }
 
 /// The field rules of [`RefreshOutcome`] on the wire, read without serde's `Content` buffer
-/// (see `crate::wire::Tagged`; errors as serde's internally tagged derive gives them).
+/// (see `crate::codec::Tagged`; errors as serde's internally tagged derive gives them).
 #[derive(Deserialize)]
 #[serde(
     remote = "RefreshOutcome",
@@ -71,9 +72,9 @@ pub enum RefreshOutcome {
 )]
 enum RefreshOutcomeDef {
     Refreshed {
-        #[serde(deserialize_with = "crate::wire::de_secret_required")]
+        #[serde(deserialize_with = "crate::codec::de_secret_required")]
         access_token: Secret,
-        #[serde(default, deserialize_with = "crate::wire::de_secret")]
+        #[serde(default, deserialize_with = "crate::codec::de_secret")]
         refresh_token: Option<Secret>,
         #[serde(default)]
         expires_at: Option<Millis>,
@@ -94,7 +95,7 @@ impl<'de> Deserialize<'de> for RefreshOutcome {
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
-        crate::wire::Tagged::split(value, "internally tagged enum RefreshOutcome", true)
+        crate::codec::Tagged::split(value, "internally tagged enum RefreshOutcome", true)
             .and_then(|tagged| RefreshOutcomeDef::deserialize(&tagged))
             .map_err(serde::de::Error::custom)
     }
@@ -127,16 +128,16 @@ pub struct TickReport {
 }
 
 /// Which lease and entry an outcome is about.
-struct Subject {
-    pool: PoolKey,
-    entry_id: EntryId,
-    lease_id: LeaseId,
-    model: Option<String>,
+pub(crate) struct Subject {
+    pub(crate) pool: PoolKey,
+    pub(crate) entry_id: EntryId,
+    pub(crate) lease_id: LeaseId,
+    pub(crate) model: Option<String>,
     /// HTTP status of the reported response, when there was one.
-    status: Option<u16>,
+    pub(crate) status: Option<u16>,
     /// Whether a rotation may hand out another entry (false when a call ends on this
     /// outcome: its bytes already reached the caller).
-    follow_up: bool,
+    pub(crate) follow_up: bool,
 }
 
 impl Registry {
@@ -178,14 +179,14 @@ impl Registry {
             )));
         }
         self.check_not_driven(lease_id)?;
-        self.leases.remove(&lease_id);
+        self.settle_lease(&lease_id);
         Ok(())
     }
 
     /// Refuses a raw input on a lease a call opened, unless that call is applying it: the
     /// call's budgets cannot be bypassed.
     fn check_not_driven(&self, lease_id: LeaseId) -> Result<()> {
-        match self.leases.get(&lease_id).and_then(|l| l.call) {
+        match self.open_lease_ref(&lease_id).and_then(|l| l.call) {
             Some(call) if self.current_call != Some(call) => Err(Error::invalid_input(format!(
                 "lease {} belongs to call {}: report it with call_report",
                 lease_id.0, call.0
@@ -202,7 +203,7 @@ impl Registry {
     pub fn refresh_result(&mut self, now: Millis, result: &RefreshResult) -> Result<Decision> {
         let driven = result
             .lease_id
-            .and_then(|id| self.leases.get(&id))
+            .and_then(|id| self.open_lease_ref(&id))
             .and_then(|lease| lease.call)
             .filter(|_| self.current_call.is_none());
         if let Some(call) = driven {
@@ -251,7 +252,7 @@ impl Registry {
                             ..StatusRecord::default()
                         };
                     })?;
-                self.changed = true;
+                self.mark_changed();
                 Ok(self.use_again(&subject, Reason::Refreshed))
             }
             RefreshOutcome::Adopted => Ok(self.use_again(&subject, Reason::Adopted)),
@@ -296,48 +297,23 @@ impl Registry {
         Ok(entry.token.generation == generation)
     }
 
-    /// Starts a new agent turn: per-turn counters reset; a pool on its fallback chain is
-    /// restored once it has a usable entry again. Returns the restored pools.
-    pub fn begin_turn(&mut self, now: Millis, key: Option<&PoolKey>) -> Result<Vec<PoolKey>> {
-        let now = self.clock(now);
-        if let Some(key) = key {
-            self.pool(key)?;
-        }
-        let mut restored = Vec::new();
-        for pool in self
-            .pools
-            .values_mut()
-            .filter(|p| key.is_none_or(|k| &p.key == k))
-        {
-            let fallback = pool.turn.fallback.take();
-            pool.turn = Turn::default();
-            if let Some(active) = fallback {
-                let back = pick(pool, now, None, None, &mut self.rng).is_some();
-                if back {
-                    restored.push(pool.key.clone());
-                } else {
-                    pool.turn.fallback = Some(active);
-                }
-            }
-        }
-        Ok(restored)
-    }
-
     /// Clears cooldowns that ran out; extra calls are harmless.
     pub fn tick(&mut self, now: Millis) -> TickReport {
         let now = self.clock(now);
         let mut report = TickReport::default();
+        let mut changed = false;
         for pool in self.pools.values_mut() {
             let mut expired: Vec<EntryId> = pool.index().expired(now).cloned().collect();
             expired.sort_unstable();
-            if clear_expired(pool, now) {
-                self.changed = true;
-            }
+            changed |= clear_expired(pool, now);
             report
                 .recovered
                 .extend(expired.into_iter().map(|id| (pool.key.clone(), id)));
             let pending = next_cooling_end(pool, now, None);
             report.next_wakeup = report.next_wakeup.into_iter().chain(pending).min();
+        }
+        if changed {
+            self.mark_changed();
         }
         report
     }
@@ -375,11 +351,7 @@ impl Registry {
             }
             (None, Some(entry_id)) => {
                 pool.entry(entry_id)?;
-                let lease_id = self
-                    .leases
-                    .iter()
-                    .find(|(_, l)| &l.pool == key && &l.entry_id == entry_id)
-                    .map_or(LeaseId(0), |(id, _)| *id);
+                let lease_id = self.lease_on(key, entry_id).unwrap_or(LeaseId(0));
                 Ok(Subject {
                     pool: key.clone(),
                     entry_id: entry_id.clone(),
@@ -413,15 +385,15 @@ impl Registry {
                 if entry.status.streak > 0 && entry.effective_status() == Status::Ok {
                     self.pool_mut(&subject.pool)?
                         .update_entry(&subject.entry_id, |entry| entry.status.streak = 0)?;
-                    self.changed = true;
+                    self.mark_changed();
                 }
                 let pool = self.pool_mut(&subject.pool)?;
                 pool.turn.retried_rate_limit.remove(&subject.entry_id);
-                self.leases.remove(&subject.lease_id);
+                self.settle_lease(&subject.lease_id);
                 Ok(Decision::Done)
             }
             OutcomeClass::ClientError => {
-                self.leases.remove(&subject.lease_id);
+                self.settle_lease(&subject.lease_id);
                 Ok(Decision::Fail {
                     reason: class.into(),
                     status,
@@ -607,7 +579,7 @@ impl Registry {
                 entry.status = record;
             })?;
         }
-        self.changed = true;
+        self.mark_changed();
         Ok(hint)
     }
 
@@ -628,7 +600,7 @@ impl Registry {
                 };
             });
         }
-        self.changed = true;
+        self.mark_changed();
     }
 
     /// Settles the failed lease and hands out another entry, or falls back / waits / fails.
@@ -639,7 +611,7 @@ impl Registry {
         reason: Reason,
         hint: Option<HintUsed>,
     ) -> Decision {
-        self.leases.remove(&subject.lease_id);
+        self.settle_lease(&subject.lease_id);
         if !subject.follow_up {
             return Decision::Fail {
                 reason,
@@ -673,7 +645,7 @@ impl Registry {
         };
         // `pick` returned an entry of this pool.
         let _ = pool.count_selection(&next, &writer);
-        self.changed = true;
+        self.mark_changed();
         let lease_id = self.open_lease(Lease {
             pool: subject.pool.clone(),
             entry_id: next.clone(),
@@ -689,29 +661,6 @@ impl Registry {
         }
     }
 
-    /// Leaves the pool for this turn: fallback when the chain has a step, else wait or fail.
-    fn give_up(
-        &mut self,
-        now: Millis,
-        subject: &Subject,
-        reason: Reason,
-        status: Option<u16>,
-    ) -> Decision {
-        self.leases.remove(&subject.lease_id);
-        let model = subject.model.clone();
-        if self.has_fallback_step(&subject.pool) {
-            return self.no_entry_decision(now, &subject.pool, model.as_deref(), reason);
-        }
-        Decision::Fail { reason, status }
-    }
-
-    fn has_fallback_step(&self, key: &PoolKey) -> bool {
-        self.pools.get(key).is_some_and(|p| {
-            let step = p.turn.fallback.map_or(0, |f| f.step + 1);
-            step < p.config.fallback.len()
-        })
-    }
-
     /// `use` the same entry again after a refresh or adoption.
     fn use_again(&mut self, subject: &Subject, reason: Reason) -> Decision {
         Decision::Use {
@@ -724,7 +673,7 @@ impl Registry {
 
     /// The subject's lease, opening one when the report came by entry id.
     fn ensure_lease(&mut self, subject: &Subject) -> LeaseId {
-        if self.leases.contains_key(&subject.lease_id) {
+        if self.is_open_lease(&subject.lease_id) {
             return subject.lease_id;
         }
         self.open_lease(Lease {

@@ -11,6 +11,7 @@ use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 /// A named starting point for a [`Policy`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Preset {
     /// The documented Hermes agent behaviour (default).
     #[default]

@@ -11,14 +11,15 @@ use serde_json::{Map, Value};
 
 use crate::call::{Call, CallId};
 use crate::counts::Counts;
-use crate::decision::{FallbackTarget, LeaseId, Reason};
+use crate::decision::{FallbackTarget, LeaseId};
 use crate::entry::{
     AuthType, Entry, EntryId, Meta, Status, StatusRecord, Token, is_borrowed_source,
     validate_extra, validate_name, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
+use crate::fallback::{ActiveFallback, validate_fallback};
 use crate::index::{Index, Snapshot};
-use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_FALLBACK_STEPS, MAX_POOLS};
+use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::rng::Rng;
@@ -29,6 +30,7 @@ use crate::time::Millis;
 /// How a pool picks among its available entries.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Strategy {
     /// Lowest priority available (default).
     #[default]
@@ -74,14 +76,6 @@ pub(crate) struct Turn {
     pub(crate) same_retries: u32,
     /// The fallback step in force, if the pool fell back.
     pub(crate) fallback: Option<ActiveFallback>,
-}
-
-/// A pool's position on its fallback chain.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ActiveFallback {
-    pub(crate) step: usize,
-    pub(crate) reason: Reason,
-    pub(crate) back_at: Option<Millis>,
 }
 
 /// One pool: entries for one provider or custom endpoint.
@@ -358,10 +352,10 @@ pub struct NewEntry {
     #[serde(default)]
     pub source: Option<String>,
     /// The API key or access token.
-    #[serde(default, deserialize_with = "crate::wire::de_secret")]
+    #[serde(default, deserialize_with = "crate::codec::de_secret")]
     pub access_token: Option<Secret>,
     /// The OAuth refresh token.
-    #[serde(default, deserialize_with = "crate::wire::de_secret")]
+    #[serde(default, deserialize_with = "crate::codec::de_secret")]
     pub refresh_token: Option<Secret>,
     /// When the access token expires (epoch ms).
     #[serde(default)]
@@ -390,9 +384,10 @@ pub struct Registry {
     pub(crate) pools: BTreeMap<PoolKey, Pool>,
     pub(crate) rng: Rng,
     pub(crate) last_now: Millis,
-    pub(crate) next_lease: u64,
-    pub(crate) leases: BTreeMap<LeaseId, Lease>,
-    pub(crate) changed: bool,
+    next_lease: u64,
+    leases: BTreeMap<LeaseId, Lease>,
+    /// Whether persisted state changed since the last `take_changed`.
+    changed: bool,
     pub(crate) next_call: u64,
     pub(crate) calls: BTreeMap<CallId, Call>,
     /// The call whose input is being applied (its turn is lent to the pool meanwhile).
@@ -448,6 +443,34 @@ impl Registry {
     /// Whether persisted state changed since the last call, clearing the flag.
     pub fn take_changed(&mut self) -> bool {
         std::mem::take(&mut self.changed)
+    }
+
+    /// Notes that persisted state changed (hosts then write it).
+    pub(crate) fn mark_changed(&mut self) {
+        self.changed = true;
+    }
+
+    /// Settles (closes) the lease `id`, returning it if it was open.
+    pub(crate) fn settle_lease(&mut self, id: &LeaseId) -> Option<Lease> {
+        self.leases.remove(id)
+    }
+
+    /// The open lease `id`, if any.
+    pub(crate) fn open_lease_ref(&self, id: &LeaseId) -> Option<&Lease> {
+        self.leases.get(id)
+    }
+
+    /// Whether the lease `id` is open.
+    pub(crate) fn is_open_lease(&self, id: &LeaseId) -> bool {
+        self.leases.contains_key(id)
+    }
+
+    /// An open lease of `pool` on `entry`, if any.
+    pub(crate) fn lease_on(&self, pool: &PoolKey, entry: &EntryId) -> Option<LeaseId> {
+        self.leases
+            .iter()
+            .find(|(_, l)| &l.pool == pool && &l.entry_id == entry)
+            .map(|(id, _)| *id)
     }
 
     /// Creates `key` if missing and applies the given configuration fields.
@@ -713,20 +736,6 @@ pub struct Credential {
     pub base_url: Option<String>,
     /// Token generation.
     pub generation: u64,
-}
-
-/// A fallback chain within [`MAX_FALLBACK_STEPS`].
-pub(crate) fn validate_fallback(targets: &[FallbackTarget]) -> Result<()> {
-    if targets.len() > MAX_FALLBACK_STEPS {
-        return Err(Error::new(
-            ErrorCode::TooLarge,
-            format!(
-                "a fallback chain of {} steps is longer than {MAX_FALLBACK_STEPS}",
-                targets.len()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 fn default_label(source: &str, ordinal: usize) -> String {

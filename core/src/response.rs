@@ -33,6 +33,7 @@ pub struct Response {
 /// text that itself parses as a JSON object is treated as that object.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
+#[non_exhaustive]
 pub enum Body {
     /// Raw text (possibly JSON the host did not parse).
     Text(String),

@@ -167,7 +167,7 @@ pub struct CustomProvider {
     /// Endpoint.
     pub base_url: String,
     /// The key itself.
-    #[serde(default, deserialize_with = "crate::wire::de_secret")]
+    #[serde(default, deserialize_with = "crate::codec::de_secret")]
     pub api_key: Option<Secret>,
     /// Or the env var holding the key.
     #[serde(default)]
@@ -246,7 +246,7 @@ impl Registry {
                 }
             })?;
             if updated {
-                self.changed = true;
+                self.mark_changed();
                 report.updated.push(SeededEntry {
                     pool: offer.pool,
                     entry_id: id,

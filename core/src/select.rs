@@ -5,8 +5,9 @@ use serde::Deserialize;
 use crate::decision::{Decision, Reason};
 use crate::entry::{Availability, Entry, EntryId, StatusRecord, validate_name};
 use crate::error::{Error, Result};
+use crate::fallback::fallback_decision;
 use crate::pool_key::PoolKey;
-use crate::registry::{ActiveFallback, Cursor, Lease, Pool, Registry, Strategy};
+use crate::registry::{Cursor, Lease, Pool, Registry, Strategy};
 use crate::time::Millis;
 
 /// What the host asks for.
@@ -58,7 +59,9 @@ impl Registry {
             None => pick(pool, now, model, None, &mut self.rng),
         };
         let Some(id) = chosen else {
-            self.changed |= changed;
+            if changed {
+                self.mark_changed();
+            }
             return Ok(self.no_entry_decision(now, &request.pool, model, Reason::AllCoolingDown));
         };
         let pool = self.pool_mut(&request.pool)?;
@@ -82,7 +85,9 @@ impl Registry {
         if let Some(session) = &request.session {
             pool.sessions.insert(session.clone(), id.clone());
         }
-        self.changed |= changed;
+        if changed {
+            self.mark_changed();
+        }
         let lease_id = self.open_lease(Lease {
             pool: request.pool.clone(),
             entry_id: id.clone(),
@@ -106,60 +111,6 @@ impl Registry {
             }
         })
     }
-
-    /// The decision when no entry of `key` can serve: fallback, wait or fail.
-    pub(crate) fn no_entry_decision(
-        &mut self,
-        now: Millis,
-        key: &PoolKey,
-        model: Option<&str>,
-        reason: Reason,
-    ) -> Decision {
-        let Some(pool) = self.pools.get_mut(key) else {
-            return Decision::Fail {
-                reason: Reason::NoUsableEntry,
-                status: None,
-            };
-        };
-        let back_at = next_available_at(pool, now, model);
-        let step = pool.turn.fallback.map_or(0, |f| f.step + 1);
-        if step < pool.config.fallback.len() {
-            let active = ActiveFallback {
-                step,
-                reason,
-                back_at,
-            };
-            pool.turn.fallback = Some(active);
-            if let Some(decision) = fallback_decision(pool, active) {
-                return decision;
-            }
-        }
-        match back_at {
-            Some(until) => Decision::Wait {
-                until,
-                reason,
-                hint: None,
-            },
-            None => Decision::Fail {
-                reason: if reason == Reason::AllCoolingDown {
-                    Reason::NoUsableEntry
-                } else {
-                    reason
-                },
-                status: None,
-            },
-        }
-    }
-}
-
-fn fallback_decision(pool: &Pool, active: ActiveFallback) -> Option<Decision> {
-    let target = pool.config.fallback.get(active.step)?;
-    Some(Decision::Fallback {
-        pool: target.pool.clone(),
-        model: target.model.clone(),
-        reason: active.reason,
-        primary_back_at: active.back_at,
-    })
 }
 
 /// Clears every exhausted status whose cooldown has run out; true when one was cleared.

@@ -9,19 +9,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::classify::OutcomeClass;
+use crate::codec::{de_secret, sanitize_serde_error, ser_secret};
 use crate::decision::FallbackTarget;
 use crate::entry::{
     AuthType, Entry, EntryId, LastError, Meta, ModelCooldown, Status, StatusRecord, Token,
     validate_extra, validate_name,
 };
 use crate::error::{Error, ErrorCode, Result};
+use crate::fallback::validate_fallback;
 use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
-use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy, validate_fallback};
+use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy};
 use crate::secret::{Fingerprint, Secret};
 use crate::time::Millis;
-use crate::wire::{de_secret, sanitize_serde_error, ser_secret};
 
 /// The `format` marker of a credpool state document.
 pub const FORMAT: &str = "credpool";

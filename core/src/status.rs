@@ -14,6 +14,7 @@ use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 /// The health of an entry, in words a person acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Health {
     /// Usable now.
     Available,

@@ -1,7 +1,7 @@
 //! Hermes migration: `import_hermes` / `export_hermes` against hand-written `auth.json`
 //! fixtures in `tests/hermes/` (see the normalisation rules in `core/src/hermes.rs`).
 
-use credpool_core::state::StateDoc;
+use credpool_core::StateDoc;
 use credpool_core::{
     AcquireRequest, Decision, EntryId, ErrorCode, Millis, NewEntry, Options, PoolKey, Registry,
     Report, Response, Secret, Status, export_hermes, import_hermes,
@@ -374,7 +374,7 @@ fn registry_state_exports_and_imports_back() {
         assert_eq!(a.failure_class, b.failure_class);
         assert_eq!(a.status_cleared_at, b.status_cleared_at);
         assert_eq!(a.extra, b.extra);
-        let total = |d: &credpool_core::state::EntryDoc| d.request_counts.values().sum::<u64>();
+        let total = |d: &credpool_core::EntryDoc| d.request_counts.values().sum::<u64>();
         assert_eq!(total(a), total(b));
         if a.status != Status::Ok {
             assert_eq!(a.status_at, b.status_at);

@@ -127,7 +127,8 @@ impl Model {
                 .iter()
                 .min_by_key(|e| (e.count, e.priority, e.id))
                 .map(|e| e.id),
-            Selection::Random => None,
+            // Random (and any strategy this model does not know): not modelled.
+            _ => None,
         })
     }
 

@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use credpool_core::rng::Rng;
-use credpool_core::time::SECOND;
+use credpool_core::Rng;
+use credpool_core::SECOND;
 use credpool_core::{
     AcquireRequest, Credential, Decision, EntryId, Error, Input, LeaseId, Millis, Policy, PoolKey,
     RefreshOutcome, RefreshResult, Registry, Report, Response, Status, Strategy,
@@ -662,6 +662,10 @@ impl Sim<'_> {
                 task.phase = Phase::Acquire;
                 Ok(false)
             }
+            other => Err(Error::new(
+                credpool_core::ErrorCode::Internal,
+                format!("unknown decision {other:?}"),
+            )),
         }
     }
 

@@ -5,10 +5,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use credpool_core::time::{DAY, MINUTE, SECOND};
 use credpool_core::{
     AuthType, Body, Headers, Millis, NewEntry, PoolKey, RefreshOutcome, Response, Secret,
 };
+use credpool_core::{DAY, MINUTE, SECOND};
 
 use crate::scenario::{Flavor, HintStyle, KeySpec, Outage, Scenario};
 

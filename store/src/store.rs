@@ -542,7 +542,7 @@ impl StorePool<'_> {
     }
 
     /// Status of this pool for humans.
-    pub fn status(&mut self, now: Millis) -> Result<credpool_core::status::PoolStatus> {
+    pub fn status(&mut self, now: Millis) -> Result<credpool_core::PoolStatus> {
         self.store.reload()?;
         let mut pools = self.store.registry().status(now, Some(&self.key))?;
         pools.pop().ok_or_else(|| {

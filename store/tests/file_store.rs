@@ -438,3 +438,99 @@ fn a_pool_view_persists_like_the_store() {
     );
     assert_eq!(use_other["entry_id"], "b");
 }
+
+/// A call over two stores sharing one file: both calls are told to refresh the same
+/// expiring OAuth token; the first refreshes it through the single-flight protocol, the
+/// second's protocol finds it rotated and adopts it (`call_resume` then sends with it), so
+/// the refresh token is used once.
+#[test]
+fn calls_on_two_stores_refresh_once_and_adopt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.json");
+    let mut a = open(&path, "wa");
+    run(
+        &mut a,
+        0,
+        json!({"type": "add_entry", "pool": "anthropic", "entry": {"id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0", "expires_at": 1000}}),
+    );
+    let mut b = open(&path, "wb");
+    let pool = PoolKey::parse("anthropic").unwrap();
+    let id = EntryId::parse("o").unwrap();
+    let start = json!({"type": "call_start", "pool": "anthropic"});
+    let ra = run(&mut a, 2_000, start.clone());
+    let rb = run(&mut b, 2_000, start);
+    for action in [&ra, &rb] {
+        assert_eq!(action["type"], "refresh", "{action}");
+        assert_eq!(action["reason"], "token_expiring");
+        assert_eq!(action["generation"], 0);
+    }
+    let lease = |action: &Value| Some(credpool_core::LeaseId(action["lease_id"].as_u64().unwrap()));
+    // A refreshes under the lock.
+    let RefreshStart::Needed(ticket) = a
+        .begin_refresh(Millis(2_100), &pool, &id, 0, lease(&ra))
+        .unwrap()
+    else {
+        panic!("a's refresh is needed")
+    };
+    assert_eq!(
+        ticket
+            .credential()
+            .refresh_token
+            .as_ref()
+            .map(Secret::expose),
+        Some("rt-0")
+    );
+    let outcome = RefreshOutcome::Refreshed {
+        access_token: Secret::new("at-1"),
+        refresh_token: Some(Secret::new("rt-1")),
+        expires_at: Some(Millis(10_000_000)),
+    };
+    let recorded = a.finish_refresh(Millis(2_200), ticket, outcome).unwrap();
+    assert!(matches!(
+        recorded,
+        Decision::Use {
+            reason: Some(Reason::Refreshed),
+            ..
+        }
+    ));
+    let sa = run(
+        &mut a,
+        2_300,
+        json!({"type": "call_resume", "call_id": ra["call_id"]}),
+    );
+    assert_eq!(sa["type"], "send");
+    assert_eq!(sa["access_token"], "at-1");
+    assert_eq!(sa["reason"], "refreshed");
+    // B's protocol finds the token rotated: adopted, never refreshed again.
+    match b
+        .begin_refresh(Millis(2_400), &pool, &id, 0, lease(&rb))
+        .unwrap()
+    {
+        RefreshStart::Adopted(decision) => {
+            assert!(matches!(
+                decision,
+                Decision::Use {
+                    reason: Some(Reason::Adopted),
+                    ..
+                }
+            ));
+        }
+        RefreshStart::Needed(_) => panic!("b would replay the rotated refresh token"),
+    }
+    let sb = run(
+        &mut b,
+        2_500,
+        json!({"type": "call_resume", "call_id": rb["call_id"]}),
+    );
+    assert_eq!(sb["type"], "send", "{sb}");
+    assert_eq!(sb["access_token"], "at-1");
+    assert_eq!(sb["reason"], "adopted");
+    for (store, action) in [(&mut a, &ra), (&mut b, &rb)] {
+        let done = run(
+            store,
+            2_600,
+            json!({"type": "call_report", "call_id": action["call_id"], "response": {"status": 200}}),
+        );
+        assert_eq!(done["type"], "done");
+    }
+}

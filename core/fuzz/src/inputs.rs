@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::{Arbitrary, Unstructured};
 use credpool_core::{
-    AcquireRequest, AuthType, Availability, Decision, Entry, EntryId, FallbackTarget, Input,
-    LeaseId, Millis, NewEntry, Options, OutputBody, Policy, PoolKey, Preset, Reason,
-    RefreshOutcome, RefreshResult, Registry, Reply, Report, Response, Secret, StateDoc, Status,
-    Strategy,
+    AcquireRequest, Action, AuthType, Availability, CallId, CallReport, CallStart, Decision, Entry,
+    EntryId, FallbackTarget, Input, LeaseId, Millis, NewEntry, Options, OutputBody, Policy,
+    PoolKey, Preset, Reason, RefreshOutcome, RefreshResult, Registry, Reply, Report, Response,
+    Secret, StateDoc, Status, Strategy,
 };
 use serde_json::Value;
 
@@ -162,11 +162,25 @@ pub enum Op {
     Back(u8),
     /// The clock steps backwards by seconds.
     BackSeconds(u16),
+    /// A whole call through the driver: each `send` answered by the next response (a 200
+    /// once they run out), sleeps slept on the clock, refreshes answered by `refreshed`.
+    Call {
+        /// Pool index.
+        pool: u8,
+        /// Model index.
+        model: Option<u8>,
+        /// The provider's answers, in order.
+        responses: Vec<Response>,
+        /// `max_sends`, when set.
+        max_sends: Option<u8>,
+        /// The send whose failure comes after bytes reached the caller, if any.
+        delivered_at: Option<u8>,
+    },
 }
 
 impl<'a> Arbitrary<'a> for Op {
     fn arbitrary(u: &mut Unstructured<'a>) -> arbitrary::Result<Self> {
-        Ok(match u.int_in_range(0..=24u8)? {
+        Ok(match u.int_in_range(0..=25u8)? {
             0 => Self::Configure {
                 pool: u.arbitrary()?,
                 strategy: u.int_in_range(0..=5)?,
@@ -246,8 +260,34 @@ impl<'a> Arbitrary<'a> for Op {
             21 => Self::Advance(u.arbitrary()?),
             22 => Self::Jump(u.int_in_range(0..=48)?),
             23 => Self::Back(u.int_in_range(0..=48)?),
-            _ => Self::BackSeconds(u.arbitrary()?),
+            24 => Self::BackSeconds(u.arbitrary()?),
+            _ => {
+                let count = u.int_in_range(0..=6u8)?;
+                let mut responses = Vec::new();
+                for _ in 0..count {
+                    responses.push(generate::response(u, &MODELS)?);
+                }
+                Self::Call {
+                    pool: u.arbitrary()?,
+                    model: u.arbitrary()?,
+                    responses,
+                    max_sends: u.arbitrary()?,
+                    delivered_at: u.arbitrary()?,
+                }
+            }
         })
+    }
+}
+
+/// The call an action belongs to.
+fn call_id(action: &Action) -> Option<CallId> {
+    match action {
+        Action::Send { call_id, .. }
+        | Action::Sleep { call_id, .. }
+        | Action::Refresh { call_id, .. }
+        | Action::Done { call_id, .. }
+        | Action::GiveUp { call_id, .. } => Some(*call_id),
+        _ => None,
     }
 }
 
@@ -294,7 +334,7 @@ fn blocked_until(entry: &Entry) -> u64 {
     match entry.effective_status() {
         Status::Dead => u64::MAX,
         Status::Exhausted => entry.status.until.unwrap_or(entry.status.at).0,
-        Status::Ok => 0,
+        _ => 0,
     }
 }
 
@@ -401,7 +441,7 @@ impl Driver {
             Decision::Fallback { .. } => {
                 self.in_fallback.insert(pool.clone());
             }
-            Decision::Wait { .. } | Decision::Fail { .. } | Decision::Done => {}
+            _ => {}
         }
         if self.leases.len() > 64 {
             self.leases.remove(0);
@@ -679,6 +719,25 @@ impl Driver {
                     Err(_) => failed = true,
                 }
             }
+            Op::Call {
+                pool,
+                model,
+                responses,
+                max_sends,
+                delivered_at,
+            } => {
+                may_shorten = true;
+                let start = CallStart {
+                    pool: pool_key(*pool),
+                    model: model.map(|m| pick(&MODELS, m).to_owned()),
+                    session: None,
+                    max_sends: max_sends.map(u32::from),
+                    max_wait_ms: None,
+                    max_total_wait_ms: None,
+                    max_hops: None,
+                };
+                failed = self.call(&start, responses, *delivered_at);
+            }
             Op::SyncSelf => {
                 let doc = serde_json::to_value(self.export()).expect("state serialises");
                 let output = self
@@ -719,6 +778,66 @@ impl Driver {
         if let Err(drift) = self.registry.check_indexes() {
             panic!("the selection indexes drifted after {op:?}: {drift}");
         }
+    }
+
+    /// Runs one call to its end; true when an input failed. Checks that the call ends, and
+    /// within its send budget.
+    fn call(
+        &mut self,
+        start: &CallStart,
+        responses: &[Response],
+        delivered_at: Option<u8>,
+    ) -> bool {
+        let Ok(mut action) = self.registry.start_call(Millis(self.now), start) else {
+            return true;
+        };
+        let (mut sends, mut answers) = (0_u32, responses.iter());
+        for _ in 0..256 {
+            let now = Millis(self.now);
+            let next = match action {
+                Action::Send { call_id, .. } => {
+                    sends += 1;
+                    if let Some(max) = start.max_sends {
+                        assert!(sends <= max, "a call sent {sends} times, max_sends {max}");
+                    }
+                    let delivered = delivered_at.is_some_and(|d| u32::from(d) + 1 == sends);
+                    let response = answers.next().cloned().unwrap_or(Response {
+                        status: Some(200),
+                        ..Response::default()
+                    });
+                    let report = CallReport {
+                        call_id,
+                        response,
+                        delivered,
+                    };
+                    self.registry.call_report(now, &report)
+                }
+                Action::Sleep { call_id, until, .. } => {
+                    self.now = self.now.max(until.0);
+                    self.clock = self.clock.max(self.now);
+                    self.registry.call_resume(Millis(self.now), call_id)
+                }
+                Action::Refresh { call_id, .. } => {
+                    let outcome = RefreshOutcome::Refreshed {
+                        access_token: self.new_secret("at"),
+                        refresh_token: None,
+                        expires_at: Some(now.plus(HOUR)),
+                    };
+                    self.registry.call_refreshed(now, call_id, &outcome)
+                }
+                _ => return false,
+            };
+            match next {
+                Ok(next) => action = next,
+                Err(_) => {
+                    if let Some(id) = call_id(&action) {
+                        let _ = self.registry.cancel_call(id);
+                    }
+                    return true;
+                }
+            }
+        }
+        panic!("a call did not end within 256 actions (last: {action:?})");
     }
 
     fn report(&mut self, report: &Report, model: Option<&str>, failed: &mut bool) {

@@ -89,6 +89,7 @@ use crate::time::Millis;
 /// What kind of outcome a response is, as far as credential rotation cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum OutcomeClass {
     /// 2xx/3xx: the credential worked.
     Success,
@@ -123,6 +124,7 @@ pub enum OutcomeClass {
 /// Where a reset hint came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum HintSource {
     /// `Retry-After` header (delta-seconds or HTTP-date).
     RetryAfter,
