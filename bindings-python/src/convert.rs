@@ -112,13 +112,16 @@ fn value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, String> {
             put(&key, &item)?;
         }
     } else {
-        let name = obj
-            .get_type()
-            .name()
-            .map_or_else(|_| "?".into(), |n| n.to_string());
-        return Err(format!("a value of type {name}"));
+        return Err(format!("a value of type {}", type_name(obj)));
     }
     Ok(Value::Object(map))
+}
+
+/// `obj`'s type name (never its value).
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map_or_else(|_| "?".into(), |n| n.to_string())
 }
 
 /// An argument read straight into core's wire type, raising core's own error (code and
@@ -138,24 +141,18 @@ impl FromPyObject<'_> for Arg<EntryId> {
     }
 }
 
-impl FromPyObject<'_> for Arg<Headers> {
-    fn extract_bound(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        serde_arg(obj).map(Self)
-    }
-}
+/// Core's wire types read from [`Json`] by their own serde reader, whose errors never
+/// quote the value (so they read as core's wire reader would say them).
+trait SerdeArg: DeserializeOwned {}
+impl SerdeArg for Headers {}
+impl SerdeArg for Body {}
 
-impl FromPyObject<'_> for Arg<Body> {
+impl<T: SerdeArg> FromPyObject<'_> for Arg<T> {
     fn extract_bound(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        serde_arg(obj).map(Self)
+        let Json(value) = obj.extract()?;
+        let invalid = |e| errors::make(obj.py(), "invalid_input", &format!("invalid input: {e}"));
+        T::deserialize(value).map(Self).map_err(invalid)
     }
-}
-
-/// A [`Json`] value read by `T`'s own serde reader (for types whose errors never quote
-/// the value, as core's wire reader would say it).
-fn serde_arg<T: DeserializeOwned>(obj: &Bound<'_, PyAny>) -> PyResult<T> {
-    let Json(value) = obj.extract()?;
-    T::deserialize(value)
-        .map_err(|e| errors::make(obj.py(), "invalid_input", &format!("invalid input: {e}")))
 }
 
 /// Core's output (any serde value) as Python objects: dicts, lists, `str`, `int`, `float`,
@@ -182,10 +179,7 @@ impl FromPyObject<'_> for Clock {
         let got = match obj.extract::<i128>() {
             Ok(n) if int => n.to_string(),
             _ if int => "an out-of-range integer".to_owned(),
-            _ => obj
-                .get_type()
-                .name()
-                .map_or_else(|_| "?".to_owned(), |n| n.to_string()),
+            _ => type_name(obj),
         };
         let message = format!("now must be an integer of epoch ms in 0..=2^53, got {got}");
         Err(errors::make(obj.py(), "invalid_clock", &message))

@@ -30,18 +30,6 @@ use crate::errors::{self, check, guarded};
 use crate::methods::{self, wire};
 use crate::{Out, Wire, registry_options};
 
-/// Why a refresh failed, carried out of its GIL-free section.
-enum Failure {
-    Core(Error),
-    Py(PyErr),
-}
-
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Self::Core(e)
-    }
-}
-
 /// A credential registry persisted in one JSON file that any number of processes share,
 /// or in Redis (a `redis://` location) shared by processes on many machines.
 ///
@@ -283,18 +271,19 @@ impl FileStore {
             ));
         }
         let refresh_fn = refresh_fn.clone().unbind();
-        let decision = guarded(|| {
+        // Core's errors, or (inside) what `refresh_fn` raised, out of the GIL-free section.
+        let decision: credpool_core::Result<PyResult<_>> = guarded(|| {
             py.allow_threads(|| {
                 let (key, id) = (PoolKey::parse(&pool)?, EntryId::parse(&entry_id)?);
                 let mut store = self.lock()?;
                 let lease_id = lease_id.map(LeaseId);
                 let ticket = match store.begin_refresh(start, &key, &id, generation, lease_id)? {
-                    RefreshStart::Adopted(decision) => return Ok(decision),
+                    RefreshStart::Adopted(decision) => return Ok(Ok(decision)),
                     RefreshStart::Needed(ticket) => ticket,
                 };
                 // Right before the refresh token is used: the lock must still be held.
                 let ticket = match store.confirm_refresh(start, ticket)? {
-                    RefreshStart::Adopted(decision) => return Ok(decision),
+                    RefreshStart::Adopted(decision) => return Ok(Ok(decision)),
                     RefreshStart::Needed(ticket) => ticket,
                 };
                 // The host's refresh runs with the GIL held, under both locks.
@@ -309,15 +298,13 @@ impl FileStore {
                     *owner = None;
                 }
                 // On an error, dropping the ticket releases the lock: nothing changed.
-                let (outcome, finish) = called.map_err(Failure::Py)?;
-                Ok(store.finish_refresh(finish, ticket, outcome)?)
+                match called {
+                    Ok((outcome, finish)) => Ok(Ok(store.finish_refresh(finish, ticket, outcome)?)),
+                    Err(raised) => Ok(Err(raised)),
+                }
             })
         });
-        let decision = decision.map_err(|failure| match failure {
-            Failure::Core(e) => errors::from_core(py, &e),
-            Failure::Py(e) => e,
-        })?;
-        to_py(py, &decision)
+        to_py(py, &check(py, decision)??)
     }
 
     /// This store bound to one pool: a `credpool.StorePool` (a `CredentialPool` whose
