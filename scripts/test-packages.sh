@@ -90,4 +90,4 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/pip" install -q --disable-pip-version-check --no-index "$wheel"
 scripts/readme-example.py python >"$work/example.py"
 out=$(cd "$work" && "$work/venv/bin/python" example.py)
-expect "README Python example (installed wheel)" "first -> use second" "$out"
+expect "README Python example (installed wheel)" "second -> done" "$out"

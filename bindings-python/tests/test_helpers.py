@@ -236,7 +236,7 @@ def test_builtins_dicts_and_unrelated():
         assert response_info(unrelated) is None
 
 
-# ----------------------------------------------------------------------------- decisions
+# ----------------------------------------------------------------------------- lease()
 
 
 def test_openai_402_rotates_to_the_other_key():
@@ -247,33 +247,34 @@ def test_openai_402_rotates_to_the_other_key():
     with pytest.raises(openai.APIStatusError) as e:
         with pool.lease(model="gpt-4o") as lease:
             assert (lease.entry_id, lease.lease_id, lease.access_token) == ("a", 1, "sk-test-a")
+            assert lease.auth_type == "api_key" and lease.model == "gpt-4o" and lease.reason is None
             clock.now = 2000
             raise error
     assert e.value.status_code == 402  # the exception propagated after being reported
-    assert lease.decision["type"] == "use" and lease.decision["entry_id"] == "b"
-    assert lease.decision["reason"] == "billing" and lease.decision["lease_id"] == 2
-    # follow the rotation
+    assert lease.action["type"] == "send" and lease.action["entry_id"] == "b" and lease.again
+    assert lease.action["reason"] == "billing" and lease.action["lease_id"] == 2
+    # follow the rotation: the same call goes on
     with pool.lease(after=lease) as nxt:
-        assert (nxt.entry_id, nxt.lease_id, nxt.access_token) == ("b", 2, "sk-test-b")
-    assert nxt.decision == {"type": "done", "changed": nxt.decision["changed"]}
+        assert (nxt.entry_id, nxt.lease_id, nxt.access_token, nxt.reason) == ("b", 2, "sk-test-b", "billing")
+        assert nxt.call_id == lease.call_id
+    assert nxt.action["type"] == "done" and not nxt.again
 
 
-def test_429_retry_after_20_first_hit_retries_same():
+def test_429_retry_after_20_first_hit_sleeps_then_resends_on_the_same_key():
     r, clock = make(), Clock(1000)
     pool = CredentialPool(r, "openrouter", clock=clock)
     with pool.lease() as lease:
         clock.now = 2000
         lease.report(openai_error(429, {"retry-after": "20"}, {"error": {"message": "rate limited"}}))
-    d = lease.decision
-    assert d["type"] == "retry_same" and d["entry_id"] == "a" and d["lease_id"] == 1
-    assert d["delay_ms"] == 20000 and d["hint"] == {"source": "retry_after", "at": 22000, "clamped": False}
-    clock.now = 22000
-    with pool.lease(after=lease) as again:
-        assert (again.entry_id, again.lease_id) == ("a", 1)
-    assert again.decision["type"] == "done"
+    a = lease.action
+    assert a["type"] == "sleep" and a["until"] == 22000 and a["reason"] == "rate_limit" and lease.again
+    assert a["hint"] == {"source": "retry_after", "at": 22000, "clamped": False}
+    with pool.lease(after=lease, sleep=clock.sleep) as again:
+        assert (again.entry_id, again.lease_id, again.reason) == ("a", 1, "rate_limit")
+    assert clock.slept == [20.0] and again.action["type"] == "done"
 
 
-def test_httpx_response_reported_explicitly():
+def test_a_returned_httpx_429_reported_explicitly_is_a_429():
     r, clock = make(), Clock(1000)
     pool = CredentialPool(r, "openrouter", clock=clock)
     handler, _ = scripted([(429, {"Retry-After": "20"}, {"error": "slow"})])
@@ -281,11 +282,12 @@ def test_httpx_response_reported_explicitly():
         with httpx.Client(transport=httpx.MockTransport(handler)) as client:
             resp = client.post(URL, headers={"authorization": f"Bearer {lease.access_token}"})
         clock.now = 2000
-        assert lease.report(resp)["type"] == "retry_same"
-    assert lease.decision["delay_ms"] == 20000
-    lease.close()  # not following: the open lease is released
+        assert lease.report(resp)["type"] == "sleep"  # not a success: the clean exit reports nothing more
+    assert lease.action["until"] == 22000
+    lease.close()  # not following: the call is cancelled, its lease released
     with pytest.raises(credpool.UnknownLeaseError):
         r.report("openrouter", 1, status=200, now=3000)
+    lease.close()  # once the call is over, nothing to do
 
 
 def test_success_reports_done():
@@ -293,22 +295,37 @@ def test_success_reports_done():
     pool = credpool.credential_pool(r, "openrouter", clock=Clock())
     with pool.lease() as lease:
         pass
-    assert lease.decision["type"] == "done" and lease.reported
+    assert lease.action["type"] == "done" and not lease.again
     with pytest.raises(credpool.UnknownLeaseError):
         r.report("openrouter", lease.lease_id, status=200, now=2000)
+    with pytest.raises(ValueError):
+        pool.lease(after=lease)  # the call is over
 
 
-def test_unrelated_exception_releases_without_mark():
+def test_unrelated_exception_cancels_without_mark():
     r = make(keys=("a",))
     pool = CredentialPool(r, "openrouter", clock=Clock())
     with pytest.raises(KeyError):
         with pool.lease() as lease:
             {}["missing"]
-    assert lease.decision["type"] == "released" and lease.decision["lease_id"] == lease.lease_id
+    assert lease.action is None
     e = entry_status(r, "openrouter", "a")
     assert e["health"] == "available" and e["next"] is True, e
-    # still usable at once
-    assert r.acquire("openrouter", now=1001)["entry_id"] == "a"
+    with pytest.raises(credpool.UnknownLeaseError):  # the call's lease was released
+        r.release("openrouter", lease.lease_id, now=1001)
+    assert r.acquire("openrouter", now=1001)["entry_id"] == "a"  # still usable at once
+
+
+def test_keyboard_interrupt_after_a_report_cancels_the_call():
+    r, clock = make(), Clock(1000)
+    pool = CredentialPool(r, "openrouter", clock=clock)
+    with pytest.raises(KeyboardInterrupt):
+        with pool.lease() as lease:
+            lease.report({"status": 402})  # rotates: lease 2 on b is open for the call
+            raise KeyboardInterrupt
+    assert lease.action["type"] == "send" and lease.action["lease_id"] == 2
+    with pytest.raises(credpool.UnknownLeaseError):  # cancelled: lease 2 released
+        r.release("openrouter", 2, now=1001)
 
 
 def test_provider_exception_is_reported_and_propagates():
@@ -317,7 +334,7 @@ def test_provider_exception_is_reported_and_propagates():
     with pytest.raises(httpx.ConnectError):
         with pool.lease() as lease:
             raise httpx.ConnectError("refused")
-    assert lease.decision["type"] == "retry_same" and lease.decision["reason"] == "network_error"
+    assert lease.action["type"] == "sleep" and lease.action["reason"] == "network_error"
 
 
 def test_repr_has_no_secret():
@@ -327,7 +344,10 @@ def test_repr_has_no_secret():
         assert lease.access_token == "sk-test-a"
         text = repr(lease) + str(lease) + repr(pool)
         assert "sk-test" not in text
-        assert "entry_id='a'" in text and "gpt-4o" in text
+        assert "entry_id='a'" in text and "gpt-4o" in text and "api_key" in text
+    seen = []
+    pool.call(lambda lease: seen.append(repr(lease) + str(lease)))
+    assert seen and "sk-test" not in seen[0]
 
 
 def test_report_at_most_once():
@@ -335,13 +355,16 @@ def test_report_at_most_once():
     pool = CredentialPool(r, "openrouter", clock=Clock())
     with pool.lease() as lease:
         first = lease.report(httpx.Response(200))
-        with pytest.raises(credpool.UnknownLeaseError):
+        with pytest.raises(ValueError):
             lease.report(httpx.Response(200))
-        with pytest.raises(credpool.UnknownLeaseError):
-            lease.release()
-    assert first["type"] == "done" and lease.decision is first  # exit did not report again
-    with pytest.raises(TypeError):
-        pool.report(1, KeyError("x"))
+    assert first["type"] == "done" and lease.action is first  # exit did not report again
+    with pool.lease() as other:
+        with pytest.raises(TypeError):
+            other.report(KeyError("x"))
+    assert other.action["type"] == "done"
+    # the raw API takes what response_info gives as report keywords
+    d = r.acquire("openrouter", now=5000)
+    assert r.report("openrouter", d["lease_id"], **response_info(httpx.Response(402)), now=5001)["type"] == "use"
 
 
 def test_no_credential_on_an_empty_pool():
@@ -352,20 +375,23 @@ def test_no_credential_on_an_empty_pool():
         with pool.lease():
             raise AssertionError("not entered")
     assert e.value.code == "no_credential" and isinstance(e.value, credpool.CredpoolError)
-    assert e.value.decision["type"] == "fail" and e.value.decision["reason"] == "no_usable_entry"
+    assert e.value.action["type"] == "give_up" and e.value.action["reason"] == "no_usable_entry"
 
 
-def test_wait_raises_no_credential_with_the_decision():
+def test_a_wait_beyond_max_wait_gives_up_with_until():
     r, clock = make(keys=("a",)), Clock(1000)
     pool = CredentialPool(r, "openrouter", clock=clock)
     with pool.lease() as lease:
         lease.report({"status": 402})
-    assert lease.decision == {"type": "wait", "until": 3601000, "reason": "billing", "changed": True}
+    a = lease.action
+    assert (a["type"], a["reason"], a["status"], a["budget"]) == ("give_up", "billing", 402, "max_wait_ms")
+    assert a["until"] == 3601000 and not lease.again
     assert entry_status(r, "openrouter", "a")["health"] == "exhausted"
     with pytest.raises(NoCredentialError) as e:
         with pool.lease():
             pass
-    assert e.value.decision["type"] == "wait" and e.value.decision["until"] > clock.now
+    assert e.value.action["type"] == "give_up" and e.value.action["until"] > clock.now
+    assert "3601000" in str(e.value)
 
 
 def test_fallback_is_followed():
@@ -375,13 +401,13 @@ def test_fallback_is_followed():
     pool = CredentialPool(r, "openrouter", clock=clock)
     with pool.lease(model="gpt-4o") as lease:
         lease.report(anthropic_error(429, {}, {"type": "error", "error": {"type": "rate_limit_error"}}))
-    assert lease.decision["type"] == "fallback" and lease.decision["pool"] == "anthropic"
+    assert lease.action["type"] == "send" and lease.action["pool"] == "anthropic"
     with pool.lease(after=lease) as fb:
         assert (fb.pool, fb.model, fb.entry_id, fb.access_token) == ("anthropic", "claude", "z", "sk-test-z")
-    assert fb.decision["type"] == "done"
-    # a new acquisition on the primary follows the turn's fallback by itself
+    assert fb.action["type"] == "done"
+    # a new call on the primary goes to the chain while the primary cools down
     with pool.lease(model="gpt-4o") as again:
-        assert again.pool == "anthropic" and again.credential_pool.name == "anthropic"
+        assert again.pool == "anthropic"
 
 
 def oauth_registry() -> Registry:
@@ -400,23 +426,24 @@ def test_refresh_with_a_refresh_callable():
 
     def refresh(lease: Lease) -> dict:
         seen.append(lease)
-        assert lease.refresh_token == "oauth-refresh-a" and "oauth-" not in repr(lease)
+        assert lease.refresh_token == "oauth-refresh-a" and "oauth-" not in repr(lease) + str(lease)
+        assert lease.generation == 0 and lease.access_token == "oauth-access-a"
         return {"type": "refreshed", "access_token": "oauth-access-a2", "refresh_token": "oauth-refresh-a2"}
 
     r, clock = oauth_registry(), Clock(1000)
     pool = CredentialPool(r, "openrouter", clock=clock, refresh=refresh)
     with pool.lease() as lease:
-        assert lease.access_token == "oauth-access-a"
+        assert lease.access_token == "oauth-access-a" and lease.auth_type == "oauth"
         clock.now = 2000
         lease.report(openai_error(401))
-    assert lease.decision["type"] == "refresh" and lease.decision["generation"] == 0
+    assert lease.action["type"] == "refresh" and lease.action["generation"] == 0 and lease.again
     with pool.lease(after=lease) as again:
         assert (again.entry_id, again.lease_id, again.access_token) == ("a", 1, "oauth-access-a2")
-        assert again.generation == 1 and again.granted["reason"] == "refreshed"
-    assert len(seen) == 1 and again.decision["type"] == "done"
+        assert again.reason == "refreshed"
+    assert len(seen) == 1 and again.action["type"] == "done"
 
 
-def test_refresh_without_callable_raises_and_releases():
+def test_refresh_without_callable_raises_and_cancels():
     r, clock = oauth_registry(), Clock(1000)
     pool = CredentialPool(r, "openrouter", clock=clock)
     with pool.lease() as lease:
@@ -424,9 +451,26 @@ def test_refresh_without_callable_raises_and_releases():
     with pytest.raises(NoCredentialError) as e:
         with pool.lease(after=lease):
             pass
-    assert e.value.decision["type"] == "refresh"
-    with pytest.raises(credpool.UnknownLeaseError):  # its lease was released
-        r.report("openrouter", 1, status=200, now=3000)
+    assert e.value.action["type"] == "refresh" and "no refresh callable" in str(e.value)
+    with pytest.raises(credpool.UnknownLeaseError):  # the call's lease was released
+        r.release("openrouter", 1, now=3000)
+    assert entry_status(r, "openrouter", "a")["health"] == "available"
+
+
+def test_refresh_callable_failure_cancels_and_propagates():
+    def refresh(lease):
+        raise OSError("token endpoint down")
+
+    r, clock = oauth_registry(), Clock(1000)
+    pool = CredentialPool(r, "openrouter", clock=clock, refresh=refresh)
+    with pool.lease() as lease:
+        lease.report({"status": 401})
+    with pytest.raises(OSError):
+        with pool.lease(after=lease):
+            pass
+    with pytest.raises(credpool.UnknownLeaseError):
+        r.release("openrouter", 1, now=3000)
+    assert entry_status(r, "openrouter", "a")["health"] == "available"
 
 
 # ----------------------------------------------------------------------------- call()
@@ -461,7 +505,7 @@ def test_call_follows_retry_rotation_and_succeeds():
     assert [req.headers["authorization"] for req in seen] == ["Bearer sk-test-a"] * 2 + ["Bearer sk-test-b"]
 
 
-def test_call_reraises_the_provider_error_on_fail():
+def test_call_reraises_the_provider_error_on_give_up():
     r = make()
     pool = CredentialPool(r, "openrouter", clock=Clock())
     calls = []
@@ -475,12 +519,22 @@ def test_call_reraises_the_provider_error_on_fail():
     assert calls == ["a"]
 
 
-def test_call_releases_on_unrelated_exception_and_bounds_attempts():
+def test_call_returns_a_returned_response_on_give_up():
+    r = make()
+    handler, _ = scripted([(400, {}, {"error": {"message": "bad request"}})])
+    with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+        resp = CredentialPool(r, "openrouter", clock=Clock()).call(lambda lease: client.post(URL))
+    assert isinstance(resp, httpx.Response) and resp.status_code == 400  # as httpx would
+
+
+def test_call_cancels_on_unrelated_exception_and_keeps_to_max_sends():
     r = make()
     pool = CredentialPool(r, "openrouter", clock=Clock())
     with pytest.raises(ZeroDivisionError):
         pool.call(lambda lease: 1 / 0)
     assert r.acquire("openrouter", now=5)["type"] == "use"
+    with pytest.raises(credpool.UnknownLeaseError):  # the call's lease 1 was released
+        r.release("openrouter", 1, now=6)
 
     clock = Clock()
     calls = []
@@ -490,8 +544,38 @@ def test_call_releases_on_unrelated_exception_and_bounds_attempts():
         raise httpx.ConnectError("refused")
 
     with pytest.raises(httpx.ConnectError):
-        CredentialPool(make(), "openrouter", clock=clock).call(down, max_attempts=3, sleep=clock.sleep)
+        CredentialPool(make(), "openrouter", clock=clock).call(down, max_sends=3, sleep=clock.sleep)
     assert len(calls) == 3
+
+
+def test_call_cancels_on_keyboard_interrupt():
+    r = make()
+
+    def fn(lease):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        CredentialPool(r, "openrouter", clock=Clock()).call(fn)
+    with pytest.raises(credpool.UnknownLeaseError):  # the call's lease 1 was released, unmarked
+        r.release("openrouter", 1, now=6)
+    assert entry_status(r, "openrouter", "a")["health"] == "available"
+
+
+def test_a_failure_after_delivery_ends_the_call():
+    r = make()
+    pool = CredentialPool(r, "openrouter", clock=Clock())
+    with pool.lease() as lease:
+        lease.report({"network_error": "reset"}, delivered=True)
+    assert lease.action["type"] == "give_up" and lease.action["reason"] == "network_error"
+    assert not lease.again
+
+
+def test_call_without_anything_to_send_raises_no_credential():
+    r = Registry(writer="w1", seed=1)
+    r.configure_pool("openrouter", now=0)
+    with pytest.raises(NoCredentialError) as e:
+        CredentialPool(r, "openrouter", clock=Clock()).call(lambda lease: pytest.fail("not called"))
+    assert e.value.action["type"] == "give_up" and e.value.action["reason"] == "no_usable_entry"
 
 
 def test_call_waits_for_a_sole_key_within_max_wait():
@@ -514,6 +598,7 @@ def test_call_waits_for_a_sole_key_within_max_wait():
         CredentialPool(r2, "openrouter", clock=clock2).call(
             lambda lease: openai_client(handler2).models.list(), sleep=clock2.sleep, max_wait_ms=0
         )
+    assert clock2.slept == []
 
 
 def test_call_follows_a_fallback():
@@ -530,22 +615,37 @@ def test_call_follows_a_fallback():
 
     assert CredentialPool(r, "openrouter", clock=clock).call(fn, model="gpt-4o") == "ok"
     assert seen == [("openrouter", "gpt-4o", "sk-test-a"), ("anthropic", "claude", "sk-test-z")]
+    # max_hops=0: no fallback; the call gives up and re-raises the provider's error
+    r2 = make(keys=("a",))
+    r2.configure_pool("openrouter", fallback=[{"pool": "anthropic"}], now=0)
+    r2.add_entry("anthropic", {"id": "z", "access_token": "sk-test-z"}, now=0)
+    with pytest.raises(openai.RateLimitError):
+        CredentialPool(r2, "openrouter", clock=Clock(1000)).call(fn, max_hops=0)
 
 
-def test_refresh_callable_failure_releases_and_propagates():
-    def refresh(lease):
-        raise OSError("token endpoint down")
-
+def test_call_refresh_argument_overrides_the_pool_refresh():
     r, clock = oauth_registry(), Clock(1000)
-    pool = CredentialPool(r, "openrouter", clock=clock, refresh=refresh)
-    with pool.lease() as lease:
-        lease.report({"status": 401})
-    with pytest.raises(OSError):
-        with pool.lease(after=lease):
-            pass
-    with pytest.raises(credpool.UnknownLeaseError):
-        r.report("openrouter", 1, status=200, now=3000)
-    assert entry_status(r, "openrouter", "a")["health"] == "available"
+    pool = CredentialPool(r, "openrouter", clock=clock)
+    tokens = []
+
+    def fn(lease):
+        tokens.append(lease.access_token)
+        return {"status": 401} if len(tokens) == 1 else "answer"  # a dict returned is a success
+
+    def refresh(lease):
+        return {"type": "refreshed", "access_token": "oauth-access-a2"}
+
+    assert pool.call(fn, refresh=refresh) == {"status": 401}  # any other value is a success
+    tokens.clear()
+
+    def fn401(lease):
+        tokens.append(lease.access_token)
+        if len(tokens) == 1:
+            raise openai_error(401)
+        return "answer"
+
+    assert pool.call(fn401, refresh=refresh) == "answer"
+    assert tokens == ["oauth-access-a", "oauth-access-a2"]
 
 
 def test_importing_credpool_imports_no_http_library():

@@ -452,7 +452,7 @@ def test_store_pool_refreshes_single_flight(tmp_path: Path) -> None:
     pool = store.pool("anthropic", refresh=refresh, clock=lambda: 2_000)
     assert isinstance(pool, StorePool) and isinstance(pool, credpool.CredentialPool)
     with pool.lease() as lease:
-        assert lease.access_token == "at-1" and lease.generation == 1
+        assert lease.access_token == "at-1" and lease.reason == "refreshed"
     assert calls == ["rt-0"]
     other = open_store(path, "w2")
     assert other.credential("anthropic", "o", now=2_100)["access_token"] == "at-1"

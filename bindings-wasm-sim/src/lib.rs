@@ -118,10 +118,15 @@ export interface Scenario {
   latency_ms?: [number, number]
   error_latency_ms?: number
   refresh_latency_ms?: number
-  /** Provider calls per request before giving up (default 12). */
-  max_attempts?: number
-  /** Longest single wait accepted, seconds (default 300). */
-  max_wait_s?: number
+  /** The call driver's budgets per request (SPEC §7; absent: the driver's defaults). */
+  /** Provider sends per request. */
+  max_sends?: number
+  /** Longest single wait or retry delay, ms. */
+  max_wait_ms?: number
+  /** All waits of one request, ms. */
+  max_total_wait_ms?: number
+  /** Fallback hops. */
+  max_hops?: number
   /** Policies compared: a preset name or a policy object with an optional display `name`. */
   policies?: Array<string | ({ name?: string } & Record<string, unknown>)>
   /** Strategies compared. */
@@ -173,7 +178,7 @@ export interface SimulationRow {
   fallbacks: number
   /** Spent refresh tokens presented again. */
   replays: number
-  /** Failed requests by cause. */
+  /** Failed requests by the driver's give-up reason (the budget that ran out in brackets). */
   failures: Record<string, number>
 }
 

@@ -42,12 +42,13 @@ pub(crate) struct SimulateArgs {
 /// The scenario format in brief (`--print-scenario` shows a whole one).
 const SCENARIO_HELP: &str = "\
 Scenario (JSON): name, start_epoch_s, agents, requests, rate_per_min; optional latency_ms [min,max],
-error_latency_ms, refresh_latency_ms, max_attempts, max_wait_s, policies (\"hermes\", \"adaptive\" or
+error_latency_ms, refresh_latency_ms, the call budgets of each request (max_sends, max_wait_ms,
+max_total_wait_ms, max_hops; default: the call driver's), policies (\"hermes\", \"adaptive\" or
 {\"name\", \"preset\", ...policy fields}), strategies, isolated_baseline; pools: [{pool, weight, model,
 flavor (openai|anthropic), fallback [{pool, model}], outages [{from_s, to_s, status}], keys: [{id, rpm,
 daily_quota, used_today, hint (retry-after|x-ratelimit-reset|none), revoked_at_s,
-oauth {token_ttl_s, first_expiry_s}}]}]. Times are seconds after the start. The simulation runs in
-simulated time: agents of a row share one in-memory store (never --store).";
+oauth {token_ttl_s, first_expiry_s}}]}]. from_s, to_s and revoked_at_s are seconds after the start.
+The simulation runs in simulated time: agents of a row share one in-memory store (never --store).";
 
 /// Rows × requests above which a progress bar is shown (on a terminal only).
 const PROGRESS_THRESHOLD: u64 = 2_000;

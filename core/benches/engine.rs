@@ -12,8 +12,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use credpool_core::{
-    AcquireRequest, Body, Decision, EntryId, Headers, LeaseId, Millis, NewEntry, Options, Policy,
-    PoolKey, Registry, Report, Response, Secret, Strategy, classify,
+    AcquireRequest, Action, Body, CallReport, CallStart, Decision, EntryId, Headers, LeaseId,
+    Millis, NewEntry, Options, Policy, PoolKey, Registry, Report, Response, Secret, Strategy,
+    classify,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -116,6 +117,45 @@ fn pair_success(c: &mut Criterion) {
                         response: ok.clone(),
                     };
                     black_box(reg.report(Millis(now), &report).expect("report"))
+                });
+            });
+        }
+    }
+    group.finish();
+}
+
+/// A whole call through the driver: `call_start` (a `send`) + `call_report(200)` (`done`),
+/// next to the raw `acquire` + `report` pair above: what the driver adds per request.
+fn call_success(c: &mut Criterion) {
+    let mut group = c.benchmark_group("call_success");
+    let start = CallStart {
+        pool: key(),
+        model: None,
+        session: None,
+        max_sends: None,
+        max_wait_ms: None,
+        max_total_wait_ms: None,
+        max_hops: None,
+    };
+    let ok = status(200);
+    for (name, strategy) in STRATEGIES {
+        for n in SIZES {
+            let mut reg = registry(n, strategy, "bench");
+            let mut now = 1_000_u64;
+            group.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter(|| {
+                    now += 1;
+                    let Action::Send { call_id, .. } =
+                        reg.start_call(Millis(now), &start).expect("call_start")
+                    else {
+                        panic!("a healthy pool sends")
+                    };
+                    let report = CallReport {
+                        call_id,
+                        response: ok.clone(),
+                        delivered: false,
+                    };
+                    black_box(reg.call_report(Millis(now), &report).expect("call_report"))
                 });
             });
         }
@@ -436,6 +476,6 @@ fn sync(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = config();
-    targets = pair_success, pair_rate_limited, entry_lookup, memory_latency, classifier, state, sync
+    targets = pair_success, call_success, pair_rate_limited, entry_lookup, memory_latency, classifier, state, sync
 }
 criterion_main!(benches);

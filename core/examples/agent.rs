@@ -1,34 +1,19 @@
-//! An agent with three OpenRouter keys against a scripted provider, printing every decision.
+//! An agent's request loop over the call driver (SPEC §7): start a call, do what each action
+//! says, report what it produced. Every rule (retry, rotate, refresh, fall back, wait, give
+//! up) is core's; the loop only sends, sleeps and refreshes.
+//!
+//! Three OpenRouter credentials against a scripted provider: a rate-limited key, a key out of
+//! credit, and an OAuth login whose access token is refused once; then a wait for a key, and a
+//! bad request (400) no key can fix.
 //!
 //! Run: `cargo run -p credpool-core --example agent`
 
 use std::collections::BTreeMap;
 
 use credpool_core::{
-    AcquireRequest, Body, Decision, Headers, Millis, NewEntry, Options, PoolKey, Registry, Report,
-    Response, Secret,
+    Action, AuthType, Body, CallReport, CallStart, EntryId, Headers, Millis, NewEntry, Options,
+    PoolKey, RefreshOutcome, Registry, Response, Secret,
 };
-
-/// What the scripted provider answers for each key, in order; then 200 forever.
-fn scripted_provider() -> BTreeMap<&'static str, Vec<Response>> {
-    let rate_limited = Response {
-        status: Some(429),
-        headers: Headers::from_iter([("retry-after", "20")]),
-        body: Some(Body::Text(
-            r#"{"error":{"code":"rate_limit_exceeded","message":"Rate limit reached"}}"#.into(),
-        )),
-        ..Response::default()
-    };
-    let out_of_credit = Response {
-        status: Some(402),
-        ..Response::default()
-    };
-    BTreeMap::from([
-        ("key-a", vec![rate_limited.clone(), rate_limited]),
-        ("key-b", vec![out_of_credit]),
-        ("key-c", vec![]),
-    ])
-}
 
 fn main() -> Result<(), credpool_core::Error> {
     let mut registry = Registry::new(Options {
@@ -36,60 +21,70 @@ fn main() -> Result<(), credpool_core::Error> {
         seed: 7,
     })?;
     let pool = PoolKey::parse("openrouter")?;
-    let mut script = BTreeMap::new();
-    for (label, responses) in scripted_provider() {
+    for (id, token, refresh) in [
+        ("key-a", "sk-or-demo-a", None),
+        ("key-b", "sk-or-demo-b", None),
+        ("login", "oauth-access-1", Some("oauth-refresh-1")),
+    ] {
         let entry = NewEntry {
-            label: Some(label.into()),
-            access_token: Some(Secret::new(format!("sk-or-demo-{label}"))),
+            id: Some(EntryId::parse(id)?),
+            label: Some(id.into()),
+            auth_type: refresh.map(|_| AuthType::Oauth),
+            access_token: Some(Secret::new(token)),
+            refresh_token: refresh.map(Secret::new),
             ..NewEntry::default()
         };
-        let id = registry.add_entry(Millis(0), &pool, entry)?;
-        script.insert(id, (label, responses.into_iter()));
+        registry.add_entry(Millis(0), &pool, entry)?;
     }
+    let mut provider = ScriptedProvider::new();
     let mut now = Millis(1_000);
     for request in 1..=4 {
         println!("request {request}:");
-        let acquire = AcquireRequest {
+        let start = CallStart {
             pool: pool.clone(),
             model: None,
             session: None,
+            max_sends: None,
+            max_wait_ms: None,
+            max_total_wait_ms: None,
+            max_hops: None,
         };
-        let mut decision = registry.acquire(now, &acquire)?;
+        let mut action = registry.start_call(now, &start)?;
         loop {
-            println!("  t={:>6} ms  {}", now.0, describe(&decision));
-            let (entry_id, lease_id) = match &decision {
-                Decision::Use {
-                    entry_id, lease_id, ..
-                } => (entry_id.clone(), *lease_id),
-                Decision::RetrySame {
-                    entry_id,
-                    lease_id,
-                    delay_ms,
+            println!("  t={:>6} ms  {}", now.0, describe(&action));
+            action = match action {
+                Action::Send {
+                    call_id,
+                    access_token,
                     ..
                 } => {
-                    now = now.plus(*delay_ms);
-                    (entry_id.clone(), *lease_id)
+                    let response = provider.send(access_token.as_ref());
+                    now = now.plus(250); // the provider's latency
+                    println!("  t={:>6} ms  HTTP {}", now.0, response.status.unwrap_or(0));
+                    let report = CallReport {
+                        call_id,
+                        response,
+                        delivered: false,
+                    };
+                    registry.call_report(now, &report)?
                 }
+                Action::Sleep { call_id, until, .. } => {
+                    now = until; // a real agent sleeps here
+                    registry.call_resume(now, call_id)?
+                }
+                Action::Refresh {
+                    call_id,
+                    pool,
+                    entry_id,
+                    ..
+                } => {
+                    let credential = registry.credential(&pool, &entry_id)?;
+                    let outcome = provider.refresh(credential.refresh_token.as_ref());
+                    registry.call_refreshed(now, call_id, &outcome)?
+                }
+                // `done`: hand the response to the caller; `give_up`: raise its cause.
                 _ => break,
             };
-            let (label, responses) = script.get_mut(&entry_id).expect("scripted key");
-            let response = responses.next().unwrap_or(Response {
-                status: Some(200),
-                ..Response::default()
-            });
-            println!(
-                "  t={:>6} ms  {label} -> HTTP {}",
-                now.0,
-                response.status.unwrap_or(0)
-            );
-            now = now.plus(250);
-            let report = Report {
-                pool: pool.clone(),
-                lease_id: Some(lease_id),
-                entry_id: None,
-                response,
-            };
-            decision = registry.report(now, &report)?;
         }
         now = now.plus(1_000);
     }
@@ -104,6 +99,78 @@ fn main() -> Result<(), credpool_core::Error> {
     Ok(())
 }
 
-fn describe(decision: &Decision) -> String {
-    serde_json::to_string(decision).unwrap_or_else(|e| format!("<{e}>"))
+/// The action as JSON, without the credential a `send` carries.
+fn describe(action: &Action) -> String {
+    let mut value = serde_json::to_value(action).unwrap_or_default();
+    if let Some(fields) = value.as_object_mut() {
+        fields.remove("access_token");
+    }
+    value.to_string()
+}
+
+/// Answers each credential from its script, then 200; refreshes the OAuth login once.
+struct ScriptedProvider {
+    script: BTreeMap<&'static str, Vec<Response>>,
+}
+
+impl ScriptedProvider {
+    fn new() -> Self {
+        let rate_limited = |seconds: &str| Response {
+            status: Some(429),
+            headers: Headers::from_iter([("retry-after", seconds)]),
+            body: Some(Body::Text(
+                r#"{"error":{"code":"rate_limit_exceeded","message":"Rate limit reached"}}"#.into(),
+            )),
+            ..Response::default()
+        };
+        let status = |code| Response {
+            status: Some(code),
+            ..Response::default()
+        };
+        Self {
+            script: BTreeMap::from([
+                (
+                    "sk-or-demo-a",
+                    vec![
+                        rate_limited("20"),
+                        rate_limited("20"),
+                        status(200),
+                        status(400),
+                    ],
+                ),
+                ("sk-or-demo-b", vec![status(402)]),
+                ("oauth-access-1", vec![status(401)]),
+                (
+                    "oauth-access-2",
+                    vec![status(200), status(200), rate_limited("3600")],
+                ),
+            ]),
+        }
+    }
+
+    fn send(&mut self, credential: Option<&Secret>) -> Response {
+        let script = self.script.get_mut(credential.map_or("", Secret::expose));
+        match script {
+            Some(answers) if !answers.is_empty() => answers.remove(0),
+            _ => Response {
+                status: Some(200),
+                ..Response::default()
+            },
+        }
+    }
+
+    fn refresh(&mut self, refresh_token: Option<&Secret>) -> RefreshOutcome {
+        if refresh_token.map(Secret::expose) == Some("oauth-refresh-1") {
+            return RefreshOutcome::Refreshed {
+                access_token: Secret::new("oauth-access-2"),
+                refresh_token: Some(Secret::new("oauth-refresh-2")),
+                expires_at: None,
+            };
+        }
+        RefreshOutcome::Failed {
+            terminal: true,
+            reason: Some("invalid_grant".into()),
+            message: None,
+        }
+    }
 }

@@ -75,7 +75,7 @@ impl fmt::Display for EntryId {
 impl<'de> Deserialize<'de> for EntryId {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
-        Self::parse(&raw).map_err(|e| serde::de::Error::custom(e.coded_message()))
+        Self::parse(&raw).map_err(|e| serde::de::Error::custom(e.message()))
     }
 }
 

@@ -135,30 +135,6 @@ impl Error {
         &self.message
     }
 
-    /// `code: message`, for errors raised inside serde; [`Self::from_serde`] recovers the code.
-    pub(crate) fn coded_message(&self) -> String {
-        format!("{}: {}", self.code.as_str(), self.message)
-    }
-
-    /// An error from a serde failure: the code of a [`Self::coded_message`] when the
-    /// message carries one, else `fallback`; quoted input values are removed.
-    pub(crate) fn from_serde(
-        fallback: ErrorCode,
-        context: &str,
-        error: &impl std::fmt::Display,
-    ) -> Self {
-        let text = crate::codec::sanitize_serde_error(error);
-        for code in ErrorCode::ALL {
-            if let Some(rest) = text
-                .strip_prefix(code.as_str())
-                .and_then(|r| r.strip_prefix(": "))
-            {
-                return Self::new(*code, rest.to_owned());
-            }
-        }
-        Self::new(fallback, format!("{context}: {text}"))
-    }
-
     pub(crate) fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidInput, message)
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, de};
 use serde_json::Value;
 
 use crate::call::{Action, CallId, CallReport, CallStart};
-use crate::codec::{Tagged, ser_secret};
+use crate::codec::{Tagged, sanitize_serde_error, ser_secret};
 use crate::decision::{Decision, FallbackTarget, LeaseId};
 use crate::entry::EntryId;
 use crate::error::{Error, ErrorCode, Result};
@@ -510,9 +510,41 @@ impl Registry {
 }
 
 /// Parses an [`Input`] from JSON, with an error message that never echoes input values.
+///
+/// The names an input carries (pool keys, entry ids) are checked first, by the same parsers
+/// serde then uses, so their own codes (`invalid_pool_key`, `invalid_input`) are decided
+/// before serde runs; any other failure is `invalid_input`.
 pub fn parse_input(input: Value) -> Result<Input> {
-    input_from_value(input)
-        .map_err(|e| Error::from_serde(ErrorCode::InvalidInput, "invalid input", &e))
+    check_names(&input)?;
+    input_from_value(input).map_err(|e| {
+        Error::new(
+            ErrorCode::InvalidInput,
+            format!("invalid input: {}", sanitize_serde_error(&e)),
+        )
+    })
+}
+
+/// Parses every pool key and entry id an input names where the wire has them: `pool`,
+/// `entry_id`, `entry.id` and `fallback[].pool`.
+fn check_names(input: &Value) -> Result<()> {
+    let Some(fields) = input.as_object() else {
+        return Ok(());
+    };
+    let steps = fields.get("fallback").and_then(Value::as_array);
+    let pools = std::iter::once(fields.get("pool"))
+        .chain(steps.into_iter().flatten().map(|step| step.get("pool")))
+        .flatten();
+    for pool in pools.filter_map(Value::as_str) {
+        PoolKey::parse(pool)?;
+    }
+    let entries = [
+        fields.get("entry_id"),
+        fields.get("entry").and_then(|entry| entry.get("id")),
+    ];
+    for id in entries.into_iter().flatten().filter_map(Value::as_str) {
+        EntryId::parse(id)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,18 +1,21 @@
-//! One matrix row: N agents following core's decisions against the simulated provider,
-//! in simulated time, sharing one in-memory store (or, for the baseline, each on its own).
+//! One matrix row: N agents against the simulated provider, in simulated time, sharing one
+//! in-memory store (or, for the baseline, each on its own).
+//!
+//! An agent's request is one call of core's call driver (SPEC §7): the agent starts the
+//! call and does what each action says — send with the action's credential, sleep, refresh,
+//! done, give up — and reports back. Every rule (retries, rotations, fallbacks, budgets)
+//! is the driver's; the agent only counts what the actions did, for the table.
 
 use std::collections::{BTreeMap, VecDeque};
 
-use credpool_core::Rng;
-use credpool_core::SECOND;
 use credpool_core::{
-    AcquireRequest, Credential, Decision, EntryId, Error, Input, LeaseId, Millis, Policy, PoolKey,
-    RefreshOutcome, RefreshResult, Registry, Report, Response, Status, Strategy,
+    Action, CallId, CallReport, EntryId, Error, Input, LeaseId, Millis, Output, OutputBody, Policy,
+    PoolKey, RefreshOutcome, RefreshResult, Registry, Rng, SECOND, Status, Strategy,
 };
 use serde_json::Value;
 
-use crate::provider::Provider;
-use crate::scenario::Scenario;
+use crate::provider::{Answer, Provider};
+use crate::scenario::{Scenario, wire_name};
 
 /// One row of the matrix: a policy, a strategy, shared store or not.
 #[derive(Clone, Debug)]
@@ -27,18 +30,27 @@ pub struct RowSpec {
     pub shared: bool,
 }
 
-/// The columns of the table.
+/// The columns of the table, read off the driver's actions and the provider's answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Metrics {
-    /// Failed requests by cause (JSON only).
+    /// Failed requests by cause (JSON only): the `give_up` reason, with the budget that
+    /// ended the call in parentheses, e.g. `rate_limit (max_wait_ms)`.
     pub failures: BTreeMap<String, u64>,
+    /// Requests that ended `done`.
     pub served: u64,
+    /// Requests that ended `give_up`.
     pub failed: u64,
+    /// 429 answers of the provider.
     pub rate_limited: u64,
+    /// Simulated time in `sleep` actions.
     pub wait_ms: u64,
+    /// Sends for a cause to another key of the pool than the call's last one.
     pub rotations: u64,
+    /// Refresh calls the OAuth server answered.
     pub refreshes: u64,
+    /// Actions of a call on another pool than its last one (the driver followed a fallback).
     pub fallbacks: u64,
+    /// Spent refresh tokens presented again.
     pub replays: u64,
 }
 
@@ -178,10 +190,6 @@ impl Backend {
         })
     }
 
-    fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Merges in the document if another agent wrote since this one last looked.
     fn reload(&mut self, doc: &SharedDoc) -> Result<(), Error> {
         if let Some(seen) = self.seen
@@ -196,19 +204,8 @@ impl Backend {
         Ok(())
     }
 
-    /// Writes this agent's state back when `changed` (shared agents only).
-    fn write(&mut self, doc: &mut SharedDoc, changed: bool) -> Result<(), Error> {
-        if changed && self.seen.is_some() {
-            let state = serde_json::to_value(self.registry.export_state())
-                .map_err(|e| Error::new(credpool_core::ErrorCode::Internal, e.to_string()))?;
-            doc.state = Some(state);
-            doc.version += 1;
-            self.seen = Some(doc.version);
-        }
-        Ok(())
-    }
-
-    /// One transaction: reload, apply `op`, write back if it changed state.
+    /// One transaction: reload, apply `op`, write this agent's state back if `op` says it
+    /// changed (shared agents only).
     fn transact<T>(
         &mut self,
         doc: &mut SharedDoc,
@@ -216,109 +213,107 @@ impl Backend {
     ) -> Result<T, Error> {
         self.reload(doc)?;
         let (changed, value) = op(&mut self.registry)?;
-        self.write(doc, changed)?;
+        if changed && self.seen.is_some() {
+            let state = serde_json::to_value(self.registry.export_state())
+                .map_err(|e| internal(e.to_string()))?;
+            doc.state = Some(state);
+            doc.version += 1;
+            self.seen = Some(doc.version);
+        }
         Ok(value)
     }
 
-    fn input(&mut self, doc: &mut SharedDoc, now: Millis, input: Input) -> Result<(), Error> {
+    /// One input, persisted when it changed state (a store's `handle`).
+    fn handle(&mut self, doc: &mut SharedDoc, now: Millis, input: Input) -> Result<Output, Error> {
         self.transact(doc, |registry| {
             let output = registry.handle(now, input)?;
-            Ok((output.changed, ()))
+            Ok((output.changed, output))
         })
     }
 
-    fn acquire(
-        &mut self,
-        doc: &mut SharedDoc,
-        now: Millis,
-        request: &AcquireRequest,
-    ) -> Result<Decision, Error> {
-        self.transact(doc, |registry| {
-            let decision = registry.acquire(now, request)?;
-            Ok((registry.take_changed(), decision))
-        })
+    /// One input of the call driver: the call's next action.
+    fn drive(&mut self, doc: &mut SharedDoc, now: Millis, input: Input) -> Result<Action, Error> {
+        match self.handle(doc, now, input)?.body {
+            OutputBody::Action(action) => Ok(action),
+            other => Err(internal(format!("the driver answered {other:?}"))),
+        }
     }
 
-    fn report(
-        &mut self,
-        doc: &mut SharedDoc,
-        now: Millis,
-        report: &Report,
-    ) -> Result<Decision, Error> {
-        self.transact(doc, |registry| {
-            let decision = registry.report(now, report)?;
-            Ok((registry.take_changed(), decision))
-        })
-    }
-
-    fn credential(&self, pool: &PoolKey, entry: &EntryId) -> Result<Credential, Error> {
-        self.registry().credential(pool, entry)
-    }
-
-    /// The refresh protocol. Shared: the store's single-flight (merge in the document,
-    /// refresh only if the token is still the stale one, else adopt the rotated one), all
-    /// in one atomic step. Isolated: straight to the OAuth server.
-    #[allow(clippy::too_many_arguments)]
+    /// Runs the refresh a `refresh` action asked for; the driver input that follows it.
+    ///
+    /// Shared: the store's single-flight protocol in one atomic step — merge in the
+    /// document, refresh only if the token is still the stale one (else adopt the one
+    /// another agent rotated), and record the result on the call's lease — then
+    /// `call_resume`. No store: straight to the OAuth server, then `call_refreshed`.
     fn refresh(
         &mut self,
         doc: &mut SharedDoc,
         now: Millis,
-        pool: &PoolKey,
-        entry: &EntryId,
-        generation: u64,
-        lease: LeaseId,
+        action: &Refresh,
         provider: &mut Provider,
-    ) -> Result<Decision, Error> {
-        self.reload(doc)?;
-        let needed = self.seen.is_none() || self.registry.check_refresh(pool, entry, generation)?;
-        let result = if needed {
-            let credential = self.registry.credential(pool, entry)?;
-            provider.refresh(now, credential.refresh_token.as_ref().map(|s| s.expose()))
-        } else {
-            RefreshOutcome::Adopted
-        };
-        let result = RefreshResult {
-            pool: pool.clone(),
-            entry_id: entry.clone(),
+    ) -> Result<Input, Error> {
+        let Refresh {
+            call_id,
+            pool,
+            entry_id,
+            lease_id,
             generation,
-            lease_id: Some(lease),
-            result,
+        } = action;
+        let call_id = *call_id;
+        let exchange = |registry: &Registry, provider: &mut Provider| {
+            let credential = registry.credential(pool, entry_id)?;
+            Ok::<_, Error>(
+                provider.refresh(now, credential.refresh_token.as_ref().map(|s| s.expose())),
+            )
         };
-        let decision = self.registry.refresh_result(now, &result)?;
-        let changed = self.registry.take_changed();
-        self.write(doc, changed)?;
-        Ok(decision)
+        if self.seen.is_none() {
+            let result = exchange(&self.registry, provider)?;
+            return Ok(Input::CallRefreshed { call_id, result });
+        }
+        self.transact(doc, |registry| {
+            let result = if registry.check_refresh(pool, entry_id, *generation)? {
+                exchange(registry, provider)?
+            } else {
+                RefreshOutcome::Adopted
+            };
+            let result = RefreshResult {
+                pool: pool.clone(),
+                entry_id: entry_id.clone(),
+                generation: *generation,
+                lease_id: Some(*lease_id),
+                result,
+            };
+            // On a call's lease the decision is recorded for `call_resume` to follow.
+            let _ = registry.refresh_result(now, &result)?;
+            Ok((registry.take_changed(), ()))
+        })?;
+        Ok(Input::CallResume { call_id })
     }
 }
 
-/// Where a request stands.
-#[derive(Clone, Debug)]
-enum Phase {
-    Acquire,
-    Call {
-        entry: EntryId,
-        lease: LeaseId,
-    },
-    Report {
-        entry: EntryId,
-        lease: LeaseId,
-        response: Response,
-    },
-    Refresh {
-        entry: EntryId,
-        lease: LeaseId,
-        generation: u64,
-    },
+/// The fields of a `refresh` action.
+struct Refresh {
+    call_id: CallId,
+    pool: PoolKey,
+    entry_id: EntryId,
+    lease_id: LeaseId,
+    generation: u64,
 }
 
-#[derive(Clone, Debug)]
+/// A request in flight: one call of the driver.
 struct Task {
-    pool: PoolKey,
-    model: Option<String>,
-    phase: Phase,
-    attempts: u32,
-    steps: u32,
+    /// The request's index in the workload.
     index: usize,
+    /// The driver input due at the agent's next step.
+    next: Option<Input>,
+    /// The pool the call's actions went to (an action on another one is a fallback).
+    pool: PoolKey,
+    /// The entry of the call's last `send` or `refresh` on that pool.
+    entry: Option<EntryId>,
+    /// Sends so far.
+    sends: u32,
+    /// Steps so far (a bound on them catches a driver that would never end a call).
+    steps: u32,
 }
 
 struct Agent {
@@ -340,8 +335,7 @@ pub fn run_row(
     let mut provider = Provider::new(scenario);
     let start = Millis(scenario.start_epoch_s.saturating_mul(SECOND));
     let mut doc = SharedDoc::default();
-    let policy = serde_json::to_value(&spec.policy)
-        .map_err(|e| Error::new(credpool_core::ErrorCode::Internal, e.to_string()))?;
+    let policy = serde_json::to_value(&spec.policy).map_err(|e| internal(e.to_string()))?;
     let setup: Vec<Input> = scenario
         .pools
         .iter()
@@ -370,7 +364,7 @@ pub fn run_row(
         // The first agent sets the shared store up; every isolated agent sets up its own.
         if i == 0 || !spec.shared {
             for input in &setup {
-                backend.input(&mut doc, start, input.clone())?;
+                backend.handle(&mut doc, start, input.clone())?;
             }
         }
         agents.push(Agent {
@@ -385,7 +379,6 @@ pub fn run_row(
     }
     let mut sim = Sim {
         scenario,
-        arrivals,
         provider: &mut provider,
         doc,
         metrics: Metrics::default(),
@@ -416,18 +409,16 @@ pub fn run_row(
             let Some(index) = agent.queue.pop_front() else {
                 continue;
             };
+            // Each request is one call of the driver: one turn.
             let arrival = &arrivals[index];
-            // Each request is one agent turn: per-turn budgets reset, fallbacks end.
-            agent
-                .backend
-                .input(&mut sim.doc, at, Input::BeginTurn { pool: None })?;
+            let start = scenario.call_start(arrival.pool.clone(), arrival.model.clone());
             agent.task = Some(Task {
-                pool: arrival.pool.clone(),
-                model: arrival.model.clone(),
-                phase: Phase::Acquire,
-                attempts: 0,
-                steps: 0,
                 index,
+                next: Some(Input::CallStart(start)),
+                pool: arrival.pool.clone(),
+                entry: None,
+                sends: 0,
+                steps: 0,
             });
         }
         if sim.step(agent, i)? {
@@ -447,7 +438,6 @@ pub fn run_row(
 
 struct Sim<'a> {
     scenario: &'a Scenario,
-    arrivals: &'a [Arrival],
     provider: &'a mut Provider,
     doc: SharedDoc,
     metrics: Metrics,
@@ -455,237 +445,178 @@ struct Sim<'a> {
     seed: u64,
 }
 
-/// Steps one request may take before the agent abandons it (a safety net).
-const MAX_STEPS: u32 = 200;
+/// Steps of one call beyond which the driver is taken to be stuck (its budgets end every
+/// call long before): the run stops with an error instead of spinning.
+const MAX_STEPS: u32 = 100_000;
 
 impl Sim<'_> {
-    /// Runs the agent's next step; true when its request is finished.
-    fn step(&mut self, agent: &mut Agent, index: usize) -> Result<bool, Error> {
-        let Some(task) = agent.task.as_mut() else {
+    /// Feeds the call its next input and does the action the driver answers, in simulated
+    /// time; true when the request is finished.
+    fn step(&mut self, agent: &mut Agent, lane: usize) -> Result<bool, Error> {
+        let Agent {
+            backend, task, at, ..
+        } = agent;
+        let (Some(task), now) = (task.as_mut(), *at) else {
+            return Ok(true);
+        };
+        let Some(input) = task.next.take() else {
             return Ok(true);
         };
         task.steps += 1;
-        let now = agent.at;
-        let decision = match task.phase.clone() {
-            Phase::Acquire => {
-                let request = AcquireRequest {
-                    pool: task.pool.clone(),
-                    model: task.model.clone(),
-                    session: None,
-                };
-                agent.backend.acquire(&mut self.doc, now, &request)?
-            }
-            Phase::Call { entry, lease } => {
-                task.attempts += 1;
-                let secret = agent
-                    .backend
-                    .credential(&task.pool, &entry)?
-                    .access_token
-                    .map(|s| s.expose().to_owned())
-                    .unwrap_or_default();
-                let mut answer = self.provider.call(now, &task.pool, &secret);
-                answer.response.model.clone_from(&task.model);
-                let status = answer.response.status.unwrap_or(0);
-                let kind = match status {
-                    200..=299 => MarkKind::Served,
-                    429 => MarkKind::RateLimited,
-                    401 | 403 => MarkKind::Auth,
-                    _ => MarkKind::ServerError,
-                };
-                if status == 429 {
-                    self.metrics.rate_limited += 1;
-                }
-                self.timeline.marks.push(Mark {
-                    at: now,
-                    key: answer.key.unwrap_or_else(|| entry.to_string()),
-                    agent: index,
-                    kind,
-                });
-                let latency = if kind == MarkKind::Served {
-                    self.latency(task.index, task.attempts)
-                } else {
-                    self.scenario.error_latency_ms
-                };
-                task.phase = Phase::Report {
-                    entry,
-                    lease,
+        if task.steps > MAX_STEPS {
+            let index = task.index;
+            return Err(internal(format!("request {index} took {MAX_STEPS} steps")));
+        }
+        let action = backend.drive(&mut self.doc, now, input)?;
+        self.note_bench(backend, task, now);
+        self.count(task, &action, now);
+        let (next, then) = match action {
+            Action::Send {
+                call_id,
+                pool,
+                model,
+                entry_id,
+                access_token,
+                ..
+            } => {
+                let secret = access_token.as_ref().map_or("", |s| s.expose());
+                let mut answer = self.provider.call(now, &pool, secret);
+                answer.response.model = model;
+                let latency = self.mark(now, lane, task, &entry_id, &answer);
+                let report = CallReport {
+                    call_id,
                     response: answer.response,
+                    delivered: false,
                 };
-                agent.at = now.plus(latency);
-                return Ok(false);
+                (Input::CallReport(report), now.plus(latency))
             }
-            Phase::Report {
-                entry,
-                lease,
-                response,
-            } => {
-                let report = Report {
-                    pool: task.pool.clone(),
-                    lease_id: Some(lease),
-                    entry_id: None,
-                    response,
-                };
-                let decision = agent.backend.report(&mut self.doc, now, &report)?;
-                self.note_bench(&agent.backend, &task.pool, &entry, now);
-                self.count_rotation(&decision, &entry);
-                decision
-            }
-            Phase::Refresh {
-                entry,
-                lease,
+            Action::Sleep { call_id, until, .. } => (Input::CallResume { call_id }, until.max(now)),
+            Action::Refresh {
+                call_id,
+                pool,
+                entry_id,
+                lease_id,
                 generation,
+                ..
             } => {
+                let refresh = Refresh {
+                    call_id,
+                    pool,
+                    entry_id,
+                    lease_id,
+                    generation,
+                };
                 let calls = self.provider.refresh_calls;
-                let decision = agent.backend.refresh(
-                    &mut self.doc,
-                    now,
-                    &task.pool,
-                    &entry,
-                    generation,
-                    lease,
-                    self.provider,
-                )?;
-                if self.provider.refresh_calls > calls {
-                    agent.at = now.plus(self.scenario.refresh_latency_ms);
-                }
-                self.note_bench(&agent.backend, &task.pool, &entry, now);
-                self.count_rotation(&decision, &entry);
-                decision
+                let next = backend.refresh(&mut self.doc, now, &refresh, self.provider)?;
+                self.note_bench(backend, task, now);
+                let refreshed = self.provider.refresh_calls > calls;
+                let latency = if refreshed {
+                    self.scenario.refresh_latency_ms
+                } else {
+                    0
+                };
+                (next, now.plus(latency))
             }
+            Action::Done { .. } | Action::GiveUp { .. } => return Ok(true),
+            other => return Err(internal(format!("unknown action {other:?}"))),
         };
-        self.follow(agent, decision)
+        task.next = Some(next);
+        *at = then;
+        Ok(false)
     }
 
-    /// Sets the task's next phase from `decision`; true when the request is finished.
-    fn follow(&mut self, agent: &mut Agent, decision: Decision) -> Result<bool, Error> {
-        let Some(task) = agent.task.as_mut() else {
-            return Ok(true);
-        };
-        let now = agent.at;
-        let out_of_steps = task.steps >= MAX_STEPS;
-        match decision {
-            Decision::Done => {
-                self.metrics.served += 1;
-                Ok(true)
-            }
-            Decision::Fail { reason, .. } => {
-                let cause = serde_json::to_value(reason)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                self.fail(&cause);
-                Ok(true)
-            }
-            Decision::Use {
-                entry_id, lease_id, ..
-            } => {
-                if task.attempts >= self.scenario.max_attempts || out_of_steps {
-                    agent.backend.input(
-                        &mut self.doc,
-                        now,
-                        Input::Release {
-                            pool: task.pool.clone(),
-                            lease_id,
-                        },
-                    )?;
-                    self.fail("attempt_cap");
-                    return Ok(true);
-                }
-                task.phase = Phase::Call {
-                    entry: entry_id,
-                    lease: lease_id,
-                };
-                Ok(false)
-            }
-            Decision::RetrySame {
+    /// The table's counts, read off an action (the driver took every decision behind it).
+    fn count(&mut self, task: &mut Task, action: &Action, now: Millis) {
+        match action {
+            Action::Send {
+                pool,
                 entry_id,
-                lease_id,
-                delay_ms,
+                reason,
                 ..
             } => {
-                if task.attempts >= self.scenario.max_attempts || out_of_steps {
-                    agent.backend.input(
-                        &mut self.doc,
-                        now,
-                        Input::Release {
-                            pool: task.pool.clone(),
-                            lease_id,
-                        },
-                    )?;
-                    self.fail("attempt_cap");
-                    return Ok(true);
+                self.note_move(task, pool, now);
+                // A send for a cause (not a plain selection) to another key than the last.
+                if reason.is_some() && task.entry.as_ref().is_some_and(|e| e != entry_id) {
+                    self.metrics.rotations += 1;
                 }
-                self.metrics.wait_ms += delay_ms;
-                agent.at = now.plus(delay_ms);
-                task.phase = Phase::Call {
-                    entry: entry_id,
-                    lease: lease_id,
-                };
-                Ok(false)
+                task.entry = Some(entry_id.clone());
+                task.sends += 1;
             }
-            Decision::Refresh {
-                entry_id,
-                lease_id,
-                generation,
-                ..
-            } => {
-                task.phase = Phase::Refresh {
-                    entry: entry_id,
-                    lease: lease_id,
-                    generation,
-                };
-                Ok(false)
+            Action::Refresh { pool, entry_id, .. } => {
+                self.note_move(task, pool, now);
+                task.entry = Some(entry_id.clone());
             }
-            Decision::Fallback { pool, model, .. } => {
-                self.metrics.fallbacks += 1;
-                self.timeline.fallbacks.push(FallbackMark {
-                    at: now,
-                    from: task.pool.as_str().to_owned(),
-                    to: pool.as_str().to_owned(),
-                });
-                task.pool = pool;
-                task.model = model;
-                task.phase = Phase::Acquire;
-                if out_of_steps {
-                    self.fail("step_cap");
+            Action::Sleep { until, .. } => self.metrics.wait_ms += now.until(*until),
+            Action::Done { .. } => self.metrics.served += 1,
+            Action::GiveUp { reason, budget, .. } => {
+                let mut cause = wire_name(reason);
+                if let Some(budget) = budget {
+                    cause = format!("{cause} ({})", wire_name(budget));
                 }
-                Ok(out_of_steps)
+                self.metrics.failed += 1;
+                *self.metrics.failures.entry(cause).or_insert(0) += 1;
             }
-            Decision::Wait { until, .. } => {
-                let wait = now.until(until);
-                if wait > self.scenario.max_wait_s.saturating_mul(SECOND) || out_of_steps {
-                    self.fail("wait_too_long");
-                    return Ok(true);
-                }
-                self.metrics.wait_ms += wait;
-                agent.at = until.max(now.plus(1));
-                task.phase = Phase::Acquire;
-                Ok(false)
-            }
-            other => Err(Error::new(
-                credpool_core::ErrorCode::Internal,
-                format!("unknown decision {other:?}"),
-            )),
+            _ => {}
         }
     }
 
-    /// A `use` of another entry after a failure of `failed` is a rotation.
-    fn count_rotation(&mut self, decision: &Decision, failed: &EntryId) {
-        if let Decision::Use { entry_id, .. } = decision
-            && entry_id != failed
-        {
-            self.metrics.rotations += 1;
+    /// Puts a provider answer on the timeline; the simulated latency of the call.
+    fn mark(
+        &mut self,
+        now: Millis,
+        lane: usize,
+        task: &Task,
+        entry: &EntryId,
+        answer: &Answer,
+    ) -> u64 {
+        let status = answer.response.status.unwrap_or(0);
+        let kind = match status {
+            200..=299 => MarkKind::Served,
+            429 => MarkKind::RateLimited,
+            401 | 403 => MarkKind::Auth,
+            _ => MarkKind::ServerError,
+        };
+        if status == 429 {
+            self.metrics.rate_limited += 1;
+        }
+        self.timeline.marks.push(Mark {
+            at: now,
+            key: answer.key.clone().unwrap_or_else(|| entry.to_string()),
+            agent: lane,
+            kind,
+        });
+        if kind == MarkKind::Served {
+            self.latency(task.index, task.sends)
+        } else {
+            self.scenario.error_latency_ms
         }
     }
 
-    fn fail(&mut self, cause: &str) {
-        self.metrics.failed += 1;
-        *self.metrics.failures.entry(cause.to_owned()).or_insert(0) += 1;
+    /// An action on another pool than the call's last one: the driver followed a fallback.
+    fn note_move(&mut self, task: &mut Task, pool: &PoolKey, now: Millis) {
+        if *pool == task.pool {
+            return;
+        }
+        self.metrics.fallbacks += 1;
+        self.timeline.fallbacks.push(FallbackMark {
+            at: now,
+            from: task.pool.as_str().to_owned(),
+            to: pool.as_str().to_owned(),
+        });
+        task.pool = pool.clone();
+        task.entry = None;
     }
 
-    /// Records a bench the engine just put on `entry` (for the timeline).
-    fn note_bench(&mut self, backend: &Backend, pool: &PoolKey, entry: &EntryId, now: Millis) {
-        let Ok(found) = backend.registry().pool(pool).and_then(|p| p.entry(entry)) else {
+    /// Records a bench the engine just put on the task's last entry (for the timeline).
+    fn note_bench(&mut self, backend: &Backend, task: &Task, now: Millis) {
+        let Some(entry) = &task.entry else {
+            return;
+        };
+        let Ok(found) = backend
+            .registry
+            .pool(&task.pool)
+            .and_then(|p| p.entry(entry))
+        else {
             return;
         };
         let status = &found.status;
@@ -713,17 +644,20 @@ impl Sim<'_> {
         }
     }
 
-    /// Latency of a successful call: the same for a given request and attempt in every row.
-    fn latency(&self, request: usize, attempt: u32) -> u64 {
+    /// Latency of a successful call: the same for a given request and send in every row.
+    fn latency(&self, request: usize, send: u32) -> u64 {
         let [lo, hi] = self.scenario.latency_ms;
         let mut rng = Rng::new(
             self.seed
                 ^ (request as u64).wrapping_mul(0x2545_F491_4F6C_DD1D)
-                ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                ^ u64::from(send).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
-        let _ = self.arrivals;
         lo + rng.below(hi - lo + 1)
     }
+}
+
+fn internal(message: String) -> Error {
+    Error::new(credpool_core::ErrorCode::Internal, message)
 }
 
 /// Keys of the scenario in display order, with their pool.

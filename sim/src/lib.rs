@@ -6,8 +6,10 @@
 //! the real engine (`credpool-core`) against the simulated provider ([`provider`]) in
 //! simulated time: nothing sleeps, reads a clock, touches a file or spawns a thread.
 //!
+//! Each request is one call of core's call driver (SPEC §7): the agent is a thin loop that
+//! does what each action says and reports back, so every rule the table measures is core's.
 //! The agents of a shared row each keep their own `Registry` and follow the file store's
-//! protocol against one in-memory state document: before every decision they merge in what
+//! protocol against one in-memory state document: before every input they merge in what
 //! the others wrote (core `sync`), after every change they write their export back, and a
 //! refresh is single-flight (`check_refresh` against the merged document first). Same
 //! scenario and seed, same results, byte for byte, on every target.
@@ -132,6 +134,35 @@ mod tests {
             }
         }
         assert!(rows.iter().any(|r| !r.spec.shared && r.metrics.replays > 0));
+    }
+
+    #[test]
+    fn the_scenario_budgets_reach_the_driver() {
+        // One key at 1 rpm, a request every 2 s: every request after the first meets a 429
+        // whose retry-after is longer than the single wait the scenario accepts.
+        let text = |budgets: &str| {
+            format!(
+                r#"{{"name": "budgets", "start_epoch_s": 1767268800, "agents": 1, "requests": 4,
+                    "rate_per_min": 30, "policies": ["hermes"], "strategies": ["fill_first"],
+                    {budgets}
+                    "pools": [{{"pool": "openai", "weight": 1, "keys": [{{"id": "a", "rpm": 1}}]}}]}}"#
+            )
+        };
+        let run = |budgets: &str| {
+            let scenario = Scenario::parse(&text(budgets)).unwrap_or_else(|e| panic!("{e}"));
+            let rows = simulate(&scenario, 1).unwrap_or_else(|e| panic!("{e}"));
+            rows[0].metrics.clone()
+        };
+        let capped = run(r#""max_wait_ms": 1000,"#);
+        assert_eq!(capped.served, 1, "{capped:?}");
+        assert_eq!(capped.failures.get("rate_limit (max_wait_ms)"), Some(&3));
+        assert_eq!(capped.wait_ms, 0, "no sleep beyond the cap: {capped:?}");
+        let one_send = run(r#""max_sends": 1,"#);
+        assert_eq!(one_send.failures.get("rate_limit (max_sends)"), Some(&3));
+        assert_eq!(one_send.rate_limited, 3, "one send each: {one_send:?}");
+        for bad in [r#""max_sends": 0,"#, r#""max_attempts": 12,"#] {
+            assert!(Scenario::parse(&text(bad)).is_err(), "{bad}");
+        }
     }
 
     #[test]

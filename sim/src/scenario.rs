@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 
-use credpool_core::{EntryId, PoolKey, Strategy};
+use credpool_core::{CallStart, EntryId, PoolKey, Strategy};
 use serde::Deserialize;
 
 /// The built-in default scenario (`sim/scenarios/default.json`).
@@ -63,12 +63,19 @@ pub struct Scenario {
     /// Latency of one OAuth refresh call, ms.
     #[serde(default = "default_refresh_latency")]
     pub refresh_latency_ms: u64,
-    /// Provider calls one request may make before the agent gives up on it.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
-    /// Longest single `wait` an agent accepts; a longer one fails the request.
-    #[serde(default = "default_max_wait")]
-    pub max_wait_s: u64,
+    /// The budgets of every request, passed to the call driver as they are: see
+    /// [`CallStart`] (SPEC §7) for their meaning and defaults; absent: the default.
+    #[serde(default)]
+    pub max_sends: Option<u32>,
+    /// [`CallStart::max_wait_ms`].
+    #[serde(default)]
+    pub max_wait_ms: Option<u64>,
+    /// [`CallStart::max_total_wait_ms`].
+    #[serde(default)]
+    pub max_total_wait_ms: Option<u64>,
+    /// [`CallStart::max_hops`].
+    #[serde(default)]
+    pub max_hops: Option<u32>,
     /// Policies compared (`hermes`, `adaptive`, or a policy object as `configure_pool` takes).
     #[serde(default = "default_policies")]
     pub policies: Vec<serde_json::Value>,
@@ -190,12 +197,6 @@ const fn default_error_latency() -> u64 {
 const fn default_refresh_latency() -> u64 {
     300
 }
-const fn default_max_attempts() -> u32 {
-    12
-}
-const fn default_max_wait() -> u64 {
-    300
-}
 const fn default_outage_status() -> u16 {
     503
 }
@@ -243,6 +244,19 @@ impl Scenario {
         preset_text(name).map(|text| Self::parse(text).unwrap_or_else(|e| panic!("{name}: {e}")))
     }
 
+    /// The call driver's input for one request on `pool`, with the scenario's budgets.
+    pub fn call_start(&self, pool: PoolKey, model: Option<String>) -> CallStart {
+        CallStart {
+            pool,
+            model,
+            session: None,
+            max_sends: self.max_sends,
+            max_wait_ms: self.max_wait_ms,
+            max_total_wait_ms: self.max_total_wait_ms,
+            max_hops: self.max_hops,
+        }
+    }
+
     fn validate(&self) -> Result<(), String> {
         if self.name.trim().is_empty() {
             return Err("`name` must not be empty".into());
@@ -259,8 +273,8 @@ impl Scenario {
         if self.latency_ms[0] > self.latency_ms[1] || self.latency_ms[1] > 600_000 {
             return Err("`latency_ms` must be [min, max] with min <= max <= 600000".into());
         }
-        if self.max_attempts == 0 || self.max_attempts > 1_000 {
-            return Err("`max_attempts` must be within 1..=1000".into());
+        if self.max_sends.is_some_and(|n| !(1..=1_000).contains(&n)) {
+            return Err("`max_sends` must be within 1..=1000".into());
         }
         if self.policies.is_empty() || self.strategies.is_empty() {
             return Err("`policies` and `strategies` must not be empty".into());
@@ -351,7 +365,12 @@ pub fn policy_from(value: &serde_json::Value) -> Result<(String, credpool_core::
 
 /// The snake_case name of a strategy.
 pub fn strategy_name(strategy: Strategy) -> String {
-    serde_json::to_value(strategy)
+    wire_name(&strategy)
+}
+
+/// The snake_case wire name of a unit enum value (a strategy, a reason, a budget).
+pub(crate) fn wire_name(value: &impl serde::Serialize) -> String {
+    serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()

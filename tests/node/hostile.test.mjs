@@ -152,7 +152,7 @@ function outcome(c) {
   let result
   try {
     const out = reg.handle(c.input, now)
-    if (out.type !== 'credential' && out.type !== 'state') {
+    if (out.type !== 'credential' && out.type !== 'send' && out.type !== 'state') {
       clean(JSON.stringify(out), 'output')
       clean(inspect(out, { depth: 5 }), 'inspect(output)')
     }

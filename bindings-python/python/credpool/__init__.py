@@ -64,13 +64,18 @@ class RefreshError(CredpoolError):
 
 
 class NoCredentialError(CredpoolError):
-    """No entry can serve the request now; ``.decision`` is the ``wait`` or ``fail`` decision."""
+    """No entry can serve the request now. ``.action`` is the call driver's action that
+    ended it (``give_up``, or a ``refresh`` nobody could perform); ``.decision`` a raw
+    decision (``wait`` or ``fail``) when one was given."""
 
     code = "no_credential"
 
-    def __init__(self, message: str = "", code: str | None = None, decision: dict | None = None) -> None:
+    def __init__(
+        self, message: str = "", code: str | None = None, decision: dict | None = None, action: dict | None = None
+    ) -> None:
         super().__init__(message, code)
         self.decision = decision
+        self.action = action
 
 
 class LockTimeoutError(CredpoolError, TimeoutError):
@@ -95,6 +100,7 @@ from credpool._credpool import (  # noqa: E402
 )
 from credpool._credpool import FileStore  # noqa: E402
 from credpool._helpers import (  # noqa: E402
+    Budgets,
     CredentialPool,
     Lease,
     LeaseContext,
@@ -104,6 +110,7 @@ from credpool._helpers import (  # noqa: E402
 from credpool._store import StorePool  # noqa: E402
 
 __all__ = [
+    "Budgets",
     "CredentialPool",
     "CredpoolError",
     "DuplicateEntryError",
@@ -118,9 +125,9 @@ __all__ = [
     "StoreIOError",
     "StorePool",
     "Registry",
-    "UnknownCallError",
     "UnknownEntryError",
     "UnknownError",
+    "UnknownCallError",
     "UnknownLeaseError",
     "UnknownPoolError",
     "credential_pool",

@@ -1,31 +1,35 @@
-"""Idiomatic helpers over :class:`credpool.Registry`: leases as context managers.
+"""Idiomatic helpers over core's call driver (SPEC §7): ``pool.call(fn)`` and ``pool.lease()``.
 
-Nothing here takes a decision: core decides everything, these helpers only follow
-the decisions it returns (``use``, ``retry_same``, ``refresh``, ``fallback``, ``wait``,
-``fail``, ``done``) through the public methods of ``Registry``.
+Nothing here takes a decision: core's call driver answers one action at a time (``send``,
+``sleep``, ``refresh``, ``done``, ``give_up``) and these helpers only perform it and report
+what it produced, through ``handle`` (on a ``Registry`` or a ``FileStore``).
 
 * :func:`response_info` turns a provider response or exception (httpx, httpx2, openai,
   anthropic, requests, builtin ``ConnectionError``/``TimeoutError``, plain dicts) into
-  the keyword arguments of ``Registry.report``. None of those libraries is imported
-  here: an object can only come from a library its caller already imported, so they
-  are looked up in ``sys.modules``.
-* :class:`CredentialPool` binds a registry to one pool; ``pool.lease()`` is a context
-  manager yielding a :class:`Lease` (the revealed credential of one attempt) that
-  reports the attempt's outcome when the block ends.
+  what core classifies. None of those libraries is imported here: an object can only come
+  from a library its caller already imported, so they are looked up in ``sys.modules``.
+* :class:`CredentialPool` binds a registry to one pool. ``pool.call(fn)`` runs one call:
+  ``fn(lease)`` for every ``send``, until ``done`` or ``give_up``. ``pool.lease()`` is a
+  context manager: one ``with`` block is one send of a call.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
 from types import TracebackType
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Type
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, TypedDict
 
-from credpool import CredpoolError, NoCredentialError, UnknownLeaseError
+from credpool import CredpoolError, NoCredentialError
 from credpool._credpool import Registry
 
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
 __all__ = [
+    "Budgets",
     "CredentialPool",
     "Lease",
     "LeaseContext",
@@ -34,13 +38,29 @@ __all__ = [
 ]
 
 Decision = Dict[str, Any]
-"""A decision (or other output) of the registry: a dict with ``"type"`` and ``"changed"``."""
+"""An output of the registry (a decision, an action, ...): a dict with ``"type"``."""
+Action = Dict[str, Any]
+"""An action of the call driver: ``send``, ``sleep``, ``refresh``, ``done`` or ``give_up``."""
 Clock = Callable[[], int]
 """Returns the current time in epoch milliseconds."""
 RefreshFn = Callable[["Lease"], Mapping[str, Any]]
 """Refreshes an OAuth token: gets the :class:`Lease` (its ``refresh_token`` included) and
 returns ``{"type": "refreshed", "access_token", "refresh_token"?, "expires_at"?}``,
 ``{"type": "failed", "terminal": bool}`` or ``{"type": "adopted"}``."""
+Sleep = Callable[[float], Any]
+"""Sleeps for a number of seconds (``time.sleep``)."""
+
+
+class Budgets(TypedDict, total=False):
+    """A call's budgets (SPEC §7), inputs of ``call_start``: one left out or None takes
+    core's default (``max_sends``: the usable entries plus 3; ``max_wait_ms``: 60 s;
+    ``max_total_wait_ms``: 120 s; ``max_hops``: the fallback chain's length)."""
+
+    max_sends: Optional[int]
+    max_wait_ms: Optional[int]
+    max_total_wait_ms: Optional[int]
+    max_hops: Optional[int]
+
 
 #: Characters of a text body passed on (core scans at most 64 KiB of it).
 MAX_BODY_CHARS = 64 * 1024
@@ -48,11 +68,9 @@ MAX_BODY_CHARS = 64 * 1024
 MAX_JSON_CHARS = 1024 * 1024
 #: Characters of one header value passed on (core reads at most 1 KiB of it).
 MAX_HEADER_CHARS = 4096
-#: Decisions followed by one acquisition (fallback hops, refreshes) before giving up.
-MAX_HOPS = 8
-
-# Decisions after which core keeps a lease open under ``lease_id``.
-_OPEN_LEASE = ("use", "retry_same", "refresh")
+#: Bytes of an error body not read yet (a streamed response) that are read to classify
+#: it: a longer (or chunked) body is left unread and reported without its body.
+MAX_READ_BYTES = 64 * 1024
 
 
 # --------------------------------------------------------------------------- response_info
@@ -107,20 +125,35 @@ def _body_from_text(text: Optional[str], content_type: str = "") -> Any:
     return text[:MAX_BODY_CHARS]
 
 
-def _http_response(resp: Any) -> Dict[str, Any]:
-    """Report kwargs of an httpx / httpx2 / requests response (body read if already read)."""
-    headers = _headers(getattr(resp, "headers", None))
+def _body_text(resp: Any, headers: Mapping[str, str]) -> Optional[str]:
+    """The text of a response's body: as read already, else read when it declares at most
+    ``MAX_READ_BYTES`` (a streamed response), else None (the stream is left unread)."""
     try:
+        if getattr(resp, "_content", False) is False:  # httpx and requests: not read yet
+            length = headers.get("content-length", "")
+            if not (length.isdigit() and int(length) <= MAX_READ_BYTES):
+                return None
+            read = getattr(resp, "read", None)  # httpx; requests reads on .text
+            if callable(read):
+                read()
         text = resp.text
-    except Exception:  # streaming response not read, undecodable content, ...
-        text = None
+    except Exception:  # an async stream, undecodable content, a closed connection, ...
+        return None
+    return text if isinstance(text, str) else None
+
+
+def _http_response(resp: Any) -> Dict[str, Any]:
+    """Report fields of an httpx / httpx2 / requests response. The body of a 1xx-3xx is not
+    read (core classifies those by status alone); an error body is read as :func:`_body_text`
+    says."""
+    headers = _headers(getattr(resp, "headers", None))
     status = getattr(resp, "status_code", None)
-    return {
-        "status": status if isinstance(status, int) and 0 <= status <= 0xFFFF else None,
-        "headers": headers,
-        "body": _body_from_text(text if isinstance(text, str) else None, headers.get("content-type", "")),
-        "network_error": None,
-    }
+    if not (isinstance(status, int) and 0 <= status <= 0xFFFF):
+        status = None
+    body = None
+    if status is None or status >= 400:
+        body = _body_from_text(_body_text(resp, headers), headers.get("content-type", ""))
+    return {"status": status, "headers": headers, "body": body, "network_error": None}
 
 
 def _network(kind: str) -> Dict[str, Any]:
@@ -205,8 +238,9 @@ def response_info(obj: object) -> Optional[Dict[str, Any]]:
     ``body``/``json``/``text``, ``network_error``).
 
     Headers come back as a lower-cased dict of str; the body as parsed JSON when it is
-    JSON, else as text (bounded). Returns None for anything else, such as a ``KeyError``
-    raised by user code: that is no outcome of the provider.
+    JSON, else as text (bounded); a 1xx-3xx body is not read, and a streamed error body
+    is read only when it declares at most ``MAX_READ_BYTES``. Returns None for anything
+    else, such as a ``KeyError`` raised by user code: that is no outcome of the provider.
     """
     if isinstance(obj, Mapping):
         return _dict_info(obj)
@@ -239,209 +273,220 @@ def response_info(obj: object) -> Optional[Dict[str, Any]]:
     return _network(kind) if kind is not None else None
 
 
-# --------------------------------------------------------------------------- leases
+def _returned_info(value: object) -> Dict[str, Any]:
+    """What a value ``fn`` returned reports: an httpx / httpx2 / requests ``Response`` as
+    itself (a returned 429 is a 429), anything else as a success."""
+    for mod in ("httpx", "httpx2", "requests"):
+        if _isinstance(value, mod, "Response"):
+            return _http_response(value)
+    return dict(_SUCCESS)
 
 
-def _no_credential(decision: Decision, pool: str) -> NoCredentialError:
-    """``NoCredentialError`` carrying the decision that left nothing to use."""
-    reason = decision.get("reason")
-    text = f"no credential to use in pool {pool!r}: {decision.get('type')}"
-    if reason:
-        text += f" ({reason})"
-    if decision.get("type") == "wait":
-        text += f" until {decision.get('until')}"
-    return NoCredentialError(text, "no_credential", decision=decision)
+_SUCCESS: Mapping[str, Any] = {"status": 200, "headers": {}, "body": None, "network_error": None}
+
+
+
+
+# --------------------------------------------------------------------------- the call driver
+
+_GOES_ON = ("send", "sleep", "refresh")  # the actions after which a call goes on
+_NOTHING: Any = object()
+
+
+def _no_credential(action: Action, pool: str, why: str = "") -> NoCredentialError:
+    """``NoCredentialError`` carrying the action that left nothing to send with."""
+    reason = why or action.get("reason")
+    text = f"no credential to use in pool {pool!r}: {action.get('type')}" + (f" ({reason})" if reason else "")
+    text += f" until {action['until']}" if "until" in action else ""
+    return NoCredentialError(text, "no_credential", action=action)
 
 
 class Lease:
-    """One attempt's claim on an entry, with the entry's revealed credential.
-
-    ``repr()`` never shows a secret. Report the attempt once: :meth:`report`,
-    :meth:`report_success`, :meth:`report_exception` or :meth:`release`; afterwards
-    :attr:`decision` holds what core answered (``done``, ``retry_same``, ``use``,
-    ``refresh``, ``fallback``, ``wait`` or ``fail``). Follow it with
-    ``pool.lease(after=lease)``, or drop it with :meth:`close`.
+    """One send's credential: ``pool`` (after a fallback, the fallback's), ``model``, ``entry_id``,
+    ``lease_id``, ``auth_type`` (``api_key``/``oauth``: the host picks Bearer or ``x-api-key``),
+    ``base_url``, ``access_token``, ``reason`` (why this send: a retry's or rotation's cause,
+    ``refreshed``...); for a refresh callable also ``refresh_token``, ``expires_at``,
+    ``generation``. ``repr()``/``str()`` show no secret. In ``pool.lease()``, ``action`` is the
+    call's next action once :meth:`report` ran (or the block exited); ``report_error`` a
+    credpool error raised reporting on exit from a failing block (whose exception propagates).
     """
 
-    __slots__ = (
-        "_owner",
-        "pool",
-        "model",
-        "session",
-        "entry_id",
-        "lease_id",
-        "access_token",
-        "refresh_token",
-        "expires_at",
-        "base_url",
-        "generation",
-        "granted",
-        "decision",
-        "report_error",
-    )
+    __slots__ = ("pool", "model", "session", "call_id", "entry_id", "lease_id", "auth_type", "base_url",
+                 "access_token", "refresh_token", "expires_at", "generation", "reason", "action",
+                 "report_error", "_context")
 
     def __init__(
-        self,
-        owner: CredentialPool,
-        model: Optional[str],
-        session: Optional[str],
-        granted: Decision,
-        credential: Mapping[str, Any],
+        self, action: Mapping[str, Any], credential: Mapping[str, Any], session: Optional[str] = None,
+        context: Optional[LeaseContext] = None,
     ) -> None:
-        self._owner = owner
-        #: Pool the lease is on (after a fallback: the fallback pool).
-        self.pool: str = owner.name
-        #: Model to request (a fallback's model when it named one).
-        self.model: Optional[str] = model
-        self.session: Optional[str] = session
-        self.entry_id: str = granted["entry_id"]
-        self.lease_id: int = granted["lease_id"]
-        self.access_token: Optional[str] = credential.get("access_token")
+        self.pool: str = action["pool"]
+        self.model: Optional[str] = action.get("model")
+        self.session = session
+        self.call_id: Optional[int] = action.get("call_id")
+        self.entry_id: str = action["entry_id"]
+        self.lease_id: int = action["lease_id"]
+        self.auth_type: Optional[str] = action.get("auth_type")
+        self.base_url: Optional[str] = credential.get("base_url", action.get("base_url"))
+        self.access_token: Optional[str] = credential.get("access_token", action.get("access_token"))
         self.refresh_token: Optional[str] = credential.get("refresh_token")
         self.expires_at: Optional[int] = credential.get("expires_at")
-        self.base_url: Optional[str] = credential.get("base_url")
-        self.generation: int = credential.get("generation", 0)
-        #: The decision that granted this lease (``use`` or ``retry_same``).
-        self.granted: Decision = granted
-        #: The decision of this attempt's report; None until reported.
-        self.decision: Optional[Decision] = None
-        #: A credpool error raised while reporting on exit from a failing block (the
-        #: block's own exception propagates instead).
+        self.generation: Optional[int] = action.get("generation", credential.get("generation"))
+        self.reason: Optional[str] = action.get("reason")
+        self.action: Optional[Action] = None
         self.report_error: Optional[CredpoolError] = None
+        self._context = context
 
     def __repr__(self) -> str:
-        state = self.decision["type"] if self.decision is not None else "open"
-        return (
-            f"Lease(pool={self.pool!r}, model={self.model!r}, entry_id={self.entry_id!r}, "
-            f"lease_id={self.lease_id}, generation={self.generation}, "
-            f"base_url={self.base_url!r}, state={state!r})"
-        )
+        state = self.action["type"] if self.action is not None else "open"
+        return (f"Lease(pool={self.pool!r}, model={self.model!r}, entry_id={self.entry_id!r}, lease_id="
+                f"{self.lease_id}, auth_type={self.auth_type!r}, base_url={self.base_url!r}, state={state!r})")
 
     @property
-    def credential_pool(self) -> CredentialPool:
-        """The pool view this lease is on."""
-        return self._owner
+    def again(self) -> bool:
+        """Whether the call goes on (``send``, ``sleep``, ``refresh``): ``pool.lease(after=lease)``."""
+        return self.action is not None and self.action["type"] in _GOES_ON
 
-    @property
-    def reported(self) -> bool:
-        """Whether this attempt was reported (or released)."""
-        return self.decision is not None
-
-    def _settle(self, send: Callable[[], Decision]) -> Decision:
-        if self.decision is not None:
-            raise UnknownLeaseError(f"lease {self.lease_id} was already reported", "unknown_lease")
-        decision = send()
-        self.decision = decision
-        return decision
-
-    def report(self, response: object) -> Decision:
-        """Reports a provider response or exception (see :func:`response_info`); returns the decision."""
+    def report(self, response: object, *, delivered: bool = False) -> Action:
+        """Reports a response or exception :func:`response_info` understands (a returned 429 is
+        a 429; ``delivered``: a stream's bytes reached the caller). Returns the next action."""
+        if self._context is None:
+            raise TypeError("call() reports what fn returns or raises: report() is for pool.lease()")
+        if self.action is not None:
+            raise ValueError(f"lease {self.lease_id} was already reported")
         info = response_info(response)
         if info is None:
             raise TypeError(f"cannot report a {type(response).__name__}: not a provider response")
-        return self._settle(lambda: self._owner._report_info(self.lease_id, info, self.model))
-
-    def report_success(self) -> Decision:
-        """Reports a success (status 200); returns the ``done`` decision."""
-        info: Dict[str, Any] = {"status": 200, "headers": {}, "body": None, "network_error": None}
-        return self._settle(lambda: self._owner._report_info(self.lease_id, info, self.model))
-
-    def report_exception(self, exc: BaseException) -> Decision:
-        """Reports ``exc`` if it is a provider outcome, else releases the lease (nothing marked).
-
-        Returns the report's decision, or the ``released`` output.
-        """
-        if response_info(exc) is None:
-            return self.release()
-        return self.report(exc)
-
-    def release(self) -> Decision:
-        """Closes the lease without an outcome (nothing marked); returns ``released``."""
-        return self._settle(lambda: self._owner.release(self.lease_id))
+        self.action = self._context._report(info, delivered)
+        return self.action
 
     def close(self) -> None:
-        """Releases the lease a reported decision left open (``use``, ``retry_same``,
-        ``refresh``) when the caller will not follow it; releases this lease if unreported."""
-        if self.decision is None:
-            self.release()
-        elif self.decision.get("type") in _OPEN_LEASE:
-            self._owner.release(self.decision["lease_id"])
+        """Cancels the call if it goes on (its lease released, nothing marked)."""
+        if self._context is not None:
+            self._context._owner._cancel(self._context._call)
+
+
+class _Call:
+    """One call's host side, shared by ``call()``, ``lease()`` (and an async twin): the input
+    answering each action, the last send's outcome, the end. No rule of its own."""
+
+    __slots__ = ("pool", "start", "session", "refresh", "call_id", "action", "outcome", "thrown")
+
+    def __init__(self, pool: CredentialPool, model: Optional[str], session: Optional[str],
+                 refresh: Optional[RefreshFn], budgets: Budgets) -> None:
+        start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets}
+        self.start: Dict[str, Any] = {k: v for k, v in start.items() if v is not None}
+        self.pool, self.session = pool, session
+        self.refresh = refresh if refresh is not None else pool.refresh
+        self.call_id: Optional[int] = None
+        self.action: Optional[Action] = None
+        self.outcome: Any = _NOTHING  # what the last send returned or raised
+        self.thrown = False  # whether it raised
+
+    @property
+    def open(self) -> bool:
+        return self.action is not None and self.action["type"] in _GOES_ON
+
+    def took(self, action: Action) -> Action:
+        self.action, self.call_id = action, action.get("call_id", self.call_id)
+        return action
+
+    def returned(self, value: object) -> Decision:
+        return self.sent(value, _returned_info(value), False)
+
+    def raised(self, exc: BaseException) -> Optional[Decision]:
+        """None when ``exc`` is no provider outcome (then the call is cancelled)."""
+        info = response_info(exc)
+        return None if info is None else self.sent(exc, info, True)
+
+    def sent(self, outcome: object, info: Mapping[str, Any], thrown: bool, delivered: bool = False) -> Decision:
+        self.outcome, self.thrown = outcome, thrown
+        response = {k: v for k, v in info.items() if v is not None}
+        report = {"type": "call_report", "call_id": self.call_id, "response": response}
+        return {**report, "delivered": True} if delivered else report
+
+    def resume(self) -> Decision:
+        return {"type": "call_resume", "call_id": self.call_id}
+
+    def refreshed(self, result: Mapping[str, Any]) -> Decision:
+        return {"type": "call_refreshed", "call_id": self.call_id, "result": dict(result)}
+
+    def delay(self, action: Action) -> float:
+        """Seconds until a ``sleep`` action's ``until``."""
+        now = self.pool._now()
+        return max(int(action["until"]) - (time.time_ns() // 1_000_000 if now is None else now), 0) / 1000
+
+    def target(self, action: Action, credential: Mapping[str, Any]) -> Lease:
+        """What the refresh callable gets for a ``refresh`` action."""
+        return Lease(action, credential, self.session)
+
+    def refresher(self, action: Action) -> RefreshFn:
+        if self.refresh is None:
+            raise _no_credential(action, action["pool"], "no refresh callable")
+        return self.refresh
+
+    def end(self, action: Action) -> Any:
+        """``done``/``give_up``: the last send's value, or its error raised again, or NoCredentialError."""
+        if self.outcome is _NOTHING:
+            raise _no_credential(action, self.pool.name)
+        if self.thrown:
+            raise self.outcome
+        return self.outcome
 
 
 class LeaseContext:
-    """``with pool.lease(...) as lease:`` — acquires on enter, reports on exit.
-
-    On exit: nothing if the block already reported; success (200) when the block ended
-    normally; the exception when :func:`response_info` understands it (the exception
-    still propagates); otherwise the lease is released, nothing marked, and the
-    exception propagates.
+    """``with pool.lease(...) as lease:`` — one send of a call. Enter: starts the call (or goes
+    on with ``after``'s), sleeps and refreshes as core says, and yields the next ``send``'s
+    :class:`Lease` (a ``give_up`` raises :class:`~credpool.NoCredentialError` with ``.action``).
+    Exit, unless the block called ``lease.report(...)``: a clean exit reports success; a
+    provider exception (:func:`response_info`) is reported and propagates; any other exception
+    (or ``KeyboardInterrupt``, reported or not) cancels the call and propagates.
     """
 
-    def __init__(
-        self,
-        owner: CredentialPool,
-        model: Optional[str],
-        session: Optional[str],
-        after: Optional[Lease],
-    ) -> None:
-        self._owner = owner
-        self._model = model
-        self._session = session
-        self._after = after
+    def __init__(self, owner: CredentialPool, call: _Call, after: Optional[Action], sleep: Sleep) -> None:
+        self._owner, self._call, self._after, self._sleep = owner, call, after, sleep
         self.lease: Optional[Lease] = None
 
     def __enter__(self) -> Lease:
-        after = self._after
-        if after is None:
-            decision = self._owner.acquire(self._model, self._session)
-            self.lease = self._owner._follow(decision, self._model, self._session)
-        else:
-            if after.decision is None:
-                raise ValueError("after= needs a reported lease")
-            self.lease = after._owner._follow(after.decision, after.model, after.session)
+        owner, call = self._owner, self._call
+        with owner._cancelling(call):
+            action = owner._step(call, call.start) if self._after is None else self._after
+            action = owner._advance(call, action, self._sleep)
+        if action["type"] != "send":
+            raise _no_credential(action, owner.name)
+        self.lease = Lease(action, {}, call.session, self)
         return self.lease
 
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         lease = self.lease
-        if lease is None or lease.reported:
+        info = _SUCCESS if exc is None else response_info(exc)
+        if lease is None or (lease.action is not None and info is not None):
             return
-        if exc is None:
-            lease.report_success()
+        if info is None:
+            self._owner._cancel(self._call)
             return
         try:
-            lease.report_exception(exc)
-        except CredpoolError as error:  # never hide the block's own exception
-            lease.report_error = error
+            lease.action = self._report(info, False)
+        except CredpoolError as error:
+            if exc is None:
+                raise
+            lease.report_error = error  # never hide the block's own exception
+
+    def _report(self, info: Mapping[str, Any], delivered: bool) -> Action:
+        with self._owner._cancelling(self._call):
+            return self._owner._step(self._call, self._call.sent(None, info, False, delivered))
 
 
 class CredentialPool:
-    """A registry bound to one pool.
-
-    ``refresh`` (optional) performs OAuth refreshes when core asks for one; without it a
-    ``refresh`` decision raises :class:`~credpool.NoCredentialError`. ``clock`` returns
-    epoch ms and is passed as ``now`` to every call (default: the registry reads the wall
-    clock). ``max_hops`` bounds the decisions followed per acquisition.
+    """A registry (or a :class:`~credpool.FileStore`) bound to one pool (``registry`` takes raw
+    inputs). ``refresh`` performs OAuth refreshes when core asks for one (without it a
+    ``refresh`` action cancels the call and raises :class:`~credpool.NoCredentialError`);
+    ``clock`` returns epoch ms, passed as ``now`` to every input (default: the wall clock).
     """
 
     def __init__(
-        self,
-        registry: Registry,
-        pool: str,
-        *,
-        refresh: Optional[RefreshFn] = None,
-        clock: Optional[Clock] = None,
-        max_hops: int = MAX_HOPS,
+        self, registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None
     ) -> None:
-        self.registry = registry
-        self.name = pool
-        self.refresh = refresh
-        self.clock = clock
-        self.max_hops = max_hops
+        self.registry, self.name, self.refresh, self.clock = registry, pool, refresh, clock
 
     def __repr__(self) -> str:
         return f"CredentialPool({self.name!r})"
@@ -449,199 +494,95 @@ class CredentialPool:
     def _now(self) -> Optional[int]:
         return self.clock() if self.clock is not None else None
 
-    def _now_ms(self) -> int:
-        now = self._now()
-        return now if now is not None else time.time_ns() // 1_000_000
+    def _step(self, call: _Call, given: Mapping[str, Any]) -> Action:
+        """Hands one input to core; its answer, recorded on the call."""
+        return call.took(self.registry.handle(given, now=self._now()))
 
-    def _on(self, pool: str) -> CredentialPool:
-        if pool == self.name:
-            return self
-        return CredentialPool(
-            self.registry, pool, refresh=self.refresh, clock=self.clock, max_hops=self.max_hops
-        )
+    def _cancel(self, call: _Call) -> None:
+        """Cancels ``call`` if open; an error doing so is dropped (the caller's propagates)."""
+        if call.open:
+            with contextlib.suppress(CredpoolError):
+                self._step(call, {"type": "call_cancel", "call_id": call.call_id})
 
-    # -- plain calls
-
-    def acquire(self, model: Optional[str] = None, session: Optional[str] = None) -> Decision:
-        """``Registry.acquire`` on this pool; returns the decision."""
-        return self.registry.acquire(self.name, model=model, session=session, now=self._now())
-
-    def report(self, lease_id: int, response_or_exception: object, model: Optional[str] = None) -> Decision:
-        """Reports a provider response or exception against ``lease_id``; returns the decision.
-
-        Raises ``TypeError`` for an object :func:`response_info` does not understand.
-        """
-        info = response_info(response_or_exception)
-        if info is None:
-            raise TypeError(
-                f"cannot report a {type(response_or_exception).__name__}: not a provider response"
-            )
-        return self._report_info(lease_id, info, model)
-
-    def report_exception(self, exc: BaseException, *, lease_id: int, model: Optional[str] = None) -> Decision:
-        """Reports ``exc`` if it is a provider outcome, else releases the lease (nothing marked).
-
-        Returns the report's decision, or the ``released`` output.
-        """
-        info = response_info(exc)
-        if info is None:
-            return self.release(lease_id)
-        return self._report_info(lease_id, info, model)
-
-    def release(self, lease_id: int) -> Decision:
-        """Closes ``lease_id`` without an outcome (nothing marked)."""
-        return self.registry.release(self.name, lease_id, now=self._now())
-
-    def _report_info(self, lease_id: int, info: Mapping[str, Any], model: Optional[str]) -> Decision:
-        return self.registry.report(
-            self.name,
-            lease_id,
-            status=info.get("status"),
-            headers=info.get("headers") or None,
-            body=info.get("body"),
-            model=model,
-            network_error=info.get("network_error"),
-            now=self._now(),
-        )
-
-    # -- following decisions
-
-    def lease(
-        self,
-        model: Optional[str] = None,
-        session: Optional[str] = None,
-        *,
-        after: Optional[Lease] = None,
-    ) -> LeaseContext:
-        """A context manager yielding a :class:`Lease` (see :class:`LeaseContext`).
-
-        Without ``after`` it acquires; with ``after`` (a reported lease) it follows that
-        lease's decision instead: the same lease after ``retry_same`` (the caller waits
-        ``delay_ms`` first), the rotated lease after ``use``, a refresh, or a fallback.
-        A ``wait``, ``fail``, ``done`` or unhandled ``refresh`` raises
-        :class:`~credpool.NoCredentialError` carrying ``.decision``.
-        """
-        return LeaseContext(self, model, session, after)
-
-    def _resolve(
-        self, decision: Decision, model: Optional[str], session: Optional[str]
-    ) -> Tuple[CredentialPool, Optional[str], Decision, Optional[Lease]]:
-        """Follows ``decision`` until a lease is granted or nothing is usable.
-
-        Returns the pool and model reached, the last decision, and the lease (None when
-        the last decision is ``wait``, ``fail``, ``done``, a ``refresh`` without a refresh
-        callable (its lease released), or when ``max_hops`` ran out).
-        """
-        pool: CredentialPool = self
-        for _ in range(self.max_hops):
-            kind = decision.get("type")
-            if kind in ("use", "retry_same"):
-                try:
-                    credential = pool.registry.credential(pool.name, decision["entry_id"], now=pool._now())
-                except BaseException:
-                    pool._release_quietly(decision["lease_id"])
-                    raise
-                return pool, model, decision, Lease(pool, model, session, decision, credential)
-            if kind == "refresh":
-                if pool.refresh is None:
-                    pool.release(decision["lease_id"])
-                    return pool, model, decision, None
-                decision = pool._refresh(decision, model, session)
-            elif kind == "fallback":
-                pool = pool._on(decision["pool"])
-                model = decision.get("model", model)
-                decision = pool.acquire(model, session)
-            else:
-                return pool, model, decision, None
-        return pool, model, decision, None
-
-    def _refresh(self, decision: Decision, model: Optional[str], session: Optional[str]) -> Decision:
-        """Runs the refresh callable for a ``refresh`` decision; returns core's answer."""
-        assert self.refresh is not None
-        entry_id, lease_id = decision["entry_id"], decision["lease_id"]
+    @contextlib.contextmanager
+    def _cancelling(self, call: _Call) -> Iterator[None]:
+        """Cancels ``call`` when the block raises (the block's exception propagates)."""
         try:
-            credential = self.registry.credential(self.name, entry_id, now=self._now())
-            target = Lease(self, model, session, decision, credential)
-            result = self.refresh(target)
-            return self.registry.refresh_result(
-                self.name, entry_id, decision["generation"], result, lease_id=lease_id, now=self._now()
-            )
+            yield
         except BaseException:
-            self._release_quietly(lease_id)
+            self._cancel(call)
             raise
 
-    def _release_quietly(self, lease_id: int) -> None:
-        """Releases ``lease_id`` on a failure path, where core may already have closed it."""
-        try:
-            self.release(lease_id)
-        except UnknownLeaseError:
-            pass
+    def _advance(self, call: _Call, action: Action, sleep: Sleep) -> Action:
+        """Performs ``sleep`` and ``refresh`` actions until the call's next ``send`` or its end."""
+        while action["type"] in ("sleep", "refresh"):
+            if action["type"] == "sleep":
+                sleep(call.delay(action))
+                action = self._step(call, call.resume())
+            else:
+                action = self._step(call, self._refresh(call, action))
+        return action
 
-    def _follow(self, decision: Decision, model: Optional[str], session: Optional[str]) -> Lease:
-        pool, _, last, lease = self._resolve(decision, model, session)
-        if lease is None:
-            raise _no_credential(last, pool.name)
-        return lease
+    def _refresh(self, call: _Call, action: Action) -> Decision:
+        """Runs the refresh callable for a ``refresh`` action; the input reporting it."""
+        refresh = call.refresher(action)
+        credential = self.registry.credential(action["pool"], action["entry_id"], now=self._now())
+        return call.refreshed(refresh(call.target(action, credential)))
+
+    def lease(
+        self, model: Optional[str] = None, session: Optional[str] = None, *, after: Optional[Lease] = None,
+        sleep: Sleep = time.sleep, refresh: Optional[RefreshFn] = None, **budgets: Unpack[Budgets],
+    ) -> LeaseContext:
+        """One send of a call, as a context manager (see :class:`LeaseContext`).
+
+        Without ``after`` it starts a call (``budgets``, ``refresh`` as in :meth:`call`);
+        with ``after``, a reported lease whose call goes on, it follows that call. A loop::
+
+            lease = None
+            while lease is None or lease.again:
+                with pool.lease(after=lease) as lease:
+                    lease.report(httpx.post(url, headers=...))  # a returned 429 is a 429
+        """
+        if after is None:
+            return LeaseContext(self, _Call(self, model, session, refresh, budgets), None, sleep)
+        if after._context is None or not after.again:
+            raise ValueError("after= needs a lease of pool.lease() whose call goes on (lease.again)")
+        return LeaseContext(after._context._owner, after._context._call, after.action, sleep)
 
     def call(
-        self,
-        fn: Callable[[Lease], Any],
-        model: Optional[str] = None,
-        session: Optional[str] = None,
-        *,
-        max_attempts: int = 5,
-        max_wait_ms: int = 60_000,
-        sleep: Callable[[float], Any] = time.sleep,
+        self, fn: Callable[[Lease], Any], model: Optional[str] = None, session: Optional[str] = None, *,
+        max_sends: Optional[int] = None, max_wait_ms: Optional[int] = None,
+        max_total_wait_ms: Optional[int] = None, max_hops: Optional[int] = None,
+        sleep: Sleep = time.sleep, refresh: Optional[RefreshFn] = None,
     ) -> Any:
-        """Calls ``fn(lease)`` until it succeeds, following core's decisions.
+        """One call: ``fn(lease)`` for each ``send`` core asks for, until ``done`` or ``give_up``.
 
-        ``retry_same``: sleep ``delay_ms`` and call again on the same lease; ``use``: call
-        again with the rotated credential; ``fallback``: switch pool/model; ``wait``:
-        sleep until ``until`` when that is at most ``max_wait_ms`` away, then acquire
-        again. ``fail`` (or a longer wait, or ``max_attempts`` calls) re-raises the last
-        provider exception, or raises :class:`~credpool.NoCredentialError` when no call
-        was made. Exceptions that are no provider outcome release the lease and propagate.
-        """
-        pool: CredentialPool = self
-        decision = self.acquire(model, session)
-        last_exc: Optional[BaseException] = None
-        attempts = 0
-        while True:
-            pool, model, decision, lease = pool._resolve(decision, model, session)
-            if lease is None:
-                if decision.get("type") == "wait" and attempts < max_attempts:
-                    delay = int(decision["until"]) - pool._now_ms()
-                    if delay <= max_wait_ms:
-                        sleep(max(delay, 0) / 1000)
-                        decision = pool.acquire(model, session)
-                        attempts += 1  # a wait counts as an attempt: bounded loop
-                        continue
-                if last_exc is not None:
-                    raise last_exc
-                raise _no_credential(decision, pool.name)
-            attempts += 1
-            try:
-                result = fn(lease)
-            except BaseException as exc:
-                decision = lease.report_exception(exc)
-                if decision.get("type") == "released" or attempts >= max_attempts:
-                    lease.close()
-                    raise
-                last_exc = exc
-                if decision.get("type") == "retry_same":
-                    sleep(int(decision.get("delay_ms", 0)) / 1000)
-                pool = lease.credential_pool
-                continue
-            lease.report_success()
-            return result
+        ``fn``'s outcome is reported: an httpx / requests ``Response`` returned as itself (a
+        returned 429 is a 429), a provider exception (:func:`response_info`) raised as its
+        outcome, any other value as a success. ``sleep`` (seconds) and ``refresh`` (default:
+        the pool's) perform those actions; budgets: :class:`Budgets`. ``done`` returns ``fn``'s
+        value; ``give_up`` re-raises the last send's error or returns its response, or raises
+        :class:`~credpool.NoCredentialError` (``.action``). Other exceptions cancel the call."""
+        budgets = Budgets(max_sends=max_sends, max_wait_ms=max_wait_ms, max_total_wait_ms=max_total_wait_ms,
+                          max_hops=max_hops)
+        call = _Call(self, model, session, refresh, budgets)
+        with self._cancelling(call):
+            action = self._advance(call, self._step(call, call.start), sleep)
+            while action["type"] == "send":
+                try:
+                    value = fn(Lease(action, {}, session))
+                except Exception as exc:
+                    report = call.raised(exc)
+                    if report is None:
+                        raise
+                else:
+                    report = call.returned(value)
+                action = self._advance(call, self._step(call, report), sleep)
+        return call.end(action)
 
 
 def credential_pool(
-    registry: Registry,
-    pool: str,
-    *,
-    refresh: Optional[RefreshFn] = None,
-    clock: Optional[Clock] = None,
+    registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None
 ) -> CredentialPool:
     """``CredentialPool(registry, pool, ...)``: a registry bound to one pool."""
     return CredentialPool(registry, pool, refresh=refresh, clock=clock)
