@@ -2,17 +2,12 @@
 //! (lock → reload/merge → apply → atomic write), or in Redis when opened with a
 //! `redis://` URL; thin over `credpool_store::Store`, which opens either by location.
 //!
-//! The methods mirror `Registry`'s (same names, same keyword arguments); each one goes
-//! through the store's `handle`, so every input that changes state is one locked
-//! transaction. Lock waits, file and Redis IO run with the GIL released, so other Python
-//! threads keep running while one waits for another process.
-//!
-//! Concurrency inside one process: a `Mutex` serialises the users of one `FileStore`
-//! object. It is never held while Python code runs, except during
-//! [`FileStore::refresh`]'s `refresh_fn`: other threads using the same `FileStore` wait
-//! meanwhile (and other processes wait for the file lock), which is exactly what
-//! single-flight means. `refresh_fn` must not call back into the same `FileStore`
-//! (that raises instead of deadlocking).
+//! The methods are `Registry`'s, through the store, so every input that changes state is
+//! one locked transaction. Lock waits, file and Redis IO run with the GIL released. A
+//! `Mutex` serialises the users of one `FileStore` object; it is never held while Python
+//! code runs, except during [`FileStore::refresh`]'s `refresh_fn` (other threads then
+//! wait, as other processes wait for the file lock: single-flight), which must not call
+//! back into the same `FileStore` (that raises instead of deadlocking).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -21,46 +16,19 @@ use std::time::Duration;
 
 use credpool_core::CredentialOut;
 use credpool_core::{
-    Credential, Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, PoolKey,
-    RefreshOutcome, parse_input,
+    Credential, EntryId, Error, ErrorCode, Input, LeaseId, Options, PoolKey, RefreshOutcome,
+    parse_input,
 };
 use credpool_store::{
     FileStore as CoreFileStore, RefreshStart, Store as CoreStore, StoreOptions, is_redis_location,
 };
 use pyo3::prelude::*;
-use serde_json::{Value, json};
+use pyo3::types::IntoPyDict;
 
-use crate::{clock, errors, guarded, input_of, methods, opt, registry_options, to_py, to_value};
-
-/// Why a call into the store failed, carried out of a GIL-free section (all `Send`).
-enum Failure {
-    Core(credpool_core::Error),
-    Py(PyErr),
-    Poisoned,
-    Reentrant,
-}
-
-impl Failure {
-    fn into_py(self, py: Python<'_>) -> PyErr {
-        match self {
-            Self::Core(e) => errors::from_core(py, &e),
-            Self::Py(e) => e,
-            Self::Poisoned => errors::internal(py, "store lock poisoned"),
-            Self::Reentrant => errors::make(
-                py,
-                "invalid_input",
-                "refresh_fn called back into the FileStore that is refreshing (it holds the \
-                 store lock): use the credential it was given",
-            ),
-        }
-    }
-}
-
-impl From<credpool_core::Error> for Failure {
-    fn from(e: credpool_core::Error) -> Self {
-        Self::Core(e)
-    }
-}
+use crate::convert::{self, Arg, Clock, Json, to_py};
+use crate::errors::{self, check, guarded};
+use crate::methods::{self, wire};
+use crate::{Out, Wire, registry_options};
 
 /// A credential registry persisted in one JSON file that any number of processes share,
 /// or in Redis (a `redis://` location) shared by processes on many machines.
@@ -80,106 +48,54 @@ pub(crate) struct FileStore {
 }
 
 impl FileStore {
-    /// Fails when the current thread is inside this store's `refresh_fn` (it holds `inner`:
-    /// locking it again would deadlock).
-    fn check_reentrance(&self) -> Result<(), Failure> {
-        let owner = *self.refreshing.lock().map_err(|_| Failure::Poisoned)?;
-        if owner == Some(std::thread::current().id()) {
-            return Err(Failure::Reentrant);
+    /// Locks the store; fails when the current thread is inside this store's `refresh_fn`
+    /// (it holds `inner`: locking it again would deadlock).
+    fn lock(&self) -> credpool_core::Result<MutexGuard<'_, CoreStore>> {
+        let poisoned = || errors::core_internal("store lock poisoned");
+        if *self.refreshing.lock().map_err(|_| poisoned())? == Some(std::thread::current().id()) {
+            return Err(Error::new(
+                ErrorCode::InvalidInput,
+                "refresh_fn called back into the FileStore that is refreshing (it holds the \
+                 store lock): use the credential it was given",
+            ));
         }
-        Ok(())
+        self.inner.lock().map_err(|_| poisoned())
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, CoreStore>, Failure> {
-        self.check_reentrance()?;
-        self.inner.lock().map_err(|_| Failure::Poisoned)
-    }
-
-    /// Runs `f` on the store with the GIL released (lock waits and file IO happen there).
+    /// Runs `f` on the store with the GIL released (lock waits and IO happen there).
     fn with_store<T: Send>(
         &self,
         py: Python<'_>,
-        f: impl FnOnce(&mut CoreStore) -> Result<T, Failure> + Send,
+        f: impl FnOnce(&mut CoreStore) -> credpool_core::Result<T> + Send,
     ) -> PyResult<T> {
-        guarded(py, || {
-            py.allow_threads(|| {
-                let mut store = self.lock()?;
-                f(&mut store)
-            })
-            .map_err(|e| e.into_py(py))
-        })
+        check(py, guarded(|| py.allow_threads(|| f(&mut *self.lock()?))))
     }
 
-    /// `handle` on a JSON value through the store.
-    fn call(
-        &self,
-        py: Python<'_>,
-        now: Option<&Bound<'_, PyAny>>,
-        input: Value,
-    ) -> PyResult<PyObject> {
-        let now = clock(py, now)?;
-        let output: Output = self.with_store(py, |store| Ok(store.handle_value(now, input)?))?;
-        out(py, serde_json::to_value(&output))
-    }
-
-    fn call_fields(
-        &self,
-        py: Python<'_>,
-        now: Option<&Bound<'_, PyAny>>,
-        kind: &str,
-        fields: Vec<(&str, Value)>,
-    ) -> PyResult<PyObject> {
-        self.call(py, now, input_of(kind, fields))
-    }
-    /// The hot path: a typed input through the store, the output built as a `dict`
-    /// directly (as `Registry`'s).
-    fn typed(
-        &self,
-        py: Python<'_>,
-        now: Option<&Bound<'_, PyAny>>,
-        input: Input,
-    ) -> PyResult<PyObject> {
-        let now = clock(py, now)?;
-        let output: Output = self.with_store(py, |store| Ok(store.handle(now, input)?))?;
-        crate::out::output(py, output)
+    /// Applies one wire input through the store, converting the output.
+    fn run<'py>(&self, py: Python<'py>, now: Option<Clock>, input: impl Into<Wire>) -> Out<'py> {
+        let (now, input) = (convert::now(py, now)?, input.into());
+        let output = self.with_store(py, |store| match input {
+            Wire::Json(value) => {
+                errors::test_panic(&value);
+                store.handle_value(now, value)
+            }
+            Wire::Typed(input) => store.handle(now, input),
+        })?;
+        to_py(py, &output)
     }
 }
 
-/// A serialised output -> Python object.
-fn out(py: Python<'_>, value: serde_json::Result<Value>) -> PyResult<PyObject> {
-    let value = value.map_err(|e| errors::internal(py, &e.to_string()))?;
-    Ok(to_py(py, &value)?.unbind())
-}
-
-/// The dict handed to `refresh_fn`: the shape of `Registry.credential` (secrets included).
-fn credential_value(credential: &Credential) -> Result<Value, Failure> {
-    serde_json::to_value(CredentialOut::from(credential.clone())).map_err(|e| {
-        Failure::Core(credpool_core::Error::new(
-            ErrorCode::Internal,
-            format!("cannot serialise the credential: {e}"),
-        ))
-    })
-}
-
-/// Calls `refresh_fn(credential)` (GIL held) and parses its result as a `RefreshOutcome`,
+/// Calls `refresh_fn(credential)` (GIL held) and reads its result as a `RefreshOutcome`
 /// through core's `refresh_result` input parser (whose errors never echo input values).
 fn run_refresh_fn(
     py: Python<'_>,
     refresh_fn: &Py<PyAny>,
-    credential: &Value,
+    credential: &Credential,
     (pool, entry_id, generation): (&str, &str, u64),
 ) -> PyResult<RefreshOutcome> {
-    let arg = to_py(py, credential)?;
-    let result = refresh_fn.bind(py).call1((arg,))?;
-    let result = to_value(py, &result)?;
-    let input = json!({
-        "type": "refresh_result",
-        "pool": pool,
-        "entry_id": entry_id,
-        "generation": generation,
-        "result": result,
-    });
-    match parse_input(input) {
+    let credential = to_py(py, &CredentialOut::from(credential.clone()))?;
+    let result: Json = refresh_fn.bind(py).call1((credential,))?.extract()?;
+    match parse_input(wire!("refresh_result" { pool, entry_id, generation, result })) {
         Ok(Input::RefreshResult(parsed)) => Ok(parsed.result),
         Ok(_) => Err(errors::internal(
             py,
@@ -198,13 +114,10 @@ fn run_refresh_fn(
 }
 
 /// A duration option in seconds (`name` for the error).
-fn parse_timeout(py: Python<'_>, name: &str, seconds: f64) -> PyResult<Duration> {
+fn seconds(py: Python<'_>, name: &str, seconds: f64) -> PyResult<Duration> {
     Duration::try_from_secs_f64(seconds).map_err(|_| {
-        errors::make(
-            py,
-            "invalid_input",
-            &format!("{name} must be a finite, non-negative number of seconds"),
-        )
+        let message = format!("{name} must be a finite, non-negative number of seconds");
+        errors::make(py, "invalid_input", &message)
     })
 }
 
@@ -255,18 +168,18 @@ impl FileStore {
         reconnect_interval: f64,
     ) -> PyResult<Self> {
         let Options { writer, seed } = registry_options(py, writer, seed)?;
-        let mut options = StoreOptions::new(writer, seed);
-        options.lock_timeout = parse_timeout(py, "lock_timeout", lock_timeout)?;
-        options.durable = durable;
-        options.namespace = namespace;
-        options.connect_timeout = parse_timeout(py, "connect_timeout", connect_timeout)?;
-        options.io_timeout = parse_timeout(py, "io_timeout", io_timeout)?;
-        options.refresh_lease = parse_timeout(py, "refresh_lease", refresh_lease)?;
-        options.reconnect_interval = parse_timeout(py, "reconnect_interval", reconnect_interval)?;
-        let store = guarded(py, || {
-            py.allow_threads(|| open_store(location, options))
-                .map_err(|e| errors::from_core(py, &e))
-        })?;
+        let options = StoreOptions {
+            lock_timeout: seconds(py, "lock_timeout", lock_timeout)?,
+            durable,
+            namespace,
+            connect_timeout: seconds(py, "connect_timeout", connect_timeout)?,
+            io_timeout: seconds(py, "io_timeout", io_timeout)?,
+            refresh_lease: seconds(py, "refresh_lease", refresh_lease)?,
+            reconnect_interval: seconds(py, "reconnect_interval", reconnect_interval)?,
+            ..StoreOptions::new(writer, seed)
+        };
+        let store = guarded(|| py.allow_threads(|| open_store(location, options)));
+        let store = check(py, store)?;
         Ok(Self {
             path: store.path().map(ToOwned::to_owned),
             location: store.location(),
@@ -279,11 +192,8 @@ impl FileStore {
     /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path.
     #[staticmethod]
     fn move_aside(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-        guarded(py, || {
-            py.allow_threads(|| CoreFileStore::move_aside(&path))
-                .map(|p| p.to_string_lossy().into_owned())
-                .map_err(|e| errors::from_core(py, &e))
-        })
+        let moved = guarded(|| py.allow_threads(|| CoreFileStore::move_aside(&path)));
+        Ok(check(py, moved)?.to_string_lossy().into_owned())
     }
 
     /// The store file (`None` for a Redis store).
@@ -294,20 +204,20 @@ impl FileStore {
 
     /// Where the store lives: the file path, or the Redis URL without credentials.
     #[getter]
-    fn location(&self) -> String {
-        self.location.clone()
+    fn location(&self) -> &str {
+        &self.location
     }
 
     /// The writer id (never a secret).
     #[getter]
-    fn writer(&self) -> String {
-        self.writer.clone()
+    fn writer(&self) -> &str {
+        &self.writer
     }
 
     /// Merges in what other processes wrote since the last look; whether anything new was
     /// merged.
     fn reload(&self, py: Python<'_>) -> PyResult<bool> {
-        self.with_store(py, |store| Ok(store.reload()?))
+        self.with_store(py, CoreStore::reload)
     }
 
     /// Whether changes wait to reach Redis (decided while it was unreachable). Always
@@ -320,7 +230,7 @@ impl FileStore {
     /// when Redis still cannot be reached (they stay queued). A no-op for a file store.
     /// Call it before the process exits so nothing stays only in memory.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
-        self.with_store(py, |store| Ok(store.flush()?))
+        self.with_store(py, CoreStore::flush)
     }
 
     /// The single-flight OAuth refresh a `refresh` decision asks for.
@@ -342,24 +252,17 @@ impl FileStore {
     /// while `refresh_fn` runs; `refresh_fn` must not call this `FileStore` itself.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (pool, entry_id, generation, refresh_fn, lease_id=None, now=None))]
-    fn refresh(
+    fn refresh<'py>(
         &self,
-        py: Python<'_>,
+        py: Python<'py>,
         pool: String,
         entry_id: String,
         generation: u64,
-        refresh_fn: &Bound<'_, PyAny>,
+        refresh_fn: &Bound<'py, PyAny>,
         lease_id: Option<u64>,
-        now: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyObject> {
-        let fixed_now = match now {
-            Some(n) if !n.is_none() => Some(clock(py, Some(n))?),
-            _ => None,
-        };
-        let start_now = match fixed_now {
-            Some(n) => n,
-            None => clock(py, None)?,
-        };
+        now: Option<Clock>,
+    ) -> Out<'py> {
+        let start = convert::now(py, now)?;
         if !refresh_fn.is_callable() {
             return Err(errors::make(
                 py,
@@ -367,79 +270,55 @@ impl FileStore {
                 "refresh_fn must be callable",
             ));
         }
-        let refresh_fn: Py<PyAny> = refresh_fn.clone().unbind();
-        let decision: Decision = guarded(py, || {
+        let refresh_fn = refresh_fn.clone().unbind();
+        // Core's errors, or (inside) what `refresh_fn` raised, out of the GIL-free section.
+        let decision: credpool_core::Result<PyResult<_>> = guarded(|| {
             py.allow_threads(|| {
-                let (pool_name, entry_name) = (pool, entry_id);
-                let pool = PoolKey::parse(&pool_name)?;
-                let entry_id = EntryId::parse(&entry_name)?;
+                let (key, id) = (PoolKey::parse(&pool)?, EntryId::parse(&entry_id)?);
                 let mut store = self.lock()?;
-                let ticket = match store.begin_refresh(
-                    start_now,
-                    &pool,
-                    &entry_id,
-                    generation,
-                    lease_id.map(LeaseId),
-                )? {
-                    RefreshStart::Adopted(decision) => return Ok(decision),
+                let lease_id = lease_id.map(LeaseId);
+                let ticket = match store.begin_refresh(start, &key, &id, generation, lease_id)? {
+                    RefreshStart::Adopted(decision) => return Ok(Ok(decision)),
                     RefreshStart::Needed(ticket) => ticket,
                 };
                 // Right before the refresh token is used: the lock must still be held.
-                let ticket = match store.confirm_refresh(start_now, ticket)? {
-                    RefreshStart::Adopted(decision) => return Ok(decision),
+                let ticket = match store.confirm_refresh(start, ticket)? {
+                    RefreshStart::Adopted(decision) => return Ok(Ok(decision)),
                     RefreshStart::Needed(ticket) => ticket,
                 };
-                let credential = credential_value(ticket.credential())?;
                 // The host's refresh runs with the GIL held, under both locks.
-                *self.refreshing.lock().map_err(|_| Failure::Poisoned)? =
-                    Some(std::thread::current().id());
-                let called = Python::with_gil(|py| -> PyResult<(RefreshOutcome, Millis)> {
-                    let outcome = run_refresh_fn(
-                        py,
-                        &refresh_fn,
-                        &credential,
-                        (&pool_name, &entry_name, generation),
-                    )?;
-                    let finish_now = match fixed_now {
-                        Some(n) => n,
-                        None => clock(py, None)?,
-                    };
-                    Ok((outcome, finish_now))
+                let poisoned = |_| errors::core_internal("store lock poisoned");
+                *self.refreshing.lock().map_err(poisoned)? = Some(std::thread::current().id());
+                let called = Python::with_gil(|py| {
+                    let ids = (pool.as_str(), entry_id.as_str(), generation);
+                    let outcome = run_refresh_fn(py, &refresh_fn, ticket.credential(), ids)?;
+                    Ok((outcome, convert::now(py, now)?))
                 });
                 if let Ok(mut owner) = self.refreshing.lock() {
                     *owner = None;
                 }
+                // On an error, dropping the ticket releases the lock: nothing changed.
                 match called {
-                    // Dropping the ticket releases the lock: nothing changed.
-                    Err(e) => {
-                        drop(ticket);
-                        Err(Failure::Py(e))
-                    }
-                    Ok((outcome, finish_now)) => {
-                        Ok(store.finish_refresh(finish_now, ticket, outcome)?)
-                    }
+                    Ok((outcome, finish)) => Ok(Ok(store.finish_refresh(finish, ticket, outcome)?)),
+                    Err(raised) => Ok(Err(raised)),
                 }
             })
-            .map_err(|e: Failure| e.into_py(py))
-        })?;
-        out(py, serde_json::to_value(&decision))
+        });
+        to_py(py, &check(py, decision)??)
     }
 
     /// This store bound to one pool: a `credpool.StorePool` (a `CredentialPool` whose
     /// refreshes go through [`FileStore::refresh`]).
     #[pyo3(signature = (key, *, refresh=None, clock=None))]
-    fn pool(
-        slf: &Bound<'_, Self>,
+    fn pool<'py>(
+        slf: &Bound<'py, Self>,
         key: String,
-        refresh: Option<&Bound<'_, PyAny>>,
-        clock: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<PyObject> {
-        let py = slf.py();
-        let class = py.import("credpool._store")?.getattr("StorePool")?;
-        let kwargs = pyo3::types::PyDict::new(py);
-        kwargs.set_item("refresh", refresh)?;
-        kwargs.set_item("clock", clock)?;
-        Ok(class.call((slf, key), Some(&kwargs))?.unbind())
+        refresh: Option<&Bound<'py, PyAny>>,
+        clock: Option<&Bound<'py, PyAny>>,
+    ) -> Out<'py> {
+        let class = slf.py().import("credpool._store")?.getattr("StorePool")?;
+        let kwargs = [("refresh", refresh), ("clock", clock)].into_py_dict(slf.py())?;
+        class.call((slf, key), Some(&kwargs))
     }
 
     fn __repr__(&self) -> String {

@@ -224,3 +224,23 @@ def test_hermes_import_export_round_trip() -> None:
     with pytest.raises(credpool.CredpoolError) as err:
         credpool.export_hermes(auth)
     assert err.value.code == "foreign_document"
+
+
+def test_call_driver_methods():
+    """The call driver's inputs as methods (same wire inputs as handle(); see the call_* vectors)."""
+    r = make()
+    send = r.call_start("openrouter", max_sends=5, max_wait_ms=10_000, now=1000)
+    assert (send["type"], send["call_id"], send["entry_id"], send["access_token"]) == ("send", 1, "a", "sk-test-a")
+    sleep = r.call_report(send["call_id"], status=429, headers={"x-request-id": "r"}, now=2000)
+    assert (sleep["type"], sleep["until"]) == ("sleep", 7000)
+    again = r.call_resume(send["call_id"], now=7000)
+    assert (again["type"], again["lease_id"]) == ("send", send["lease_id"])
+    done = r.call_report(send["call_id"], status=200, delivered=True, now=7100)
+    assert done == {"type": "done", "call_id": 1, "pool": "openrouter", "entry_id": "a", "changed": done["changed"]}
+    with pytest.raises(credpool.UnknownCallError) as e:
+        r.call_resume(send["call_id"], now=7200)
+    assert e.value.code == "unknown_call" and isinstance(e.value, KeyError)
+    second = r.call_start("openrouter", now=8000)
+    assert r.call_cancel(second["call_id"], now=8100) == {"type": "call_cancelled", "call_id": 2, "changed": False}
+    with pytest.raises(credpool.UnknownCallError):
+        r.call_refreshed(second["call_id"], {"type": "adopted"}, now=8200)

@@ -96,6 +96,31 @@ class Registry:
         config: Optional[Mapping[str, Any]] = None,
         now: Optional[int] = None,
     ) -> Output: ...
+    def call_start(
+        self,
+        pool: str,
+        model: Optional[str] = None,
+        session: Optional[str] = None,
+        max_sends: Optional[int] = None,
+        max_wait_ms: Optional[int] = None,
+        max_total_wait_ms: Optional[int] = None,
+        max_hops: Optional[int] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def call_report(
+        self,
+        call_id: int,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        body: Any = None,
+        model: Optional[str] = None,
+        network_error: Optional[str] = None,
+        delivered: bool = False,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def call_refreshed(self, call_id: int, result: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def call_resume(self, call_id: int, now: Optional[int] = None) -> Output: ...
+    def call_cancel(self, call_id: int, now: Optional[int] = None) -> Output: ...
 
 @final
 class FileStore:
@@ -210,6 +235,31 @@ class FileStore:
         config: Optional[Mapping[str, Any]] = None,
         now: Optional[int] = None,
     ) -> Output: ...
+    def call_start(
+        self,
+        pool: str,
+        model: Optional[str] = None,
+        session: Optional[str] = None,
+        max_sends: Optional[int] = None,
+        max_wait_ms: Optional[int] = None,
+        max_total_wait_ms: Optional[int] = None,
+        max_hops: Optional[int] = None,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def call_report(
+        self,
+        call_id: int,
+        status: Optional[int] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        body: Any = None,
+        model: Optional[str] = None,
+        network_error: Optional[str] = None,
+        delivered: bool = False,
+        now: Optional[int] = None,
+    ) -> Output: ...
+    def call_refreshed(self, call_id: int, result: Mapping[str, Any], now: Optional[int] = None) -> Output: ...
+    def call_resume(self, call_id: int, now: Optional[int] = None) -> Output: ...
+    def call_cancel(self, call_id: int, now: Optional[int] = None) -> Output: ...
 
 def error_codes() -> list[ErrorCode]: ...
 def version() -> str: ...
