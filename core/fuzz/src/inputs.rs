@@ -780,8 +780,9 @@ impl Driver {
         }
     }
 
-    /// Runs one call to its end; true when an input failed. Checks that the call ends, and
-    /// within its send budget.
+    /// Runs one call to its end; true when the call could not start (nothing changed then).
+    /// An input refused mid-call (a malformed response) cancels the call: the inputs before
+    /// it stand. Checks that the call ends, and within its send budget.
     fn call(
         &mut self,
         start: &CallStart,
@@ -833,7 +834,7 @@ impl Driver {
                     if let Some(id) = call_id(&action) {
                         let _ = self.registry.cancel_call(id);
                     }
-                    return true;
+                    return false;
                 }
             }
         }
