@@ -262,7 +262,11 @@ impl Registry {
                 reason,
                 message,
             } => {
-                let class = if *terminal {
+                let terminal = *terminal
+                    || reason
+                        .as_deref()
+                        .is_some_and(crate::classify::is_terminal_auth_reason);
+                let class = if terminal {
                     OutcomeClass::AuthTerminal
                 } else {
                     OutcomeClass::Auth
@@ -537,8 +541,7 @@ impl Registry {
             self.bench_model(now, subject, model, now.until(until));
             return Ok(hint);
         }
-        let dead = verdict.class == OutcomeClass::AuthTerminal
-            || verdict.reason.as_deref() == Some("credential_persist_failed");
+        let dead = verdict.class == OutcomeClass::AuthTerminal;
         let record = StatusRecord {
             status: if dead {
                 Status::Dead

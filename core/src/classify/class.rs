@@ -7,7 +7,8 @@
 use super::OutcomeClass;
 use super::body::Signals;
 
-/// 401 reasons that mean the credential is dead (exact code match).
+/// 401 reasons that mean the credential is dead (exact code match). The last is a host's
+/// own: a refreshed pair it could not persist (the old pair is spent, the new one lost).
 const TERMINAL_AUTH_CODES: &[&str] = &[
     "token_invalidated",
     "token_revoked",
@@ -15,7 +16,13 @@ const TERMINAL_AUTH_CODES: &[&str] = &[
     "invalid_grant",
     "unauthorized_client",
     "refresh_token_reused",
+    "credential_persist_failed",
 ];
+
+/// Whether a reason code (a failed refresh's, say) means the credential is dead.
+pub(crate) fn is_terminal_auth_reason(reason: &str) -> bool {
+    TERMINAL_AUTH_CODES.contains(&reason.to_ascii_lowercase().as_str())
+}
 
 /// Codes that mean "out of credit" on any 4xx.
 const BILLING_CODES: &[&str] = &[

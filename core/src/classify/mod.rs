@@ -11,7 +11,7 @@
 //! |---|---|
 //! | none (transport failure), or < 100 | `NetworkError` |
 //! | 100–399 | `Success` (an error-shaped body on a 2xx stays a success) |
-//! | 401 | `AuthTerminal` when a reason candidate is exactly `token_invalidated`, `token_revoked`, `invalid_token`, `invalid_grant`, `unauthorized_client` or `refresh_token_reused`; else `Auth` |
+//! | 401 | `AuthTerminal` when a reason candidate is exactly `token_invalidated`, `token_revoked`, `invalid_token`, `invalid_grant`, `unauthorized_client`, `refresh_token_reused` or the host's `credential_persist_failed`; else `Auth` |
 //! | 402 | `Billing` |
 //! | 403 | stale-token text (`[wke=unauthenticated:`, `oauth2 access token could not be validated`) → `Forbidden`; entitlement text → `Entitlement`; billing-shaped → `Billing`; "out of extra usage" → `BillingUnverified`; else `Forbidden` |
 //! | 429 | upstream-throttled → `UpstreamRateLimit`; code `overloaded_error` → `ServerError`; billing-shaped (e.g. OpenAI `insufficient_quota`) → `Billing`; usage/plan cap → `UsageLimit`; else `RateLimit` |
@@ -72,6 +72,7 @@
 
 mod body;
 mod class;
+pub(crate) use class::is_terminal_auth_reason;
 mod duration;
 mod hints;
 pub(crate) mod httpdate;
