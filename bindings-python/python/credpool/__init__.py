@@ -100,6 +100,7 @@ from credpool._credpool import (  # noqa: E402
 )
 from credpool._credpool import FileStore  # noqa: E402
 from credpool._helpers import (  # noqa: E402
+    AsyncLeaseContext,
     Budgets,
     CredentialPool,
     Lease,
@@ -107,9 +108,11 @@ from credpool._helpers import (  # noqa: E402
     credential_pool,
     response_info,
 )
-from credpool._store import StorePool  # noqa: E402
+from credpool._store import AsyncFileStore, StorePool  # noqa: E402
 
 __all__ = [
+    "AsyncFileStore",
+    "AsyncLeaseContext",
     "Budgets",
     "CredentialPool",
     "CredpoolError",

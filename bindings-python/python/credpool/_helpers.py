@@ -10,17 +10,27 @@ what it produced, through ``handle`` (on a ``Registry`` or a ``FileStore``).
   from a library its caller already imported, so they are looked up in ``sys.modules``.
 * :class:`CredentialPool` binds a registry to one pool. ``pool.call(fn)`` runs one call:
   ``fn(lease)`` for every ``send``, until ``done`` or ``give_up``. ``pool.lease()`` is a
-  context manager: one ``with`` block is one send of a call.
+  context manager: one ``with`` block is one send of a call. ``await pool.acall(fn)`` and
+  ``async with pool.alease()`` are their asyncio twins.
+
+The decision loop is written once, as a generator of steps (``_Call.advance``,
+``_Call.steps``) yielding what to do next: hand core an input, sleep, refresh, send.
+``CredentialPool._run`` performs the steps in the calling thread, ``_arun`` on an event loop
+(a store's blocking IO and refreshes off it): only the awaits differ.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
+import inspect
 import json
 import sys
 import time
+from concurrent.futures import Executor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, Mapping, Optional, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, Mapping, Optional, Tuple, TypedDict
 
 from credpool import CredpoolError, NoCredentialError
 from credpool._credpool import Registry
@@ -31,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Budgets",
     "CredentialPool",
+    "AsyncLeaseContext",
     "Lease",
     "LeaseContext",
     "credential_pool",
@@ -48,7 +59,8 @@ RefreshFn = Callable[["Lease"], Mapping[str, Any]]
 returns ``{"type": "refreshed", "access_token", "refresh_token"?, "expires_at"?}``,
 ``{"type": "failed", "terminal": bool}`` or ``{"type": "adopted"}``."""
 Sleep = Callable[[float], Any]
-"""Sleeps for a number of seconds (``time.sleep``)."""
+"""Sleeps for a number of seconds (``time.sleep``; in the async helpers ``asyncio.sleep``, or
+any function returning an awaitable or None)."""
 
 
 class Budgets(TypedDict, total=False):
@@ -292,6 +304,27 @@ _SUCCESS: Mapping[str, Any] = {"status": 200, "headers": {}, "body": None, "netw
 _GOES_ON = ("send", "sleep", "refresh")  # the actions after which a call goes on
 _NOTHING: Any = object()
 
+# What a call's steps ask their runner to do, and what the runner sends back. ``_run`` performs
+# them in the calling thread, ``_arun`` on an event loop: the one difference of sync and async.
+_HANDLE = "handle"  # hand this input to core -> core's answer
+_SLEEP = "sleep"  # sleep this many seconds -> None
+_REFRESH = "refresh"  # perform this refresh action -> the input reporting it
+_SEND = "send"  # perform this send action -> the call_report input, or _DEFERRED
+#: A send whose report comes later (a 2xx whose body streams to the caller): the steps end
+#: at the send, and the call stays open until the body ends.
+_DEFERRED: Any = object()
+
+Step = Tuple[str, Any]
+Steps = Generator[Step, Any, Action]
+Ops = Dict[str, Callable[[Any], Any]]
+
+
+def _budgets(
+    max_sends: Optional[int], max_wait_ms: Optional[int], max_total_wait_ms: Optional[int], max_hops: Optional[int]
+) -> Budgets:
+    return Budgets(max_sends=max_sends, max_wait_ms=max_wait_ms, max_total_wait_ms=max_total_wait_ms,
+                   max_hops=max_hops)  # fmt: skip
+
 
 def _no_credential(action: Action, pool: str, why: str = "") -> NoCredentialError:
     """``NoCredentialError`` carrying the action that left nothing to send with."""
@@ -299,6 +332,25 @@ def _no_credential(action: Action, pool: str, why: str = "") -> NoCredentialErro
     text = f"no credential to use in pool {pool!r}: {action.get('type')}" + (f" ({reason})" if reason else "")
     text += f" until {action['until']}" if "until" in action else ""
     return NoCredentialError(text, "no_credential", action=action)
+
+
+def _as_is(result: Any) -> Any:
+    return result
+
+
+async def _awaited(value: Any) -> Any:
+    return await value
+
+
+def _on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Any], Any]:
+    """For a worker thread: a refresh callable's result, an awaitable run to its end on ``loop``."""
+
+    def resolve(result: Any) -> Any:
+        if inspect.isawaitable(result):
+            return asyncio.run_coroutine_threadsafe(_awaited(result), loop).result()
+        return result
+
+    return resolve
 
 
 class Lease:
@@ -309,6 +361,7 @@ class Lease:
     ``generation``. ``repr()``/``str()`` show no secret. In ``pool.lease()``, ``action`` is the
     call's next action once :meth:`report` ran (or the block exited); ``report_error`` a
     credpool error raised reporting on exit from a failing block (whose exception propagates).
+    In ``pool.alease()``, :meth:`areport` reports.
     """
 
     __slots__ = ("pool", "model", "session", "call_id", "entry_id", "lease_id", "auth_type", "base_url",
@@ -346,9 +399,7 @@ class Lease:
         """Whether the call goes on (``send``, ``sleep``, ``refresh``): ``pool.lease(after=lease)``."""
         return self.action is not None and self.action["type"] in _GOES_ON
 
-    def report(self, response: object, *, delivered: bool = False) -> Action:
-        """Reports a response or exception :func:`response_info` understands (a returned 429 is
-        a 429; ``delivered``: a stream's bytes reached the caller). Returns the next action."""
+    def _info(self, response: object) -> Tuple[LeaseContext, Dict[str, Any]]:
         if self._context is None:
             raise TypeError("call() reports what fn returns or raises: report() is for pool.lease()")
         if self.action is not None:
@@ -356,7 +407,21 @@ class Lease:
         info = response_info(response)
         if info is None:
             raise TypeError(f"cannot report a {type(response).__name__}: not a provider response")
-        self.action = self._context._report(info, delivered)
+        return self._context, info
+
+    def report(self, response: object, *, delivered: bool = False) -> Action:
+        """Reports a response or exception :func:`response_info` understands (a returned 429 is
+        a 429; ``delivered``: a stream's bytes reached the caller). Returns the next action."""
+        context, info = self._info(response)
+        if isinstance(context, AsyncLeaseContext):
+            raise TypeError("a lease of pool.alease() reports with `await lease.areport(response)`")
+        self.action = context._report(info, delivered)
+        return self.action
+
+    async def areport(self, response: object, *, delivered: bool = False) -> Action:
+        """:meth:`report`, awaited (a store's IO runs off the event loop)."""
+        context, info = self._info(response)
+        self.action = await context._areport(info, delivered)
         return self.action
 
     def close(self) -> None:
@@ -366,14 +431,17 @@ class Lease:
 
 
 class _Call:
-    """One call's host side, shared by ``call()``, ``lease()`` (and an async twin): the input
-    answering each action, the last send's outcome, the end. No rule of its own."""
+    """One call's host side, shared by ``call()``, ``lease()``, their async twins and the
+    transports: the input answering each action, the last send's outcome, the end, and the
+    loop itself as steps (:meth:`advance`, :meth:`steps`). No rule of its own."""
 
     __slots__ = ("pool", "start", "session", "refresh", "call_id", "action", "outcome", "thrown")
 
     def __init__(self, pool: CredentialPool, model: Optional[str], session: Optional[str],
-                 refresh: Optional[RefreshFn], budgets: Budgets) -> None:
-        start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets}
+                 refresh: Optional[RefreshFn], budgets: Budgets, *, api: Optional[str] = None,
+                 url: Optional[str] = None) -> None:
+        start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets,
+                 "api": api, "url": url}
         self.start: Dict[str, Any] = {k: v for k, v in start.items() if v is not None}
         self.pool, self.session = pool, session
         self.refresh = refresh if refresh is not None else pool.refresh
@@ -390,6 +458,35 @@ class _Call:
         self.action, self.call_id = action, action.get("call_id", self.call_id)
         return action
 
+    def advance(self, action: Optional[Action] = None) -> Steps:
+        """Steps from the call's start (or from ``action``, core's last answer) through the
+        ``sleep`` and ``refresh`` actions core asks for, to the next ``send`` or the end."""
+        if action is None:
+            action = self.took((yield _HANDLE, self.start))
+        while action["type"] in ("sleep", "refresh"):
+            if action["type"] == "sleep":
+                yield _SLEEP, self.delay(action)
+                given = self.resume()
+            else:
+                given = yield _REFRESH, action
+            action = self.took((yield _HANDLE, given))
+        return action
+
+    def step(self, given: Mapping[str, Any]) -> Steps:
+        """One input to core, as a step; its answer."""
+        return self.took((yield _HANDLE, given))
+
+    def steps(self) -> Steps:
+        """Steps of a whole call: a ``_SEND`` for each send core asks for, until ``done`` or
+        ``give_up`` (or a send whose report is ``_DEFERRED``: then that send)."""
+        action = yield from self.advance()
+        while action["type"] == "send":
+            report = yield _SEND, action
+            if report is _DEFERRED:
+                break
+            action = yield from self.advance(self.took((yield _HANDLE, report)))
+        return action
+
     def returned(self, value: object) -> Decision:
         return self.sent(value, _returned_info(value), False)
 
@@ -397,6 +494,13 @@ class _Call:
         """None when ``exc`` is no provider outcome (then the call is cancelled)."""
         info = response_info(exc)
         return None if info is None else self.sent(exc, info, True)
+
+    def failed(self, exc: BaseException) -> Decision:
+        """:meth:`raised`, or ``exc`` raised again when it is no provider outcome."""
+        report = self.raised(exc)
+        if report is None:
+            raise exc
+        return report
 
     def sent(self, outcome: object, info: Mapping[str, Any], thrown: bool, delivered: bool = False) -> Decision:
         self.outcome, self.thrown = outcome, thrown
@@ -409,6 +513,9 @@ class _Call:
 
     def refreshed(self, result: Mapping[str, Any]) -> Decision:
         return {"type": "call_refreshed", "call_id": self.call_id, "result": dict(result)}
+
+    def cancel(self) -> Decision:
+        return {"type": "call_cancel", "call_id": self.call_id}
 
     def delay(self, action: Action) -> float:
         """Seconds until a ``sleep`` action's ``until``."""
@@ -446,34 +553,73 @@ class LeaseContext:
         self._owner, self._call, self._after, self._sleep = owner, call, after, sleep
         self.lease: Optional[Lease] = None
 
-    def __enter__(self) -> Lease:
-        owner, call = self._owner, self._call
-        with owner._cancelling(call):
-            action = owner._step(call, call.start) if self._after is None else self._after
-            action = owner._advance(call, action, self._sleep)
+    def _opened(self, action: Action) -> Lease:
         if action["type"] != "send":
-            raise _no_credential(action, owner.name)
-        self.lease = Lease(action, {}, call.session, self)
+            raise _no_credential(action, self._owner.name)
+        self.lease = Lease(action, {}, self._call.session, self)
         return self.lease
 
-    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+    def _exiting(self, exc: Optional[BaseException]) -> Any:
+        """What leaving the block reports: None (nothing), ``_NOTHING`` (cancel), or its info."""
         lease = self.lease
         info = _SUCCESS if exc is None else response_info(exc)
         if lease is None or (lease.action is not None and info is not None):
-            return
-        if info is None:
+            return None
+        return _NOTHING if info is None else info
+
+    def _keep(self, error: CredpoolError, exc: Optional[BaseException]) -> None:
+        if exc is None:
+            raise error
+        assert self.lease is not None
+        self.lease.report_error = error  # never hide the block's own exception
+
+    def __enter__(self) -> Lease:
+        owner, call = self._owner, self._call
+        return self._opened(owner._run(call, call.advance(self._after), owner._ops(call, self._sleep)))
+
+    def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        info = self._exiting(exc)
+        if info is _NOTHING:
             self._owner._cancel(self._call)
-            return
-        try:
-            lease.action = self._report(info, False)
-        except CredpoolError as error:
-            if exc is None:
-                raise
-            lease.report_error = error  # never hide the block's own exception
+        elif info is not None:
+            assert self.lease is not None
+            try:
+                self.lease.action = self._report(info, False)
+            except CredpoolError as error:
+                self._keep(error, exc)
 
     def _report(self, info: Mapping[str, Any], delivered: bool) -> Action:
-        with self._owner._cancelling(self._call):
-            return self._owner._step(self._call, self._call.sent(None, info, False, delivered))
+        owner, call = self._owner, self._call
+        return owner._run(call, call.step(call.sent(None, info, False, delivered)), owner._ops(call, self._sleep))
+
+    async def _areport(self, info: Mapping[str, Any], delivered: bool) -> Action:
+        owner, call = self._owner, self._call
+        steps = call.step(call.sent(None, info, False, delivered))
+        return await owner._arun(call, steps, owner._aops(call, self._sleep))
+
+
+class AsyncLeaseContext(LeaseContext):
+    """``async with pool.alease(...) as lease:`` — :class:`LeaseContext` on an event loop
+    (sleeps awaited, a store's IO and the refresh callable run off the loop); the block
+    reports with ``await lease.areport(response)``."""
+
+    async def __aenter__(self) -> Lease:
+        owner, call = self._owner, self._call
+        return self._opened(await owner._arun(call, call.advance(self._after), owner._aops(call, self._sleep)))
+
+    async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        info = self._exiting(exc)
+        if info is _NOTHING:
+            await self._owner._acancel(self._call)
+        elif info is not None:
+            assert self.lease is not None
+            try:
+                self.lease.action = await self._areport(info, False)
+            except CredpoolError as error:
+                self._keep(error, exc)
+
+    def __enter__(self) -> Lease:
+        raise TypeError("pool.alease() is entered with `async with`")
 
 
 class CredentialPool:
@@ -482,6 +628,10 @@ class CredentialPool:
     ``refresh`` action cancels the call and raises :class:`~credpool.NoCredentialError`);
     ``clock`` returns epoch ms, passed as ``now`` to every input (default: the wall clock).
     """
+
+    #: Whether ``registry``'s methods may block (a store's lock waits and IO): the async
+    #: helpers then run them on :meth:`_executor`'s thread, off the event loop.
+    _blocking = False
 
     def __init__(
         self, registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None
@@ -494,15 +644,18 @@ class CredentialPool:
     def _now(self) -> Optional[int]:
         return self.clock() if self.clock is not None else None
 
+    def _handle(self, given: Mapping[str, Any]) -> Action:
+        return self.registry.handle(given, now=self._now())
+
     def _step(self, call: _Call, given: Mapping[str, Any]) -> Action:
         """Hands one input to core; its answer, recorded on the call."""
-        return call.took(self.registry.handle(given, now=self._now()))
+        return call.took(self._handle(given))
 
     def _cancel(self, call: _Call) -> None:
         """Cancels ``call`` if open; an error doing so is dropped (the caller's propagates)."""
         if call.open:
             with contextlib.suppress(CredpoolError):
-                self._step(call, {"type": "call_cancel", "call_id": call.call_id})
+                self._step(call, call.cancel())
 
     @contextlib.contextmanager
     def _cancelling(self, call: _Call) -> Iterator[None]:
@@ -513,21 +666,82 @@ class CredentialPool:
             self._cancel(call)
             raise
 
-    def _advance(self, call: _Call, action: Action, sleep: Sleep) -> Action:
-        """Performs ``sleep`` and ``refresh`` actions until the call's next ``send`` or its end."""
-        while action["type"] in ("sleep", "refresh"):
-            if action["type"] == "sleep":
-                sleep(call.delay(action))
-                action = self._step(call, call.resume())
-            else:
-                action = self._step(call, self._refresh(call, action))
-        return action
-
-    def _refresh(self, call: _Call, action: Action) -> Decision:
-        """Runs the refresh callable for a ``refresh`` action; the input reporting it."""
+    def _refresh(self, call: _Call, action: Action, resolve: Callable[[Any], Any] = _as_is) -> Decision:
+        """Runs the refresh callable for a ``refresh`` action (``resolve``: its result, awaited
+        when it is a coroutine run from a worker thread); the input reporting it."""
         refresh = call.refresher(action)
         credential = self.registry.credential(action["pool"], action["entry_id"], now=self._now())
-        return call.refreshed(refresh(call.target(action, credential)))
+        return call.refreshed(resolve(refresh(call.target(action, credential))))
+
+    def _ops(self, call: _Call, sleep: Sleep, send: Optional[Callable[[Action], Any]] = None) -> Ops:
+        ops: Ops = {_HANDLE: self._handle, _SLEEP: sleep, _REFRESH: functools.partial(self._refresh, call)}
+        return {**ops, _SEND: send} if send is not None else ops
+
+    def _run(self, call: _Call, steps: Steps, ops: Ops) -> Action:
+        """Performs a call's steps in this thread; an exception cancels the call and propagates."""
+        value: Any = None
+        with self._cancelling(call):
+            while True:
+                try:
+                    op, arg = steps.send(value)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                value = ops[op](arg)
+
+    # ------------------------------------------------------------------ async twins
+
+    def _executor(self) -> Optional[Executor]:
+        """Where blocking work runs off the event loop (None: the loop's default executor)."""
+        return None
+
+    async def _offload(self, fn: Callable[..., Any], *args: Any, always: bool = False) -> Any:
+        """``fn(*args)``, on :meth:`_executor` when the registry may block (or ``always``)."""
+        if not (self._blocking or always):
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(self._executor(), fn, *args)
+
+    async def _ahandle(self, given: Mapping[str, Any]) -> Action:
+        return await self._offload(self._handle, given)  # type: ignore[no-any-return]
+
+    async def _arefresh(self, call: _Call, action: Action) -> Decision:
+        """:meth:`_refresh` off the event loop (the refresh callable may block, or hold the
+        store's lock); a coroutine it returns runs on the loop."""
+        resolve = _on_loop(asyncio.get_running_loop())
+        return await self._offload(self._refresh, call, action, resolve, always=True)  # type: ignore[no-any-return]
+
+    async def _acancel(self, call: _Call) -> None:
+        if call.open:
+            with contextlib.suppress(CredpoolError):
+                call.took(await self._ahandle(call.cancel()))
+
+    def _aops(self, call: _Call, sleep: Sleep, send: Optional[Callable[[Action], Any]] = None) -> Ops:
+        ops: Ops = {_HANDLE: self._ahandle, _SLEEP: sleep, _REFRESH: functools.partial(self._arefresh, call)}
+        return {**ops, _SEND: send} if send is not None else ops
+
+    async def _arun(self, call: _Call, steps: Steps, ops: Ops) -> Action:
+        """:meth:`_run` on an event loop: an op's result is awaited when it is awaitable."""
+        value: Any = None
+        try:
+            while True:
+                try:
+                    op, arg = steps.send(value)
+                except StopIteration as stop:
+                    return stop.value  # type: ignore[no-any-return]
+                value = ops[op](arg)
+                if inspect.isawaitable(value):
+                    value = await value
+        except BaseException:
+            await self._acancel(call)
+            raise
+
+    # ------------------------------------------------------------------ the helpers
+
+    def _context(self, after: Optional[Lease], sleep: Sleep, make: Callable[[], LeaseContext]) -> LeaseContext:
+        if after is None:
+            return make()
+        if after._context is None or not after.again:
+            raise ValueError("after= needs a lease of pool.lease() whose call goes on (lease.again)")
+        return type(after._context)(after._context._owner, after._context._call, after.action, sleep)
 
     def lease(
         self, model: Optional[str] = None, session: Optional[str] = None, *, after: Optional[Lease] = None,
@@ -543,11 +757,21 @@ class CredentialPool:
                 with pool.lease(after=lease) as lease:
                     lease.report(httpx.post(url, headers=...))  # a returned 429 is a 429
         """
-        if after is None:
-            return LeaseContext(self, _Call(self, model, session, refresh, budgets), None, sleep)
-        if after._context is None or not after.again:
-            raise ValueError("after= needs a lease of pool.lease() whose call goes on (lease.again)")
-        return LeaseContext(after._context._owner, after._context._call, after.action, sleep)
+        return self._context(after, sleep, lambda: LeaseContext(self, _Call(self, model, session, refresh, budgets),
+                                                                None, sleep))  # fmt: skip
+
+    def alease(
+        self, model: Optional[str] = None, session: Optional[str] = None, *, after: Optional[Lease] = None,
+        sleep: Sleep = asyncio.sleep, refresh: Optional[RefreshFn] = None, **budgets: Unpack[Budgets],
+    ) -> AsyncLeaseContext:
+        """:meth:`lease` for asyncio: ``async with pool.alease(after=lease) as lease:``, reporting
+        with ``await lease.areport(response)``. ``sleep`` is awaited; ``refresh`` (sync, or
+        returning a coroutine run on the loop) and a store's IO run off the event loop."""
+        context = self._context(after, sleep, lambda: AsyncLeaseContext(
+            self, _Call(self, model, session, refresh, budgets), None, sleep))  # fmt: skip
+        if not isinstance(context, AsyncLeaseContext):
+            raise ValueError("after= needs a lease of pool.alease()")
+        return context
 
     def call(
         self, fn: Callable[[Lease], Any], model: Optional[str] = None, session: Optional[str] = None, *,
@@ -562,23 +786,43 @@ class CredentialPool:
         outcome, any other value as a success. ``sleep`` (seconds) and ``refresh`` (default:
         the pool's) perform those actions; budgets: :class:`Budgets`. ``done`` returns ``fn``'s
         value; ``give_up`` re-raises the last send's error or returns its response, or raises
-        :class:`~credpool.NoCredentialError` (``.action``). Other exceptions cancel the call."""
-        budgets = Budgets(max_sends=max_sends, max_wait_ms=max_wait_ms, max_total_wait_ms=max_total_wait_ms,
-                          max_hops=max_hops)
-        call = _Call(self, model, session, refresh, budgets)
-        with self._cancelling(call):
-            action = self._advance(call, self._step(call, call.start), sleep)
-            while action["type"] == "send":
-                try:
-                    value = fn(Lease(action, {}, session))
-                except Exception as exc:
-                    report = call.raised(exc)
-                    if report is None:
-                        raise
-                else:
-                    report = call.returned(value)
-                action = self._advance(call, self._step(call, report), sleep)
-        return call.end(action)
+        :class:`~credpool.NoCredentialError` (``.action``). Other exceptions cancel the call.
+
+        ``fn`` is called once per send: a client that retries by itself inside ``fn`` (the
+        openai and anthropic SDKs do by default) should be built with ``max_retries=0``."""
+        call = _Call(self, model, session, refresh, _budgets(max_sends, max_wait_ms, max_total_wait_ms, max_hops))
+
+        def send(action: Action) -> Decision:
+            try:
+                value = fn(Lease(action, {}, session))
+            except Exception as exc:
+                return call.failed(exc)
+            return call.returned(value)
+
+        return call.end(self._run(call, call.steps(), self._ops(call, sleep, send)))
+
+    async def acall(
+        self, fn: Callable[[Lease], Any], model: Optional[str] = None, session: Optional[str] = None, *,
+        max_sends: Optional[int] = None, max_wait_ms: Optional[int] = None,
+        max_total_wait_ms: Optional[int] = None, max_hops: Optional[int] = None,
+        sleep: Sleep = asyncio.sleep, refresh: Optional[RefreshFn] = None,
+    ) -> Any:
+        """:meth:`call` for asyncio: what ``fn(lease)`` returns is awaited when it is awaitable
+        (an ``AsyncOpenAI`` call: its result or exception is the outcome); ``sleep`` is awaited;
+        ``refresh`` (sync, or returning a coroutine run on the loop) and a store's IO run off
+        the event loop. Cancelling the task cancels the call (its lease released, no mark)."""
+        call = _Call(self, model, session, refresh, _budgets(max_sends, max_wait_ms, max_total_wait_ms, max_hops))
+
+        async def send(action: Action) -> Decision:
+            try:
+                value = fn(Lease(action, {}, session))
+                if inspect.isawaitable(value):
+                    value = await value
+            except Exception as exc:
+                return call.failed(exc)
+            return call.returned(value)
+
+        return call.end(await self._arun(call, call.steps(), self._aops(call, sleep, send)))
 
 
 def credential_pool(

@@ -5,16 +5,31 @@ call driver persisted by the store), except that a ``refresh`` action is perform
 ``FileStore.refresh``: single-flight across every process sharing the store (a file, or
 Redis), so a rotated single-use refresh token is never replayed. The store records the
 refresh on the call's lease and ``call_resume`` follows it.
+
+``AsyncFileStore``: a ``FileStore`` for asyncio. Its methods are coroutines that run the
+store's blocking work (lock waits, file and Redis IO; the native methods release the GIL) on
+one worker thread of the store's, so the event loop never waits on another process's lock.
+The async helpers of a ``StorePool`` (``acall``, ``alease``, the async transport) do the same.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+import asyncio
+import functools
+import os
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, Awaitable, Callable, Mapping, Optional, Union
 
 from credpool._credpool import FileStore
-from credpool._helpers import Action, Clock, CredentialPool, Decision, RefreshFn, _Call
+from credpool._helpers import Action, Clock, CredentialPool, Decision, RefreshFn, _as_is, _Call, _on_loop
 
-__all__ = ["StorePool"]
+__all__ = ["AsyncFileStore", "StorePool"]
+
+
+def _worker() -> Executor:
+    """The thread a store's blocking calls run on off the event loop. One is enough: a
+    ``FileStore`` serialises its users, so more threads would only wait on it."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="credpool-store")
 
 
 class StorePool(CredentialPool):
@@ -27,6 +42,7 @@ class StorePool(CredentialPool):
     """
 
     registry: Any  # a FileStore (CredentialPool only uses the methods both share)
+    _blocking = True
 
     def __init__(
         self,
@@ -35,8 +51,15 @@ class StorePool(CredentialPool):
         *,
         refresh: Optional[RefreshFn] = None,
         clock: Optional[Clock] = None,
+        executor: Optional[Executor] = None,
     ) -> None:
         super().__init__(store, pool, refresh=refresh, clock=clock)  # type: ignore[arg-type]
+        self._worker = executor
+
+    def _executor(self) -> Executor:
+        if self._worker is None:
+            self._worker = _worker()
+        return self._worker
 
     @property
     def store(self) -> FileStore:
@@ -46,16 +69,88 @@ class StorePool(CredentialPool):
     def __repr__(self) -> str:
         return f"StorePool({self.name!r}, location={self.store.location!r})"
 
-    def _refresh(self, call: _Call, action: Action) -> Decision:
+    def _refresh(self, call: _Call, action: Action, resolve: Callable[[Any], Any] = _as_is) -> Decision:
         """Single-flight refresh through ``FileStore.refresh`` (adopts a token another process
         rotated; the store abandons the refresh if ``refresh`` raises); then ``call_resume``."""
         refresh = call.refresher(action)
 
         def refresh_fn(credential: Mapping[str, Any]) -> Mapping[str, Any]:
-            return refresh(call.target(action, credential))
+            return resolve(refresh(call.target(action, credential)))  # type: ignore[no-any-return]
 
         self.store.refresh(
             action["pool"], action["entry_id"], action["generation"], refresh_fn,
             lease_id=action["lease_id"], now=self._now(),
         )  # fmt: skip
         return call.resume()
+
+
+class AsyncFileStore:
+    """A :class:`~credpool.FileStore` (a file, or Redis) for asyncio: ``await
+    AsyncFileStore.open(location, ...)`` (``FileStore.open``'s options), then every method of
+    ``FileStore`` as a coroutine (``await store.status()``, ``await store.add_entry(...)``),
+    run on the store's worker thread with the GIL released while it waits for the lock or
+    IO: the event loop goes on meanwhile. :meth:`refresh`'s ``refresh_fn`` may return a
+    coroutine (it runs on the loop, the lock held). ``pool(key)`` is a
+    :class:`StorePool` whose ``acall``/``alease`` (and the async transport) use the same
+    worker. ``store`` is the ``FileStore`` itself, for sync code.
+    """
+
+    def __init__(self, store: FileStore, *, executor: Optional[Executor] = None) -> None:
+        self.store = store
+        self._worker = executor if executor is not None else _worker()
+
+    @classmethod
+    async def open(
+        cls, location: Union[str, "os.PathLike[str]", None] = None, **options: Any
+    ) -> "AsyncFileStore":
+        """Opens the store off the event loop (a Redis connection, a file's first read)."""
+        worker = _worker()
+        loop = asyncio.get_running_loop()
+        store = await loop.run_in_executor(worker, functools.partial(FileStore.open, location, **options))
+        return cls(store, executor=worker)
+
+    @property
+    def path(self) -> Optional[str]:
+        return self.store.path
+
+    @property
+    def location(self) -> str:
+        return self.store.location
+
+    @property
+    def writer(self) -> str:
+        return self.store.writer
+
+    def __repr__(self) -> str:
+        return f"AsyncFileStore(location={self.store.location!r}, writer={self.store.writer!r})"
+
+    async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.store, name)  # AttributeError for an unknown name
+        if name.startswith("_") or not callable(method):
+            raise AttributeError(name)
+
+        async def run(*args: Any, **kwargs: Any) -> Any:
+            return await self._run(method, *args, **kwargs)
+
+        run.__name__ = name
+        return run
+
+    async def refresh(
+        self, pool: str, entry_id: str, generation: int, refresh_fn: Callable[[Any], Any],
+        lease_id: Optional[int] = None, now: Optional[int] = None,
+    ) -> Any:
+        """``FileStore.refresh`` off the loop; ``refresh_fn`` may be a coroutine function."""
+        resolve = _on_loop(asyncio.get_running_loop())
+        return await self._run(self.store.refresh, pool, entry_id, generation,
+                               lambda credential: resolve(refresh_fn(credential)), lease_id=lease_id, now=now)
+
+    def pool(self, key: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None) -> StorePool:
+        """This store bound to one pool, sharing the store's worker thread."""
+        return StorePool(self.store, key, refresh=refresh, clock=clock, executor=self._worker)
+
+    async def aclose(self) -> None:
+        """Stops the worker thread (pending calls finish first)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
