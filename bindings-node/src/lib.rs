@@ -16,7 +16,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use credpool_core::{ErrorCode, Millis, Options, Output, OutputBody, Reply};
+use credpool_core::{ErrorCode, Input, Millis, Options, Output, OutputBody, Reply};
 use napi::JsValue;
 use napi::bindgen_prelude::{
     FromNapiValue, Function, FunctionRef, JsObjectValue, JsValuesTupleIntoVec, Unknown,
@@ -82,7 +82,7 @@ impl Registry {
     /// The persistable state document (contains the secrets of non-`env:` entries).
     #[napi(ts_return_type = "StateDocument")]
     pub fn export_state<'env>(&mut self, env: &'env Env) -> Result<Unknown<'env>, Code> {
-        let output = self.apply(wire::input("export_state", json!({}))?, Some(0.0))?;
+        let output = self.apply(Input::ExportState, Some(0.0))?;
         to_js(env, state_text(output)?)
     }
 
@@ -90,22 +90,18 @@ impl Registry {
     fn run<'env>(
         &mut self,
         env: &'env Env,
-        input: Coded<Value>,
+        input: Coded<Input>,
         now: Option<f64>,
     ) -> Result<Unknown<'env>, Code> {
         let output = self.apply(input?, now)?;
         to_js(env, to_text(&output)?)
     }
 
-    /// Core's `handle_value` at `now` (default: the wall clock), under the panic guard.
-    /// Core validates before it mutates, so a failed input leaves the state untouched.
-    fn apply(&mut self, input: Value, now: Option<f64>) -> Coded<Output> {
+    /// Core's `handle` at `now` (default: the wall clock), under the panic guard. Core
+    /// validates before it mutates, so a failed input leaves the state untouched.
+    fn apply(&mut self, input: Input, now: Option<f64>) -> Coded<Output> {
         let now = clock(now)?;
-        guard(|| {
-            #[cfg(feature = "test-panic")]
-            test_panic(&input);
-            self.inner.handle_value(now, input)
-        })
+        guard(|| self.inner.handle(now, input))
     }
 }
 
@@ -163,7 +159,7 @@ pub fn export_hermes<'env>(
 /// Test-only (`--features test-panic`): panics on `{"type": "__test_panic"}`, where core
 /// would run, to show a panic becomes a coded `internal` error.
 #[cfg(feature = "test-panic")]
-fn test_panic(input: &Value) {
+pub(crate) fn test_panic(input: &Value) {
     if input.get("type").and_then(Value::as_str) == Some("__test_panic") {
         panic!("credpool test-panic: forced panic");
     }

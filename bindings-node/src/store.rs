@@ -282,10 +282,10 @@ impl FileStore {
     pub(crate) fn call<'env>(
         &self,
         env: &'env Env,
-        input: Coded<Value>,
+        input: Coded<Input>,
         now: Option<f64>,
     ) -> napi::Result<Object<'env>> {
-        self.submit(env, input.map(Job::Handle), now)
+        self.submit(env, input.map(|input| Job::Handle(Box::new(input))), now)
     }
 
     /// Posts a job to run at `now` (validated here; default: the wall clock when it runs,
@@ -383,7 +383,7 @@ enum Msg {
 }
 
 enum Job {
-    Handle(Value),
+    Handle(Box<Input>),
     ExportState,
     Reload,
     Flush,
@@ -407,12 +407,7 @@ impl Job {
             Self::Reload | Self::Flush | Self::ExportState => false,
             Self::Confirm(_) | Self::Finish(..) => false,
             Self::Begin { .. } => true,
-            Self::Handle(input) => {
-                file && !matches!(
-                    input.get("type").and_then(Value::as_str),
-                    Some("status" | "export_state" | "reveal" | "check_refresh")
-                )
-            }
+            Self::Handle(input) => file && !credpool_store::reads_only(input),
         }
     }
 }
@@ -557,7 +552,7 @@ impl Worker {
             Job::Reload => guard(|| self.store.reload()).map(|new| new.to_string()),
             Job::Flush => guard(|| self.store.flush()).map(|()| "null".into()),
             Job::Handle(input) => {
-                guard(|| self.store.handle_value(now, input)).and_then(|o| to_text(&o))
+                guard(|| self.store.handle(now, *input)).and_then(|o| to_text(&o))
             }
             Job::ExportState => {
                 guard(|| self.store.handle(now, Input::ExportState)).and_then(state_text)

@@ -25,7 +25,7 @@ pub use file::MAX_FILE_BYTES;
 pub use path::{FILE_NAME, default_path};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_NAMESPACE, RedisStore};
-pub use store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool};
+pub use store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only};
 
 use credpool_core::Millis;
 

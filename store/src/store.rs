@@ -577,7 +577,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Value> {
 
 /// Whether `input` only reads state (`status`, `export_state`, `reveal`, `check_refresh`):
 /// the stores answer it after a reload, without a transaction.
-pub(crate) fn reads_only(input: &Input) -> bool {
+pub fn reads_only(input: &Input) -> bool {
     matches!(
         input,
         Input::Status { .. }
