@@ -282,7 +282,7 @@ macro_rules! wire_methods {
             #[allow(clippy::too_many_arguments)]
             #[pyo3(signature = (
                 pool, model=None, session=None, max_sends=None, max_wait_ms=None,
-                max_total_wait_ms=None, max_hops=None, now=None,
+                max_total_wait_ms=None, max_hops=None, api=None, url=None, now=None,
             ))]
             fn call_start<'py>(
                 &self,
@@ -294,10 +294,13 @@ macro_rules! wire_methods {
                 max_wait_ms: Option<u64>,
                 max_total_wait_ms: Option<u64>,
                 max_hops: Option<u32>,
+                api: Option<String>,
+                url: Option<String>,
                 now: Option<Clock>,
             ) -> Out<'py> {
                 let input = wire!("call_start" {
                     pool, model, session, max_sends, max_wait_ms, max_total_wait_ms, max_hops,
+                    api, url,
                 });
                 self.run(py, now, input)
             }

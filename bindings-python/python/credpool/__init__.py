@@ -109,12 +109,15 @@ from credpool._helpers import (  # noqa: E402
     response_info,
 )
 from credpool._store import AsyncFileStore, StorePool  # noqa: E402
+from credpool._transport import AsyncCredentialTransport, CredentialTransport  # noqa: E402
 
 __all__ = [
+    "AsyncCredentialTransport",
     "AsyncFileStore",
     "AsyncLeaseContext",
     "Budgets",
     "CredentialPool",
+    "CredentialTransport",
     "CredpoolError",
     "DuplicateEntryError",
     "FileStore",

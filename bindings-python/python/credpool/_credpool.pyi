@@ -106,6 +106,8 @@ class Registry:
         max_wait_ms: Optional[int] = None,
         max_total_wait_ms: Optional[int] = None,
         max_hops: Optional[int] = None,
+        api: Optional[Literal["openai", "anthropic"]] = None,
+        url: Optional[str] = None,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
@@ -246,6 +248,8 @@ class FileStore:
         max_wait_ms: Optional[int] = None,
         max_total_wait_ms: Optional[int] = None,
         max_hops: Optional[int] = None,
+        api: Optional[Literal["openai", "anthropic"]] = None,
+        url: Optional[str] = None,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
