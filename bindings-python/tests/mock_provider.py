@@ -73,8 +73,8 @@ OPENAI_401 = Json(401, {"www-authenticate": 'Bearer realm="OpenAI API"'}, {"erro
     "type": "invalid_request_error", "param": None, "code": "invalid_api_key",
 }})  # fmt: skip
 OPENAI_403 = Json(403, {}, {"error": {
-    "message": "Project `proj_test` does not have access to model `gpt-4o`",
-    "type": "invalid_request_error", "param": None, "code": "model_not_found",
+    "message": "Country, region, or territory not supported", "type": "request_forbidden", "param": None,
+    "code": "unsupported_country_region_territory",
 }})  # fmt: skip
 OPENROUTER_402 = Json(402, {}, {"error": {
     "code": 402, "message": "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
