@@ -353,6 +353,25 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Any], Any]:
     return resolve
 
 
+class _Stepper:
+    """Walks a call's steps: ``step`` is the one to perform (None at the end, ``result``
+    then the call's last action); ``next(value)`` hands it what performing it gave."""
+
+    __slots__ = ("steps", "step", "result")
+
+    def __init__(self, steps: Steps) -> None:
+        self.steps = steps
+        self.step: Optional[Step] = None
+        self.result: Action = {}
+        self.next(None)
+
+    def next(self, value: Any) -> None:
+        try:
+            self.step = self.steps.send(value)
+        except StopIteration as stop:
+            self.step, self.result = None, stop.value
+
+
 class Lease:
     """One send's credential: ``pool`` (after a fallback, the fallback's), ``model``, ``entry_id``,
     ``lease_id``, ``auth_type`` (``api_key``/``oauth``: the host picks Bearer or ``x-api-key``),
@@ -679,14 +698,11 @@ class CredentialPool:
 
     def _run(self, call: _Call, steps: Steps, ops: Ops) -> Action:
         """Performs a call's steps in this thread; an exception cancels the call and propagates."""
-        value: Any = None
         with self._cancelling(call):
-            while True:
-                try:
-                    op, arg = steps.send(value)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-                value = ops[op](arg)
+            run = _Stepper(steps)
+            while run.step is not None:
+                run.next(ops[run.step[0]](run.step[1]))
+        return run.result
 
     # ------------------------------------------------------------------ async twins
 
@@ -720,16 +736,12 @@ class CredentialPool:
 
     async def _arun(self, call: _Call, steps: Steps, ops: Ops) -> Action:
         """:meth:`_run` on an event loop: an op's result is awaited when it is awaitable."""
-        value: Any = None
         try:
-            while True:
-                try:
-                    op, arg = steps.send(value)
-                except StopIteration as stop:
-                    return stop.value  # type: ignore[no-any-return]
-                value = ops[op](arg)
-                if inspect.isawaitable(value):
-                    value = await value
+            run = _Stepper(steps)
+            while run.step is not None:
+                value = ops[run.step[0]](run.step[1])
+                run.next(await value if inspect.isawaitable(value) else value)
+            return run.result
         except BaseException:
             await self._acancel(call)
             raise

@@ -32,12 +32,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import json
 import sys
 import time
 from types import ModuleType, TracebackType
-from typing import Any, AsyncIterator, Callable, Iterator, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
 
 from credpool import CredpoolError
 from credpool._helpers import (
@@ -154,12 +153,16 @@ class _AsyncStream(_Stream):
             await self._end(None)
 
 
-@functools.lru_cache(maxsize=None)
+_STREAM_CLASSES: Dict[Tuple[str, bool], Any] = {}
+
+
 def _stream_class(mod: ModuleType, sync: bool) -> Any:
     """``_SyncStream``/``_AsyncStream`` as a byte stream of ``mod`` (httpx checks the kind)."""
-    if sync:
-        return type("CredentialSyncStream", (_SyncStream, mod.SyncByteStream), {})
-    return type("CredentialAsyncStream", (_AsyncStream, mod.AsyncByteStream), {})
+    key = (mod.__name__, sync)
+    if key not in _STREAM_CLASSES:
+        bases = (_SyncStream, mod.SyncByteStream) if sync else (_AsyncStream, mod.AsyncByteStream)
+        _STREAM_CLASSES[key] = type("CredentialSyncStream" if sync else "CredentialAsyncStream", bases, {})
+    return _STREAM_CLASSES[key]
 
 
 class _Base:
