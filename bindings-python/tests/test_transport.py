@@ -428,3 +428,19 @@ def test_the_readme_drop_in_example_runs(provider: Provider, tmp_path: Path) -> 
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "hello" and provider.tokens() == ["sk-first", "sk-second"]
+
+
+@pytest.mark.parametrize("lib", [httpx, httpx2], ids=["httpx", "httpx2"])
+def test_a_long_error_body_is_classified_from_its_head_and_reaches_the_caller_whole(
+    provider: Provider, lib: Any
+) -> None:
+    long = Json(429, {"retry-after": "3600"}, {"error": {"message": "x" * 200_000, "code": "rate_limit_exceeded"}})
+    provider.answer = lambda s: long
+    r, clock = keys("openai", "a", "b"), Clock()
+    transport = CredentialTransport(CredentialPool(r, "openai", clock=clock), sleep=clock.sleep)
+    with lib.Client(transport=transport) as client:
+        resp = client.post(f"{provider.url}/v1/chat/completions", json={"model": "gpt-4o"})
+        assert resp.status_code == 429 and resp.json() == long.body  # all 200 kB, as sent
+    # classified as a 429 with its hour-long hint: both keys benched, the first closed unread
+    assert provider.tokens() == ["sk-test-a", "sk-test-b"] and clock.slept == []
+    assert {health(r, "openai", k, clock.now) for k in "ab"} != {"available"}
