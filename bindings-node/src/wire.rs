@@ -141,9 +141,9 @@ wire_methods! { js;
          | "Promise<{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed>"
         => input("tick", json!({}));
 
-    #[doc = "`configure_pool`: create the pool if missing and set its strategy, policy, fallback."]
+    #[doc = "`configure_pool`: create the pool if missing and set its strategy, policy, fallback, API shape."]
     fn configure_pool(pool: String, config: Option<Unknown<'_>>
-            as "{ strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }")
+            as "{ strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[]; api?: Api }")
         -> "{ type: 'pool_configured'; pool: string } & Changed"
          | "Promise<{ type: 'pool_configured'; pool: string } & Changed>"
         => with_object("configure_pool", "config", config.read(js, "config")?, json!({ "pool": pool }));

@@ -214,8 +214,9 @@ macro_rules! wire_methods {
             }
 
             /// `configure_pool`: creates the pool if missing and sets any of its strategy,
-            /// policy and fallback chain.
-            #[pyo3(signature = (pool, strategy=None, policy=None, fallback=None, now=None))]
+            /// policy, fallback chain and API shape (`"openai"` or `"anthropic"`).
+            #[pyo3(signature = (pool, strategy=None, policy=None, fallback=None, api=None, now=None))]
+            #[allow(clippy::too_many_arguments)]
             fn configure_pool<'py>(
                 &self,
                 py: Python<'py>,
@@ -223,9 +224,10 @@ macro_rules! wire_methods {
                 strategy: Option<String>,
                 policy: Option<Json>,
                 fallback: Option<Json>,
+                api: Option<String>,
                 now: Option<Clock>,
             ) -> Out<'py> {
-                let input = wire!("configure_pool" { pool, strategy, policy, fallback });
+                let input = wire!("configure_pool" { pool, strategy, policy, fallback, api });
                 self.run(py, now, input)
             }
 

@@ -225,7 +225,8 @@ impl Registry {
         guard(|| self.call("tick", Map::new(), now))
     }
 
-    /// `configure_pool`: create the pool if missing and set its strategy, policy, fallback.
+    /// `configure_pool`: create the pool if missing and set its strategy, policy, fallback,
+    /// API shape.
     #[wasm_bindgen(
         js_name = "configurePool",
         unchecked_return_type = "{ type: 'pool_configured'; pool: string } & Changed"
@@ -234,7 +235,7 @@ impl Registry {
         &mut self,
         pool: String,
         #[wasm_bindgen(
-            unchecked_param_type = "{ strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }"
+            unchecked_param_type = "{ strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[]; api?: Api }"
         )]
         config: Option<js_sys::Object>,
         now: Option<f64>,

@@ -67,6 +67,7 @@ pub(crate) fn set_strategy(
         strategy: Some(strategy.strategy()),
         policy: None,
         fallback: None,
+        api: None,
     };
     Ok(store.handle(credpool_store::now(), input)?.changed)
 }
@@ -114,6 +115,7 @@ pub(crate) fn policy(ctx: &Ctx, provider: &str, value: Option<PolicyArg>) -> Cli
                 strategy: None,
                 policy: Some(json!({ "preset": preset })),
                 fallback: None,
+                api: None,
             };
             Some(store.handle(credpool_store::now(), input)?.changed)
         }

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use credpool_core::{
     AcquireRequest, Action, Body, CallReport, CallStart, Decision, EntryId, Headers, LeaseId,
-    Millis, NewEntry, Options, Policy, PoolKey, Registry, Report, Response, Secret, Strategy,
-    classify,
+    Millis, NewEntry, Options, Policy, PoolKey, PoolUpdate, Registry, Report, Response, Secret,
+    Strategy, classify,
 };
 use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -65,8 +65,16 @@ fn registry(n: usize, strategy: Strategy, writer: &str) -> Registry {
         jitter_percent: 0,
         ..Policy::adaptive()
     };
-    reg.configure_pool(Millis(0), &key, Some(strategy), Some(policy), None)
-        .expect("configure");
+    reg.configure_pool(
+        Millis(0),
+        &key,
+        PoolUpdate {
+            strategy: Some(strategy),
+            policy: Some(policy),
+            ..PoolUpdate::default()
+        },
+    )
+    .expect("configure");
     for i in 0..n {
         let entry = NewEntry {
             id: Some(EntryId::parse(&format!("k{i}")).expect("id")),
@@ -128,15 +136,7 @@ fn pair_success(c: &mut Criterion) {
 /// next to the raw `acquire` + `report` pair above: what the driver adds per request.
 fn call_success(c: &mut Criterion) {
     let mut group = c.benchmark_group("call_success");
-    let start = CallStart {
-        pool: key(),
-        model: None,
-        session: None,
-        max_sends: None,
-        max_wait_ms: None,
-        max_total_wait_ms: None,
-        max_hops: None,
-    };
+    let start = CallStart::new(key());
     let ok = status(200);
     for (name, strategy) in STRATEGIES {
         for n in SIZES {

@@ -40,15 +40,7 @@ fn main() -> Result<(), credpool_core::Error> {
     let mut now = Millis(1_000);
     for request in 1..=4 {
         println!("request {request}:");
-        let start = CallStart {
-            pool: pool.clone(),
-            model: None,
-            session: None,
-            max_sends: None,
-            max_wait_ms: None,
-            max_total_wait_ms: None,
-            max_hops: None,
-        };
+        let start = CallStart::new(pool.clone());
         let mut action = registry.start_call(now, &start)?;
         loop {
             println!("  t={:>6} ms  {}", now.0, describe(&action));

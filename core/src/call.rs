@@ -22,6 +22,7 @@ use crate::policy::HintUsed;
 use crate::pool_key::PoolKey;
 use crate::registry::{Registry, Turn};
 use crate::response::Response;
+use crate::route::{Api, Auth, rebase_url};
 use crate::secret::Secret;
 use crate::select::AcquireRequest;
 use crate::time::Millis;
@@ -63,6 +64,35 @@ pub struct CallStart {
     /// Fallback hops (default and maximum: the primary's chain length).
     #[serde(default)]
     pub max_hops: Option<u32>,
+    /// The API shape of the request the host holds (a transport's or `fetch`'s call):
+    /// sends then carry `api` and `auth`, and a pool of another shape ends the call with
+    /// `api_mismatch`. Default with `url`: the primary pool's shape.
+    #[serde(default)]
+    pub api: Option<Api>,
+    /// The request's URL: sends then carry the `url` to send to, moved onto the entry's
+    /// `base_url` when it has one, and a fallback pool's entry without one ends the call
+    /// with `no_base_url`.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+impl CallStart {
+    /// A call on `pool` with no model, session or route and the default budgets; set the
+    /// fields to change them (`CallStart { max_sends: Some(2), ..CallStart::new(pool) }`).
+    #[must_use]
+    pub const fn new(pool: PoolKey) -> Self {
+        Self {
+            pool,
+            model: None,
+            session: None,
+            max_sends: None,
+            max_wait_ms: None,
+            max_total_wait_ms: None,
+            max_hops: None,
+            api: None,
+            url: None,
+        }
+    }
 }
 
 /// What a `send` produced.
@@ -125,6 +155,9 @@ pub enum Action {
         /// `refreshed` / `adopted`.
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<Reason>,
+        /// A routed call's (`api` or `url` given) request placement.
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        route: Option<Route>,
     },
     /// Sleep until `until`, then `call_resume`.
     Sleep {
@@ -182,10 +215,27 @@ pub enum Action {
     },
 }
 
+/// Where a routed call's send goes: the pool's API shape, the credential's headers and,
+/// when the call has a URL, the URL to send to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// The API shape of the send's pool.
+    pub api: Api,
+    /// Where the credential goes on the request.
+    pub auth: Auth,
+    /// The URL to send to (the call's, on the entry's `base_url` when it has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
 /// One open call (in memory only, like leases).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Call {
     pool: PoolKey,
+    primary: PoolKey,
+    /// The shape a routed call's request has (`None`: not routed).
+    api: Option<Api>,
+    url: Option<String>,
     model: Option<String>,
     session: Option<String>,
     max_sends: u32,
@@ -238,12 +288,19 @@ impl Registry {
         let default_sends = u32::try_from(usable)
             .unwrap_or(u32::MAX)
             .saturating_add(EXTRA_SENDS);
+        let api = start.api.or_else(|| {
+            let primary = Api::of_pool(pool.config.api, &start.pool);
+            start.url.as_ref().map(|_| primary)
+        });
         let id = CallId(self.next_call);
         self.next_call = self.next_call.saturating_add(1);
         self.calls.insert(
             id,
             Call {
                 pool: start.pool.clone(),
+                primary: start.pool.clone(),
+                api,
+                url: start.url.clone(),
                 model: start.model.clone(),
                 session: start.session.clone(),
                 max_sends: start.max_sends.unwrap_or(default_sends),
@@ -395,9 +452,19 @@ impl Registry {
         out
     }
 
-    /// An acquire on the call's current pool and model.
+    /// An acquire on the call's current pool and model; for a routed call on a pool of
+    /// another API shape, a `fail` with `api_mismatch` instead.
     fn acquire_for(&mut self, now: Millis, id: CallId) -> Result<Decision> {
         let call = self.call(id)?;
+        if let Some(api) = call.api {
+            let pool = self.pool(&call.pool)?;
+            if Api::of_pool(pool.config.api, &call.pool) != api {
+                return Ok(Decision::Fail {
+                    reason: Reason::ApiMismatch,
+                    status: None,
+                });
+            }
+        }
         let request = AcquireRequest {
             pool: call.pool.clone(),
             model: call.model.clone(),
@@ -457,21 +524,7 @@ impl Registry {
                     if call.sends >= call.max_sends {
                         return Ok(self.end_call(id, cause, None, Some(Budget::MaxSends)));
                     }
-                    call.sends += 1;
-                    call.next = Next::Report(entry_id.clone());
-                    let (pool, model) = (call.pool.clone(), call.model.clone());
-                    let entry = self.pool(&pool)?.entry(&entry_id)?;
-                    Action::Send {
-                        call_id: id,
-                        pool,
-                        model,
-                        entry_id,
-                        auth_type: entry.meta.auth_type,
-                        lease_id,
-                        access_token: entry.token.access.clone(),
-                        base_url: entry.meta.base_url.clone(),
-                        reason,
-                    }
+                    return self.send(id, entry_id, lease_id, reason);
                 }
                 Decision::RetrySame {
                     entry_id,
@@ -557,6 +610,56 @@ impl Registry {
                 }
             });
         }
+    }
+
+    /// The `send` of `entry_id` under `lease_id`, counted against the call's sends, with a
+    /// routed call's route; a fallback pool's entry without a `base_url` cannot take a
+    /// routed call's URL, so that ends the call with `no_base_url`.
+    fn send(
+        &mut self,
+        id: CallId,
+        entry_id: EntryId,
+        lease_id: LeaseId,
+        reason: Option<Reason>,
+    ) -> Result<Action> {
+        let call = self.call(id)?;
+        let (pool, model, api, url) = (
+            call.pool.clone(),
+            call.model.clone(),
+            call.api,
+            call.url.clone(),
+        );
+        let on_fallback = pool != call.primary;
+        let base_url = self.pool(&pool)?.entry(&entry_id)?.meta.base_url.clone();
+        if url.is_some() && on_fallback && base_url.is_none() {
+            return Ok(self.end_call(id, Reason::NoBaseUrl, None, None));
+        }
+        let entry = self.pool(&pool)?.entry(&entry_id)?;
+        let auth_type = entry.meta.auth_type;
+        let route = api.map(|api| Route {
+            api,
+            auth: Auth::of(api, auth_type),
+            url: url.map(|url| match &base_url {
+                Some(base) => rebase_url(&url, base, api),
+                None => url,
+            }),
+        });
+        let action = Action::Send {
+            call_id: id,
+            pool,
+            model,
+            entry_id: entry_id.clone(),
+            auth_type,
+            lease_id,
+            access_token: entry.token.access.clone(),
+            base_url,
+            reason,
+            route,
+        };
+        let call = self.call_mut(id)?;
+        call.sends += 1;
+        call.next = Next::Report(entry_id);
+        Ok(action)
     }
 
     /// A `sleep` until `until`, then `then`, if the call's budgets allow it.

@@ -32,6 +32,10 @@ pub enum Reason {
     RefreshFailed,
     /// The per-turn refresh cap was reached.
     RefreshCap,
+    /// A routed call reached a pool whose API shape is not its request's.
+    ApiMismatch,
+    /// A routed call reached a fallback pool whose entry names no endpoint (`base_url`).
+    NoBaseUrl,
     /// The outcome class of the reported response (serialised as the class name).
     #[serde(untagged)]
     Outcome(OutcomeClass),

@@ -389,6 +389,7 @@ fn import_pool(key: &PoolKey, raw_key: &str, rows: &Value, now: Millis) -> Resul
         strategy: Strategy::default(),
         policy: None,
         fallback: Vec::new(),
+        api: None,
         config_updated_at: Millis::ZERO,
         round_robin: None,
         entries,

@@ -57,6 +57,7 @@ mod ranked;
 mod registry;
 mod response;
 mod rng;
+mod route;
 mod secret;
 mod seed;
 mod select;
@@ -69,7 +70,7 @@ mod wire;
 
 pub use call::{
     Action, Budget, CallId, CallReport, CallStart, DEFAULT_MAX_TOTAL_WAIT_MS, DEFAULT_MAX_WAIT_MS,
-    EXTRA_SENDS,
+    EXTRA_SENDS, Route,
 };
 pub use classify::{Classification, Hint, HintSource, OutcomeClass, classify};
 pub use counts::Counts;
@@ -86,10 +87,11 @@ pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
 pub use policy::{HintUsed, Policy, Preset};
 pub use pool_key::{CUSTOM_PREFIX, PoolKey, custom_name, name_from_base_url};
 pub use registry::{
-    Credential, Cursor, Lease, NewEntry, Options, Pool, PoolConfig, Registry, Strategy,
+    Credential, Cursor, Lease, NewEntry, Options, Pool, PoolConfig, PoolUpdate, Registry, Strategy,
 };
 pub use response::{Body, Headers, Response};
 pub use rng::Rng;
+pub use route::{ANTHROPIC_OAUTH_BETA, Api, Auth, rebase_url};
 pub use secret::{Fingerprint, Secret};
 pub use seed::{
     CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, provider,

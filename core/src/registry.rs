@@ -23,6 +23,7 @@ use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::rng::Rng;
+use crate::route::Api;
 use crate::secret::{Fingerprint, Secret};
 use crate::table::EntryTable;
 use crate::time::Millis;
@@ -52,6 +53,21 @@ pub struct PoolConfig {
     pub policy: Policy,
     /// Fallback chain, tried in order within a turn.
     pub fallback: Vec<FallbackTarget>,
+    /// The API shape its endpoints speak, if declared (see [`Api::of_pool`]).
+    pub api: Option<Api>,
+}
+
+/// A change to a pool's configuration: each field given replaces the pool's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PoolUpdate {
+    /// Selection strategy.
+    pub strategy: Option<Strategy>,
+    /// Outcome policy.
+    pub policy: Option<Policy>,
+    /// Fallback chain.
+    pub fallback: Option<Vec<FallbackTarget>>,
+    /// API shape.
+    pub api: Option<Api>,
 }
 
 /// Round-robin position: the last entry handed out.
@@ -474,15 +490,14 @@ impl Registry {
     }
 
     /// Creates `key` if missing and applies the given configuration fields.
-    pub fn configure_pool(
-        &mut self,
-        now: Millis,
-        key: &PoolKey,
-        strategy: Option<Strategy>,
-        policy: Option<Policy>,
-        fallback: Option<Vec<FallbackTarget>>,
-    ) -> Result<()> {
+    pub fn configure_pool(&mut self, now: Millis, key: &PoolKey, update: PoolUpdate) -> Result<()> {
         let now = self.clock(now);
+        let PoolUpdate {
+            strategy,
+            policy,
+            fallback,
+            api,
+        } = update;
         if let Some(targets) = &fallback {
             validate_fallback(targets)?;
             if targets.iter().any(|t| &t.pool == key) {
@@ -502,6 +517,9 @@ impl Registry {
         }
         if let Some(fallback) = fallback {
             config.fallback = fallback;
+        }
+        if api.is_some() {
+            config.api = api;
         }
         if config != pool.config || pool.config_at == Millis::ZERO {
             pool.set_config(config);

@@ -386,7 +386,7 @@ pub(crate) fn pick_by_scan(
 mod tests {
     use super::*;
     use crate::decision::LeaseId;
-    use crate::registry::{NewEntry, Options};
+    use crate::registry::{NewEntry, Options, PoolUpdate};
     use crate::secret::Secret;
 
     fn registry(strategy: Strategy, n: usize) -> (Registry, PoolKey) {
@@ -396,8 +396,15 @@ mod tests {
         })
         .unwrap();
         let key = PoolKey::parse("openrouter").unwrap();
-        r.configure_pool(Millis(1), &key, Some(strategy), None, None)
-            .unwrap();
+        r.configure_pool(
+            Millis(1),
+            &key,
+            PoolUpdate {
+                strategy: Some(strategy),
+                ..PoolUpdate::default()
+            },
+        )
+        .unwrap();
         for i in 0..n {
             let new = NewEntry {
                 id: EntryId::parse(&format!(
@@ -481,8 +488,15 @@ mod tests {
                 model_scoped_rate_limits: seed % 2 == 0,
                 ..Policy::adaptive()
             };
-            r.configure_pool(Millis(1), &key, None, Some(policy), None)
-                .unwrap();
+            r.configure_pool(
+                Millis(1),
+                &key,
+                PoolUpdate {
+                    policy: Some(policy),
+                    ..PoolUpdate::default()
+                },
+            )
+            .unwrap();
             let mut now = 1_000_000_u64;
             let mut leases: Vec<LeaseId> = Vec::new();
             for step in 0..300 {
@@ -509,8 +523,15 @@ mod tests {
                     }
                     2 => {
                         let strategy = strategies[usize::try_from(dice.below(4)).unwrap()];
-                        r.configure_pool(t, &key, Some(strategy), None, None)
-                            .unwrap();
+                        r.configure_pool(
+                            t,
+                            &key,
+                            PoolUpdate {
+                                strategy: Some(strategy),
+                                ..PoolUpdate::default()
+                            },
+                        )
+                        .unwrap();
                     }
                     3..=5 => {
                         let request = AcquireRequest {

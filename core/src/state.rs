@@ -21,6 +21,7 @@ use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy};
+use crate::route::Api;
 use crate::secret::{Fingerprint, Secret};
 use crate::time::Millis;
 
@@ -53,6 +54,9 @@ pub struct PoolDoc {
     /// Fallback chain.
     #[serde(default)]
     pub fallback: Vec<FallbackTarget>,
+    /// The API shape the pool's endpoints speak, when declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<Api>,
     /// When the configuration was last written.
     #[serde(default)]
     pub config_updated_at: Millis,
@@ -284,6 +288,7 @@ fn pool_from_doc(key: PoolKey, doc: PoolDoc) -> Result<Pool> {
             validate_fallback(&doc.fallback)?;
             doc.fallback
         },
+        api: doc.api,
     });
     pool.config_at = doc.config_updated_at;
     pool.cursor = doc.round_robin;
@@ -382,6 +387,7 @@ fn pool_doc(pool: &Pool) -> PoolDoc {
         strategy: pool.config.strategy,
         policy: serde_json::to_value(&pool.config.policy).ok(),
         fallback: pool.config.fallback.clone(),
+        api: pool.config.api,
         config_updated_at: pool.config_at,
         round_robin: pool.cursor.clone(),
         entries: pool.entries().into_iter().map(entry_doc).collect(),

@@ -16,7 +16,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::outcome::{RefreshOutcome, RefreshResult, Report};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
-use crate::registry::{Credential, NewEntry, Registry, Strategy};
+use crate::registry::{Credential, NewEntry, PoolUpdate, Registry, Strategy};
+use crate::route::Api;
 use crate::secret::Secret;
 use crate::seed::{SeedConfig, SeedReport};
 use crate::select::AcquireRequest;
@@ -31,7 +32,7 @@ use crate::time::Millis;
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub enum Input {
-    /// Create a pool (if missing) and set any of its strategy, policy and fallback chain.
+    /// Create a pool (if missing) and set any of its strategy, policy, fallback chain and API shape.
     ConfigurePool {
         /// Pool key.
         pool: PoolKey,
@@ -41,6 +42,8 @@ pub enum Input {
         policy: Option<Value>,
         /// Fallback chain.
         fallback: Option<Vec<FallbackTarget>>,
+        /// The API shape its endpoints speak.
+        api: Option<Api>,
     },
     /// Add an entry (creating the pool).
     AddEntry {
@@ -170,6 +173,8 @@ enum InputDef {
         policy: Option<Value>,
         #[serde(default)]
         fallback: Option<Vec<FallbackTarget>>,
+        #[serde(default)]
+        api: Option<Api>,
     },
     AddEntry {
         pool: PoolKey,
@@ -421,9 +426,16 @@ impl Registry {
                 strategy,
                 policy,
                 fallback,
+                api,
             } => {
                 let policy = policy.as_ref().map(Policy::from_value).transpose()?;
-                self.configure_pool(now, &pool, strategy, policy, fallback)?;
+                let update = PoolUpdate {
+                    strategy,
+                    policy,
+                    fallback,
+                    api,
+                };
+                self.configure_pool(now, &pool, update)?;
                 R(Reply::PoolConfigured { pool })
             }
             Input::AddEntry { pool, entry } => R(Reply::EntryAdded {

@@ -1,6 +1,8 @@
 //! An input that fails leaves the persisted state as it was (the bindings rely on it).
 
-use credpool_core::{EntryId, Millis, NewEntry, Options, Policy, PoolKey, Registry, Secret};
+use credpool_core::{
+    EntryId, Millis, NewEntry, Options, Policy, PoolKey, PoolUpdate, Registry, Secret,
+};
 
 #[test]
 fn failed_inputs_do_not_create_pools_or_entries() {
@@ -16,8 +18,15 @@ fn failed_inputs_do_not_create_pools_or_entries() {
         ..Policy::hermes()
     };
     assert!(
-        r.configure_pool(Millis(1), &key, None, Some(bad_policy), None)
-            .is_err()
+        r.configure_pool(
+            Millis(1),
+            &key,
+            PoolUpdate {
+                policy: Some(bad_policy),
+                ..PoolUpdate::default()
+            }
+        )
+        .is_err()
     );
     let entry = |id: &str| NewEntry {
         id: Some(EntryId::parse(id).unwrap()),

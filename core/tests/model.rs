@@ -19,7 +19,7 @@
 
 use credpool_core::{
     AcquireRequest, Body, Decision, EntryId, LeaseId, Millis, NewEntry, Options, OutcomeClass,
-    Policy, PoolKey, Reason, Registry, Report, Response, Secret, Strategy as Selection,
+    Policy, PoolKey, PoolUpdate, Reason, Registry, Report, Response, Secret, Strategy as Selection,
 };
 use proptest::prelude::*;
 use serde_json::json;
@@ -196,9 +196,11 @@ fn run(strategy: Selection, ops: &[Op]) -> Result<(), TestCaseError> {
     r.configure_pool(
         Millis(1),
         &key,
-        Some(strategy),
-        Some(Policy::hermes()),
-        None,
+        PoolUpdate {
+            strategy: Some(strategy),
+            policy: Some(Policy::hermes()),
+            ..PoolUpdate::default()
+        },
     )
     .unwrap();
     let policy = Policy::hermes();
@@ -277,8 +279,15 @@ fn run(strategy: Selection, ops: &[Op]) -> Result<(), TestCaseError> {
                 }
             }
             Op::Switch(strategy) => {
-                r.configure_pool(t, &key, Some(*strategy), None, None)
-                    .unwrap();
+                r.configure_pool(
+                    t,
+                    &key,
+                    PoolUpdate {
+                        strategy: Some(*strategy),
+                        ..PoolUpdate::default()
+                    },
+                )
+                .unwrap();
                 m.strategy = *strategy;
             }
             Op::Acquire => {

@@ -1,8 +1,8 @@
 //! Property tests: merge laws and selection invariants over random input sequences.
 
 use credpool_core::{
-    AcquireRequest, Decision, Millis, NewEntry, Options, PoolKey, Registry, Report, Response,
-    Secret, Status, Strategy as Selection,
+    AcquireRequest, Decision, Millis, NewEntry, Options, PoolKey, PoolUpdate, Registry, Report,
+    Response, Secret, Status, Strategy as Selection,
 };
 use proptest::prelude::*;
 use serde_json::Value;
@@ -44,8 +44,15 @@ fn registry(writer: &str, strategy: Selection) -> (Registry, PoolKey) {
     })
     .unwrap();
     let key = PoolKey::parse("openrouter").unwrap();
-    r.configure_pool(Millis(1), &key, Some(strategy), None, None)
-        .unwrap();
+    r.configure_pool(
+        Millis(1),
+        &key,
+        PoolUpdate {
+            strategy: Some(strategy),
+            ..PoolUpdate::default()
+        },
+    )
+    .unwrap();
     for id in ["a", "b", "c"] {
         let entry = NewEntry {
             id: Some(credpool_core::EntryId::parse(id).unwrap()),

@@ -344,6 +344,7 @@ pub fn run_row(
             strategy: Some(spec.strategy),
             policy: Some(policy.clone()),
             fallback: Some(p.fallback.clone()),
+            api: None,
         })
         .chain(
             provider

@@ -247,13 +247,12 @@ impl Scenario {
     /// The call driver's input for one request on `pool`, with the scenario's budgets.
     pub fn call_start(&self, pool: PoolKey, model: Option<String>) -> CallStart {
         CallStart {
-            pool,
             model,
-            session: None,
             max_sends: self.max_sends,
             max_wait_ms: self.max_wait_ms,
             max_total_wait_ms: self.max_total_wait_ms,
             max_hops: self.max_hops,
+            ..CallStart::new(pool)
         }
     }
 

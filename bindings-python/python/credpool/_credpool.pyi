@@ -85,6 +85,7 @@ class Registry:
         strategy: Optional[Literal["fill_first", "round_robin", "least_used", "random"]] = None,
         policy: Optional[Mapping[str, Any]] = None,
         fallback: Optional[Sequence[Mapping[str, str]]] = None,
+        api: Optional[Literal["openai", "anthropic"]] = None,
         now: Optional[int] = None,
     ) -> Output: ...
     def set_priority(self, pool: str, entry_id: str, priority: int, now: Optional[int] = None) -> Output: ...
@@ -224,6 +225,7 @@ class FileStore:
         strategy: Optional[Literal["fill_first", "round_robin", "least_used", "random"]] = None,
         policy: Optional[Mapping[str, Any]] = None,
         fallback: Optional[Sequence[Mapping[str, str]]] = None,
+        api: Optional[Literal["openai", "anthropic"]] = None,
         now: Optional[int] = None,
     ) -> Output: ...
     def set_priority(self, pool: str, entry_id: str, priority: int, now: Optional[int] = None) -> Output: ...

@@ -21,8 +21,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use credpool_core::{
     AcquireRequest, Action, AuthType, Availability, CallId, CallReport, CallStart, Decision, Entry,
     EntryId, FallbackTarget, Input, LeaseId, Millis, NewEntry, Options, OutputBody, Policy,
-    PoolKey, Preset, Reason, RefreshOutcome, RefreshResult, Registry, Reply, Report, Response,
-    Secret, StateDoc, Status, Strategy,
+    PoolKey, PoolUpdate, Preset, Reason, RefreshOutcome, RefreshResult, Registry, Reply, Report,
+    Response, Secret, StateDoc, Status, Strategy,
 };
 use serde_json::Value;
 
@@ -525,7 +525,16 @@ impl Driver {
                 };
                 failed = self
                     .registry
-                    .configure_pool(now, &key, strategy, policy, fallback)
+                    .configure_pool(
+                        now,
+                        &key,
+                        PoolUpdate {
+                            strategy,
+                            policy,
+                            fallback,
+                            api: None,
+                        },
+                    )
                     .is_err();
             }
             Op::Add {
@@ -728,13 +737,9 @@ impl Driver {
             } => {
                 may_shorten = true;
                 let start = CallStart {
-                    pool: pool_key(*pool),
                     model: model.map(|m| pick(&MODELS, m).to_owned()),
-                    session: None,
                     max_sends: max_sends.map(u32::from),
-                    max_wait_ms: None,
-                    max_total_wait_ms: None,
-                    max_hops: None,
+                    ..CallStart::new(pool_key(*pool))
                 };
                 failed = self.call(&start, responses, *delivered_at);
             }
