@@ -67,6 +67,8 @@ export type Reason =
   | 'adopted'
   | 'refresh_failed'
   | 'refresh_cap'
+  | 'api_mismatch'
+  | 'no_base_url'
 
 /** Where a provider reset hint came from. */
 export type HintSource =
@@ -169,7 +171,7 @@ export interface CustomProvider {
 
 /** Every input `handle` accepts. */
 export type Input =
-  | { type: 'configure_pool'; pool: string; strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }
+  | { type: 'configure_pool'; pool: string; strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[]; api?: Api }
   | { type: 'add_entry'; pool: string; entry: NewEntry }
   | { type: 'remove_entry'; pool: string; entry_id: string }
   | { type: 'reset'; pool: string; entry_id?: string }
@@ -205,6 +207,22 @@ export interface CallStartInput {
   max_total_wait_ms?: number
   /** Fallback hops (default and maximum: the primary's chain length). */
   max_hops?: number
+  /** The API shape of the request the host holds: sends then carry `api` and `auth`. */
+  api?: Api
+  /** The request's URL: sends then carry the `url` to send to (on the entry's `base_url`). */
+  url?: string
+}
+
+/** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named
+ * `anthropic`, else `openai`). */
+export type Api = 'openai' | 'anthropic'
+
+/** Where a routed send's credential goes: delete `authorization` and `x-api-key`, set
+ * `header` to `prefix` + the token, add each `extra` header (appending to one present). */
+export interface Auth {
+  header: 'authorization' | 'x-api-key'
+  prefix: string
+  extra: Record<string, string>
 }
 
 /** The budget that ended a call. */
@@ -223,6 +241,12 @@ export type Action =
       access_token: string | null
       base_url?: string
       reason?: Reason
+      /** A routed call's (`api` or `url` given): the send's pool's shape. */
+      api?: Api
+      /** A routed call's: where the credential goes. */
+      auth?: Auth
+      /** A call with `url`: the URL to send to. */
+      url?: string
     }
   | { type: 'sleep'; call_id: number; until: Millis; reason: Reason; hint?: HintUsed }
   | { type: 'refresh'; call_id: number; pool: string; entry_id: string; lease_id: number; generation: number; reason: Reason }
@@ -411,8 +435,8 @@ export declare class FileStore {
   status(pool?: string | undefined | null, now?: number | undefined | null): Promise<StatusOutput>
   /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
   tick(now?: number | undefined | null): Promise<{ type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed>
-  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback. */
-  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }, now?: number | undefined | null): Promise<{ type: 'pool_configured'; pool: string } & Changed>
+  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback, API shape. */
+  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[]; api?: Api }, now?: number | undefined | null): Promise<{ type: 'pool_configured'; pool: string } & Changed>
   /** `add_entry`: add a credential (creating the pool). */
   addEntry(pool: string, entry: NewEntry, now?: number | undefined | null): Promise<{ type: 'entry_added'; entry_id: string } & Changed>
   /** `remove_entry`: remove a credential for good (tombstoned). */
@@ -456,8 +480,8 @@ export declare class Registry {
   status(pool?: string | undefined | null, now?: number | undefined | null): StatusOutput
   /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
   tick(now?: number | undefined | null): { type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed
-  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback. */
-  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[] }, now?: number | undefined | null): { type: 'pool_configured'; pool: string } & Changed
+  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback, API shape. */
+  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[]; api?: Api }, now?: number | undefined | null): { type: 'pool_configured'; pool: string } & Changed
   /** `add_entry`: add a credential (creating the pool). */
   addEntry(pool: string, entry: NewEntry, now?: number | undefined | null): { type: 'entry_added'; entry_id: string } & Changed
   /** `remove_entry`: remove a credential for good (tombstoned). */
