@@ -9,7 +9,7 @@
 // Each request is one call of core's call driver, run by the same loop as `withCredential`
 // (`driveCall`); this module only turns a `send` action into a request.
 
-import { driveCall } from './helpers.mjs'
+import { CredpoolError, driveCall } from './helpers.mjs'
 
 /** Request headers that carry a credential: removed before the send's own are set. */
 const AUTH_HEADERS = ['authorization', 'x-api-key']
@@ -23,8 +23,8 @@ async function requestParts(input, init) {
     ? input
     : undefined
   const url = request ? request.url : String(input)
-  const headers = new Headers(request?.headers)
-  new Headers(init.headers).forEach((value, name) => headers.set(name, value))
+  // As fetch does: `init.headers`, when given, replace the request's.
+  const headers = new Headers(init.headers ?? request?.headers)
   let body = init.body
   if (body === undefined && request?.body) body = new Uint8Array(await request.arrayBuffer())
   else if (body !== null && typeof body === 'object' && typeof body.getReader === 'function') {
@@ -63,6 +63,9 @@ function jsonObject(body) {
  * is set, or appended (`,value`) to the caller's own unless it is already there.
  */
 function authorize(headers, action) {
+  if (!action.auth) {
+    throw new CredpoolError('a send without auth: the engine predates routed calls (call_start api/url)', { code: 'internal' })
+  }
   const { header, prefix = '', extra = {} } = action.auth
   for (const name of AUTH_HEADERS) headers.delete(name)
   if (action.access_token !== null && action.access_token !== undefined) headers.set(header, prefix + action.access_token)
