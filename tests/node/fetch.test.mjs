@@ -187,7 +187,8 @@ test('openai SDK, default retries: every key rate limited → one 429 back with 
   assert.deepEqual(clock.slept, [], 'a 6 min wait is beyond maxWaitMs: no sleep')
   // the next request: both keys benched, nothing is sent at all
   const again = await thrown(() => client.chat.completions.create(chat))
-  assert.ok(again instanceof Error)
+  assert.ok(again instanceof OpenAI.APIConnectionError, String(again))
+  assert.ok(again.cause instanceof CredpoolError && again.cause.code === 'no_credential', String(again.cause))
   assert.equal(provider.hits.length, 2, 'no request to a benched key, SDK retries included')
 })
 
@@ -496,7 +497,7 @@ test('no secret in thrown errors (message, JSON, inspect) or in console output, 
     Object.assign(console, original)
   }
   assert.ok(errs[1] instanceof CredpoolError && errs[1].code === 'no_credential', String(errs[1]))
-  assert.ok(errs[2] instanceof CredpoolError || errs[2]?.cause instanceof CredpoolError, String(errs[2]))
+  assert.ok(errs[2] instanceof Anthropic.APIConnectionError && errs[2].cause instanceof CredpoolError, String(errs[2]))
   assert.ok(seen.length > 0, 'the SDK logged')
   for (const e of errs) {
     for (const text of [e.message, JSON.stringify(e), inspect(e, { depth: 8, showHidden: true }), String(e.stack)]) {
