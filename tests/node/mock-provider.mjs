@@ -40,6 +40,22 @@ export function anthropicLimits({ remaining = 49, reset = new Date(Date.now() + 
   }
 }
 
+/**
+ * A 200: `json` as JSON, or, when the request streams, the `first` events, then (once
+ * they are written) the `rest`, or with `failMidway` the connection cut instead.
+ */
+function success(res, hit, headers, { json, first, rest, failMidway }) {
+  if (!hit.stream) {
+    res.writeHead(200, { 'content-type': 'application/json', ...headers })
+    return res.end(JSON.stringify(json))
+  }
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
+  res.write(first.join(''), () => {
+    if (failMidway) return setTimeout(() => res.socket?.destroy(), 20)
+    res.end(rest.join(''))
+  })
+}
+
 /** Replies: each `(res, hit)` writes a whole response. */
 export const reply = {
   /** An OpenAI chat completion (JSON, or SSE chunks ending `data: [DONE]` when the request streams). */
@@ -47,32 +63,23 @@ export const reply = {
     const id = `chatcmpl-${hit.n}`
     const created = 1733480000
     const model = hit.model ?? 'gpt-4o-mini'
-    const headers = { 'x-request-id': `req_${hit.n}`, 'openai-processing-ms': '12', ...openaiLimits() }
-    if (!hit.stream) {
-      res.writeHead(200, { 'content-type': 'application/json', ...headers })
-      return res.end(
-        JSON.stringify({
-          id,
-          object: 'chat.completion',
-          created,
-          model,
-          choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
-          usage: { prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 },
-          service_tier: 'default',
-          system_fingerprint: 'fp_test',
-        }),
-      )
-    }
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
     const chunk = (delta, finish = null) =>
       sse({ id, object: 'chat.completion.chunk', created, model, system_fingerprint: 'fp_test', choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })
-    res.write(chunk({ role: 'assistant', content: '', refusal: null }))
-    const words = text.split(' ')
-    res.write(chunk({ content: words[0] }), () => {
-      if (failMidway) return setTimeout(() => res.socket?.destroy(), 20)
-      for (const w of words.slice(1)) res.write(chunk({ content: ` ${w}` }))
-      res.write(chunk({}, 'stop'))
-      res.end('data: [DONE]\n\n')
+    const [word, ...words] = text.split(' ')
+    success(res, hit, { 'x-request-id': `req_${hit.n}`, 'openai-processing-ms': '12', ...openaiLimits() }, {
+      json: {
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null, annotations: [] }, logprobs: null, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 9, completion_tokens: 1, total_tokens: 10 },
+        service_tier: 'default',
+        system_fingerprint: 'fp_test',
+      },
+      first: [chunk({ role: 'assistant', content: '', refusal: null }), chunk({ content: word })],
+      rest: [...words.map((w) => chunk({ content: ` ${w}` })), chunk({}, 'stop'), 'data: [DONE]\n\n'],
+      failMidway,
     })
   },
   /** An OpenAI error in OpenAI's shape. */
@@ -84,37 +91,34 @@ export const reply = {
   anthropic: (text = 'hi', { failMidway = false } = {}) => (res, hit) => {
     const id = `msg_${String(hit.n).padStart(24, '0')}`
     const model = hit.model ?? 'claude-sonnet-4-5'
-    const headers = { 'request-id': `req_${hit.n}`, 'anthropic-organization-id': 'org-test', ...anthropicLimits() }
-    if (!hit.stream) {
-      res.writeHead(200, { 'content-type': 'application/json', ...headers })
-      return res.end(
-        JSON.stringify({
-          id,
-          type: 'message',
-          role: 'assistant',
-          model,
-          content: [{ type: 'text', text }],
-          stop_reason: 'end_turn',
-          stop_sequence: null,
-          usage: { input_tokens: 9, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+    const delta = (t) => event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: t } })
+    const [word, ...words] = text.split(' ')
+    success(res, hit, { 'request-id': `req_${hit.n}`, 'anthropic-organization-id': 'org-test', ...anthropicLimits() }, {
+      json: {
+        id,
+        type: 'message',
+        role: 'assistant',
+        model,
+        content: [{ type: 'text', text }],
+        stop_reason: 'end_turn',
+        stop_sequence: null,
+        usage: { input_tokens: 9, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+      },
+      first: [
+        event('message_start', {
+          message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 9, output_tokens: 1 } },
         }),
-      )
-    }
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', ...headers })
-    res.write(
-      event('message_start', {
-        message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 9, output_tokens: 1 } },
-      }),
-    )
-    res.write(event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }))
-    res.write(event('ping', {}))
-    const words = text.split(' ')
-    res.write(event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: words[0] } }), () => {
-      if (failMidway) return setTimeout(() => res.socket?.destroy(), 20)
-      for (const w of words.slice(1)) res.write(event('content_block_delta', { index: 0, delta: { type: 'text_delta', text: ` ${w}` } }))
-      res.write(event('content_block_stop', { index: 0 }))
-      res.write(event('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: words.length } }))
-      res.end(event('message_stop', {}))
+        event('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+        event('ping', {}),
+        delta(word),
+      ],
+      rest: [
+        ...words.map((w) => delta(` ${w}`)),
+        event('content_block_stop', { index: 0 }),
+        event('message_delta', { delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: words.length + 1 } }),
+        event('message_stop', {}),
+      ],
+      failMidway,
     })
   },
   /** An Anthropic error in Anthropic's shape. */
