@@ -3,6 +3,7 @@
 
 import type {
   ActionOutput,
+  Api,
   AuthType,
   CredentialOutput,
   DecisionOutput,
@@ -94,7 +95,7 @@ export interface WithCredentialOptions {
 }
 
 /** The API shape of a request or a pool (a pool's is its `configurePool` `api`). */
-export type ApiShape = 'openai' | 'anthropic'
+export type ApiShape = Api
 
 /** Options of {@link driveCall}: {@link WithCredentialOptions}, plus what the transport knows. */
 export interface DriveCallOptions extends WithCredentialOptions {
