@@ -3,6 +3,7 @@
 
 import type {
   ActionOutput,
+  Api,
   AuthType,
   CredentialOutput,
   DecisionOutput,
@@ -86,6 +87,22 @@ export interface WithCredentialOptions {
   refresh?: (credential: Credential) => RefreshOutcome | Promise<RefreshOutcome>
   /** Aborts the call: it is cancelled (nothing marked) and the signal's reason thrown. */
   signal?: AbortSignal
+  /**
+   * The API shape of the request `fn` sends. Given, a send on a pool of another shape
+   * ends the call (`give_up`, reason `api_mismatch`); left out, core does not check.
+   */
+  api?: ApiShape
+}
+
+/** The API shape of a request or a pool (a pool's is its `configurePool` `api`). */
+export type ApiShape = Api
+
+/** Options of {@link driveCall}: {@link WithCredentialOptions}, plus what the transport knows. */
+export interface DriveCallOptions extends WithCredentialOptions {
+  /** The request's full URL (core answers each `send` with the `url` to send to). */
+  url?: string
+  /** What a give-up returns instead of the last provider `Response` (default: that response). */
+  givenUp?: (response: Response) => Response
 }
 
 /** Errors thrown by the helpers themselves (`no_credential`, `internal`). */
@@ -128,6 +145,19 @@ export declare function withCredential<T>(
   pool: string,
   fn: (credential: Credential) => T | Promise<T>,
   options?: WithCredentialOptions,
+): Promise<T>
+
+/**
+ * One call of core's call driver, the loop under {@link withCredential} and
+ * `credentialFetch`: `attempt(action)` performs each `send` core asks for; its result (or
+ * a provider error it throws) is reported, and core's next action done (sleep, refresh,
+ * resend, give up). Resolves like {@link withCredential}.
+ */
+export declare function driveCall<T>(
+  registry: RegistryLike,
+  pool: string,
+  attempt: (action: Extract<ActionOutput, { type: 'send' }>) => T | Promise<T>,
+  options?: DriveCallOptions,
 ): Promise<T>
 
 /** The helpers bound to one registry and pool, with default options. */

@@ -370,6 +370,8 @@ function callStart(pool, options) {
     maxWaitMs: 'max_wait_ms',
     maxTotalWaitMs: 'max_total_wait_ms',
     maxHops: 'max_hops',
+    api: 'api',
+    url: 'url',
   }
   for (const [option, field] of Object.entries(names)) {
     if (options[option] !== undefined && options[option] !== null) input[field] = options[option]
@@ -378,15 +380,15 @@ function callStart(pool, options) {
 }
 
 /**
- * Calls `fn(credential)`: `{ value, info }` for what it returned (a fetch `Response` as
+ * Calls `fn(arg)`: `{ value, info }` for what it returned (a fetch `Response` as
  * {@link responseInfo} reads it, anything else as a success), `{ error, info }` for a
  * provider error it threw. Anything else it throws, and anything once `signal` aborted,
  * is rethrown.
  */
-async function produce(fn, credential, signal) {
+async function produce(fn, arg, signal) {
   let value
   try {
-    value = await fn(credential)
+    value = await fn(arg)
   } catch (error) {
     const info = signal?.aborted ? null : await responseInfo(error)
     if (info === null) throw error
@@ -494,7 +496,41 @@ export async function withCredential(registry, pool, fn, options = {}) {
   if (options.maxAttempts !== undefined) {
     throw new TypeError('withCredential: maxAttempts is gone; the call driver budgets sends with maxSends')
   }
-  const { now = () => Date.now(), sleep = defaultSleep, refresh, signal } = options
+  return driveCall(registry, pool, (action) => fn(sendCredential(action)), options)
+}
+
+/**
+ * One call of core's call driver (SPEC §7), the loop every helper here runs: starts a
+ * call on `pool` (`call_start` with the options the driver takes: `model`, `session`,
+ * `api`, `url` and the budgets), does the one action core answers, reports what it
+ * produced, and repeats. Every rule (retry, rotation, refresh, fallback, wait, the
+ * budgets) is core's; {@link withCredential} and `credentialFetch` (`./fetch.mjs`) differ
+ * only in `attempt`, the send.
+ *
+ * - `send`: `attempt(action)` runs; what it returned or threw is reported with
+ *   {@link responseInfo} (a value that is not a `Response` is a success). It throwing
+ *   anything else (a bug) cancels the call (nothing marked) and the error is rethrown.
+ * - `sleep`: `options.sleep(until - now(), signal)`, then the call resumes.
+ * - `refresh`: `options.refresh(credential)`; over a store (`beginRefresh`) single-flight
+ *   across processes. Without a callback the call is cancelled and a
+ *   {@link CredpoolError} `no_credential` thrown; a throwing `refresh` cancels the call.
+ * - `done`: the last send's value (or its error, rethrown).
+ * - `give_up`: the last provider error rethrown, else `options.givenUp(response)` of the
+ *   last `Response` (default: the response itself), else {@link CredpoolError} `no_credential`.
+ *
+ * A 2xx `Response` with a body comes back at its first chunk as a new `Response` over the
+ * same body; the call ends when that body does (see {@link withCredential}).
+ * `options.signal` aborting cancels the call and throws its reason.
+ *
+ * @template T
+ * @param {import('./helpers.d.mts').RegistryLike} registry
+ * @param {string} pool
+ * @param {(action: import('./wire.js').ActionOutput & { type: 'send' }) => T | Promise<T>} attempt
+ * @param {import('./helpers.d.mts').DriveCallOptions} [options]
+ * @returns {Promise<T>}
+ */
+export async function driveCall(registry, pool, attempt, options = {}) {
+  const { now = () => Date.now(), sleep = defaultSleep, refresh, signal, givenUp = (response) => response } = options
   // A `Registry` answers at once, a `FileStore` with a promise: always a promise here.
   const handle = async (input) => registry.handle(input, now())
   signal?.throwIfAborted()
@@ -515,7 +551,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
           signal?.throwIfAborted()
           model = action.model
           discard(last?.value) // a new send: the last response will not be returned
-          last = await produce(fn, sendCredential(action), signal)
+          last = await produce(attempt, action, signal)
           if (hasBody(last.value)) {
             const reader = last.value.body.getReader()
             let first
@@ -571,7 +607,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
         case 'give_up':
           open = false
           if (last && 'error' in last) throw last.error
-          if (isResponse(last?.value)) return last.value
+          if (isResponse(last?.value)) return givenUp(last.value)
           throw new CredpoolError(
             `no credential for ${pool}: ${action.reason}${action.status ? ` (${action.status})` : ''}${action.budget ? `, ${action.budget} reached` : ''}`,
             { code: 'no_credential', action },

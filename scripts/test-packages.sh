@@ -71,10 +71,13 @@ done
 out=$(cd "$app" && node --input-type=module -e "
 import { Registry, version } from 'credpool-wasm'
 import { withCredential } from 'credpool-wasm/helpers'
+import { credentialFetch } from 'credpool-wasm/fetch'
 const r = new Registry(); r.addEntry('openrouter', { access_token: 'sk-x' })
 const out = await withCredential(r, 'openrouter', async (c) => c.entryId)
-console.log(r.acquire('openrouter').type, version(), typeof out)")
-expect "credpool-wasm in Node (package exports, helpers)" "use" "$out"
+const send = credentialFetch(r, 'openrouter', { fetch: async (url, init) => new Response(init.headers.get('authorization')) })
+const sent = await (await send('https://example.invalid/v1/chat/completions', { method: 'POST', body: '{}' })).text()
+console.log(r.acquire('openrouter').type, version(), typeof out, sent)")
+expect "credpool-wasm in Node (package exports, helpers, fetch)" "Bearer sk-x" "$out"
 
 scripts/readme-example.py browser >"$app/index.html"
 out=$(node scripts/run-page.mjs "$app" index.html '#log' 'use second')

@@ -40,7 +40,8 @@ echo "== node binding (napi): build, generated-file drift, API tests, every vect
   CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-node" npx napi build --platform --release
   git diff --exit-code -- index.js index.d.ts
 )
-# Test dependencies of the shared Node tests (the real openai SDK for the helpers).
+# Test dependencies of the shared Node tests (the real openai, @anthropic-ai/sdk and Vercel AI
+# SDKs for the helpers and credentialFetch).
 (cd tests/node && npm install --no-audit --no-fund --loglevel=error)
 CREDPOOL_IMPL=napi node --test tests/node/*.test.mjs
 

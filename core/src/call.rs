@@ -400,6 +400,17 @@ impl Registry {
             Next::Sleep { then, .. } if matches!(then.as_ref(), Decision::Wait { .. }) => {
                 self.acquire_and_follow(now, id)
             }
+            // A same-key retry whose key another request benched meanwhile: not resent
+            // there; the lease is released with no mark and the call acquires again.
+            Next::Sleep { then, .. }
+                if matches!(then.as_ref(), Decision::Use { entry_id, .. }
+                    if !self.usable_for_call(now, id, entry_id)) =>
+            {
+                if let Some(lease) = self.call_mut(id)?.lease.take() {
+                    self.settle_lease(&lease);
+                }
+                self.acquire_and_follow(now, id)
+            }
             Next::Sleep { then, .. } | Next::Follow(then) => {
                 let decision = then.as_ref().clone();
                 self.follow(now, id, decision)
@@ -418,6 +429,22 @@ impl Registry {
             self.settle_lease(&lease);
         }
         Ok(())
+    }
+
+    /// Whether `entry` of the call's current pool can serve the call's model at `now`.
+    fn usable_for_call(&self, now: Millis, id: CallId, entry: &EntryId) -> bool {
+        let Ok(call) = self.call(id) else {
+            return false;
+        };
+        self.pool(&call.pool)
+            .and_then(|pool| {
+                let skew = pool.config.policy.refresh_skew_ms;
+                let entry = pool.entry(entry)?;
+                Ok(entry
+                    .availability(now, call.model.as_deref(), skew)
+                    .is_usable())
+            })
+            .unwrap_or(false)
     }
 
     /// The open call `id`.

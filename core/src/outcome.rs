@@ -253,10 +253,12 @@ impl Registry {
                         };
                     })?;
                 self.mark_changed();
-                Ok(self.use_again(&subject, Reason::Refreshed))
+                Ok(self.use_again(now, &subject, Reason::Refreshed))
             }
-            RefreshOutcome::Adopted => Ok(self.use_again(&subject, Reason::Adopted)),
-            RefreshOutcome::Failed { .. } if stale => Ok(self.use_again(&subject, Reason::Adopted)),
+            RefreshOutcome::Adopted => Ok(self.use_again(now, &subject, Reason::Adopted)),
+            RefreshOutcome::Failed { .. } if stale => {
+                Ok(self.use_again(now, &subject, Reason::Adopted))
+            }
             RefreshOutcome::Failed {
                 terminal,
                 reason,
@@ -424,7 +426,19 @@ impl Registry {
                 Ok(self.rotate(now, subject, class.into(), None))
             }
             OutcomeClass::RateLimit => {
+                if self.benched_since_lease(now, subject) {
+                    // An echo of a limit another request's outcome already benched: the
+                    // key is benched once, and this request rotates too.
+                    return Ok(self.rotate(now, subject, class.into(), None));
+                }
+                let pool = self.pool(&subject.pool)?;
+                let entry = pool.entry(&subject.entry_id)?;
                 let already = entry.effective_status() == Status::Exhausted;
+                let retry_elsewhere = self.rate_limit_retry_pending(
+                    &subject.pool,
+                    &subject.entry_id,
+                    &subject.lease_id,
+                );
                 let room = pool.live_count() >= 2
                     && has_candidate(pool, now, model, Some(&subject.entry_id));
                 if !already && !room && self.has_fallback_step(&subject.pool) {
@@ -434,7 +448,10 @@ impl Registry {
                 let retried = pool.turn.retried_rate_limit.contains(&subject.entry_id);
                 let hint_within =
                     |limit: u64| verdict.hint.is_some_and(|h| h.at <= now.plus(limit));
+                // Another call already retries this key for its 429: one same-key retry
+                // per key at a time, so this 429 benches it.
                 let wants_retry = !already
+                    && !retry_elsewhere
                     && if !room || policy.retry_first_rate_limit {
                         !retried
                     } else {
@@ -445,6 +462,9 @@ impl Registry {
                     pool.turn
                         .retried_rate_limit
                         .insert(subject.entry_id.clone());
+                    if let Decision::RetrySame { lease_id, .. } = &decision {
+                        self.note_rate_limit_retry(lease_id);
+                    }
                     return Ok(decision);
                 }
                 let hint = self.mark(now, subject, verdict, model)?;
@@ -467,7 +487,7 @@ impl Registry {
                     .insert(subject.entry_id.clone(), refreshes + 1);
                 Ok(Decision::Refresh {
                     entry_id: subject.entry_id.clone(),
-                    lease_id: self.ensure_lease(subject),
+                    lease_id: self.ensure_lease(now, subject),
                     generation,
                     reason: class.into(),
                 })
@@ -505,7 +525,7 @@ impl Registry {
             return None;
         }
         pool.turn.same_retries = attempt;
-        let lease_id = self.ensure_lease(subject);
+        let lease_id = self.ensure_lease(now, subject);
         Some(Decision::RetrySame {
             entry_id: subject.entry_id.clone(),
             lease_id,
@@ -655,6 +675,8 @@ impl Registry {
             model: subject.model.clone(),
             session: None,
             call: None,
+            opened_at: now,
+            retrying_rate_limit: false,
         });
         Decision::Use {
             entry_id: next,
@@ -664,18 +686,42 @@ impl Registry {
         }
     }
 
+    /// Whether the subject's entry was benched (entry-wide, or for the subject's model) at
+    /// or after its lease was opened and still is: this outcome then echoes one another
+    /// request already reported.
+    fn benched_since_lease(&self, now: Millis, subject: &Subject) -> bool {
+        let Some(lease) = self.open_lease_ref(&subject.lease_id) else {
+            return false;
+        };
+        let Ok(entry) = self
+            .pool(&subject.pool)
+            .and_then(|pool| pool.entry(&subject.entry_id))
+        else {
+            return false;
+        };
+        let entry_wide = entry.effective_status() == Status::Exhausted
+            && entry.status.at >= lease.opened_at
+            && entry.status.until.is_some_and(|until| until > now);
+        let for_model = subject
+            .model
+            .as_ref()
+            .and_then(|model| entry.model_cooldowns.get(model))
+            .is_some_and(|bench| bench.at >= lease.opened_at && bench.until > now);
+        entry_wide || for_model
+    }
+
     /// `use` the same entry again after a refresh or adoption.
-    fn use_again(&mut self, subject: &Subject, reason: Reason) -> Decision {
+    fn use_again(&mut self, now: Millis, subject: &Subject, reason: Reason) -> Decision {
         Decision::Use {
             entry_id: subject.entry_id.clone(),
-            lease_id: self.ensure_lease(subject),
+            lease_id: self.ensure_lease(now, subject),
             reason: Some(reason),
             hint: None,
         }
     }
 
     /// The subject's lease, opening one when the report came by entry id.
-    fn ensure_lease(&mut self, subject: &Subject) -> LeaseId {
+    fn ensure_lease(&mut self, now: Millis, subject: &Subject) -> LeaseId {
         if self.is_open_lease(&subject.lease_id) {
             return subject.lease_id;
         }
@@ -685,6 +731,8 @@ impl Registry {
             model: subject.model.clone(),
             session: None,
             call: None,
+            opened_at: now,
+            retrying_rate_limit: false,
         })
     }
 }

@@ -346,6 +346,10 @@ pub struct Lease {
     pub session: Option<String>,
     /// The call driving this lease, if a call opened it (its reports go through the call).
     pub call: Option<CallId>,
+    /// When it was opened: a bench set since then was set by another request's outcome.
+    pub opened_at: Millis,
+    /// Whether a same-key rate-limit retry is pending on it.
+    pub retrying_rate_limit: bool,
 }
 
 /// A new entry as the host describes it.
@@ -479,6 +483,26 @@ impl Registry {
     /// Whether the lease `id` is open.
     pub(crate) fn is_open_lease(&self, id: &LeaseId) -> bool {
         self.leases.contains_key(id)
+    }
+
+    /// Notes that lease `id` waits for a same-key rate-limit retry.
+    pub(crate) fn note_rate_limit_retry(&mut self, id: &LeaseId) {
+        if let Some(lease) = self.leases.get_mut(id) {
+            lease.retrying_rate_limit = true;
+        }
+    }
+
+    /// Whether another open lease than `except` waits for a same-key rate-limit retry on
+    /// `entry` of `pool`.
+    pub(crate) fn rate_limit_retry_pending(
+        &self,
+        pool: &PoolKey,
+        entry: &EntryId,
+        except: &LeaseId,
+    ) -> bool {
+        self.leases.iter().any(|(id, l)| {
+            id != except && l.retrying_rate_limit && &l.pool == pool && &l.entry_id == entry
+        })
     }
 
     /// An open lease of `pool` on `entry`, if any.

@@ -94,6 +94,8 @@ impl Registry {
             model: request.model.clone(),
             session: request.session.clone(),
             call: None,
+            opened_at: now,
+            retrying_rate_limit: false,
         });
         Ok(if needs_refresh {
             Decision::Refresh {

@@ -12,6 +12,8 @@ import type {
   StatusOutput,
 } from 'credpool-under-test'
 import { withCredential, reportResponse, responseInfo } from 'credpool-under-test/helpers'
+import { credentialFetch } from 'credpool-under-test/fetch'
+import type { CredentialFetchOptions } from 'credpool-under-test/fetch'
 
 const registry: Registry = new Registry({ writer: 'contract', seed: 1 })
 registry.configurePool('openrouter', { strategy: 'round_robin', policy: { preset: 'adaptive' } }, 0)
@@ -34,7 +36,14 @@ const v: string = version()
 const info: Promise<unknown> = responseInfo(new Response('', { status: 402 }))
 const done: Promise<string> = withCredential(registry, 'openrouter', async (c) => c.entryId)
 const reported: Promise<Decision> = reportResponse(registry, 'openrouter', 1, new Response('', { status: 200 }))
-void [added, output, health, codes, v, info, done, reported]
+// credentialFetch: a fetch for SDKs' `fetch` option, over the same registry
+const fetchOptions: CredentialFetchOptions = { api: 'openai', maxSends: 3, refresh: async (c) => ({ type: 'refreshed', access_token: `${c.entryId}-new` }) }
+const credFetch: (input: string | URL | Request, init?: RequestInit) => Promise<Response> = credentialFetch(registry, 'openrouter', fetchOptions)
+const sdkFetch: typeof fetch = credFetch
+const fetched: Promise<Response> = credFetch('https://openrouter.ai/api/v1/chat/completions', { method: 'POST', body: '{}' })
+void [added, output, health, codes, v, info, done, reported, sdkFetch, fetched]
+// @ts-expect-error: the API shapes are a closed set
+credentialFetch(registry, 'openrouter', { api: 'gemini' })
 // @ts-expect-error: an unknown input type is a type error
 registry.handle({ type: 'no_such_input' })
 // @ts-expect-error: strategies are a closed set

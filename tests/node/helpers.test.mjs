@@ -22,6 +22,7 @@ import {
   CredentialPool,
   CredpoolError,
 } from '../../bindings-node/helpers.mjs'
+import { recording, steps, reports, fakeClock, entryStatus, gate, thrown } from './fixtures.mjs'
 
 const { Registry, FileStore } = credpool
 
@@ -34,86 +35,6 @@ function makeRegistry(entries = [['a', 'sk-test-a'], ['b', 'sk-test-b']], pool =
   for (const input of setup) reg.handle(input, 0)
   for (const [id, token, extra] of entries) reg.addEntry(pool, { id, access_token: token, ...extra }, 0)
   return reg
-}
-
-/**
- * A structural RegistryLike over `reg` (a `Registry` or a `FileStore`) that logs every
- * input the helpers hand core through `handle` and every output: the driver's actions.
- */
-function recording(reg) {
-  const inputs = []
-  const nows = []
-  const log = []
-  return {
-    inputs,
-    nows,
-    log,
-    // answers as `reg` does: at once for a Registry, with a promise for a FileStore
-    handle: (input, now) => {
-      inputs.push(input)
-      nows.push(now)
-      const keep = (out) => (log.push(out), out)
-      const out = reg.handle(input, now)
-      return typeof out?.then === 'function' ? out.then(keep) : keep(out)
-    },
-    credential: (...a) => reg.credential(...a),
-    report: (...a) => reg.report(...a),
-    // a FileStore's single-flight refresh, when `reg` has it
-    ...(reg.beginRefresh && {
-      beginRefresh: (...a) => reg.beginRefresh(...a),
-      confirmRefresh: (...a) => reg.confirmRefresh(...a),
-      finishRefresh: (...a) => reg.finishRefresh(...a),
-      abandonRefresh: (...a) => reg.abandonRefresh(...a),
-    }),
-  }
-}
-
-/** The driver's actions in short: `send b (billing)`, `sleep 5000 (rate_limit)`, ... */
-function steps(rec) {
-  return rec.log.map((a, i) => {
-    const why = a.reason ? ` (${a.reason})` : ''
-    switch (a.type) {
-      case 'send':
-        return `send ${a.entry_id}${why}`
-      case 'sleep':
-        return `sleep ${a.until - rec.nows[i]}${why}`
-      case 'refresh':
-        return `refresh ${a.entry_id}@${a.generation}${why}`
-      case 'done':
-        return `done ${a.entry_id}`
-      case 'give_up':
-        return `give_up${why}${a.status ? ` ${a.status}` : ''}${a.budget ? ` ${a.budget}` : ''}`
-      default:
-        return a.type
-    }
-  })
-}
-
-/** The `call_report`s the helpers sent, in short: `402`, `reset delivered`, ... */
-function reports(rec) {
-  return rec.inputs
-    .filter((i) => i.type === 'call_report')
-    .map((i) => `${i.response.network_error ?? i.response.status}${i.delivered ? ' delivered' : ''}`)
-}
-
-/** A deterministic clock; `sleep` advances it and records the delays. */
-function fakeClock(start = 1000) {
-  const clock = {
-    t: start,
-    slept: [],
-    now: () => clock.t,
-    sleep: async (ms) => {
-      clock.slept.push(ms)
-      clock.t += ms
-    },
-  }
-  return clock
-}
-
-/** Health of one entry from `status`. */
-function entryStatus(reg, pool, id, now) {
-  const p = reg.status(pool, now).pools.find((x) => x.pool === pool)
-  return p.entries.find((e) => e.id === id)
 }
 
 const OK = {
@@ -214,13 +135,6 @@ function streamed(contents, { gate = Promise.resolve(), fail = null } = {}) {
   }
 }
 
-/** A promise and the function that resolves it. */
-function gate() {
-  let open
-  const promise = new Promise((ok) => (open = ok))
-  return { promise, open }
-}
-
 /** `fetch` the local provider with the credential, as a host would. */
 function callFetch(credential) {
   return fetch(`${server.url}/v1/chat/completions`, {
@@ -234,16 +148,6 @@ function callFetch(credential) {
 function callOpenAI(credential, baseURL = `${server.url}/v1`) {
   const client = new OpenAI({ apiKey: credential.accessToken, baseURL, maxRetries: 0, timeout: 5000 })
   return client.chat.completions.create({ model: 'gpt-test', messages: [{ role: 'user', content: 'hi' }] })
-}
-
-/** What `fn` throws, or fails. */
-async function thrown(fn) {
-  try {
-    await fn()
-  } catch (e) {
-    return e
-  }
-  assert.fail('expected a throw')
 }
 
 /** `report` on a lease must fail: the call released it. */
