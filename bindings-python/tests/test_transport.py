@@ -390,6 +390,9 @@ def test_100_concurrent_async_requests_over_3_keys_one_rate_limited(provider: Pr
     assert hits["b"] + hits["c"] == 100 and hits["a"] <= 34, hits
     assert {s.retry_count for s in provider.seen} == {"0"}, "no SDK retry"
     assert health(r, "openai", "a", now=int(time.time() * 1000)) != "available"
+    # benched once: the other 429s were echoes of requests in flight (no second mark)
+    (a_entry,) = [e for e in r.export_state()["state"]["pools"]["openai"]["entries"] if e["id"] == "a"]
+    assert a_entry["status"] == "exhausted" and a_entry["failure_streak"] == 1, a_entry["failure_streak"]
     # benched: the next 100 never reach it
     assert asyncio.run(main()) == ["hello"] * 100
     assert provider.hits("sk-test-a") == hits["a"] and len(provider.seen) == 200 + hits["a"]
@@ -444,3 +447,20 @@ def test_a_long_error_body_is_classified_from_its_head_and_reaches_the_caller_wh
     # classified as a 429 with its hour-long hint: both keys benched, the first closed unread
     assert provider.tokens() == ["sk-test-a", "sk-test-b"] and clock.slept == []
     assert {health(r, "openai", k, clock.now) for k in "ab"} != {"available"}
+
+
+@pytest.mark.parametrize("sdk", ["anthropic", "anthropic-async"])
+def test_a_file_store_pool_refreshes_single_flight_through_the_transport(
+    provider: Provider, sdk: str, tmp_path: Path
+) -> None:
+    provider.answer = lambda s: ANTHROPIC_MESSAGE if s.token == "at-1" else ANTHROPIC_OAUTH_401
+    store = credpool.FileStore.open(tmp_path / "pools.json", writer="w1", seed=1)
+    store.add_entry("anthropic", {"id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0",
+                                  "expires_at": 10**13})  # fmt: skip
+    clock, issued = Clock(), []
+    pool = store.pool("anthropic", clock=clock, refresh=oauth_refresher(issued))
+    assert text(run(SDKS[sdk](provider, pool, clock))) == "hello"
+    assert issued == ["at-1"] and provider.tokens() == ["at-0", "at-1"]
+    assert provider.seen[-1].anthropic_beta == "oauth-2025-04-20"
+    other = credpool.FileStore.open(tmp_path / "pools.json", writer="w2")  # what another process sees
+    assert other.credential("anthropic", "o")["refresh_token"] == "rt-1"
