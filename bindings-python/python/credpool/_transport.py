@@ -272,11 +272,11 @@ class CredentialTransport(_Base):
                 last.close()
             try:
                 response = self._transport(request).handle_request(self._request(request, body, action))
+                if 200 <= response.status_code < 300:
+                    return self._watch(call, response, on_end)
+                head, rest = _read(response.stream)  # an error body breaking here is a network error
             except Exception as exc:
                 return call.failed(exc)
-            if 200 <= response.status_code < 300:
-                return self._watch(call, response, on_end)
-            head, rest = _read(response.stream)
             return self._classify(call, response, head, rest)
 
         def on_end(exc: Optional[BaseException]) -> None:
@@ -320,11 +320,11 @@ class AsyncCredentialTransport(_Base):
                 await last.aclose()
             try:
                 response = await self._transport(request).handle_async_request(self._request(request, body, action))
+                if 200 <= response.status_code < 300:
+                    return self._watch(call, response, on_end)
+                head, rest = await _aread(response.stream)  # an error body breaking here is a network error
             except Exception as exc:
                 return call.failed(exc)
-            if 200 <= response.status_code < 300:
-                return self._watch(call, response, on_end)
-            head, rest = await _aread(response.stream)
             return self._classify(call, response, head, rest)
 
         async def on_end(exc: Optional[BaseException]) -> None:
