@@ -220,6 +220,32 @@ test('openai SDK: 100 concurrent requests over 3 keys, one rate limited: none lo
   assert.equal(provider.perKey()[KEYS.b], undefined)
 })
 
+test('openai SDK, default (hermes) policy: 100 concurrent requests, one key rate limited: one same-key retry at a time, the key benched once', async () => {
+  const raw = makeRegistry(
+    [['openai', 'a', KEYS.a], ['openai', 'b', KEYS.b], ['openai', 'c', KEYS.c]],
+    [['openai', { strategy: 'round_robin' }]],
+  )
+  const reg = recording(raw)
+  const clock = fakeClock()
+  provider.reset(byKey({ [KEYS.b]: () => errors.openai429({ reset: '20s', retryAfter: '20' }) }))
+  const client = openai(credentialFetch(reg, 'openai', clock))
+  const results = await Promise.all(Array.from({ length: 100 }, () => client.chat.completions.create(chat)))
+  assert.ok(results.every((r) => r.choices[0].message.content === 'hi'))
+  assert.equal(provider.hits.filter((h) => h.key !== KEYS.b).length, 100, 'every request answered once by a good key')
+  assert.ok(provider.hits.every((h) => h.retryCount === '0'), 'the SDK never retried')
+  // Hermes retries a first 429 on the same key once: one call sleeps for it, every other
+  // 429 on b benches it instead of retrying too, so b is never hammered.
+  const sleeps = reg.log.filter((a) => a.type === 'sleep')
+  assert.equal(sleeps.length, 1, 'one same-key retry at a time')
+  const firstLimit = reg.inputs.findIndex((i) => i.type === 'call_report' && i.response.status === 429)
+  const sendsToB = reg.log.map((a, i) => [a, i]).filter(([a]) => a.type === 'send' && a.entry_id === 'b')
+  const late = sendsToB.filter(([, i]) => i > firstLimit)
+  assert.ok(late.length <= 1, `at most the one retry reaches b after its first 429 (${late.length})`)
+  const b = raw.exportState().pools.openai.entries.find((e) => e.id === 'b')
+  assert.equal(b.status, 'exhausted')
+  assert.ok(b.failure_streak <= 2, `b marked once, plus once for the retry after its bench (${b.failure_streak})`)
+})
+
 // ---------------------------------------------------------------------------------------
 // Anthropic SDK
 
