@@ -5,8 +5,8 @@
                             http_client=httpx2.AsyncClient(transport=AsyncCredentialTransport(pool)))
 
 One request the client sends is one call of core's call driver (SPEC §7), started with the
-request's API shape (``anthropic`` when the SDK set ``anthropic-version``, else ``openai``;
-or ``api=``), its URL and the ``model`` of its JSON body. Each ``send`` core asks for goes
+request's API shape (``api=``, else ``anthropic`` when the SDK set ``anthropic-version``,
+else the pool's own shape, as core decides), its URL and the ``model`` of its JSON body. Each ``send`` core asks for goes
 to the inner transport with the action's credential where ``auth`` says (the SDK's
 ``authorization`` / ``x-api-key`` removed), to ``send.url`` when core moved it onto the
 entry's ``base_url``, with ``send.model`` written into the body when a fallback changed it.
@@ -182,7 +182,7 @@ class _Base:
         inner transport (default: the request's library's ``HTTPTransport`` or
         ``AsyncHTTPTransport``, made at the first request); ``api``: the API shape of the
         requests (default: ``anthropic`` when a request carries ``anthropic-version``, else
-        ``openai``); ``session``, ``refresh``, ``sleep`` and the budgets as in ``pool.call``."""
+        the pool's declared shape, as core decides); ``session``, ``refresh``, ``sleep`` and the budgets as in ``pool.call``."""
         self._pool, self._inner, self._api, self._session = pool, transport, api, session
         self._refresh, self._sleep = refresh, sleep
         self._budgets = _budgets(max_sends, max_wait_ms, max_total_wait_ms, max_hops)
@@ -197,7 +197,7 @@ class _Base:
         return self._inner
 
     def _begin(self, request: Any, body: bytes) -> _Call:
-        api = self._api or ("anthropic" if "anthropic-version" in request.headers else "openai")
+        api = self._api or ("anthropic" if "anthropic-version" in request.headers else None)
         return _Call(self._pool, _model(body), self._session, self._refresh, self._budgets,
                      api=api, url=str(request.url))  # fmt: skip
 
