@@ -25,14 +25,14 @@ use std::time::{Duration, Instant};
 
 use credpool_core::{
     Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, OutputBody, PoolKey,
-    RefreshOutcome, Reply, parse_input,
+    RefreshOutcome, Reply,
 };
 use credpool_store::{RefreshStart, RefreshTicket, Store as CoreStore, StoreOptions};
 use napi::bindgen_prelude::{Object, ToNapiValue, Unknown};
 use napi::{Env, JsDeferred, JsError};
 use napi_derive::napi;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::{
     Code, Coded, Document, clock, error, guard, registry_options, state_text, to_js, to_text,
@@ -327,19 +327,9 @@ fn ticket_id(ticket: f64) -> Coded<u32> {
         })
 }
 
-/// Parses a `RefreshOutcome` with core's input parser (its errors never echo secrets).
+/// Reads a `RefreshOutcome` as core reads one (its errors never echo secrets).
 fn parse_outcome(outcome: Value) -> Coded<RefreshOutcome> {
-    let input = json!({
-        "type": "refresh_result", "pool": "p", "entry_id": "e", "generation": 0,
-        "result": outcome,
-    });
-    match guard(|| parse_input(input))? {
-        Input::RefreshResult(result) => Ok(result.result),
-        _ => Err(error(
-            ErrorCode::Internal,
-            "refresh outcome parsed as another input",
-        )),
-    }
+    guard(|| RefreshOutcome::from_value(outcome))
 }
 
 fn store_options(options: Option<FileStoreOptions>) -> Coded<StoreOptions> {

@@ -1,10 +1,10 @@
-//! The methods that are one wire input each, declared once for both classes: on
+//! The methods that are one core input each, declared once for both classes: on
 //! `Registry` a method answers the output, on `FileStore` a promise of it. An entry names
-//! the method, its arguments (with their TypeScript type where napi's is not enough), the
-//! TypeScript type of its output (plain, then as a promise), and the wire input it builds;
-//! the input then runs exactly like `handle(input)`. A new wire input is one more entry.
-//! (Entries spell their docs `#[doc = "..."]`: napi-derive would copy a `///` comment
-//! passed through a macro into the typings as a raw string literal, `r"..."`.)
+//! the method, its arguments (TypeScript types where napi's are not enough), its output's
+//! TypeScript type (plain, then as a promise) and the core input it builds: the hot ones
+//! typed straight away, the others from a wire document parsed exactly as `handle` parses
+//! it. (Docs are spelt `#[doc = "..."]`: napi-derive would copy a `///` comment passed
+//! through a macro into the typings as a raw string literal.)
 
 use credpool_core::{
     AcquireRequest, EntryId, ErrorCode, Input, LeaseId, PoolKey, Report, Response, parse_input,
@@ -108,7 +108,6 @@ wire_methods! { js;
     fn acquire(pool: String, opts: Option<Unknown<'_>> as "{ model?: string; session?: string }")
         -> "DecisionOutput" | "Promise<DecisionOutput>"
         => match opts {
-            // The common call: core's typed input straight away.
             None => Ok(Input::Acquire(AcquireRequest { pool: pool_key(&pool)?, model: None, session: None })),
             Some(opts) => parsed(with_object("acquire", "opts", opts.read(js, "opts")?, json!({ "pool": pool }))),
         };
@@ -117,13 +116,9 @@ wire_methods! { js;
     fn report(pool: String, lease_id: f64, response: Unknown<'_> as "ResponseInfo")
         -> "DecisionOutput" | "Promise<DecisionOutput>"
         => {
-            let response = response.read(js, "response")?;
-            Ok(Input::Report(Report {
-                pool: pool_key(&pool)?,
-                lease_id: Some(LeaseId(whole(lease_id, "lease_id")?)),
-                entry_id: None,
-                response: guard(|| Response::from_value(response))?,
-            }))
+            let (pool, response) = (pool_key(&pool)?, response.read(js, "response")?);
+            let lease_id = Some(LeaseId(whole(lease_id, "lease_id")?));
+            Ok(Input::Report(Report { pool, lease_id, entry_id: None, response: guard(|| Response::from_value(response))? }))
         };
 
     #[doc = "`release`: close a lease with no outcome (nothing is marked)."]

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Deserializer, Serializer, de};
 use serde_json::Value;
 
+use crate::error::ErrorCode;
 use crate::secret::Secret;
 
 /// An internally tagged JSON value (`{"type": "x", ...fields}`, or `["x", ...fields]`) split
@@ -149,6 +150,15 @@ impl<'de> de::VariantAccess<'de> for Rest<'de> {
             rest => rest.deserialize_any(visitor),
         }
     }
+}
+
+/// `T` read from a JSON value, refused with `invalid_input` naming no value (what
+/// [`sanitize_serde_error`] keeps of serde's message).
+pub(crate) fn from_value<T: de::DeserializeOwned>(value: Value) -> crate::Result<T> {
+    T::deserialize(value).map_err(|e| {
+        let why = sanitize_serde_error(&e);
+        crate::Error::new(ErrorCode::InvalidInput, format!("invalid input: {why}"))
+    })
 }
 
 /// A serde error's message with every quoted value removed (values may be secrets).

@@ -62,6 +62,14 @@ pub enum RefreshOutcome {
     Adopted,
 }
 
+impl RefreshOutcome {
+    /// Reads a refresh outcome (`{"type": "refreshed", ...}`) as `refresh_result` reads its
+    /// `result`, refusing it with `invalid_input` (no secret quoted) likewise.
+    pub fn from_value(value: serde_json::Value) -> Result<Self> {
+        crate::codec::from_value(value)
+    }
+}
+
 /// The field rules of [`RefreshOutcome`] on the wire, read without serde's `Content` buffer
 /// (see `crate::codec::Tagged`; errors as serde's internally tagged derive gives them).
 #[derive(Deserialize)]

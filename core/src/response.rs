@@ -31,13 +31,7 @@ impl Response {
     /// Reads a response document (`{"status": 429, "headers": {...}, ...}`) as `report`
     /// reads its `response`, refusing it with `invalid_input` (no value quoted) likewise.
     pub fn from_value(value: Value) -> crate::Result<Self> {
-        Self::deserialize(value).map_err(|e| {
-            let why = crate::codec::sanitize_serde_error(&e);
-            crate::Error::new(
-                crate::ErrorCode::InvalidInput,
-                format!("invalid input: {why}"),
-            )
-        })
+        crate::codec::from_value(value)
     }
 }
 
