@@ -106,8 +106,8 @@ from credpool._helpers import (  # noqa: E402
     Lease,
     LeaseContext,
     credential_pool,
-    response_info,
 )
+from credpool._responses import response_info  # noqa: E402
 from credpool._store import AsyncFileStore, StorePool  # noqa: E402
 from credpool._transport import AsyncCredentialTransport, CredentialTransport  # noqa: E402
 

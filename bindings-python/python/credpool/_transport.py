@@ -36,25 +36,14 @@ import json
 import sys
 import time
 from types import ModuleType, TracebackType
-from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Tuple
 
 from credpool import CredpoolError
-from credpool._helpers import (
-    _DEFERRED,
-    _NOTHING,
-    _SUCCESS,
-    MAX_READ_BYTES,
-    Action,
-    CredentialPool,
-    Decision,
-    RefreshFn,
-    Sleep,
-    _body_from_text,
-    _budgets,
-    _Call,
-    _headers,
-    response_info,
-)
+from credpool._helpers import _DEFERRED, _NOTHING, Action, Budgets, CredentialPool, Decision, RefreshFn, Sleep, _Call
+from credpool._responses import _SUCCESS, MAX_READ_BYTES, _body_from_text, _headers, response_info
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncCredentialTransport", "CredentialTransport"]
 
@@ -175,8 +164,7 @@ class _Base:
     def __init__(
         self, pool: CredentialPool, transport: Any = None, *, api: Optional[str] = None,
         session: Optional[str] = None, refresh: Optional[RefreshFn] = None, sleep: Optional[Sleep] = None,
-        max_sends: Optional[int] = None, max_wait_ms: Optional[int] = None,
-        max_total_wait_ms: Optional[int] = None, max_hops: Optional[int] = None,
+        **budgets: Unpack[Budgets],
     ) -> None:
         """``pool``: a :class:`~credpool.CredentialPool` (or ``StorePool``); ``transport``: the
         inner transport (default: the request's library's ``HTTPTransport`` or
@@ -185,7 +173,7 @@ class _Base:
         the pool's declared shape, as core decides); ``session``, ``refresh``, ``sleep`` and the budgets as in ``pool.call``."""
         self._pool, self._inner, self._api, self._session = pool, transport, api, session
         self._refresh, self._sleep = refresh, sleep
-        self._budgets = _budgets(max_sends, max_wait_ms, max_total_wait_ms, max_hops)
+        self._budgets = budgets
 
     def __repr__(self) -> str:
         inner = type(self._inner).__name__ if self._inner is not None else None
