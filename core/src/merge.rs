@@ -6,7 +6,8 @@
 //!   merge with a copy that lacks it (borrowed secrets are never exported);
 //! - status: later `at` wins, the more severe on a tie (a reset is a status written at
 //!   reset time), and a token written after the status clears it (adopt, clear status);
-//! - metadata and pool configuration: later `updated_at` wins;
+//! - metadata and pool configuration: later `updated_at` wins; the round-robin cursor:
+//!   the later selection wins;
 //! - request counters: per writer, the larger count (a grow-only counter);
 //! - model benches: per model, later `at` wins; removal tombstones: union, and a
 //!   tombstoned id never comes back.
@@ -19,70 +20,90 @@ use serde_json::Value;
 
 use crate::entry::{Entry, ModelCooldown, Status, StatusRecord, Token};
 use crate::error::Result;
-use crate::registry::{Pool, Registry};
+use crate::registry::{Cursor, Pool, Registry};
 use crate::state::pools_from_value;
 use crate::time::Millis;
 
 impl Registry {
-    /// Merges `state` (another writer's exported state) into this registry.
+    /// Merges `state` (another writer's exported state, or a fragment of one: the pools
+    /// it names, with their own fields and some of their entries) into this registry. The
+    /// cost follows the size of `state`, not of this registry.
     pub fn sync(&mut self, state: &Value) -> Result<()> {
         let theirs = pools_from_value(state)?;
         for (key, pool) in theirs {
-            let merged = match self.pools.get(&key) {
-                Some(ours) => merge_pool(ours, &pool),
-                None => pool,
+            let changed = match self.pools.get_mut(&key) {
+                Some(ours) => merge_pool_into(ours, &pool),
+                None => {
+                    self.pools.insert(key, pool);
+                    true
+                }
             };
-            if self.pools.get(&key) != Some(&merged) {
+            if changed {
                 self.mark_changed();
-                self.pools.insert(key, merged);
             }
         }
         Ok(())
     }
 }
 
-/// Merges two states of the same pool; runtime (turn, sessions) comes from `ours`.
-pub(crate) fn merge_pool(ours: &Pool, theirs: &Pool) -> Pool {
-    let mut merged = ours.clone();
+/// Merges `theirs` into `ours` (another state of the same pool; runtime, the turn and
+/// sessions, stays ours); returns whether `ours` changed.
+fn merge_pool_into(ours: &mut Pool, theirs: &Pool) -> bool {
+    let mut changed = false;
     if later_by(
         (theirs.config_at, &theirs.config),
         (ours.config_at, &ours.config),
     ) {
-        merged.set_config(theirs.config.clone());
-        merged.config_at = theirs.config_at;
+        ours.set_config(theirs.config.clone());
+        ours.config_at = theirs.config_at;
+        changed = true;
     }
-    merged.cursor = ours.cursor.clone().max(theirs.cursor.clone());
+    // The round-robin cursor: the later selection wins (ties by position).
+    let later = |c: &Option<Cursor>| c.as_ref().map(|c| (c.at, c.priority, c.entry_id.clone()));
+    if later(&theirs.cursor) > later(&ours.cursor) {
+        ours.cursor.clone_from(&theirs.cursor);
+        changed = true;
+    }
     for (id, at) in &theirs.removed {
-        let slot = merged.removed.entry(id.clone()).or_insert(*at);
-        *slot = (*slot).max(*at);
+        if ours.removed.get(id).is_none_or(|mine| mine < at) {
+            ours.removed.insert(id.clone(), *at);
+            changed = true;
+        }
     }
     for entry in theirs.unordered() {
-        match merged.get(&entry.id) {
+        if ours.removed.contains_key(&entry.id) {
+            continue;
+        }
+        match ours.get(&entry.id) {
             Some(mine) => {
                 let combined = merge_entry(mine, entry);
                 if combined != *mine {
                     // The entry exists: only the indexes its change touches are updated.
-                    let _ = merged.update_entry(&entry.id, |slot| *slot = combined);
+                    let _ = ours.update_entry(&entry.id, |slot| *slot = combined);
+                    changed = true;
                 }
             }
             None => {
-                merged.put_entry(entry.clone());
+                ours.put_entry(entry.clone());
+                changed = true;
             }
         }
     }
     let gone: Vec<_> = theirs
         .removed
         .keys()
-        .chain(ours.removed.keys())
-        .filter(|id| merged.get(id).is_some())
+        .filter(|id| ours.get(id).is_some())
         .cloned()
         .collect();
     for id in &gone {
-        merged.take_entry(id);
+        ours.take_entry(id);
+        changed = true;
     }
-    let removed = &merged.removed;
-    merged.sessions.retain(|_, id| !removed.contains_key(id));
-    merged
+    if !gone.is_empty() {
+        let removed = &ours.removed;
+        ours.sessions.retain(|_, id| !removed.contains_key(id));
+    }
+    changed
 }
 
 /// Merges two copies of one entry, register by register.
