@@ -48,6 +48,7 @@ mod error;
 mod fallback;
 mod hermes;
 mod index;
+mod journal;
 pub mod limits;
 mod merge;
 mod outcome;
@@ -97,6 +98,7 @@ pub use seed::{
     CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, provider,
 };
 pub use select::AcquireRequest;
+pub use journal::{Changes, PoolChanges};
 pub use state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc};
 pub use status::{EntryStatus, Health, PoolStatus, time_left};
 pub use time::{DAY, HOUR, MINUTE, Millis, SECOND};

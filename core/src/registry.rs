@@ -19,6 +19,7 @@ use crate::entry::{
 use crate::error::{Error, ErrorCode, Result};
 use crate::fallback::{ActiveFallback, validate_fallback};
 use crate::index::{Index, Snapshot};
+use crate::journal::{EntryJournal, Journal};
 use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
@@ -110,9 +111,22 @@ pub struct Pool {
     pub(crate) cursor: Option<Cursor>,
     pub(crate) turn: Turn,
     pub(crate) sessions: BTreeMap<String, EntryId>,
+    /// Before-images of the entries touched since the registry's journal opened (None:
+    /// no journal open, nothing recorded).
+    pub(crate) journal: Option<EntryJournal>,
 }
 
-/// Equality of what a pool holds; the index is derived from the entries, so it is skipped.
+/// Records `before` as `id`'s before-image in an open journal, unless it has one already.
+fn record(journal: &mut Option<EntryJournal>, id: &EntryId, before: Option<&Entry>) {
+    if let Some(journal) = journal
+        && !journal.contains_key(id)
+    {
+        journal.insert(id.clone(), before.cloned());
+    }
+}
+
+/// Equality of what a pool holds; the index is derived from the entries (and the journal
+/// is bookkeeping), so both are skipped.
 impl PartialEq for Pool {
     fn eq(&self, other: &Self) -> bool {
         self.key == other.key
@@ -140,6 +154,7 @@ impl Pool {
             cursor: None,
             turn: Turn::default(),
             sessions: BTreeMap::new(),
+            journal: None,
         }
     }
 
@@ -212,6 +227,7 @@ impl Pool {
         let Some(entry) = self.entries.get_mut(id) else {
             return Err(Error::unknown_entry(self.key.as_str(), id.as_str()));
         };
+        record(&mut self.journal, id, Some(entry));
         let before = Snapshot::of(entry);
         let out = change(entry);
         debug_assert_eq!(&entry.id, id, "an update must not change the entry id");
@@ -224,6 +240,7 @@ impl Pool {
         let Some(entry) = self.entries.get_mut(id) else {
             return Err(Error::unknown_entry(self.key.as_str(), id.as_str()));
         };
+        record(&mut self.journal, id, Some(entry));
         let before = entry.request_count();
         entry.counts.increment(writer);
         self.index.count_changed(entry, before);
@@ -233,6 +250,7 @@ impl Pool {
     /// Inserts `entry`, replacing (and returning) the one with its id.
     pub(crate) fn put_entry(&mut self, entry: Entry) -> Option<Entry> {
         let old = self.entries.remove(&entry.id);
+        record(&mut self.journal, &entry.id, old.as_ref());
         if let Some(old) = &old {
             self.index.remove(old);
         }
@@ -244,6 +262,7 @@ impl Pool {
     /// Removes the entry `id`.
     pub(crate) fn take_entry(&mut self, id: &EntryId) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
+        record(&mut self.journal, id, Some(&entry));
         self.index.remove(&entry);
         Some(entry)
     }
@@ -404,14 +423,16 @@ pub struct Registry {
     pub(crate) pools: BTreeMap<PoolKey, Pool>,
     pub(crate) rng: Rng,
     pub(crate) last_now: Millis,
-    next_lease: u64,
-    leases: BTreeMap<LeaseId, Lease>,
+    pub(crate) next_lease: u64,
+    pub(crate) leases: BTreeMap<LeaseId, Lease>,
     /// Whether persisted state changed since the last `take_changed`.
-    changed: bool,
+    pub(crate) changed: bool,
     pub(crate) next_call: u64,
     pub(crate) calls: BTreeMap<CallId, Call>,
     /// The call whose input is being applied (its turn is lent to the pool meanwhile).
     pub(crate) current_call: Option<CallId>,
+    /// The open change journal, if a store opened one (`begin_changes`).
+    pub(crate) journal: Option<Box<Journal>>,
 }
 
 impl Registry {
@@ -429,6 +450,7 @@ impl Registry {
             next_call: 1,
             calls: BTreeMap::new(),
             current_call: None,
+            journal: None,
         })
     }
 
@@ -737,7 +759,11 @@ impl Registry {
             if self.pools.len() >= MAX_POOLS {
                 return Err(Error::new(ErrorCode::TooLarge, "too many pools"));
             }
-            self.pools.insert(key.clone(), Pool::new(key.clone()));
+            let mut pool = Pool::new(key.clone());
+            if self.journaling() {
+                pool.journal = Some(EntryJournal::new());
+            }
+            self.pools.insert(key.clone(), pool);
             self.changed = true;
         }
         self.pool_mut(key)

@@ -384,13 +384,22 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
 
 fn pool_doc(pool: &Pool) -> PoolDoc {
     PoolDoc {
+        entries: pool.entries().into_iter().map(entry_doc).collect(),
+        ..pool_fields_doc(pool)
+    }
+}
+
+/// The document form of a pool's own fields (configuration, cursor, tombstones), with no
+/// entries.
+pub(crate) fn pool_fields_doc(pool: &Pool) -> PoolDoc {
+    PoolDoc {
         strategy: pool.config.strategy,
         policy: serde_json::to_value(&pool.config.policy).ok(),
         fallback: pool.config.fallback.clone(),
         api: pool.config.api,
         config_updated_at: pool.config_at,
         round_robin: pool.cursor.clone(),
-        entries: pool.entries().into_iter().map(entry_doc).collect(),
+        entries: Vec::new(),
         removed: pool.removed.clone(),
     }
 }

@@ -1,0 +1,186 @@
+//! Change journals: what one input changed, so a store can persist only that (and undo it
+//! when the write fails) at a cost that follows the change, not the pool's size.
+//!
+//! A store calls [`Registry::begin_changes`] before applying an input, then either
+//! [`Registry::take_changes`] (the touched entries and every pool's own fields, to write)
+//! or [`Registry::undo_changes`] (the registry as it was at `begin_changes`). While no
+//! journal is open, nothing is recorded and the registry pays nothing for it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::call::{Call, CallId};
+use crate::decision::LeaseId;
+use crate::entry::{Entry, EntryId};
+use crate::pool_key::PoolKey;
+use crate::registry::{Cursor, Lease, Pool, PoolConfig, Registry, Turn};
+use crate::rng::Rng;
+use crate::state::{EntryDoc, PoolDoc, entry_doc, pool_fields_doc};
+use crate::time::Millis;
+
+/// What changed since [`Registry::begin_changes`], as fragments of a state document.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Changes {
+    /// Every pool (touched or not: its own fields are small), in key order.
+    pub pools: Vec<PoolChanges>,
+}
+
+/// One pool's part of [`Changes`].
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PoolChanges {
+    /// The pool key.
+    pub key: PoolKey,
+    /// The pool's own fields (configuration, cursor, tombstones); `entries` is empty.
+    pub pool: PoolDoc,
+    /// Entries changed or added (borrowed secrets left out, as in an export).
+    pub entries: Vec<EntryDoc>,
+    /// Entries removed.
+    pub gone: Vec<EntryId>,
+}
+
+/// Before-images of an open journal (registry side; entries are journaled by their pool).
+#[derive(Clone, Debug)]
+pub(crate) struct Journal {
+    rng: Rng,
+    last_now: Millis,
+    next_lease: u64,
+    leases: BTreeMap<LeaseId, Lease>,
+    changed: bool,
+    next_call: u64,
+    calls: BTreeMap<CallId, Call>,
+    pools: BTreeMap<PoolKey, PoolFields>,
+}
+
+/// A pool's own fields as they were (its entries are journaled one by one).
+#[derive(Clone, Debug)]
+struct PoolFields {
+    config: PoolConfig,
+    config_at: Millis,
+    removed: BTreeMap<EntryId, Millis>,
+    cursor: Option<Cursor>,
+    turn: Turn,
+    sessions: BTreeMap<String, EntryId>,
+}
+
+/// An entry journal: each touched entry's before-image (`None`: it did not exist).
+pub(crate) type EntryJournal = BTreeMap<EntryId, Option<Entry>>;
+
+impl Registry {
+    /// Starts recording changes (replacing a journal left open). Costs the pools' own
+    /// fields and the open leases and calls, never the entries.
+    pub fn begin_changes(&mut self) {
+        let pools = self
+            .pools
+            .iter_mut()
+            .map(|(key, pool)| {
+                pool.journal = Some(EntryJournal::new());
+                (key.clone(), PoolFields::of(pool))
+            })
+            .collect();
+        let journal = Journal {
+            rng: self.rng.clone(),
+            last_now: self.last_now,
+            next_lease: self.next_lease,
+            leases: self.leases.clone(),
+            changed: self.changed,
+            next_call: self.next_call,
+            calls: self.calls.clone(),
+            pools,
+        };
+        self.journal = Some(Box::new(journal));
+    }
+
+    /// What changed since [`begin_changes`](Self::begin_changes) (every pool's own fields,
+    /// the touched entries); stops recording. Without an open journal, every entry counts
+    /// as touched.
+    pub fn take_changes(&mut self) -> Changes {
+        let open = self.journal.take().is_some();
+        let pools = self
+            .pools
+            .iter_mut()
+            .map(|(key, pool)| {
+                let touched: BTreeSet<EntryId> = match pool.journal.take() {
+                    Some(journal) if open => journal.into_keys().collect(),
+                    _ => pool.unordered().map(|e| e.id.clone()).collect(),
+                };
+                let (mut entries, mut gone) = (Vec::new(), Vec::new());
+                for id in touched {
+                    match pool.get(&id) {
+                        Some(entry) => entries.push(entry_doc(entry)),
+                        None => gone.push(id),
+                    }
+                }
+                PoolChanges {
+                    key: key.clone(),
+                    pool: pool_fields_doc(pool),
+                    entries,
+                    gone,
+                }
+            })
+            .collect();
+        Changes { pools }
+    }
+
+    /// Puts the registry back as it was at [`begin_changes`](Self::begin_changes) (pools
+    /// created since are dropped); stops recording. Does nothing without an open journal.
+    pub fn undo_changes(&mut self) {
+        let Some(journal) = self.journal.take() else {
+            return;
+        };
+        let journal = *journal;
+        self.pools.retain(|key, _| journal.pools.contains_key(key));
+        for (key, fields) in journal.pools {
+            let Some(pool) = self.pools.get_mut(&key) else {
+                continue;
+            };
+            for (id, before) in pool.journal.take().unwrap_or_default() {
+                match before {
+                    Some(entry) => {
+                        pool.put_entry(entry);
+                    }
+                    None => {
+                        pool.take_entry(&id);
+                    }
+                }
+            }
+            fields.restore(pool);
+        }
+        self.rng = journal.rng;
+        self.last_now = journal.last_now;
+        self.next_lease = journal.next_lease;
+        self.leases = journal.leases;
+        self.changed = journal.changed;
+        self.next_call = journal.next_call;
+        self.calls = journal.calls;
+    }
+
+    /// Whether a journal is open (a pool created now must journal its entries too).
+    pub(crate) fn journaling(&self) -> bool {
+        self.journal.is_some()
+    }
+}
+
+impl PoolFields {
+    fn of(pool: &Pool) -> Self {
+        Self {
+            config: pool.config.clone(),
+            config_at: pool.config_at,
+            removed: pool.removed.clone(),
+            cursor: pool.cursor.clone(),
+            turn: pool.turn.clone(),
+            sessions: pool.sessions.clone(),
+        }
+    }
+
+    fn restore(self, pool: &mut Pool) {
+        if pool.config != self.config {
+            pool.set_config(self.config);
+        }
+        pool.config_at = self.config_at;
+        pool.removed = self.removed;
+        pool.cursor = self.cursor;
+        pool.turn = self.turn;
+        pool.sessions = self.sessions;
+    }
+}
