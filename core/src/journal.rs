@@ -1,9 +1,10 @@
 //! Change journals: what one input changed, so a store can persist only that (and undo it
 //! when the write fails) at a cost that follows the change, not the pool's size.
 //!
-//! A store calls [`Registry::begin_changes`] before applying an input, then either
-//! [`Registry::take_changes`] (the touched entries and every pool's own fields, to write)
-//! or [`Registry::undo_changes`] (the registry as it was at `begin_changes`). While no
+//! A store calls [`Registry::begin_changes`] before applying an input, writes
+//! [`Registry::changes`] (the touched entries and every pool's own fields), then either
+//! [`Registry::end_changes`] (written) or [`Registry::undo_changes`] (the write failed:
+//! the registry as it was at `begin_changes`). While no
 //! journal is open, nothing is recorded and the registry pays nothing for it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -91,24 +92,26 @@ impl Registry {
         self.journal = Some(Box::new(journal));
     }
 
-    /// What changed since [`begin_changes`](Self::begin_changes) (every pool's own fields,
-    /// the touched entries); stops recording. Without an open journal, every entry counts
-    /// as touched.
-    pub fn take_changes(&mut self) -> Changes {
-        let open = self.journal.take().is_some();
+    /// What changed since [`begin_changes`](Self::begin_changes): every pool's own fields
+    /// and the touched entries. The journal stays open (end it with
+    /// [`end_changes`](Self::end_changes) once they are written, or undo them). Without an
+    /// open journal every entry counts as touched.
+    #[must_use]
+    pub fn changes(&self) -> Changes {
+        let open = self.journal.is_some();
         let pools = self
             .pools
-            .iter_mut()
+            .iter()
             .map(|(key, pool)| {
-                let touched: BTreeSet<EntryId> = match pool.journal.take() {
-                    Some(journal) if open => journal.into_keys().collect(),
-                    _ => pool.unordered().map(|e| e.id.clone()).collect(),
+                let touched: BTreeSet<&EntryId> = match &pool.journal {
+                    Some(journal) if open => journal.keys().collect(),
+                    _ => pool.unordered().map(|e| &e.id).collect(),
                 };
                 let (mut entries, mut gone) = (Vec::new(), Vec::new());
                 for id in touched {
-                    match pool.get(&id) {
+                    match pool.get(id) {
                         Some(entry) => entries.push(entry_doc(entry)),
-                        None => gone.push(id),
+                        None => gone.push(id.clone()),
                     }
                 }
                 PoolChanges {
@@ -120,6 +123,15 @@ impl Registry {
             })
             .collect();
         Changes { pools }
+    }
+
+    /// Keeps what changed since [`begin_changes`](Self::begin_changes) and stops
+    /// recording.
+    pub fn end_changes(&mut self) {
+        self.journal = None;
+        for pool in self.pools.values_mut() {
+            pool.journal = None;
+        }
     }
 
     /// Puts the registry back as it was at [`begin_changes`](Self::begin_changes) (pools

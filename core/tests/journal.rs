@@ -103,7 +103,8 @@ proptest! {
                     lease = Some(id);
                 }
             }
-            let changes = r.take_changes();
+            let changes = r.changes();
+            r.end_changes();
             mirror.sync(&fragment(&changes)).unwrap();
             prop_assert_eq!(export(&mirror), export(&r));
         }
@@ -132,7 +133,8 @@ fn changes_name_only_the_touched_entries() {
     r.begin_changes();
     r.handle_value(Millis(5), json!({"type": "acquire", "pool": "openrouter"}))
         .unwrap();
-    let changes = r.take_changes();
+    let changes = r.changes();
+    r.end_changes();
     let pool = &changes.pools[0];
     assert_eq!(pool.entries.len(), 1, "one entry counted a selection");
     assert!(pool.gone.is_empty());
