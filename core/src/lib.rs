@@ -84,6 +84,7 @@ pub use error::{Error, ErrorCode, Result};
 pub use hermes::{
     AUTH_STORE_VERSION, HERMES_WRITER, export_hermes, import_hermes, is_hermes_borrowed_source,
 };
+pub use journal::{Changes, PoolChanges};
 pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
 pub use policy::{HintUsed, Policy, Preset};
 pub use pool_key::{CUSTOM_PREFIX, PoolKey, custom_name, name_from_base_url};
@@ -98,7 +99,6 @@ pub use seed::{
     CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, provider,
 };
 pub use select::AcquireRequest;
-pub use journal::{Changes, PoolChanges};
 pub use state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc};
 pub use status::{EntryStatus, Health, PoolStatus, time_left};
 pub use time::{DAY, HOUR, MINUTE, Millis, SECOND};

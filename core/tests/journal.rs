@@ -40,7 +40,9 @@ fn input(op: &Op, lease: Option<u64>) -> Value {
             "type": "add_entry", "pool": if n % 2 == 0 { "openrouter" } else { "anthropic" },
             "entry": {"id": format!("e{n}"), "access_token": format!("sk-journal-{n}")},
         }),
-        Op::Remove(n) => json!({"type": "remove_entry", "pool": "openrouter", "entry_id": format!("e{n}")}),
+        Op::Remove(n) => {
+            json!({"type": "remove_entry", "pool": "openrouter", "entry_id": format!("e{n}")})
+        }
         Op::Strategy(s) => json!({"type": "configure_pool", "pool": "openrouter", "strategy": s}),
         Op::Reset => json!({"type": "reset", "pool": "openrouter"}),
     }
@@ -62,8 +64,8 @@ fn registry(writer: &str) -> Registry {
 
 /// `changes` as a state document fragment (what a store reads back from its rows).
 fn fragment(changes: &Changes) -> Value {
-    let mut doc: StateDoc = serde_json::from_value(json!({"format": "credpool", "schema_version": 1}))
-        .unwrap();
+    let mut doc: StateDoc =
+        serde_json::from_value(json!({"format": "credpool", "schema_version": 1})).unwrap();
     for pool in &changes.pools {
         let mut fields = pool.pool.clone();
         fields.entries.clone_from(&pool.entries);
