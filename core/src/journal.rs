@@ -98,14 +98,14 @@ impl Registry {
     /// open journal every entry counts as touched.
     #[must_use]
     pub fn changes(&self) -> Changes {
-        let open = self.journal.is_some();
+        // A pool holds an entry journal exactly while the registry's journal is open.
         let pools = self
             .pools
             .iter()
             .map(|(key, pool)| {
                 let touched: BTreeSet<&EntryId> = match &pool.journal {
-                    Some(journal) if open => journal.keys().collect(),
-                    _ => pool.unordered().map(|e| &e.id).collect(),
+                    Some(journal) => journal.keys().collect(),
+                    None => pool.unordered().map(|e| &e.id).collect(),
                 };
                 let (mut entries, mut gone) = (Vec::new(), Vec::new());
                 for id in touched {

@@ -18,7 +18,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value;
 
-use crate::entry::{Entry, ModelCooldown, Status, StatusRecord, Token};
+use crate::entry::{Entry, EntryId, ModelCooldown, Status, StatusRecord, Token};
 use crate::error::Result;
 use crate::registry::{Cursor, Pool, Registry};
 use crate::state::pools_from_value;
@@ -58,9 +58,7 @@ fn merge_pool_into(ours: &mut Pool, theirs: &Pool) -> bool {
         ours.config_at = theirs.config_at;
         changed = true;
     }
-    // The round-robin cursor: the later selection wins (ties by position).
-    let later = |c: &Option<Cursor>| c.as_ref().map(|c| (c.at, c.priority, c.entry_id.clone()));
-    if later(&theirs.cursor) > later(&ours.cursor) {
+    if cursor_order(theirs.cursor.as_ref()) > cursor_order(ours.cursor.as_ref()) {
         ours.cursor.clone_from(&theirs.cursor);
         changed = true;
     }
@@ -104,6 +102,12 @@ fn merge_pool_into(ours: &mut Pool, theirs: &Pool) -> bool {
         ours.sessions.retain(|_, id| !removed.contains_key(id));
     }
     changed
+}
+
+/// The order in which round-robin cursors merge: the later selection wins (ties by
+/// position).
+fn cursor_order(cursor: Option<&Cursor>) -> Option<(Millis, i64, &EntryId)> {
+    cursor.map(|c| (c.at, c.priority, &c.entry_id))
 }
 
 /// Merges two copies of one entry, register by register.
