@@ -102,25 +102,23 @@ impl Registry {
         let pools = self
             .pools
             .iter()
-            .map(|(key, pool)| {
-                let touched: BTreeSet<&EntryId> = match &pool.journal {
-                    Some(journal) => journal.keys().collect(),
-                    None => pool.unordered().map(|e| &e.id).collect(),
-                };
-                let (mut entries, mut gone) = (Vec::new(), Vec::new());
-                for id in touched {
-                    match pool.get(id) {
-                        Some(entry) => entries.push(entry_doc(entry)),
-                        None => gone.push(id.clone()),
-                    }
-                }
-                PoolChanges {
-                    key: key.clone(),
-                    pool: pool_fields_doc(pool),
-                    entries,
-                    gone,
-                }
+            .map(|(key, pool)| match &pool.journal {
+                Some(journal) => pool_changes(key, pool, journal.keys()),
+                None => pool_changes(key, pool, pool.unordered().map(|e| &e.id)),
             })
+            .collect();
+        Changes { pools }
+    }
+
+    /// The current state of the named pools and entries, as [`Changes`]: what a store
+    /// that queued the ids of [`changes`](Self::changes) (to write later, after merging
+    /// in other writers' state) writes then. Ids no longer present are `gone`; pools no
+    /// longer present are left out.
+    #[must_use]
+    pub fn changes_of(&self, touched: &BTreeMap<PoolKey, BTreeSet<EntryId>>) -> Changes {
+        let pools = touched
+            .iter()
+            .filter_map(|(key, ids)| Some(pool_changes(key, self.pools.get(key)?, ids.iter())))
             .collect();
         Changes { pools }
     }
@@ -170,6 +168,27 @@ impl Registry {
     /// Whether a journal is open (a pool created now must journal its entries too).
     pub(crate) fn journaling(&self) -> bool {
         self.journal.is_some()
+    }
+}
+
+/// One pool's own fields and the current state of the entries `touched` names.
+fn pool_changes<'a>(
+    key: &PoolKey,
+    pool: &Pool,
+    touched: impl Iterator<Item = &'a EntryId>,
+) -> PoolChanges {
+    let (mut entries, mut gone) = (Vec::new(), Vec::new());
+    for id in touched {
+        match pool.get(id) {
+            Some(entry) => entries.push(entry_doc(entry)),
+            None => gone.push(id.clone()),
+        }
+    }
+    PoolChanges {
+        key: key.clone(),
+        pool: pool_fields_doc(pool),
+        entries,
+        gone,
     }
 }
 

@@ -107,6 +107,13 @@ proptest! {
             }
             let changes = r.changes();
             r.end_changes();
+            // The same ids asked for afterwards give the same changes (what a store that
+            // queued ids writes).
+            let touched = changes.pools.iter().map(|p| {
+                let ids = p.entries.iter().map(|e| e.id.clone()).chain(p.gone.iter().cloned());
+                (p.key.clone(), ids.collect())
+            }).collect();
+            prop_assert_eq!(&r.changes_of(&touched), &changes);
             mirror.sync(&fragment(&changes)).unwrap();
             prop_assert_eq!(export(&mirror), export(&r));
         }
