@@ -1,5 +1,5 @@
 // Types of fetch.mjs (hand-written). The registry is referenced structurally, so the same
-// `credentialFetch` type-checks against the napi `Registry` / `FileStore` and the wasm `Registry`.
+// `credentialFetch` type-checks against the napi `Registry` / `Store` and the wasm `Registry`.
 
 import type { ApiShape, RegistryLike, WithCredentialOptions } from './helpers.mjs'
 

@@ -5,7 +5,7 @@
 //   new OpenAI({ apiKey: 'unused', fetch: credentialFetch(registry, 'openai') })
 //
 // Pure JS like helpers.mjs (it imports nothing native), so it runs over the napi `Registry`
-// or `FileStore` and over the wasm build alike: Node, Deno, Bun, edge runtimes, browsers.
+// or `Store` and over the wasm build alike: Node, Deno, Bun, edge runtimes, browsers.
 // Each request is one call of core's call driver, run by the same loop as `withCredential`
 // (`driveCall`); this module only turns a `send` action into a request.
 

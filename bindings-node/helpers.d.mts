@@ -19,10 +19,10 @@ export type { ActionOutput, CredentialOutput, HintUsed, RefreshOutcome, Response
 export type Decision = DecisionOutput
 
 /**
- * The registry methods the helpers use: a napi or wasm `Registry`, or a `FileStore` (its
+ * The registry methods the helpers use: a napi or wasm `Registry`, or a napi `Store` (its
  * methods return promises, which the helpers await). `withCredential` drives a call with
  * `handle` (`call_*` inputs) and reads a refreshing entry's tokens with `credential`; with
- * a `FileStore` (`beginRefresh` present), its refresh runs single-flight across processes
+ * a `Store` (`beginRefresh` present), its refresh runs single-flight across processes
  * through `beginRefresh` / `confirmRefresh` / `finishRefresh`. `reportResponse` uses `report`.
  */
 export interface RegistryLike {
@@ -170,8 +170,8 @@ export declare class CredentialPool {
   reportResponse(leaseId: number, response: unknown, now?: number): Promise<Decision>
 }
 
-/** The `FileStore` methods `refreshWithStore` uses (napi package only). */
-export interface FileStoreLike {
+/** The `Store` methods `refreshWithStore` uses (napi package only). */
+export interface StoreLike {
   beginRefresh(
     pool: string,
     entryId: string,
@@ -187,13 +187,16 @@ export interface FileStoreLike {
   abandonRefresh(ticket: number): boolean
 }
 
+/** @deprecated use `StoreLike` (the class `FileStore` is now `Store`). */
+export type FileStoreLike = StoreLike
+
 /**
- * The single-flight refresh over a `FileStore` (file or Redis): begin (lock) → confirm (the
+ * The single-flight refresh over a `Store` (SQLite or Redis): begin (lock) → confirm (the
  * lock still holds) → `fn(credential)` (only when no other process rotated the token yet)
  * → finish; abandons (releases the lock, records nothing) and rethrows when `fn` throws.
  */
 export declare function refreshWithStore(
-  store: FileStoreLike,
+  store: StoreLike,
   pool: string,
   entryId: string,
   generation: number,

@@ -1,10 +1,10 @@
 // Idiomatic JS helpers over a credpool `Registry` (napi or wasm build alike).
 //
 // Pure JS: nothing here imports the native module; every function takes the registry
-// object (a `Registry` or a `FileStore`) and uses only its public methods. There is no
-// policy here either: `withCredential` is a loop over core's call driver (`handle` with
-// `call_*` inputs), which decides; the helpers translate provider responses into reports
-// and do the one action core answers.
+// object (a `Registry`, or a `Store`: `FileStore` is its deprecated alias, the same class)
+// and uses only its public methods. There is no policy here either: `withCredential` is a
+// loop over core's call driver (`handle` with `call_*` inputs), which decides; the helpers
+// translate provider responses into reports and do the one action core answers.
 
 /** Most body bytes read from a response for a report. */
 const MAX_BODY_BYTES = 64 * 1024
@@ -531,7 +531,7 @@ export async function withCredential(registry, pool, fn, options = {}) {
  */
 export async function driveCall(registry, pool, attempt, options = {}) {
   const { now = () => Date.now(), sleep = defaultSleep, refresh, signal, givenUp = (response) => response } = options
-  // A `Registry` answers at once, a `FileStore` with a promise: always a promise here.
+  // A `Registry` answers at once, a `Store` with a promise: always a promise here.
   const handle = async (input) => registry.handle(input, now())
   signal?.throwIfAborted()
   let action = await handle(callStart(pool, options))
@@ -666,17 +666,18 @@ export class CredentialPool {
 }
 
 /**
- * The whole single-flight OAuth refresh over a napi `FileStore` (a file or Redis store; a
- * `refresh` decision's `entry_id`, `generation` and `lease_id`): `beginRefresh` takes the
- * lock; when another process already rotated the token, its decision comes back (`fn` is
- * not called); otherwise `confirmRefresh` checks, right before the refresh token is used,
- * that the lock is still held (a Redis lock whose lease ran out is retaken, or the token
- * rotated meanwhile adopted), then `fn(credential)` refreshes — it runs while the lock is
- * held, so no other process replays the single-use refresh token — and its
- * `RefreshOutcome` is recorded with `finishRefresh`. When `fn` throws, the refresh is
- * abandoned (lock released, nothing recorded) and the error is rethrown.
+ * The whole single-flight OAuth refresh over a napi `Store` (SQLite or Redis; `FileStore`,
+ * its deprecated alias, is the same class; a `refresh` decision's `entry_id`, `generation`
+ * and `lease_id`): `beginRefresh` takes the refresh lock; when another process already
+ * rotated the token, its decision comes back (`fn` is not called); otherwise
+ * `confirmRefresh` checks, right before the refresh token is used, that the lock is still
+ * held (a Redis lock whose lease ran out is retaken, or the token rotated meanwhile
+ * adopted), then `fn(credential)` refreshes — it runs while the lock is held, so no other
+ * process replays the single-use refresh token — and its `RefreshOutcome` is recorded with
+ * `finishRefresh`. When `fn` throws, the refresh is abandoned (lock released, nothing
+ * recorded) and the error is rethrown. Other calls on the store go on meanwhile.
  *
- * @param {import('./helpers.d.mts').FileStoreLike} store
+ * @param {import('./helpers.d.mts').StoreLike} store
  * @param {string} pool
  * @param {string} entryId
  * @param {number} generation

@@ -339,36 +339,90 @@ export type StatusOutput = { type: 'status'; pools: PoolStatus[] } & Changed
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** A credential registry: all pools of one process. */
+export declare class Registry {
+  /** `new Registry({ writer?, seed?, state? })`. */
+  constructor(options?: RegistryOptions | undefined | null)
+  /** The persistable state document (contains the secrets of non-`env:` entries). */
+  exportState(): StateDocument
+  /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
+  handle(input: Input, now?: number | undefined | null): Output
+  /** `acquire`: pick an entry for a request. */
+  acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): DecisionOutput
+  /** `report`: a request's outcome against its lease. */
+  report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): DecisionOutput
+  /** `release`: close a lease with no outcome (nothing is marked). */
+  release(pool: string, leaseId: number, now?: number | undefined | null): { type: 'released'; lease_id: number } & Changed
+  /** `reveal`: an entry's secrets, to send the request with (the only output carrying them). */
+  credential(pool: string, entryId: string, now?: number | undefined | null): CredentialOutput
+  /** `begin_turn`: restore pools from their fallback (one pool, or all). */
+  beginTurn(pool?: string | undefined | null, now?: number | undefined | null): { type: 'turn_begun'; restored: string[] } & Changed
+  /**
+   * `refresh_result`: how the refresh a `refresh` decision asked for ended (on a
+   * `Store`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes).
+   */
+  refreshResult(result: RefreshResultInput, now?: number | undefined | null): DecisionOutput
+  /** `check_refresh`: whether a refresh from `generation` is still needed. */
+  checkRefresh(pool: string, entryId: string, generation: number, now?: number | undefined | null): { type: 'refresh_check'; needed: boolean } & Changed
+  /** `sync`: merge another writer's exported state (read as JSON text: no size cap). */
+  sync(state: StateDocument, now?: number | undefined | null): { type: 'synced' } & Changed
+  /** `status`: status for humans (one pool, or all). */
+  status(pool?: string | undefined | null, now?: number | undefined | null): StatusOutput
+  /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
+  tick(now?: number | undefined | null): { type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed
+  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback, API shape. */
+  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[]; api?: Api }, now?: number | undefined | null): { type: 'pool_configured'; pool: string } & Changed
+  /** `add_entry`: add a credential (creating the pool). */
+  addEntry(pool: string, entry: NewEntry, now?: number | undefined | null): { type: 'entry_added'; entry_id: string } & Changed
+  /** `remove_entry`: remove a credential for good (tombstoned). */
+  removeEntry(pool: string, entryId: string, now?: number | undefined | null): { type: 'entry_removed'; entry_id: string } & Changed
+  /** `set_priority`: move an entry (lower is preferred). */
+  setPriority(pool: string, entryId: string, priority: number, now?: number | undefined | null): { type: 'entry_updated'; entry_id: string } & Changed
+  /** `reset`: clear status and cooldowns of one entry, or of every entry of the pool. */
+  reset(pool: string, entryId?: string | undefined | null, now?: number | undefined | null): { type: 'reset'; count: number } & Changed
+  /** `seed`: adopt credentials from an environment map and custom providers. */
+  seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed
+}
+
 /**
- * A persisted registry shared with other processes: through one JSON file, or through
- * Redis when opened with a `redis://` URL.
+ * A persisted registry shared with other processes: through an SQLite database (one row
+ * per entry, shared by the processes of one machine), or through Redis when opened with a
+ * `redis://` URL. (`FileStore` is a deprecated alias of this class.)
  */
-export declare class FileStore {
+export declare class Store {
   /**
    * Opens the store at `location`: a `redis://` / `rediss://` URL
    * (`redis://[user:password@]host[:port][/db][?namespace=NAME]`) opens the Redis store,
-   * anything else is a file path (default: `$CREDPOOL_HOME/pools.json`, else
-   * `$XDG_CONFIG_HOME/credpool/pools.json`, else `~/.config/credpool/pools.json`).
-   * A file is loaded if it exists, without creating it; a file that is not valid
-   * credpool state rejects with `invalid_state` / `unsupported_schema_version` / ... and
-   * is left untouched. Redis unreachable at open rejects with `io`.
+   * anything else is the path of an SQLite database (default:
+   * `$CREDPOOL_HOME/pools.sqlite`, else `$XDG_CONFIG_HOME/credpool/pools.sqlite`, else
+   * `~/.config/credpool/pools.sqlite`). A database is loaded if it exists, without
+   * creating it (the first write creates it, mode 0600). A JSON store of an earlier
+   * version (`pools.json`) is migrated on open into `pools.sqlite` next to it, and the
+   * JSON file becomes a marker naming the database (`schema_version` 2), which later
+   * opens follow and older builds refuse; the default path falls back to such a
+   * `pools.json` when there is no `pools.sqlite` yet. A file that is no credpool store
+   * rejects with `invalid_state` / `foreign_document` / `unsupported_schema_version` /
+   * ... and is left untouched. Redis unreachable at open rejects with `io`.
    */
-  static open(location?: string | undefined | null, options?: FileStoreOptions | undefined | null): Promise<FileStore>
+  static open(location?: string | undefined | null, options?: StoreOptions | undefined | null): Promise<Store>
   /** Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path. */
   static moveAside(path: string): string
-  /** The store file (`null` for a Redis store). */
+  /**
+   * The database file (`null` for a Redis store): for a migrated JSON store, the
+   * database it moved to.
+   */
   get path(): string | null
-  /** Where the store lives: the file path, or the Redis URL without credentials. */
+  /** Where the store lives: the database path, or the Redis URL without credentials. */
   get location(): string
   /**
    * Whether changes wait to reach Redis (decided while it was unreachable; as of the
-   * last settled call). Always false for a file store, which never queues.
+   * last settled call). Always false for an SQLite store, which never queues.
    */
   hasPending(): boolean
   /**
    * Writes the changes queued while Redis was unreachable; rejects with `io` when Redis
-   * still cannot be reached (they stay queued). A no-op for a file store. Call it before
-   * the process exits so nothing stays only in memory. Resolves to `null`.
+   * still cannot be reached (they stay queued). A no-op for an SQLite store. Call it
+   * before the process exits so nothing stays only in memory. Resolves to `null`.
    */
   flush(): Promise<null>
   /**
@@ -376,16 +430,17 @@ export declare class FileStore {
    * merged.
    */
   reload(): Promise<boolean>
-  /** The state document, as of the file now (contains the secrets of non-`env:` entries). */
+  /** The state document, as of the store now (contains the secrets of non-`env:` entries). */
   exportState(): Promise<StateDocument>
   /**
-   * Step one of the single-flight refresh a `refresh` decision asks for. Takes the lock
-   * (the file lock, or the entry's Redis refresh lock) and either adopts a token another
-   * process already rotated (`adopted`, lock released) or answers `needed` with a ticket
-   * that HOLDS the lock: `confirmRefresh(ticket)` right before using the refresh token,
-   * refresh `credential`, then `finishRefresh(ticket, outcome)` — or
-   * `abandonRefresh(ticket)`. Redis unreachable: rejects with `io` (a refresh never
-   * proceeds without the lock).
+   * Step one of the single-flight refresh a `refresh` decision asks for. Takes the
+   * refresh lock (the database's, or the entry's Redis refresh lock) and either adopts a
+   * token another process already rotated (`adopted`, lock released) or answers `needed`
+   * with a ticket that HOLDS the lock: `confirmRefresh(ticket)` right before using the
+   * refresh token, refresh `credential`, then `finishRefresh(ticket, outcome)` — or
+   * `abandonRefresh(ticket)`. Meanwhile other calls go on, here and in other processes;
+   * only another `beginRefresh` waits for the lock. Redis unreachable: rejects with `io`
+   * (a refresh never proceeds without the lock).
    */
   beginRefresh(pool: string, entryId: string, generation: number, leaseId?: number | undefined | null, now?: number | undefined | null): Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
   /**
@@ -393,8 +448,8 @@ export declare class FileStore {
    * and renews a Redis lock's lease. A Redis holder that stalled past its lease lost the
    * lock: then a token another process rotated meanwhile is adopted (`adopted`; the
    * ticket is spent and `fn` must not run), or the lock is taken again (`needed`, same
-   * ticket number). A file lock always holds (`needed` at once). Rejects with `io` when
-   * Redis is unreachable (the ticket is spent, its lock released).
+   * ticket number). An SQLite refresh lock always holds (`needed` at once). Rejects
+   * with `io` when Redis is unreachable (the ticket is spent, its lock released).
    */
   confirmRefresh(ticket: number, now?: number | undefined | null): Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>
   /**
@@ -424,7 +479,7 @@ export declare class FileStore {
   beginTurn(pool?: string | undefined | null, now?: number | undefined | null): Promise<{ type: 'turn_begun'; restored: string[] } & Changed>
   /**
    * `refresh_result`: how the refresh a `refresh` decision asked for ended (on a
-   * `FileStore`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes).
+   * `Store`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes).
    */
   refreshResult(result: RefreshResultInput, now?: number | undefined | null): Promise<DecisionOutput>
   /** `check_refresh`: whether a refresh from `generation` is still needed. */
@@ -449,52 +504,7 @@ export declare class FileStore {
   seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): Promise<{ type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed>
 }
 
-/** A credential registry: all pools of one process. */
-export declare class Registry {
-  /** `new Registry({ writer?, seed?, state? })`. */
-  constructor(options?: RegistryOptions | undefined | null)
-  /** The persistable state document (contains the secrets of non-`env:` entries). */
-  exportState(): StateDocument
-  /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
-  handle(input: Input, now?: number | undefined | null): Output
-  /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): DecisionOutput
-  /** `report`: a request's outcome against its lease. */
-  report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): DecisionOutput
-  /** `release`: close a lease with no outcome (nothing is marked). */
-  release(pool: string, leaseId: number, now?: number | undefined | null): { type: 'released'; lease_id: number } & Changed
-  /** `reveal`: an entry's secrets, to send the request with (the only output carrying them). */
-  credential(pool: string, entryId: string, now?: number | undefined | null): CredentialOutput
-  /** `begin_turn`: restore pools from their fallback (one pool, or all). */
-  beginTurn(pool?: string | undefined | null, now?: number | undefined | null): { type: 'turn_begun'; restored: string[] } & Changed
-  /**
-   * `refresh_result`: how the refresh a `refresh` decision asked for ended (on a
-   * `FileStore`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes).
-   */
-  refreshResult(result: RefreshResultInput, now?: number | undefined | null): DecisionOutput
-  /** `check_refresh`: whether a refresh from `generation` is still needed. */
-  checkRefresh(pool: string, entryId: string, generation: number, now?: number | undefined | null): { type: 'refresh_check'; needed: boolean } & Changed
-  /** `sync`: merge another writer's exported state (read as JSON text: no size cap). */
-  sync(state: StateDocument, now?: number | undefined | null): { type: 'synced' } & Changed
-  /** `status`: status for humans (one pool, or all). */
-  status(pool?: string | undefined | null, now?: number | undefined | null): StatusOutput
-  /** `tick`: let time pass; expired cooldowns clear and the next deadline is named. */
-  tick(now?: number | undefined | null): { type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null } & Changed
-  /** `configure_pool`: create the pool if missing and set its strategy, policy, fallback, API shape. */
-  configurePool(pool: string, config?: { strategy?: Strategy; policy?: PolicyInput; fallback?: FallbackTarget[]; api?: Api }, now?: number | undefined | null): { type: 'pool_configured'; pool: string } & Changed
-  /** `add_entry`: add a credential (creating the pool). */
-  addEntry(pool: string, entry: NewEntry, now?: number | undefined | null): { type: 'entry_added'; entry_id: string } & Changed
-  /** `remove_entry`: remove a credential for good (tombstoned). */
-  removeEntry(pool: string, entryId: string, now?: number | undefined | null): { type: 'entry_removed'; entry_id: string } & Changed
-  /** `set_priority`: move an entry (lower is preferred). */
-  setPriority(pool: string, entryId: string, priority: number, now?: number | undefined | null): { type: 'entry_updated'; entry_id: string } & Changed
-  /** `reset`: clear status and cooldowns of one entry, or of every entry of the pool. */
-  reset(pool: string, entryId?: string | undefined | null, now?: number | undefined | null): { type: 'reset'; count: number } & Changed
-  /** `seed`: adopt credentials from an environment map and custom providers. */
-  seed(env?: Record<string, string>, config?: { custom_providers?: CustomProvider[] }, now?: number | undefined | null): { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] } & Changed
-}
-
-/** One pool of a [`FileStore`] (`store.pool(key)`): the store's calls bound to that pool. */
+/** One pool of a [`Store`] (`store.pool(key)`): the store's calls bound to that pool. */
 export declare class StorePool {
   /** The pool key. */
   get key(): string
@@ -525,18 +535,42 @@ export declare function errorCodes(): ErrorCode[]
  */
 export declare function exportHermes(state: StateDocument, base?: Record<string, unknown> | null, now?: number | undefined | null): Record<string, unknown>
 
-/** Options of `FileStore.open(location, options)`. */
-export interface FileStoreOptions {
+/**
+ * `importHermes(authJson, now?)`: converts the `credential_pool` section of a Hermes
+ * `auth.json` (parsed) into a credpool state document for `new Registry({ state })`.
+ * Hermes times (epoch seconds) become ms; borrowed sources (`env:*`, `config:*`, ...)
+ * keep only their fingerprint; the `providers` singletons are not imported.
+ * Throws `invalid_state`, `foreign_document`, `unsupported_schema_version` or `too_large`.
+ */
+export declare function importHermes(authJson: Record<string, unknown>, now?: number | undefined | null): StateDocument
+
+/** Options of `new Registry(...)`. */
+export interface RegistryOptions {
+  /** This process's writer id (default: 12 random hex characters). */
+  writer?: string
+  /** PRNG seed, a non-negative safe integer (default: from OS randomness). */
+  seed?: number
+  /** An exported state document to start from. */
+  state?: StateDocument
+}
+
+/** Options of `Store.open(location, options)`. */
+export interface StoreOptions {
   /** This process's writer id (default: 12 random hex characters). */
   writer?: string
   /** PRNG seed, a non-negative safe integer (default: from OS randomness). */
   seed?: number
   /**
-   * Longest wait for the file lock (or a Redis refresh lock), in ms, before a
+   * Longest wait for the database's lock (or a refresh lock), in ms, before a
    * `lock_timeout` error (default 10000).
    */
   lockTimeoutMs?: number
-  /** File only: fsync the file and its directory on every write (default true). */
+  /**
+   * SQLite only: fsync writes (default true): tokens, entries and configuration before
+   * the call resolves, counters, statuses and leases within 1 s (a power loss forgets at
+   * most that much of them). `false`: never fsync (the OS writes when it will; a crash
+   * of the process alone still loses nothing).
+   */
   durable?: boolean
   /**
    * Redis only: the key namespace (`credpool:{namespace}:...`) when the URL names none
@@ -557,25 +591,11 @@ export interface FileStoreOptions {
    * again for this long, in ms (default 1000).
    */
   reconnectIntervalMs?: number
-}
-
-/**
- * `importHermes(authJson, now?)`: converts the `credential_pool` section of a Hermes
- * `auth.json` (parsed) into a credpool state document for `new Registry({ state })`.
- * Hermes times (epoch seconds) become ms; borrowed sources (`env:*`, `config:*`, ...)
- * keep only their fingerprint; the `providers` singletons are not imported.
- * Throws `invalid_state`, `foreign_document`, `unsupported_schema_version` or `too_large`.
- */
-export declare function importHermes(authJson: Record<string, unknown>, now?: number | undefined | null): StateDocument
-
-/** Options of `new Registry(...)`. */
-export interface RegistryOptions {
-  /** This process's writer id (default: 12 random hex characters). */
-  writer?: string
-  /** PRNG seed, a non-negative safe integer (default: from OS randomness). */
-  seed?: number
-  /** An exported state document to start from. */
-  state?: StateDocument
+  /**
+   * Redis over TLS (`rediss://`) only: a PEM file of the certificate authorities to
+   * trust instead of the system's.
+   */
+  tlsCaFile?: string
 }
 
 /** The version of credpool-core inside this build (also the cheapest call into the addon). */

@@ -835,8 +835,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
-module.exports.FileStore = nativeBinding.FileStore
 module.exports.Registry = nativeBinding.Registry
+module.exports.Store = nativeBinding.Store
 module.exports.StorePool = nativeBinding.StorePool
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.exportHermes = nativeBinding.exportHermes

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stress and crash tests of the FileStore across processes and runtimes (tests/stress/).
+# Stress and crash tests of the store (SQLite) across processes and runtimes (tests/stress/).
 #
 #   scripts/stress.sh                 # mixed run (3 Rust, 3 Node, 2 Python) + crash test
 #   scripts/stress.sh --crash --rounds 30 --seed 7 --keep    # one run.py invocation
@@ -22,13 +22,13 @@ worker=$CARGO_TARGET_DIR/release/examples/stress_worker
 # Refuse to run a mix whose runtimes are missing (rather than silently testing less).
 wants() { [[ ",$mix,$crash_mix," =~ ,$1=[1-9] ]]; }
 if wants node && ! "$node" -e "
-  const { FileStore } = require('./bindings-node/index.js');
-  if (typeof FileStore?.open !== 'function') process.exit(1)" 2>/dev/null; then
-  echo "stress.sh: the Node binding (bindings-node) has no FileStore; build it, or set STRESS_MIX/STRESS_CRASH_MIX without node" >&2
+  const { Store } = require('./bindings-node/index.js');
+  if (typeof Store?.open !== 'function') process.exit(1)" 2>/dev/null; then
+  echo "stress.sh: the Node binding (bindings-node) has no Store; build it, or set STRESS_MIX/STRESS_CRASH_MIX without node" >&2
   exit 1
 fi
-if wants python && ! "$python" -c "import credpool; credpool.FileStore" 2>/dev/null; then
-  echo "stress.sh: $python cannot import credpool.FileStore; build the Python binding, or set STRESS_MIX/STRESS_CRASH_MIX without python" >&2
+if wants python && ! "$python" -c "import credpool; credpool.Store" 2>/dev/null; then
+  echo "stress.sh: $python cannot import credpool.Store; build the Python binding, or set STRESS_MIX/STRESS_CRASH_MIX without python" >&2
   exit 1
 fi
 

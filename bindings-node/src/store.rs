@@ -1,20 +1,23 @@
-//! `FileStore`: the credpool-store store (a JSON file, or Redis for a `redis://` location),
-//! async, never blocking the event loop.
+//! `Store`: the credpool-store store (an SQLite database, or Redis for a `redis://`
+//! location), async, never blocking the event loop. `FileStore`, its name while the store
+//! was one JSON file, stays a deprecated alias of the same class for a release
+//! ([`deprecated_names`]).
 //!
-//! Every store owns one worker thread (not a libuv pool thread: a wait for the file lock
-//! or for Redis can last seconds, and parked libuv threads would stall `fs` and `dns` for
-//! the whole process). The JS thread only converts arguments to a wire input and posts a
-//! job; the worker waits for the lock, does the IO and the core call, and settles the
+//! Every store owns one worker thread (not a libuv pool thread: a wait for the store's
+//! lock or for Redis can last seconds, and parked libuv threads would stall `fs` and `dns`
+//! for the whole process). The JS thread only converts arguments to a wire input and posts
+//! a job; the worker waits for the lock, does the IO and the core call, and settles the
 //! promise through a threadsafe deferred (the output is converted on the JS thread). Jobs
 //! run one at a time, in call order.
 //!
-//! A refresh ticket (`beginRefresh` → `needed`) holds the store's lock: the file lock, or
-//! the entry's Redis refresh lock. While one is out, jobs that need that lock wait in a
-//! backlog (for a file: every state-changing job; for Redis: only `beginRefresh`), so the
-//! `confirmRefresh` / `finishRefresh` / `abandonRefresh` that ends it is never stuck
-//! behind them; a backlog job waits at most `lockTimeoutMs`, then fails with
-//! `lock_timeout`, exactly like a wait for another process's lock. Tickets are dropped
-//! on the worker thread (releasing a Redis lock is a network round trip).
+//! A refresh ticket (`beginRefresh` → `needed`) holds a refresh lock: the database's
+//! refresh lock file, or the entry's Redis refresh lock. Other writes never take it, in
+//! this process or any other; only another `beginRefresh` does. So while a ticket is out,
+//! `beginRefresh` jobs wait in a backlog (the `confirmRefresh` / `finishRefresh` /
+//! `abandonRefresh` that ends the ticket is never stuck behind them) and every other job
+//! runs at once; a backlog job waits at most `lockTimeoutMs`, then fails with
+//! `lock_timeout`, exactly like a wait for another process's lock. Tickets are dropped on
+//! the worker thread (releasing a Redis lock is a network round trip).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -27,8 +30,10 @@ use credpool_core::{
     Decision, EntryId, ErrorCode, Input, LeaseId, Millis, Options, Output, OutputBody, PoolKey,
     RefreshOutcome, Reply,
 };
-use credpool_store::{RefreshStart, RefreshTicket, Store as CoreStore, StoreOptions};
-use napi::bindgen_prelude::{Object, ToNapiValue, Unknown};
+use credpool_store::{
+    RefreshStart, RefreshTicket, Store as CoreStore, StoreOptions as CoreOptions,
+};
+use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue, Unknown};
 use napi::{Env, JsDeferred, JsError};
 use napi_derive::napi;
 use serde::Serialize;
@@ -39,21 +44,24 @@ use crate::{
     to_u64, whole,
 };
 
-/// Default longest wait for the file lock.
+/// Default longest wait for the store's lock.
 const DEFAULT_LOCK_TIMEOUT_MS: u64 = 10_000;
 
-/// Options of `FileStore.open(location, options)`.
+/// Options of `Store.open(location, options)`.
 #[napi(object)]
 #[derive(Default)]
-pub struct FileStoreOptions {
+pub struct StoreOptions {
     /// This process's writer id (default: 12 random hex characters).
     pub writer: Option<String>,
     /// PRNG seed, a non-negative safe integer (default: from OS randomness).
     pub seed: Option<f64>,
-    /// Longest wait for the file lock (or a Redis refresh lock), in ms, before a
+    /// Longest wait for the database's lock (or a refresh lock), in ms, before a
     /// `lock_timeout` error (default 10000).
     pub lock_timeout_ms: Option<f64>,
-    /// File only: fsync the file and its directory on every write (default true).
+    /// SQLite only: fsync writes (default true): tokens, entries and configuration before
+    /// the call resolves, counters, statuses and leases within 1 s (a power loss forgets at
+    /// most that much of them). `false`: never fsync (the OS writes when it will; a crash
+    /// of the process alone still loses nothing).
     pub durable: Option<bool>,
     /// Redis only: the key namespace (`credpool:{namespace}:...`) when the URL names none
     /// (`?namespace=...`); default `default`.
@@ -68,6 +76,9 @@ pub struct FileStoreOptions {
     /// Redis only: after a failed connect, calls decide on local state without trying
     /// again for this long, in ms (default 1000).
     pub reconnect_interval_ms: Option<f64>,
+    /// Redis over TLS (`rediss://`) only: a PEM file of the certificate authorities to
+    /// trust instead of the system's.
+    pub tls_ca_file: Option<String>,
 }
 
 type Resolver<T> = Box<dyn FnOnce(Env) -> napi::Result<T>>;
@@ -98,15 +109,33 @@ fn lock_tickets(tickets: &Tickets) -> MutexGuard<'_, HashMap<u32, RefreshTicket>
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A persisted registry shared with other processes: through one JSON file, or through
-/// Redis when opened with a `redis://` URL.
-#[napi(js_name = "FileStore")]
+/// Sets `FileStore` (the class's name while the store was one JSON file) on the addon's
+/// exports as the very `Store` class, deprecated, for one release. Here, so that whatever
+/// loads the addon has it; the package entry (`main.js`, `main.d.ts`) declares it for ESM
+/// named imports and TypeScript, which the generated `index.js` / `index.d.ts` cannot.
+#[napi(module_exports)]
+#[cfg_attr(
+    test,
+    allow(
+        dead_code,
+        reason = "called by the addon's module registration, which test builds leave out"
+    )
+)]
+pub(crate) fn deprecated_names(mut exports: Object<'_>) -> napi::Result<()> {
+    let store: Unknown<'_> = exports.get_named_property("Store")?;
+    exports.set_named_property("FileStore", store)
+}
+
+/// A persisted registry shared with other processes: through an SQLite database (one row
+/// per entry, shared by the processes of one machine), or through Redis when opened with a
+/// `redis://` URL. (`FileStore` is a deprecated alias of this class.)
+#[napi]
 #[derive(Clone)]
-pub struct FileStore {
+pub struct Store {
     tx: Sender<Msg>,
-    /// The store file (`None` for Redis).
+    /// The database file (`None` for Redis).
     path: Option<String>,
-    /// The file path, or the Redis URL without credentials.
+    /// The database path, or the Redis URL without credentials.
     location: String,
     tickets: Tickets,
     /// Whether the store holds changes Redis has not received (updated after every job).
@@ -114,19 +143,24 @@ pub struct FileStore {
 }
 
 #[napi]
-impl FileStore {
+impl Store {
     /// Opens the store at `location`: a `redis://` / `rediss://` URL
     /// (`redis://[user:password@]host[:port][/db][?namespace=NAME]`) opens the Redis store,
-    /// anything else is a file path (default: `$CREDPOOL_HOME/pools.json`, else
-    /// `$XDG_CONFIG_HOME/credpool/pools.json`, else `~/.config/credpool/pools.json`).
-    /// A file is loaded if it exists, without creating it; a file that is not valid
-    /// credpool state rejects with `invalid_state` / `unsupported_schema_version` / ... and
-    /// is left untouched. Redis unreachable at open rejects with `io`.
-    #[napi(ts_return_type = "Promise<FileStore>")]
+    /// anything else is the path of an SQLite database (default:
+    /// `$CREDPOOL_HOME/pools.sqlite`, else `$XDG_CONFIG_HOME/credpool/pools.sqlite`, else
+    /// `~/.config/credpool/pools.sqlite`). A database is loaded if it exists, without
+    /// creating it (the first write creates it, mode 0600). A JSON store of an earlier
+    /// version (`pools.json`) is migrated on open into `pools.sqlite` next to it, and the
+    /// JSON file becomes a marker naming the database (`schema_version` 2), which later
+    /// opens follow and older builds refuse; the default path falls back to such a
+    /// `pools.json` when there is no `pools.sqlite` yet. A file that is no credpool store
+    /// rejects with `invalid_state` / `foreign_document` / `unsupported_schema_version` /
+    /// ... and is left untouched. Redis unreachable at open rejects with `io`.
+    #[napi(ts_return_type = "Promise<Store>")]
     pub fn open<'env>(
         env: &'env Env,
         location: Option<String>,
-        options: Option<FileStoreOptions>,
+        options: Option<StoreOptions>,
     ) -> napi::Result<Object<'env>> {
         let (deferred, promise) = env.create_deferred::<Self, Resolver<Self>>()?;
         match store_options(options) {
@@ -139,32 +173,33 @@ impl FileStore {
     /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path.
     #[napi]
     pub fn move_aside(path: String) -> napi::Result<String, Code> {
-        let moved = guard(|| credpool_store::FileStore::move_aside(Path::new(&path)))?;
+        let moved = guard(|| CoreStore::move_aside(Path::new(&path)))?;
         Ok(moved.to_string_lossy().into_owned())
     }
 
-    /// The store file (`null` for a Redis store).
+    /// The database file (`null` for a Redis store): for a migrated JSON store, the
+    /// database it moved to.
     #[napi(getter)]
     pub fn path(&self) -> Option<String> {
         self.path.clone()
     }
 
-    /// Where the store lives: the file path, or the Redis URL without credentials.
+    /// Where the store lives: the database path, or the Redis URL without credentials.
     #[napi(getter)]
     pub fn location(&self) -> String {
         self.location.clone()
     }
 
     /// Whether changes wait to reach Redis (decided while it was unreachable; as of the
-    /// last settled call). Always false for a file store, which never queues.
+    /// last settled call). Always false for an SQLite store, which never queues.
     #[napi]
     pub fn has_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)
     }
 
     /// Writes the changes queued while Redis was unreachable; rejects with `io` when Redis
-    /// still cannot be reached (they stay queued). A no-op for a file store. Call it before
-    /// the process exits so nothing stays only in memory. Resolves to `null`.
+    /// still cannot be reached (they stay queued). A no-op for an SQLite store. Call it
+    /// before the process exits so nothing stays only in memory. Resolves to `null`.
     #[napi(ts_return_type = "Promise<null>")]
     pub fn flush<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         self.submit(env, Ok(Job::Flush), None)
@@ -177,19 +212,20 @@ impl FileStore {
         self.submit(env, Ok(Job::Reload), None)
     }
 
-    /// The state document, as of the file now (contains the secrets of non-`env:` entries).
+    /// The state document, as of the store now (contains the secrets of non-`env:` entries).
     #[napi(ts_return_type = "Promise<StateDocument>")]
     pub fn export_state<'env>(&self, env: &'env Env) -> napi::Result<Object<'env>> {
         self.submit(env, Ok(Job::ExportState), Some(0.0))
     }
 
-    /// Step one of the single-flight refresh a `refresh` decision asks for. Takes the lock
-    /// (the file lock, or the entry's Redis refresh lock) and either adopts a token another
-    /// process already rotated (`adopted`, lock released) or answers `needed` with a ticket
-    /// that HOLDS the lock: `confirmRefresh(ticket)` right before using the refresh token,
-    /// refresh `credential`, then `finishRefresh(ticket, outcome)` — or
-    /// `abandonRefresh(ticket)`. Redis unreachable: rejects with `io` (a refresh never
-    /// proceeds without the lock).
+    /// Step one of the single-flight refresh a `refresh` decision asks for. Takes the
+    /// refresh lock (the database's, or the entry's Redis refresh lock) and either adopts a
+    /// token another process already rotated (`adopted`, lock released) or answers `needed`
+    /// with a ticket that HOLDS the lock: `confirmRefresh(ticket)` right before using the
+    /// refresh token, refresh `credential`, then `finishRefresh(ticket, outcome)` — or
+    /// `abandonRefresh(ticket)`. Meanwhile other calls go on, here and in other processes;
+    /// only another `beginRefresh` waits for the lock. Redis unreachable: rejects with `io`
+    /// (a refresh never proceeds without the lock).
     #[napi(
         ts_return_type = "Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>"
     )]
@@ -221,8 +257,8 @@ impl FileStore {
     /// and renews a Redis lock's lease. A Redis holder that stalled past its lease lost the
     /// lock: then a token another process rotated meanwhile is adopted (`adopted`; the
     /// ticket is spent and `fn` must not run), or the lock is taken again (`needed`, same
-    /// ticket number). A file lock always holds (`needed` at once). Rejects with `io` when
-    /// Redis is unreachable (the ticket is spent, its lock released).
+    /// ticket number). An SQLite refresh lock always holds (`needed` at once). Rejects
+    /// with `io` when Redis is unreachable (the ticket is spent, its lock released).
     #[napi(
         ts_return_type = "Promise<{ type: 'adopted'; decision: DecisionOutput } | { type: 'needed'; ticket: number; credential: CredentialOutput }>"
     )]
@@ -332,13 +368,13 @@ fn parse_outcome(outcome: Value) -> Coded<RefreshOutcome> {
     guard(|| RefreshOutcome::from_value(outcome))
 }
 
-fn store_options(options: Option<FileStoreOptions>) -> Coded<StoreOptions> {
+fn store_options(options: Option<StoreOptions>) -> Coded<CoreOptions> {
     let o = options.unwrap_or_default();
     let ms = |value: Option<f64>, name: &str, default: Duration| {
         value.map_or(Ok(default), |v| whole(v, name).map(Duration::from_millis))
     };
     let Options { writer, seed } = registry_options(o.writer, o.seed)?;
-    let mut options = StoreOptions::new(writer, seed);
+    let mut options = CoreOptions::new(writer, seed);
     let default_lock = Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS);
     options.lock_timeout = ms(o.lock_timeout_ms, "lockTimeoutMs", default_lock)?;
     options.durable = o.durable.unwrap_or(true);
@@ -355,6 +391,7 @@ fn store_options(options: Option<FileStoreOptions>) -> Coded<StoreOptions> {
         "reconnectIntervalMs",
         options.reconnect_interval,
     )?;
+    options.tls_ca_file = o.tls_ca_file.map(Into::into);
     Ok(options)
 }
 
@@ -389,21 +426,16 @@ enum Job {
 }
 
 impl Job {
-    /// Whether the job takes the lock a ticket may hold (so must wait while one is out):
-    /// for a file store, every state-changing job takes the file lock; for Redis, only a
-    /// `beginRefresh` takes a refresh lock (maybe the very one this process holds).
-    fn needs_lock(&self, file: bool) -> bool {
-        match self {
-            Self::Reload | Self::Flush | Self::ExportState => false,
-            Self::Confirm(_) | Self::Finish(..) => false,
-            Self::Begin { .. } => true,
-            Self::Handle(input) => file && !credpool_store::reads_only(input),
-        }
+    /// Whether the job takes the refresh lock a ticket may hold (so must wait while one is
+    /// out): only a `beginRefresh` does (maybe the very lock this process holds); every
+    /// other write takes the database's own lock, which a ticket never holds.
+    fn needs_refresh_lock(&self) -> bool {
+        matches!(self, Self::Begin { .. })
     }
 }
 
 /// Starts the store's worker thread; it opens the store and settles `opened`.
-fn spawn_worker(location: Option<String>, options: StoreOptions, opened: Deferred<FileStore>) {
+fn spawn_worker(location: Option<String>, options: CoreOptions, opened: Deferred<Store>) {
     let lock_timeout = options.lock_timeout;
     let (tx, rx) = channel();
     let tickets = Tickets::default();
@@ -425,7 +457,7 @@ fn spawn_worker(location: Option<String>, options: StoreOptions, opened: Deferre
                 Err(e) => return settle(opened, move |_| Err(e)),
                 Ok(store) => store,
             };
-            let js = FileStore {
+            let js = Store {
                 tx,
                 path: store.path().map(|p| p.to_string_lossy().into_owned()),
                 location: store.location(),
@@ -433,11 +465,9 @@ fn spawn_worker(location: Option<String>, options: StoreOptions, opened: Deferre
                 pending: Arc::clone(&pending),
             };
             settle(opened, move |_| Ok(js));
-            let file = matches!(store, CoreStore::File(_));
             let backlog = VecDeque::new();
             Worker {
                 store,
-                file,
                 tickets,
                 pending,
                 lock_timeout,
@@ -456,14 +486,12 @@ fn spawn_worker(location: Option<String>, options: StoreOptions, opened: Deferre
 
 struct Worker {
     store: CoreStore,
-    /// A file store (whose tickets hold the lock every write takes).
-    file: bool,
     tickets: Tickets,
     /// Shared with the JS object: `store.has_pending()` after every job.
     pending: Arc<AtomicBool>,
     lock_timeout: Duration,
     next_ticket: u32,
-    /// Jobs that need the lock while this store's own ticket holds it.
+    /// `beginRefresh` jobs posted while this store's own ticket holds the refresh lock.
     backlog: VecDeque<Queued>,
 }
 
@@ -491,7 +519,7 @@ impl Worker {
             };
             match msg {
                 Some(Msg::Run(queued)) => {
-                    if queued.job.needs_lock(self.file) && self.gated() {
+                    if queued.job.needs_refresh_lock() && self.gated() {
                         self.backlog.push_back(queued);
                     } else {
                         self.run_job(queued);
@@ -621,10 +649,10 @@ fn decision(decision: Decision) -> Output {
     }
 }
 
-/// One pool of a [`FileStore`] (`store.pool(key)`): the store's calls bound to that pool.
+/// One pool of a [`Store`] (`store.pool(key)`): the store's calls bound to that pool.
 #[napi]
 pub struct StorePool {
-    store: FileStore,
+    store: Store,
     key: String,
 }
 
@@ -637,7 +665,7 @@ impl StorePool {
     }
 }
 
-/// Each `StorePool` method is the `FileStore` method of the same name with this pool's key
+/// Each `StorePool` method is the `Store` method of the same name with this pool's key
 /// as its first argument.
 macro_rules! pool_methods {
     ($($(#[doc = $doc:tt])* fn $name:ident($($arg:ident: $ty:ty $(as $ts:literal)?),*) -> $promise:literal;)*) => {

@@ -1,5 +1,5 @@
 //! The methods that are one core input each, declared once for both classes: on
-//! `Registry` a method answers the output, on `FileStore` a promise of it. An entry names
+//! `Registry` a method answers the output, on `Store` a promise of it. An entry names
 //! the method, its arguments (TypeScript types where napi's are not enough), its output's
 //! TypeScript type (plain, then as a promise) and the core input it builds: the hot ones
 //! typed straight away, the others from a wire document parsed exactly as `handle` parses
@@ -14,7 +14,7 @@ use napi::{Env, Result};
 use napi_derive::napi;
 use serde_json::{Value, json};
 
-use crate::store::FileStore;
+use crate::store::Store;
 use crate::{Code, Coded, Document, Registry, error, guard, integer_value as int, whole};
 
 /// `{ type: kind, ...fields }`, leaving out `null` fields (an omitted JS argument).
@@ -83,7 +83,7 @@ macro_rules! wire_methods {
         )*}
 
         #[napi]
-        impl FileStore {$(
+        impl Store {$(
             $(#[doc = $doc])*
             #[napi(ts_return_type = $promise)]
             pub fn $name<'env>(
@@ -139,7 +139,7 @@ wire_methods! { js;
         => parsed(input("begin_turn", json!({ "pool": pool })));
 
     #[doc = "`refresh_result`: how the refresh a `refresh` decision asked for ended (on a"]
-    #[doc = "`FileStore`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes)."]
+    #[doc = "`Store`, prefer `beginRefresh` / `finishRefresh`: single-flight across processes)."]
     fn refresh_result(result: Unknown<'_> as "RefreshResultInput")
         -> "DecisionOutput" | "Promise<DecisionOutput>"
         => parsed(with_object("refresh_result", "result", result.read(js, "result")?, json!({})));

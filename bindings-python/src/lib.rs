@@ -24,7 +24,7 @@ use methods::wire;
 mod convert;
 mod errors;
 mod methods;
-/// `FileStore`: the registry persisted in a file shared by processes, or in Redis.
+/// `Store`: the registry persisted in an SQLite database shared by processes, or in Redis.
 mod store;
 
 /// What every wire method returns: core's output as a `dict`.
@@ -204,7 +204,7 @@ fn export_hermes<'py>(
 #[pymodule]
 fn _credpool(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Registry>()?;
-    m.add_class::<store::FileStore>()?;
+    m.add_class::<store::Store>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add_function(wrap_pyfunction!(import_hermes, m)?)?;

@@ -1,4 +1,4 @@
-//! The wire-input methods `Registry` and `FileStore` share (same names, same keyword
+//! The wire-input methods `Registry` and `Store` share (same names, same keyword
 //! arguments). Every method hands one wire input to its type's `run` (lock, core's
 //! `handle`, output through serde):
 //! - `handle(input)`: the dict, read by core's wire reader (`parse_input`);

@@ -1,13 +1,18 @@
-//! `credpool.FileStore`: a registry persisted in one JSON file shared by many processes
-//! (lock → reload/merge → apply → atomic write), or in Redis when opened with a
-//! `redis://` URL; thin over `credpool_store::Store`, which opens either by location.
+//! `credpool.Store`: a registry persisted in an SQLite database shared by the processes of
+//! one machine (lock → merge what others wrote → apply → write the rows it touched), or in
+//! Redis when opened with a `redis://` URL; thin over `credpool_store::Store`, which opens
+//! either by location (and migrates the JSON store file of an earlier version on open).
+//! `credpool.FileStore` is its deprecated alias (`python/credpool/__init__.py`).
 //!
 //! The methods are `Registry`'s, through the store, so every input that changes state is
-//! one locked transaction. Lock waits, file and Redis IO run with the GIL released. A
-//! `Mutex` serialises the users of one `FileStore` object; it is never held while Python
-//! code runs, except during [`FileStore::refresh`]'s `refresh_fn` (other threads then
-//! wait, as other processes wait for the file lock: single-flight), which must not call
-//! back into the same `FileStore` (that raises instead of deadlocking).
+//! one locked transaction. Lock waits, database and Redis IO run with the GIL released. A
+//! `Mutex` serialises the users of one `Store` object; it is never held while Python code
+//! runs. [`Store::refresh`] holds a second one, `refresh_gate`, from taking the store's
+//! refresh lock until the refresh is recorded: another refresh through the same object
+//! waits for it there (not holding the store mutex, so the running refresh can finish),
+//! as other processes wait for the refresh lock (single-flight); every other call goes on
+//! meanwhile. `refresh_fn` must not start a refresh through the same `Store` (that raises
+//! instead of deadlocking).
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
@@ -19,9 +24,7 @@ use credpool_core::{
     Credential, EntryId, Error, ErrorCode, Input, LeaseId, Options, PoolKey, RefreshOutcome,
     parse_input,
 };
-use credpool_store::{
-    FileStore as CoreFileStore, RefreshStart, Store as CoreStore, StoreOptions, is_redis_location,
-};
+use credpool_store::{RefreshStart, Store as CoreStore, StoreOptions, is_redis_location};
 use pyo3::prelude::*;
 use pyo3::types::IntoPyDict;
 
@@ -30,16 +33,20 @@ use crate::errors::{self, check, guarded};
 use crate::methods::{self, wire};
 use crate::{Out, Wire, registry_options};
 
-/// A credential registry persisted in one JSON file that any number of processes share,
-/// or in Redis (a `redis://` location) shared by processes on many machines.
+/// A credential registry persisted in an SQLite database that any number of processes of
+/// one machine share, or in Redis (a `redis://` location) shared by processes on many
+/// machines.
 ///
 /// Same methods as `Registry`; every input that may change state runs as one locked
-/// transaction (merge what others wrote, apply, write atomically when it changed
-/// anything). Thread-safe.
+/// transaction (merge what others wrote, apply, write what changed). Thread-safe.
 #[pyclass(frozen, module = "credpool._credpool")]
-pub(crate) struct FileStore {
+pub(crate) struct Store {
     inner: Mutex<CoreStore>,
-    /// The thread running a `refresh_fn` while holding `inner` (re-entrance guard).
+    /// Held by the thread refreshing through this object, from `begin_refresh` to
+    /// `finish_refresh` (never together with `inner` while Python code runs).
+    refresh_gate: Mutex<()>,
+    /// The thread holding `refresh_gate` (re-entrance guard: its `refresh_fn` starting
+    /// another refresh here would wait for itself).
     refreshing: Mutex<Option<ThreadId>>,
     /// Immutable copies, readable without `inner` (so `repr` never waits on a refresh).
     path: Option<PathBuf>,
@@ -47,19 +54,33 @@ pub(crate) struct FileStore {
     writer: String,
 }
 
-impl FileStore {
-    /// Locks the store; fails when the current thread is inside this store's `refresh_fn`
-    /// (it holds `inner`: locking it again would deadlock).
+impl Store {
+    /// Locks the store (briefly: never across Python code).
     fn lock(&self) -> credpool_core::Result<MutexGuard<'_, CoreStore>> {
-        let poisoned = || errors::core_internal("store lock poisoned");
-        if *self.refreshing.lock().map_err(|_| poisoned())? == Some(std::thread::current().id()) {
+        self.inner
+            .lock()
+            .map_err(|_| errors::core_internal("store lock poisoned"))
+    }
+
+    /// Takes `refresh_gate` (waiting for another thread's refresh through this object);
+    /// fails when the current thread holds it already (a `refresh_fn` starting a refresh
+    /// here would wait for itself).
+    fn enter_refresh(&self) -> credpool_core::Result<RefreshGate<'_>> {
+        let poisoned = || errors::core_internal("store refresh lock poisoned");
+        let me = std::thread::current().id();
+        if *self.refreshing.lock().map_err(|_| poisoned())? == Some(me) {
             return Err(Error::new(
                 ErrorCode::InvalidInput,
-                "refresh_fn called back into the FileStore that is refreshing (it holds the \
-                 store lock): use the credential it was given",
+                "refresh_fn started a refresh through the Store that is refreshing (it holds \
+                 the refresh lock): use the credential it was given",
             ));
         }
-        self.inner.lock().map_err(|_| poisoned())
+        let gate = self.refresh_gate.lock().map_err(|_| poisoned())?;
+        *self.refreshing.lock().map_err(|_| poisoned())? = Some(me);
+        Ok(RefreshGate {
+            _gate: gate,
+            refreshing: &self.refreshing,
+        })
     }
 
     /// Runs `f` on the store with the GIL released (lock waits and IO happen there).
@@ -82,6 +103,21 @@ impl FileStore {
             Wire::Typed(input) => store.handle(now, input),
         })?;
         to_py(py, &output)
+    }
+}
+
+/// A held `refresh_gate`; clears the re-entrance guard when dropped (also on an error or
+/// a panic).
+struct RefreshGate<'a> {
+    _gate: MutexGuard<'a, ()>,
+    refreshing: &'a Mutex<Option<ThreadId>>,
+}
+
+impl Drop for RefreshGate<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut owner) = self.refreshing.lock() {
+            *owner = None;
+        }
     }
 }
 
@@ -121,8 +157,8 @@ fn seconds(py: Python<'_>, name: &str, seconds: f64) -> PyResult<Duration> {
     })
 }
 
-/// Opens the store at `location` (a `redis://` URL, or a file path; `None`: the default
-/// file).
+/// Opens the store at `location` (a `redis://` URL, or a path, opened by what the file
+/// holds; `None`: the default path).
 fn open_store(
     location: Option<PathBuf>,
     options: StoreOptions,
@@ -132,26 +168,32 @@ fn open_store(
     };
     match location.to_str() {
         Some(text) if is_redis_location(text) => CoreStore::open(text, options),
-        // A path (possibly not UTF-8): opened as given.
-        _ => CoreFileStore::open(location, options).map(CoreStore::File),
+        // A path (possibly not UTF-8): an SQLite database (or none yet), or a JSON store
+        // of an earlier version, migrated on the spot.
+        _ => CoreStore::open_path(&location, options),
     }
 }
 
 #[pymethods]
-impl FileStore {
+impl Store {
     /// Opens the store at `location`: a `redis://` / `rediss://` URL
     /// (`redis://[user:password@]host[:port][/db][?namespace=NAME]`) opens the Redis
-    /// store (unreachable: `StoreIOError`, code `io`); anything else is a file path
-    /// (default: `$CREDPOOL_HOME/pools.json`, else `$XDG_CONFIG_HOME/credpool/pools.json`,
-    /// else `~/.config/credpool/pools.json`). The file is created by the first write; an
-    /// invalid file raises and is left untouched. `durable` concerns files only;
-    /// `namespace`, `connect_timeout`, `io_timeout`, `refresh_lease` and
-    /// `reconnect_interval` (seconds) concern Redis only.
+    /// store (unreachable: `StoreIOError`, code `io`); anything else is the path of an
+    /// SQLite database (default: `$CREDPOOL_HOME/pools.sqlite`, else
+    /// `$XDG_CONFIG_HOME/credpool/pools.sqlite`, else `~/.config/credpool/pools.sqlite`),
+    /// created (mode 0600) by the first write. The JSON store file of an earlier version
+    /// (`pools.json`) is migrated on open into the database next to it (`pools.sqlite`)
+    /// and left as a marker naming it, which later opens follow. A file that is neither
+    /// (corrupt, foreign, newer) raises and is left untouched. `durable` (databases only):
+    /// fsync writes (tokens and configuration at once, counters within 1 s); false never
+    /// fsyncs. `namespace`, `connect_timeout`, `io_timeout`, `refresh_lease` and
+    /// `reconnect_interval` (seconds) concern Redis only; `tls_ca_file`, a PEM file of the
+    /// certificate authorities to trust instead of the system's, `rediss://` only.
     #[staticmethod]
     #[pyo3(signature = (
         location=None, *, writer=None, seed=None, lock_timeout=10.0, durable=true,
         namespace=None, connect_timeout=2.0, io_timeout=2.0, refresh_lease=30.0,
-        reconnect_interval=1.0,
+        reconnect_interval=1.0, tls_ca_file=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn open(
@@ -166,6 +208,7 @@ impl FileStore {
         io_timeout: f64,
         refresh_lease: f64,
         reconnect_interval: f64,
+        tls_ca_file: Option<PathBuf>,
     ) -> PyResult<Self> {
         let Options { writer, seed } = registry_options(py, writer, seed)?;
         let options = StoreOptions {
@@ -176,6 +219,7 @@ impl FileStore {
             io_timeout: seconds(py, "io_timeout", io_timeout)?,
             refresh_lease: seconds(py, "refresh_lease", refresh_lease)?,
             reconnect_interval: seconds(py, "reconnect_interval", reconnect_interval)?,
+            tls_ca_file,
             ..StoreOptions::new(writer, seed)
         };
         let store = guarded(|| py.allow_threads(|| open_store(location, options)));
@@ -185,24 +229,27 @@ impl FileStore {
             location: store.location(),
             writer: store.registry().writer().to_owned(),
             inner: Mutex::new(store),
+            refresh_gate: Mutex::new(()),
             refreshing: Mutex::new(None),
         })
     }
 
-    /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new path.
+    /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`; returns the new
+    /// path. Never done implicitly.
     #[staticmethod]
     fn move_aside(py: Python<'_>, path: PathBuf) -> PyResult<String> {
-        let moved = guarded(|| py.allow_threads(|| CoreFileStore::move_aside(&path)));
+        let moved = guarded(|| py.allow_threads(|| CoreStore::move_aside(&path)));
         Ok(check(py, moved)?.to_string_lossy().into_owned())
     }
 
-    /// The store file (`None` for a Redis store).
+    /// The database file (`None` for a Redis store; a migrated JSON store's database, not
+    /// the path opened).
     #[getter]
     fn path(&self) -> Option<String> {
         self.path.as_ref().map(|p| p.to_string_lossy().into_owned())
     }
 
-    /// Where the store lives: the file path, or the Redis URL without credentials.
+    /// Where the store lives: the database path, or the Redis URL without credentials.
     #[getter]
     fn location(&self) -> &str {
         &self.location
@@ -221,13 +268,13 @@ impl FileStore {
     }
 
     /// Whether changes wait to reach Redis (decided while it was unreachable). Always
-    /// false for a file store, which never queues.
+    /// false for a database, which never queues.
     fn has_pending(&self, py: Python<'_>) -> PyResult<bool> {
         self.with_store(py, |store| Ok(store.has_pending()))
     }
 
     /// Writes the changes queued while Redis was unreachable; raises `StoreIOError` (`io`)
-    /// when Redis still cannot be reached (they stay queued). A no-op for a file store.
+    /// when Redis still cannot be reached (they stay queued). A no-op for a database.
     /// Call it before the process exits so nothing stays only in memory.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         self.with_store(py, CoreStore::flush)
@@ -235,21 +282,25 @@ impl FileStore {
 
     /// The single-flight OAuth refresh a `refresh` decision asks for.
     ///
-    /// Takes the store lock (the file lock, or the entry's Redis refresh lock) and merges
-    /// what others wrote. If another process already rotated the token, adopts it without
-    /// calling `refresh_fn`. Otherwise confirms, right before the refresh token is used,
-    /// that the lock still holds (a Redis lock whose lease ran out is retaken, or the
-    /// token rotated meanwhile adopted), then calls `refresh_fn(credential)` (the dict
-    /// `credential()` returns, refresh token included) while holding the lock, and
-    /// records what it returns: `{"type": "refreshed",
-    /// "access_token", "refresh_token"?, "expires_at"?}`, `{"type": "failed", "terminal"?,
-    /// ...}` or `{"type": "adopted"}`. If `refresh_fn` raises, the lock is released with
-    /// nothing changed and the exception propagates. Returns the decision. Redis
-    /// unreachable: `StoreIOError` (`io`) before `refresh_fn` runs (a refresh never
-    /// proceeds without the lock).
+    /// Takes the store's refresh lock (a database's, which only refreshes take: other
+    /// writes go on meanwhile; or the entry's Redis refresh lock) and merges what others
+    /// wrote. If another process already rotated the token, adopts it without calling
+    /// `refresh_fn`. Otherwise confirms, right before the refresh token is used, that the
+    /// lock still holds (a Redis lock whose lease ran out is retaken, or the token rotated
+    /// meanwhile adopted), then calls `refresh_fn(credential)` (the dict `credential()`
+    /// returns, refresh token included) while holding the lock, and records what it
+    /// returns: `{"type": "refreshed", "access_token", "refresh_token"?, "expires_at"?}`,
+    /// `{"type": "failed", "terminal"?, ...}` or `{"type": "adopted"}`. If `refresh_fn`
+    /// raises, the lock is released with nothing changed and the exception propagates.
+    /// Returns the decision. Redis unreachable: `StoreIOError` (`io`) before `refresh_fn`
+    /// runs (a refresh never proceeds without the lock).
     ///
-    /// Other threads using this `FileStore` (and other processes using the file) wait
-    /// while `refresh_fn` runs; `refresh_fn` must not call this `FileStore` itself.
+    /// Who waits while `refresh_fn` runs: another refresh, by another process (of any
+    /// entry of the database; of the same entry in Redis) or by another thread through
+    /// this `Store` object (of any entry). Every other call, from any process or thread,
+    /// goes on; `refresh_fn` may call this `Store` too, except to start a refresh (that
+    /// raises). While this refresh waits for another process's to end, other calls through
+    /// this object wait as well.
     #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (pool, entry_id, generation, refresh_fn, lease_id=None, now=None))]
     fn refresh<'py>(
@@ -275,6 +326,9 @@ impl FileStore {
         let decision: credpool_core::Result<PyResult<_>> = guarded(|| {
             py.allow_threads(|| {
                 let (key, id) = (PoolKey::parse(&pool)?, EntryId::parse(&entry_id)?);
+                // Held until the refresh is recorded: a second refresh through this object
+                // waits here, not holding the store mutex the first one needs to finish.
+                let _gate = self.enter_refresh()?;
                 let mut store = self.lock()?;
                 let lease_id = lease_id.map(LeaseId);
                 let ticket = match store.begin_refresh(start, &key, &id, generation, lease_id)? {
@@ -286,20 +340,19 @@ impl FileStore {
                     RefreshStart::Adopted(decision) => return Ok(Ok(decision)),
                     RefreshStart::Needed(ticket) => ticket,
                 };
-                // The host's refresh runs with the GIL held, under both locks.
-                let poisoned = |_| errors::core_internal("store lock poisoned");
-                *self.refreshing.lock().map_err(poisoned)? = Some(std::thread::current().id());
+                // The host's refresh runs with the GIL held, under the refresh lock (the
+                // ticket) but not the store mutex: other calls go on meanwhile.
+                drop(store);
                 let called = Python::with_gil(|py| {
                     let ids = (pool.as_str(), entry_id.as_str(), generation);
                     let outcome = run_refresh_fn(py, &refresh_fn, ticket.credential(), ids)?;
                     Ok((outcome, convert::now(py, now)?))
                 });
-                if let Ok(mut owner) = self.refreshing.lock() {
-                    *owner = None;
-                }
                 // On an error, dropping the ticket releases the lock: nothing changed.
                 match called {
-                    Ok((outcome, finish)) => Ok(Ok(store.finish_refresh(finish, ticket, outcome)?)),
+                    Ok((outcome, finish)) => {
+                        Ok(Ok(self.lock()?.finish_refresh(finish, ticket, outcome)?))
+                    }
                     Err(raised) => Ok(Err(raised)),
                 }
             })
@@ -308,7 +361,7 @@ impl FileStore {
     }
 
     /// This store bound to one pool: a `credpool.StorePool` (a `CredentialPool` whose
-    /// refreshes go through [`FileStore::refresh`]).
+    /// refreshes go through [`Store::refresh`]).
     #[pyo3(signature = (key, *, refresh=None, clock=None))]
     fn pool<'py>(
         slf: &Bound<'py, Self>,
@@ -323,10 +376,10 @@ impl FileStore {
 
     fn __repr__(&self) -> String {
         format!(
-            "<credpool.FileStore location={:?} writer={:?}>",
+            "<credpool.Store location={:?} writer={:?}>",
             self.location, self.writer
         )
     }
 }
 
-methods::wire_methods!(FileStore);
+methods::wire_methods!(Store);

@@ -1,4 +1,4 @@
-"""``pool.acall`` / ``pool.alease`` and ``AsyncFileStore``: the async twins of the helpers,
+"""``pool.acall`` / ``pool.alease`` and ``AsyncStore``: the async twins of the helpers,
 over the same call steps; a store's lock waits never stall the event loop."""
 
 from __future__ import annotations
@@ -16,7 +16,15 @@ import openai
 import pytest
 
 import credpool
-from credpool import AsyncFileStore, AsyncCredentialTransport, CredentialPool, FileStore, Lease, NoCredentialError
+from credpool import (
+    AsyncCredentialTransport,
+    AsyncFileStore,
+    AsyncStore,
+    CredentialPool,
+    Lease,
+    NoCredentialError,
+    Store,
+)
 from mock_provider import OPENAI_401, OPENAI_COMPLETION, OPENROUTER_402, Provider, openai_429, running
 from test_helpers import Clock
 from test_transport import ASleep, keys
@@ -129,17 +137,19 @@ def test_an_async_refresh_callable_runs_on_the_loop(provider: Provider) -> None:
     assert provider.tokens() == ["at-0", "at-1"]
 
 
-# ----------------------------------------------------------------------------- AsyncFileStore
+# ----------------------------------------------------------------------------- AsyncStore
 
 
-def test_async_file_store_methods_and_a_store_pool_in_the_transport(provider: Provider, tmp_path: Path) -> None:
+def test_async_store_methods_and_a_store_pool_in_the_transport(provider: Provider, tmp_path: Path) -> None:
     provider.answer = lambda s: OPENROUTER_402 if s.token == "sk-test-a" else OPENAI_COMPLETION
+    path = tmp_path / "pools.sqlite"
 
     async def main() -> Any:
-        store = await AsyncFileStore.open(tmp_path / "pools.json", writer="w1", seed=1)
+        store = await AsyncStore.open(path, writer="w1", seed=1)
         for k in ("a", "b"):
             await store.add_entry("openai", {"id": k, "access_token": f"sk-test-{k}"})
-        assert "sk-test" not in repr(store) and store.path == str(tmp_path / "pools.json")
+        assert "sk-test" not in repr(store) and repr(store).startswith("AsyncStore(")
+        assert store.path == str(path) and store.location == str(path) and store.writer == "w1"
         pool = store.pool("openai")
         client = openai.AsyncOpenAI(api_key="unused", base_url=f"{provider.url}/v1",
                                     http_client=httpx2.AsyncClient(transport=AsyncCredentialTransport(pool)))  # fmt: skip
@@ -151,31 +161,62 @@ def test_async_file_store_methods_and_a_store_pool_in_the_transport(provider: Pr
     out, status = asyncio.run(main())
     assert out.choices[0].message.content == "hello" and provider.tokens() == ["sk-test-a", "sk-test-b"]
     assert {e["id"]: e["health"] for e in status["pools"][0]["entries"]}["a"] != "available"
-    # the state is in the file: another process (here a sync FileStore) sees it
-    assert FileStore.open(tmp_path / "pools.json", writer="w2").status("openai")["pools"][0]["entries"][0]["id"] == "a"
+    # the state is in the database: another process (here a sync Store) sees it
+    assert Store.open(path, writer="w2").status("openai")["pools"][0]["entries"][0]["id"] == "a"
 
 
-HOLDER = textwrap.dedent(
-    """
-    import sys, time, credpool
-    store = credpool.FileStore.open(sys.argv[1], writer="holder", seed=2)
-    def slow(credential):
-        print("holding", flush=True)
-        time.sleep(float(sys.argv[2]))  # the store's file lock is held meanwhile
-        return {"type": "refreshed", "access_token": "at-1", "refresh_token": "rt-1"}
-    store.refresh("anthropic", "o", 0, slow)
-    """
-)
+def test_async_file_store_is_a_deprecated_alias_that_still_opens_a_store(tmp_path: Path) -> None:
+    assert AsyncFileStore is AsyncStore
+
+    async def main() -> Any:
+        store = await AsyncFileStore.open(tmp_path / "pools.sqlite", writer="w1")
+        await store.add_entry("openai", {"id": "a", "access_token": "sk-test-a"})
+        await store.aclose()
+        return store
+
+    store = asyncio.run(main())
+    assert isinstance(store, AsyncStore) and isinstance(store.store, Store)
+    assert Store.open(tmp_path / "pools.sqlite").status("openai")["pools"][0]["entries"][0]["id"] == "a"
 
 
-def test_the_event_loop_keeps_ticking_while_another_process_holds_the_file_lock(tmp_path: Path) -> None:
-    path, hold = tmp_path / "pools.json", 1.0
-    FileStore.open(path, writer="setup").add_entry("anthropic", {
-        "id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0", "expires_at": 10**13})  # fmt: skip
+# The holders: another process inside a transaction (the write lock), or refreshing the
+# token (the refresh lock), for `hold` seconds.
+HOLDERS = {
+    "write-lock": textwrap.dedent(
+        """
+        import fcntl, sys, time
+        with open(sys.argv[1] + ".lock", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)  # what a process inside a transaction holds
+            print("holding", flush=True)
+            time.sleep(float(sys.argv[2]))
+        """
+    ),
+    "refresh-lock": textwrap.dedent(
+        """
+        import sys, time, credpool
+        store = credpool.Store.open(sys.argv[1], writer="holder", seed=2)
+        def slow(credential):
+            print("holding", flush=True)
+            time.sleep(float(sys.argv[2]))  # the store's refresh lock is held meanwhile
+            return {"type": "refreshed", "access_token": "at-1", "refresh_token": "rt-1", "expires_at": 10**13}
+        store.refresh("anthropic", "o", 0, slow)
+        """
+    ),
+}
 
-    async def main() -> Dict[str, float]:
-        store = await AsyncFileStore.open(path, writer="waiter", seed=1)
-        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDER, str(path), str(hold),
+
+@pytest.mark.parametrize("lock", sorted(HOLDERS))
+def test_the_event_loop_keeps_ticking_while_another_process_holds_a_store_lock(tmp_path: Path, lock: str) -> None:
+    path, hold = tmp_path / "pools.sqlite", 1.0
+    # Held write lock: the call's acquire waits for it. Held refresh lock: the token is
+    # expired, so the call's refresh waits for the holder's, then adopts its token.
+    expires_at = 10**13 if lock == "write-lock" else 1_000
+    Store.open(path, writer="setup").add_entry("anthropic", {
+        "id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0", "expires_at": expires_at})  # fmt: skip
+
+    async def main() -> Dict[str, Any]:
+        store = await AsyncStore.open(path, writer="waiter", seed=1)
+        holder = await asyncio.create_subprocess_exec(sys.executable, "-c", HOLDERS[lock], str(path), str(hold),
                                                       stdout=asyncio.subprocess.PIPE)  # fmt: skip
         assert holder.stdout is not None
         assert (await holder.stdout.readline()).strip() == b"holding"
@@ -190,19 +231,20 @@ def test_the_event_loop_keeps_ticking_while_another_process_holds_the_file_lock(
 
         ticking = asyncio.ensure_future(ticker())
         start = time.monotonic()
-        pool = store.pool("anthropic")
+        pool = store.pool("anthropic", refresh=lambda lease: pytest.fail("the holder's token is adopted"))
         token = await pool.acall(lambda lease: lease.access_token)  # waits for the lock off the loop
         waited = time.monotonic() - start
         stop.set()
         await ticking
-        await holder.wait()
+        assert await holder.wait() == 0
         await store.aclose()
-        return {"waited": waited, "max_lag": max(lags), "ticks": float(len(lags)), "token": 1.0 if token == "at-1" else 0.0}
+        return {"waited": waited, "max_lag": max(lags), "ticks": len(lags), "token": token}
 
     out = asyncio.run(main())
-    print(f"\nevent loop while another process held the file lock: waited {out['waited']:.3f} s, "
-          f"{out['ticks']:.0f} ticks of 10 ms, max lag {out['max_lag'] * 1000:.1f} ms")
-    assert out["token"] == 1.0, "the call ran after the holder's refresh, with its token"
+    print(f"\nevent loop while another process held the {lock}: waited {out['waited']:.3f} s, "
+          f"{out['ticks']} ticks of 10 ms, max lag {out['max_lag'] * 1000:.1f} ms")
+    expected = "at-0" if lock == "write-lock" else "at-1"
+    assert out["token"] == expected, "the call ran after the holder let go (with its token, after a refresh)"
     assert out["waited"] > 0.5 * hold, "the lock was really held meanwhile"
     assert out["max_lag"] < hold / 4, out
     assert out["ticks"] > 10

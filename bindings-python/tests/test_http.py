@@ -19,7 +19,7 @@ import pytest
 import requests
 
 import credpool
-from credpool import CredentialPool, FileStore, Lease, Registry, StorePool, response_info
+from credpool import CredentialPool, Lease, Registry, Store, StorePool, response_info
 from test_helpers import Clock  # deterministic epoch-ms clock; sleeping advances it
 
 Answer = Tuple[int, Dict[str, str], Any]
@@ -333,16 +333,16 @@ def test_an_oauth_entry_answering_one_401_per_call_refreshes_on_every_call(provi
     assert provider.tokens("/oauth/token") == seen
 
 
-def test_a_file_store_refresh_adopts_a_token_another_process_rotated(provider: Provider, tmp_path: Path) -> None:
+def test_a_store_refresh_adopts_a_token_another_process_rotated(provider: Provider, tmp_path: Path) -> None:
     provider.answer = provider.oauth_api  # at-0 was revoked: nothing issued yet
-    path = tmp_path / "pools.json"
-    store = FileStore.open(path, writer="here", seed=1)
+    path = tmp_path / "pools.sqlite"
+    store = Store.open(path, writer="here", seed=1)
     store.add_entry("openai", {"id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0",
                                "expires_at": 10**13}, now=0)  # fmt: skip
     other = textwrap.dedent(
         f"""
         import httpx, credpool
-        store = credpool.FileStore.open({str(path)!r}, writer="other", seed=2)
+        store = credpool.Store.open({str(path)!r}, writer="other", seed=2)
         def fn(lease):
             return httpx.post({provider.url!r} + "/v1/chat/completions",
                               headers={{"authorization": "Bearer " + lease.access_token}}, json={{}})
@@ -378,7 +378,7 @@ def test_a_file_store_refresh_adopts_a_token_another_process_rotated(provider: P
     assert provider.tokens("/oauth/token") == ["rt-0"], "rt-0 was used once"
     assert provider.tokens() == ["at-0", "at-0", "at-1", "at-1"]  # here, there, there, here
     assert reasons == [None, "adopted"]
-    assert FileStore.open(path, writer="check").credential("openai", "o")["refresh_token"] == "rt-1"
+    assert Store.open(path, writer="check").credential("openai", "o")["refresh_token"] == "rt-1"
 
 
 # ----------------------------------------------------------------------------- streamed bodies

@@ -450,11 +450,11 @@ def test_a_long_error_body_is_classified_from_its_head_and_reaches_the_caller_wh
 
 
 @pytest.mark.parametrize("sdk", ["anthropic", "anthropic-async"])
-def test_a_file_store_pool_refreshes_single_flight_through_the_transport(
+def test_a_store_pool_refreshes_single_flight_through_the_transport(
     provider: Provider, sdk: str, tmp_path: Path
 ) -> None:
     provider.answer = lambda s: ANTHROPIC_MESSAGE if s.token == "at-1" else ANTHROPIC_OAUTH_401
-    store = credpool.FileStore.open(tmp_path / "pools.json", writer="w1", seed=1)
+    store = credpool.Store.open(tmp_path / "pools.sqlite", writer="w1", seed=1)
     store.add_entry("anthropic", {"id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0",
                                   "expires_at": 10**13})  # fmt: skip
     clock, issued = Clock(), []
@@ -462,5 +462,5 @@ def test_a_file_store_pool_refreshes_single_flight_through_the_transport(
     assert text(run(SDKS[sdk](provider, pool, clock))) == "hello"
     assert issued == ["at-1"] and provider.tokens() == ["at-0", "at-1"]
     assert provider.seen[-1].anthropic_beta == "oauth-2025-04-20"
-    other = credpool.FileStore.open(tmp_path / "pools.json", writer="w2")  # what another process sees
+    other = credpool.Store.open(tmp_path / "pools.sqlite", writer="w2")  # what another process sees
     assert other.credential("anthropic", "o")["refresh_token"] == "rt-1"

@@ -3,7 +3,7 @@
 
 use clap::ValueEnum;
 use credpool_core::{Input, PoolKey, Preset, Strategy};
-use credpool_store::FileStore;
+use credpool_store::Store;
 use serde_json::json;
 
 use crate::exit::CliResult;
@@ -58,7 +58,7 @@ pub(crate) enum PolicyArg {
 
 /// Sets a pool's strategy (creating the pool when missing); returns whether it changed.
 pub(crate) fn set_strategy(
-    store: &mut FileStore,
+    store: &mut Store,
     key: &PoolKey,
     strategy: StrategyArg,
 ) -> CliResult<bool> {
@@ -73,7 +73,7 @@ pub(crate) fn set_strategy(
 }
 
 /// The strategy and policy in force for `key` (defaults when the store has no such pool).
-pub(crate) fn current_config(store: &FileStore, key: &PoolKey) -> (Strategy, Preset, bool) {
+pub(crate) fn current_config(store: &Store, key: &PoolKey) -> (Strategy, Preset, bool) {
     match store.registry().pool(key) {
         Ok(pool) => (pool.config().strategy, pool.config().policy.preset, true),
         Err(_) => (Strategy::default(), Preset::default(), false),

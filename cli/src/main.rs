@@ -1,4 +1,4 @@
-//! `credpool`: manage credential pools in the shared file store (like `hermes auth`), and
+//! `credpool`: manage credential pools in the shared store (like `hermes auth`), and
 //! `credpool simulate`: run a scenario against the real engine and compare policies.
 
 mod config;
@@ -42,8 +42,9 @@ command that outputs them is export-hermes, into a file or a non-terminal stdout
 Targets (remove, reset, priority): an entry id, else a case-insensitive label (an
 ambiguous label is an error), else a 1-based index as shown by `credpool list`.
 
-The store: --store PATH, else $CREDPOOL_HOME/pools.json, else
-$XDG_CONFIG_HOME/credpool/pools.json, else ~/.config/credpool/pools.json.";
+The store: --store PATH, else $CREDPOOL_HOME/pools.sqlite, else
+$XDG_CONFIG_HOME/credpool/pools.sqlite, else ~/.config/credpool/pools.sqlite (a pools.json
+of an earlier version found there is migrated into it).";
 
 /// Command line of `credpool`.
 #[derive(Debug, Parser)]
@@ -57,8 +58,8 @@ $XDG_CONFIG_HOME/credpool/pools.json, else ~/.config/credpool/pools.json.";
     after_long_help = EXIT_CODES
 )]
 struct Cli {
-    /// The store file (default: $CREDPOOL_HOME/pools.json, else
-    /// $XDG_CONFIG_HOME/credpool/pools.json, else ~/.config/credpool/pools.json).
+    /// The store (default: $CREDPOOL_HOME/pools.sqlite, else
+    /// $XDG_CONFIG_HOME/credpool/pools.sqlite, else ~/.config/credpool/pools.sqlite).
     #[arg(long, global = true, value_name = "PATH")]
     store: Option<PathBuf>,
     /// Longest wait for the store's lock held by another process.

@@ -1,8 +1,8 @@
 //! The pool-management subcommands (`list`, `add`, `remove`, `reset`, `priority`,
-//! `strategy`, `policy`, `seed`), all over the shared file store.
+//! `strategy`, `policy`, `seed`), all over the shared store.
 //!
-//! Every change goes through [`FileStore::handle`]: lock → merge what other processes
-//! wrote → apply → atomic write. Every target is resolved before anything is applied, so a
+//! Every change goes through [`Store::handle`]: lock → merge what other processes
+//! wrote → apply → write what changed. Every target is resolved before anything is applied, so a
 //! failing command writes nothing.
 
 use std::path::PathBuf;
@@ -14,7 +14,7 @@ use credpool_core::{
     AuthType, EntryId, Input, Millis, NewEntry, OutputBody, PoolKey, Reply, Secret,
 };
 use credpool_core::{EntryStatus, PoolStatus};
-use credpool_store::{FileStore, StoreOptions};
+use credpool_store::{Store, StoreOptions};
 use serde_json::{Value, json};
 
 use crate::exit::{CliError, CliResult};
@@ -38,19 +38,11 @@ pub(crate) struct Ctx {
 
 impl Ctx {
     /// Opens the store (a missing file is an empty store; it is created on first write).
-    pub(crate) fn open(&self) -> CliResult<FileStore> {
+    pub(crate) fn open(&self) -> CliResult<Store> {
         let now = credpool_store::now().0;
         let mut options = StoreOptions::new(WRITER, now ^ u64::from(std::process::id()));
         options.lock_timeout = self.lock_timeout;
-        FileStore::open(self.path.clone(), options).map_err(|e| {
-            let mut e = CliError::from(e);
-            // The store's advice names its Rust API; a CLI user moves the file by hand.
-            e.message = e.message.replace(
-                "move it aside with FileStore::move_aside to start over",
-                "move it aside by hand to start over",
-            );
-            e
-        })
+        Store::open_path(&self.path, options).map_err(CliError::from)
     }
 }
 /// How a credential authenticates, as the command line spells it.
@@ -112,17 +104,17 @@ pub(crate) struct NewCredential {
 }
 
 /// The pool keys present in the store.
-pub(crate) fn existing_keys(store: &FileStore) -> Vec<PoolKey> {
+pub(crate) fn existing_keys(store: &Store) -> Vec<PoolKey> {
     store.registry().pools().map(|p| p.key().clone()).collect()
 }
 
 /// Resolves a provider name against the known providers and the store's pools.
-pub(crate) fn pool_key(store: &FileStore, raw: &str, new_custom: bool) -> CliResult<PoolKey> {
+pub(crate) fn pool_key(store: &Store, raw: &str, new_custom: bool) -> CliResult<PoolKey> {
     resolve_provider(raw, &existing_keys(store), new_custom)
 }
 
 /// Status of every pool, or of one (an `unknown_pool` error when it has none).
-pub(crate) fn status(store: &mut FileStore, pool: Option<&PoolKey>) -> CliResult<Vec<PoolStatus>> {
+pub(crate) fn status(store: &mut Store, pool: Option<&PoolKey>) -> CliResult<Vec<PoolStatus>> {
     let input = Input::Status {
         pool: pool.cloned(),
     };
@@ -133,7 +125,7 @@ pub(crate) fn status(store: &mut FileStore, pool: Option<&PoolKey>) -> CliResult
 }
 
 /// Status of one pool, with a clear error when the store has no such pool.
-pub(crate) fn pool_status(store: &mut FileStore, pool: &PoolKey) -> CliResult<PoolStatus> {
+pub(crate) fn pool_status(store: &mut Store, pool: &PoolKey) -> CliResult<PoolStatus> {
     if store.registry().pool(pool).is_err() {
         return Err(CliError::usage(
             "unknown_pool",
@@ -147,7 +139,7 @@ pub(crate) fn pool_status(store: &mut FileStore, pool: &PoolKey) -> CliResult<Po
 }
 
 /// Applies `input`, expecting a reply.
-pub(crate) fn apply(store: &mut FileStore, input: Input) -> CliResult<Reply> {
+pub(crate) fn apply(store: &mut Store, input: Input) -> CliResult<Reply> {
     match store.handle(credpool_store::now(), input)?.body {
         OutputBody::Reply(reply) => Ok(reply),
         _ => Err(unexpected("a management input")),
@@ -239,7 +231,7 @@ pub(crate) fn add(ctx: &Ctx, args: &AddArgs) -> CliResult<()> {
 /// else (a custom pool) the one its entries already use. A new custom endpoint without a
 /// URL is a usage error.
 pub(crate) fn base_url_for(
-    store: &FileStore,
+    store: &Store,
     key: &PoolKey,
     given: Option<String>,
 ) -> CliResult<Option<String>> {
@@ -266,7 +258,7 @@ pub(crate) fn base_url_for(
 
 /// Adds `new` to `key` and returns its status line.
 pub(crate) fn add_credential(
-    store: &mut FileStore,
+    store: &mut Store,
     key: &PoolKey,
     new: NewCredential,
 ) -> CliResult<EntryStatus> {
@@ -303,7 +295,7 @@ pub(crate) fn add_credential(
 }
 
 /// The status line of `id` in `key`.
-fn find_entry(store: &mut FileStore, key: &PoolKey, id: &EntryId) -> CliResult<EntryStatus> {
+fn find_entry(store: &mut Store, key: &PoolKey, id: &EntryId) -> CliResult<EntryStatus> {
     pool_status(store, key)?
         .entries
         .into_iter()
@@ -312,11 +304,7 @@ fn find_entry(store: &mut FileStore, key: &PoolKey, id: &EntryId) -> CliResult<E
 }
 
 /// `credpool remove <provider> <target>`; returns the removed entry.
-pub(crate) fn remove_in(
-    store: &mut FileStore,
-    key: &PoolKey,
-    target: &str,
-) -> CliResult<EntryStatus> {
+pub(crate) fn remove_in(store: &mut Store, key: &PoolKey, target: &str) -> CliResult<EntryStatus> {
     let pool = pool_status(store, key)?;
     let entry = resolve_target(key, &pool.entries, target)?.clone();
     apply(
@@ -347,7 +335,7 @@ pub(crate) fn remove(ctx: &Ctx, provider: &str, target: &str) -> CliResult<()> {
 
 /// Resets one entry (a target) or the whole pool; returns the entry and the count.
 pub(crate) fn reset_in(
-    store: &mut FileStore,
+    store: &mut Store,
     key: &PoolKey,
     target: Option<&str>,
 ) -> CliResult<(Option<EntryStatus>, usize)> {

@@ -28,10 +28,10 @@ struct Env {
 }
 
 impl Env {
-    /// A fresh temporary directory with `pools.json` (not created yet) in it.
+    /// A fresh temporary directory with `pools.sqlite` (not created yet) in it.
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = dir.path().join("pools.json");
+        let store = dir.path().join("pools.sqlite");
         Self { dir, store }
     }
 
@@ -88,9 +88,14 @@ impl Env {
         stderr
     }
 
-    /// The store's bytes (`None`: no file).
+    /// The store's bytes, its write-ahead log's appended (`None`: no file).
     fn bytes(&self) -> Option<Vec<u8>> {
-        std::fs::read(&self.store).ok()
+        store_bytes(&self.store)
+    }
+
+    /// The store's bytes as text (secrets are stored as text: a search finds them).
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes().unwrap_or_default()).into_owned()
     }
 
     /// `list --json` parsed.
@@ -151,6 +156,20 @@ fn assert_no_secret(output: &Output) {
     for secret in SECRETS {
         assert!(!text.contains(secret), "secret {secret} printed: {text}");
     }
+}
+
+/// The bytes of the store at `path` and of its write-ahead log (`None`: no store file).
+fn store_bytes(path: &Path) -> Option<Vec<u8>> {
+    let mut bytes = std::fs::read(path).ok()?;
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    bytes.extend(std::fs::read(PathBuf::from(wal)).unwrap_or_default());
+    Some(bytes)
+}
+
+/// [`store_bytes`] as text (secrets are stored as text: a search finds them).
+fn store_text(path: &Path) -> String {
+    String::from_utf8_lossy(&store_bytes(path).unwrap_or_default()).into_owned()
 }
 
 /// Checks the error format: one line, `credpool: ... [code]`.
@@ -240,8 +259,7 @@ fn add_and_list_show_entries_without_secrets() {
     let json: Value = serde_json::from_str(&env.ok(&["list", "anthropic", "--json"])).unwrap();
     assert_eq!(json["pools"], json!([]));
     // The store does hold the keys (list just never shows them).
-    let store = String::from_utf8(env.bytes().unwrap()).unwrap();
-    assert!(store.contains("sk-or-second-SECRET"));
+    assert!(env.text().contains("sk-or-second-SECRET"));
 }
 
 /// `add --json`, --priority, --base-url; an empty key is refused.
@@ -549,8 +567,7 @@ fn seed_adopts_env_and_config() {
     assert_eq!(json["added"][0]["source"], "env:ANTHROPIC_API_KEY");
     // The rest of the environment never reaches the store.
     env.ok_with(&["seed"], "", &[("UNRELATED_TOKEN", "sk-or-second-SECRET")]);
-    let store = String::from_utf8(env.bytes().unwrap()).unwrap();
-    assert!(!store.contains("sk-or-second-SECRET"));
+    assert!(!env.text().contains("sk-or-second-SECRET"));
     // A config of the wrong shape is a usage error; invalid JSON a data error.
     let bad = env.path("bad-seed.json");
     write_json(&bad, &json!({"custom_providers": [{"nom": "x"}]}));
@@ -625,9 +642,15 @@ fn import_and_export_hermes() {
     let other = Env::new();
     other.ok(&["import-hermes", exported.to_str().unwrap()]);
     assert_eq!(other.entries("openrouter").len(), 5);
-    // Bad inputs: a credpool store is not an auth.json; invalid JSON; a missing file.
+    // Bad inputs: a credpool state document is not an auth.json; invalid JSON; a missing
+    // file.
+    let state = env.path("state.json");
+    write_json(
+        &state,
+        &json!({"format": "credpool", "schema_version": 1, "pools": {}}),
+    );
     env.fails(
-        &["import-hermes", env.store.to_str().unwrap()],
+        &["import-hermes", state.to_str().unwrap()],
         4,
         "foreign_document",
     );
@@ -674,7 +697,7 @@ fn corrupt_store_fails_in_one_line_and_stays_untouched() {
             let stderr = String::from_utf8(output.stderr).unwrap();
             assert_eq!(stderr.lines().count(), 1, "{stderr}");
             assert!(stderr.starts_with("credpool: "), "{stderr}");
-            assert!(!stderr.contains("FileStore::"), "{stderr}");
+            assert!(!stderr.contains("Store::"), "{stderr}");
             assert_eq!(env.bytes().as_deref(), Some(corrupt));
         }
     }
@@ -726,11 +749,12 @@ fn a_locked_store_times_out_in_one_line() {
     env.ok(&["--lock-timeout-ms", "300", "reset", "openrouter"]);
 }
 
-/// A `FileStore` refresh ticket held by this process blocks the CLI's writes (exit 3).
+/// A refresh ticket held by this process holds the refresh lock only: the CLI's writes go
+/// on meanwhile, and a second refresh of the store waits for it (exit 3 past the timeout).
 #[test]
-fn a_refresh_in_progress_holds_the_lock() {
+fn a_refresh_in_progress_holds_the_refresh_lock_only() {
     use credpool_core::{EntryId, PoolKey};
-    use credpool_store::{FileStore, RefreshStart, StoreOptions};
+    use credpool_store::{RefreshStart, Store, StoreOptions};
 
     let env = Env::new();
     // An OAuth entry whose token is already expired: it needs a refresh.
@@ -743,18 +767,21 @@ fn a_refresh_in_progress_holds_the_lock() {
     assert_eq!(entry["auth_type"], "oauth");
     let id = EntryId::parse(entry["id"].as_str().unwrap()).unwrap();
     let pool = PoolKey::parse("anthropic").unwrap();
-    let mut store = FileStore::open(&env.store, StoreOptions::new("test", 1)).unwrap();
+    let mut store = Store::open_path(&env.store, StoreOptions::new("test", 1)).unwrap();
     let RefreshStart::Needed(ticket) = store
         .begin_refresh(credpool_store::now(), &pool, &id, 0, None)
         .unwrap()
     else {
         panic!("a refresh should be needed");
     };
-    env.fails(
-        &["--lock-timeout-ms", "200", "remove", "anthropic", "1"],
-        3,
-        "lock_timeout",
-    );
+    env.ok(&["--lock-timeout-ms", "200", "reset", "anthropic"]);
+    let mut options = StoreOptions::new("other", 2);
+    options.lock_timeout = std::time::Duration::from_millis(200);
+    let mut other = Store::open_path(&env.store, options).unwrap();
+    let err = other
+        .begin_refresh(credpool_store::now(), &pool, &id, 0, None)
+        .unwrap_err();
+    assert_eq!(err.code().as_str(), "lock_timeout");
     drop(ticket);
     env.ok(&["remove", "anthropic", "1"]);
     assert!(env.entries("anthropic").is_empty());
@@ -771,7 +798,7 @@ fn credpool_home_sets_the_default_store() {
         .output()
         .unwrap();
     assert!(output.status.success());
-    assert!(dir.path().join("pools.json").exists());
+    assert!(dir.path().join("pools.sqlite").exists());
     let output = Command::new(BIN)
         .env_clear()
         .env("CREDPOOL_HOME", dir.path())
@@ -825,7 +852,7 @@ mod interactive {
         );
         assert_eq!(env_entries(&env)[0]["label"], "tty");
 
-        let before = std::fs::read(env.dir.path().join("pools.json")).unwrap();
+        let before = store_bytes(&env.dir.path().join("pools.sqlite")).unwrap();
         let mut p = spawn_args(&env, "export-hermes");
         let out = p.exp_eof().unwrap();
         assert!(out.contains("[secrets_to_terminal]"), "{out}");
@@ -835,7 +862,7 @@ mod interactive {
             status,
             rexpect::process::wait::WaitStatus::Exited(p.process().child_pid, 2)
         );
-        let after = std::fs::read(env.dir.path().join("pools.json")).unwrap();
+        let after = store_bytes(&env.dir.path().join("pools.sqlite")).unwrap();
         assert_eq!(before, after);
     }
 
@@ -908,7 +935,7 @@ mod interactive {
         p.send_line("5").unwrap();
         p.exp_eof().unwrap();
 
-        let store = std::fs::read_to_string(env.dir.path().join("pools.json")).unwrap();
+        let store = store_text(&env.dir.path().join("pools.sqlite"));
         assert!(store.contains("sk-or-first-SECRET"), "the key was stored");
         assert!(store.contains("\"round_robin\""), "{store}");
         let out = Command::new(BIN)
@@ -971,7 +998,7 @@ mod interactive {
         // End of input ends the session cleanly.
         p.send_control('d').unwrap();
         p.exp_eof().unwrap();
-        let store = std::fs::read_to_string(env.dir.path().join("pools.json")).unwrap();
+        let store = store_text(&env.dir.path().join("pools.sqlite"));
         assert!(
             !store.contains("rt-hermes-SECRET"),
             "removed entries keep no secret"

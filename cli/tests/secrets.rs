@@ -20,7 +20,7 @@ struct Env {
 impl Env {
     fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let store = dir.path().join("pools.json");
+        let store = dir.path().join("pools.sqlite");
         Self { dir, store }
     }
 
@@ -61,7 +61,12 @@ impl Env {
     }
 
     fn store_text(&self) -> String {
-        std::fs::read_to_string(&self.store).unwrap_or_default()
+        // The database and its write-ahead log (secrets are stored as text).
+        let mut bytes = std::fs::read(&self.store).unwrap_or_default();
+        let mut wal = self.store.as_os_str().to_owned();
+        wal.push("-wal");
+        bytes.extend(std::fs::read(PathBuf::from(wal)).unwrap_or_default());
+        String::from_utf8_lossy(&bytes).into_owned()
     }
 
     fn with_canaries(&self) {

@@ -158,7 +158,7 @@ pub fn workload(scenario: &Scenario, seed: u64) -> Vec<Arrival> {
 
 /// The shared store of a row, in memory: the state document the agents last wrote, and a
 /// version that moves with every write (what the file and its digest are to a
-/// [`FileStore`](https://docs.rs/credpool-store)).
+/// [`Store`](https://docs.rs/credpool-store)).
 #[derive(Debug, Default)]
 pub(crate) struct SharedDoc {
     state: Option<Value>,
@@ -178,7 +178,7 @@ struct Backend {
 
 impl Backend {
     /// An agent's backend; a shared one starts from the document if there is one (as
-    /// `FileStore::open` loads an existing file).
+    /// `Store::open` loads an existing database).
     fn open(options: credpool_core::Options, shared: Option<&SharedDoc>) -> Result<Self, Error> {
         let registry = match shared.and_then(|doc| doc.state.as_ref()) {
             Some(state) => Registry::from_state(state, options)?,

@@ -10,17 +10,18 @@ use serde_json::Value;
 
 #[cfg(feature = "redis")]
 use crate::redis::RedisStore;
-use crate::store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool};
+use crate::sqlite::SqliteStore;
+use crate::store::{RefreshStart, RefreshTicket, StoreOptions, StorePool};
 
-/// A store of either backend, with the [`FileStore`] surface: what the bindings wrap.
+/// A store of either backend, opened by location: what the bindings and the CLI wrap.
 #[derive(Debug)]
 #[allow(
     clippy::large_enum_variant,
     reason = "one long-lived store per process"
 )]
 pub enum Store {
-    /// A JSON file shared by the processes of one machine.
-    File(FileStore),
+    /// An SQLite database shared by the processes of one machine.
+    Sqlite(SqliteStore),
     /// Redis, shared by processes on many machines.
     #[cfg(feature = "redis")]
     Redis(RedisStore),
@@ -28,7 +29,9 @@ pub enum Store {
 
 impl Store {
     /// Opens the store at `location`: a `redis://` or `rediss://` URL opens a
-    /// [`RedisStore`] (built with the `redis` feature), anything else is a file path.
+    /// [`RedisStore`] (built with the `redis` feature); anything else is a path, opened by
+    /// what the file holds: an SQLite database (or no file yet: a new one), or a JSON store
+    /// file, migrated into SQLite on the spot (see [`SqliteStore`]).
     pub fn open(location: &str, options: StoreOptions) -> Result<Self> {
         if is_redis_location(location) {
             #[cfg(feature = "redis")]
@@ -39,27 +42,57 @@ impl Store {
                 "this build of credpool-store has no Redis support (feature `redis`)",
             ));
         }
-        FileStore::open(location, options).map(Self::File)
+        crate::migrate::open_path(Path::new(location), options).map(Self::Sqlite)
     }
 
-    /// Opens the file store at [`default_path`](crate::default_path).
+    /// Opens the store at [`default_path`](crate::default_path) (migrating the JSON store
+    /// of an earlier version found there).
     pub fn open_default(options: StoreOptions) -> Result<Self> {
-        FileStore::open_default(options).map(Self::File)
+        Self::open_path(&crate::default_path()?, options)
     }
 
-    /// Where the store lives: the file path, or the Redis URL without credentials.
+    /// Opens the store at a path (by what the file holds, as [`Store::open`]).
+    pub fn open_path(path: &Path, options: StoreOptions) -> Result<Self> {
+        crate::migrate::open_path(path, options).map(Self::Sqlite)
+    }
+
+    /// Moves a (corrupt) store file aside as `<path>.corrupt-<epoch ms>`, with its
+    /// write-ahead log and shared-memory files (`-wal`, `-shm`) when present, so a new
+    /// database at `path` never replays them; returns the new path. Never done
+    /// implicitly.
+    pub fn move_aside(path: &Path) -> Result<std::path::PathBuf> {
+        let aside = crate::file::move_aside(path)?;
+        for suffix in ["-wal", "-shm"] {
+            let mut from = path.as_os_str().to_owned();
+            from.push(suffix);
+            let mut to = aside.as_os_str().to_owned();
+            to.push(suffix);
+            match std::fs::rename(&from, &to) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(credpool_core::Error::new(
+                        credpool_core::ErrorCode::Io,
+                        format!("cannot move {} aside: {e}", Path::new(&from).display()),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(aside)
+    }
+
+    /// Where the store lives: the database path, or the Redis URL without credentials.
     pub fn location(&self) -> String {
         match self {
-            Self::File(s) => s.path().display().to_string(),
+            Self::Sqlite(s) => s.path().display().to_string(),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.location().to_owned(),
         }
     }
 
-    /// The store file (`None` for Redis).
+    /// The database file (`None` for Redis).
     pub fn path(&self) -> Option<&Path> {
         match self {
-            Self::File(s) => Some(s.path()),
+            Self::Sqlite(s) => Some(s.path()),
             #[cfg(feature = "redis")]
             Self::Redis(_) => None,
         }
@@ -68,7 +101,7 @@ impl Store {
     /// The in-memory registry as of the last reload or transaction.
     pub fn registry(&self) -> &Registry {
         match self {
-            Self::File(s) => s.registry(),
+            Self::Sqlite(s) => s.registry(),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.registry(),
         }
@@ -78,26 +111,36 @@ impl Store {
     /// merged.
     pub fn reload(&mut self) -> Result<bool> {
         match self {
-            Self::File(s) => s.reload(),
+            Self::Sqlite(s) => s.reload(),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.reload(),
         }
     }
 
-    /// Whether changes wait to reach the shared store (Redis was unreachable); a file
-    /// store never queues.
+    /// Whether changes wait to reach the shared store (Redis was unreachable); SQLite
+    /// never queues.
     pub fn has_pending(&self) -> bool {
         match self {
-            Self::File(_) => false,
+            Self::Sqlite(_) => false,
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.has_pending(),
         }
     }
 
-    /// Writes queued changes now (a no-op for a file store, which never queues).
+    /// Redis: document writes retried because another process had written the same row
+    /// since this one read it, since open (SQLite serialises writers: always 0).
+    pub fn conflicts(&self) -> u64 {
+        match self {
+            Self::Sqlite(_) => 0,
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => s.conflicts(),
+        }
+    }
+
+    /// Writes queued changes now (a no-op for SQLite, which never queues).
     pub fn flush(&mut self) -> Result<()> {
         match self {
-            Self::File(_) => Ok(()),
+            Self::Sqlite(_) => Ok(()),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.flush(),
         }
@@ -106,7 +149,7 @@ impl Store {
     /// Applies one wire input, persisting it when it changed state.
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
         match self {
-            Self::File(s) => s.handle(now, input),
+            Self::Sqlite(s) => s.handle(now, input),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.handle(now, input),
         }
@@ -115,7 +158,7 @@ impl Store {
     /// Parses a JSON wire input and applies it.
     pub fn handle_value(&mut self, now: Millis, input: Value) -> Result<Output> {
         match self {
-            Self::File(s) => s.handle_value(now, input),
+            Self::Sqlite(s) => s.handle_value(now, input),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.handle_value(now, input),
         }
@@ -124,7 +167,7 @@ impl Store {
     /// A view of one pool.
     pub fn pool(&mut self, key: PoolKey) -> StorePool<'_> {
         match self {
-            Self::File(s) => s.pool(key),
+            Self::Sqlite(s) => s.pool(key),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.pool(key),
         }
@@ -133,7 +176,7 @@ impl Store {
     /// `acquire`, persisted.
     pub fn acquire(&mut self, now: Millis, request: &AcquireRequest) -> Result<Decision> {
         match self {
-            Self::File(s) => s.acquire(now, request),
+            Self::Sqlite(s) => s.acquire(now, request),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.acquire(now, request),
         }
@@ -142,13 +185,13 @@ impl Store {
     /// `report`, persisted.
     pub fn report(&mut self, now: Millis, report: &Report) -> Result<Decision> {
         match self {
-            Self::File(s) => s.report(now, report),
+            Self::Sqlite(s) => s.report(now, report),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.report(now, report),
         }
     }
 
-    /// Step one of the single-flight refresh ([`FileStore::begin_refresh`],
+    /// Step one of the single-flight refresh ([`SqliteStore::begin_refresh`],
     /// [`RedisStore::begin_refresh`]).
     pub fn begin_refresh(
         &mut self,
@@ -159,7 +202,7 @@ impl Store {
         lease_id: Option<LeaseId>,
     ) -> Result<RefreshStart> {
         match self {
-            Self::File(s) => s.begin_refresh(now, pool, entry_id, generation, lease_id),
+            Self::Sqlite(s) => s.begin_refresh(now, pool, entry_id, generation, lease_id),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.begin_refresh(now, pool, entry_id, generation, lease_id),
         }
@@ -169,7 +212,7 @@ impl Store {
     /// ([`RedisStore::confirm_refresh`]; a file lock always does).
     pub fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
         match self {
-            Self::File(s) => s.confirm_refresh(now, ticket),
+            Self::Sqlite(s) => s.confirm_refresh(now, ticket),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.confirm_refresh(now, ticket),
         }
@@ -183,7 +226,7 @@ impl Store {
         outcome: RefreshOutcome,
     ) -> Result<Decision> {
         match self {
-            Self::File(s) => s.finish_refresh(now, ticket, outcome),
+            Self::Sqlite(s) => s.finish_refresh(now, ticket, outcome),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.finish_refresh(now, ticket, outcome),
         }
@@ -200,7 +243,7 @@ impl Store {
         refresh: impl FnOnce(&Credential) -> RefreshOutcome,
     ) -> Result<Decision> {
         match self {
-            Self::File(s) => s.refresh(clock, pool, entry_id, generation, lease_id, refresh),
+            Self::Sqlite(s) => s.refresh(clock, pool, entry_id, generation, lease_id, refresh),
             #[cfg(feature = "redis")]
             Self::Redis(s) => s.refresh(clock, pool, entry_id, generation, lease_id, refresh),
         }

@@ -1,10 +1,13 @@
 //! Persistence for `credpool-core`: the IO the pure core never does.
 //!
-//! [`FileStore`] keeps a registry in one JSON file (default [`default_path`]) that any
-//! number of processes share: every state-changing input runs under an advisory lock as
-//! lock → read → merge (core `sync`) → apply → atomic write, so no update is ever lost;
-//! OAuth refreshes are single-flight ([`FileStore::begin_refresh`]), so a rotated
-//! single-use refresh token is never replayed.
+//! [`SqliteStore`] keeps a registry in an SQLite database (default [`default_path`]) that
+//! any number of processes of one machine share, one row per entry: every state-changing
+//! input runs under an advisory lock as lock → read the rows changed since the last look
+//! → merge (core `sync`) → apply → write the rows it touched, so no update is ever lost
+//! and a decision costs what it changed, not the pool's size; OAuth refreshes are
+//! single-flight ([`SqliteStore::begin_refresh`]), so a rotated single-use refresh token
+//! is never replayed. [`FileStore`], the one-JSON-file store of earlier versions, stays
+//! for reading and migrating such files; [`Store::open`] migrates them into SQLite.
 //!
 //! `RedisStore` (feature `redis`, on by default) keeps the same state in Redis for agents
 //! on many machines: per-pool state and generation counters, atomic read-merge-write by a
@@ -15,16 +18,20 @@
 mod any;
 mod file;
 mod lock;
+mod migrate;
 mod path;
 #[cfg(feature = "redis")]
 mod redis;
+mod sqlite;
 mod store;
 
 pub use any::{Store, is_redis_location};
 pub use file::MAX_FILE_BYTES;
-pub use path::{FILE_NAME, default_path};
+pub use migrate::MOVED_SCHEMA_VERSION;
+pub use path::{FILE_NAME, LEGACY_FILE_NAME, default_path};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_NAMESPACE, RedisStore};
+pub use sqlite::{LIGHT_SYNC_INTERVAL, SqliteStore};
 pub use store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only};
 
 use credpool_core::Millis;

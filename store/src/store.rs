@@ -22,7 +22,10 @@ pub struct StoreOptions {
     pub seed: u64,
     /// Longest wait for the lock before a `lock_timeout` error (default 10 s).
     pub lock_timeout: Duration,
-    /// fsync the file and its directory on every write (default true).
+    /// fsync writes (default true): a token, an entry or a configuration change reaches
+    /// the disk before the call returns; counters, statuses and leases within
+    /// [`LIGHT_SYNC_INTERVAL`](crate::LIGHT_SYNC_INTERVAL). False: never fsync (a crash of
+    /// the process loses nothing; a power loss may).
     pub durable: bool,
     /// Redis only: the key namespace (`credpool:{namespace}:...`) when the URL names none
     /// (`?namespace=...`); default `default`.
@@ -37,6 +40,9 @@ pub struct StoreOptions {
     /// Redis only: after a failed connect, calls run on local state without trying again
     /// for this long (default 1 s).
     pub reconnect_interval: Duration,
+    /// Redis over TLS (`rediss://`) only: a PEM file of the certificate authorities to
+    /// trust instead of the system's (default: the system's, or `SSL_CERT_FILE`).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 impl StoreOptions {
@@ -52,6 +58,7 @@ impl StoreOptions {
             io_timeout: Duration::from_secs(2),
             refresh_lease: Duration::from_secs(30),
             reconnect_interval: Duration::from_secs(1),
+            tls_ca_file: None,
         }
     }
 }

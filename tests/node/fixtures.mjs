@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 
 /**
- * A structural RegistryLike over `reg` (a `Registry` or a `FileStore`) that logs every
+ * A structural RegistryLike over `reg` (a `Registry` or a `Store`) that logs every
  * input the helpers hand core through `handle` and every output: the driver's actions.
  */
 export function recording(reg) {
@@ -14,7 +14,7 @@ export function recording(reg) {
     inputs,
     nows,
     log,
-    // answers as `reg` does: at once for a Registry, with a promise for a FileStore
+    // answers as `reg` does: at once for a Registry, with a promise for a Store
     handle: (input, now) => {
       inputs.push(input)
       nows.push(now)
@@ -24,7 +24,7 @@ export function recording(reg) {
     },
     credential: (...a) => reg.credential(...a),
     report: (...a) => reg.report(...a),
-    // a FileStore's single-flight refresh, when `reg` has it
+    // a Store's single-flight refresh, when `reg` has it
     ...(reg.beginRefresh && {
       beginRefresh: (...a) => reg.beginRefresh(...a),
       confirmRefresh: (...a) => reg.confirmRefresh(...a),

@@ -24,7 +24,7 @@ import {
 } from '../../bindings-node/helpers.mjs'
 import { recording, steps, reports, fakeClock, entryStatus, gate, thrown } from './fixtures.mjs'
 
-const { Registry, FileStore } = credpool
+const { Registry, Store } = credpool
 
 // ---------------------------------------------------------------------------------------
 // Fixtures
@@ -612,11 +612,11 @@ test('withCredential: a refresh callback that throws cancels the call and its er
   assertReleased(raw, 'openrouter', 1, 5000)
 })
 
-test('withCredential over a FileStore: a refresh adopts the token another process rotated meanwhile, never replaying it', { skip: impl === 'wasm' && 'the wasm build has no file store' }, async () => {
+test('withCredential over a Store: a refresh adopts the token another process rotated meanwhile, never replaying it', { skip: impl === 'wasm' && 'the wasm build has no persisted store' }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'credpool-helpers-test-'))
   after(() => rmSync(dir, { recursive: true, force: true }))
-  const path = join(dir, 'pools.json')
-  const open = (writer) => FileStore.open(path, { writer, seed: 1, durable: false })
+  const path = join(dir, 'pools.sqlite')
+  const open = (writer) => Store.open(path, { writer, seed: 1, durable: false })
   const mine = await open('mine')
   await mine.addEntry('anthropic', { id: 'o', auth_type: 'oauth', access_token: 'at-0', refresh_token: 'rt-0' }, 0)
   const other = await open('other')
@@ -630,7 +630,7 @@ test('withCredential over a FileStore: a refresh adopts the token another proces
   let clock = 2_000
   const now = () => clock++
   // Between our call hearing `refresh` (for generation 0) and our taking the store's lock,
-  // another process (its own store on the same file) hits the same 401 and rotates.
+  // another process (its own store on the same database) hits the same 401 and rotates.
   const rec = recording(mine)
   const handle = rec.handle
   rec.handle = async (input, at) => {

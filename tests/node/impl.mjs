@@ -1,7 +1,8 @@
 // Which JS implementation a Node test runs against, chosen by CREDPOOL_IMPL:
 //   napi  (default) the napi build in bindings-node/
 //   wasm  the wasm nodejs build in $CREDPOOL_WASM_PKG (default $CREDPOOL_CACHE/wasm-pkg/nodejs)
-// Both expose the same surface (Registry, errorCodes, version), so every test file is shared.
+// Both expose the same surface (Registry, errorCodes, version), so every test file is shared;
+// the napi build adds the persisted `Store` (and `FileStore`, its deprecated alias).
 import { createRequire } from 'node:module'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -9,7 +10,8 @@ import { join, resolve } from 'node:path'
 const require = createRequire(import.meta.url)
 const cache = process.env.CREDPOOL_CACHE ?? join(homedir(), '.cache/credpool')
 const loaders = {
-  napi: () => require('../../bindings-node/index.js'),
+  // the package entry (main.js: the generated index.js plus the deprecated aliases)
+  napi: () => require('../../bindings-node/main.js'),
   wasm: () =>
     require(join(resolve(process.env.CREDPOOL_WASM_PKG ?? join(cache, 'wasm-pkg/nodejs')), 'credpool_wasm.js')),
 }

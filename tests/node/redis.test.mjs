@@ -1,9 +1,9 @@
-// FileStore over Redis (napi only): `FileStore.open('redis://...')` opens credpool-store's
+// Store over Redis (napi only): `Store.open('redis://...')` opens credpool-store's
 // RedisStore. Against a real server: CREDPOOL_REDIS_URL names one (scripts/test-redis.sh
 // starts it and sets the variable); without it these tests are skipped, saying so. The
 // outage and password tests start their own redis-server on a free loopback port
 // (CREDPOOL_REDIS_SERVER, else `redis-server` on PATH), so they can kill and restart it.
-// The file-store test of the same new surface (location, hasPending, flush, confirmRefresh)
+// The SQLite-store test of the same surface (location, hasPending, flush, confirmRefresh)
 // always runs.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
@@ -17,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { credpool, impl } from './impl.mjs'
 import { refreshWithStore, withCredential } from '../../bindings-node/helpers.mjs'
 
-const { FileStore } = credpool
+const { Store } = credpool
 const URL = process.env.CREDPOOL_REDIS_URL
 const noStore = impl === 'wasm' ? 'the wasm build has no store' : false
 const skip =
@@ -32,7 +32,7 @@ function freshUrl() {
 }
 
 function open(location, writer, options = {}) {
-  return FileStore.open(location, { writer, seed: 1, reconnectIntervalMs: 0, ...options })
+  return Store.open(location, { writer, seed: 1, reconnectIntervalMs: 0, ...options })
 }
 
 async function rejection(promise) {
@@ -121,10 +121,10 @@ async function twoKeys(store, pool = 'p') {
   await store.addEntry(pool, { id: 'k1', access_token: 'sk-redis-1' })
 }
 
-test('file store: location is the path, path is set, nothing pending, flush is a no-op, confirm keeps the ticket', { skip: noStore }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'credpool-redis-file-'))
+test('SQLite store: location is the path, path is set, nothing pending, flush is a no-op, confirm keeps the ticket', { skip: noStore }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'credpool-redis-sqlite-'))
   try {
-    const path = join(dir, 'pools.json')
+    const path = join(dir, 'pools.sqlite')
     const store = await open(path, 'w')
     assert.equal(store.location, path)
     assert.equal(store.path, path)

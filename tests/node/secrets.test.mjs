@@ -3,11 +3,12 @@
 // `sk-CANARY-<n>-…`), scanning every channel that must never carry one: outputs other than
 // `credential` (reveal) and `state`, the borrowed (`env:` / `config:`) entries of exported
 // state, `status`, thrown errors (message, String(), stack, util.inspect), util.inspect of
-// the registry. Plus: the Node FileStore writes its file with mode 0600 (napi only).
+// the registry. Plus (napi only): the Node Store writes its SQLite database with mode 0600,
+// and neither a borrowed secret nor a removed one reaches the disk.
 // CREDPOOL_IMPL=napi|wasm picks the implementation (impl.mjs).
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname, basename } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -125,14 +126,33 @@ test('secrets::JSON.stringify of state with borrowed entries carries no borrowed
   assert.ok(JSON.stringify(reg.credential('openrouter', JSON.parse(text).pools.openrouter.entries[0].id)).includes('CANARY'))
 })
 
-test('secrets::FileStore writes its file with mode 0600', { skip: impl === 'wasm' ? 'the wasm build has no file store' : false }, async () => {
+test('secrets::Store writes its database 0600, and no borrowed or removed secret reaches the disk', { skip: impl === 'wasm' ? 'the wasm build has no persisted store' : false }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'credpool-secrets-'))
   try {
-    const path = join(dir, 'pools.json')
-    const store = await credpool.FileStore.open(path, { writer: 'w1', seed: 1, durable: false })
-    await store.addEntry('openrouter', { id: 'a', access_token: 'sk-CANARY-file' }, 0)
-    assert.equal(statSync(path).mode & 0o777, 0o600)
-    clean(inspect(store, { depth: 10 }), 'inspect(FileStore)')
+    const path = join(dir, 'pools.sqlite')
+    const store = await credpool.Store.open(path, { writer: 'w1', seed: 1, durable: false })
+    const seeded = await store.seed({ OPENROUTER_API_KEY: 'sk-CANARY-env-1' }, { custom_providers: [{ name: 'c', base_url: 'https://c.example/v1', api_key: 'sk-CANARY-cfg-1' }] }, 0)
+    assert.equal(seeded.added.length, 2, 'one env: and one config: entry')
+    await store.addEntry('openrouter', { id: 'own', access_token: 'sk-CANARY-owned' }, 0)
+    await store.addEntry('openrouter', { id: 'gone', access_token: 'sk-CANARY-removed', priority: 9 }, 0)
+    // every pool used, so the borrowed entries' rows are written again (counters, leases)
+    for (const { pool } of (await store.status(null, 1)).pools) {
+      const use = await store.acquire(pool, null, 2)
+      assert.equal(use.type, 'use', pool)
+      await store.report(pool, use.lease_id, { status: 200 }, 3)
+    }
+    // the database and its write-ahead log, where rows live (-shm holds only the log's index)
+    const disk = () => Buffer.concat([path, `${path}-wal`].filter((f) => existsSync(f)).map((f) => readFileSync(f))).toString('latin1')
+    assert.ok(disk().includes('sk-CANARY-removed'), 'the scan reads what is stored: an owned secret is')
+    await store.removeEntry('openrouter', 'gone', 4)
+    const files = [path, `${path}-wal`, `${path}-shm`].filter((f) => existsSync(f))
+    for (const file of files) assert.equal(statSync(file).mode & 0o777, 0o600, file)
+    assert.ok(disk().includes('sk-CANARY-owned'), 'owned secrets are stored')
+    const text = disk()
+    for (const secret of ['sk-CANARY-env-1', 'sk-CANARY-cfg-1', 'sk-CANARY-removed']) {
+      assert.ok(!text.includes(secret), `${secret.slice(0, 14)}… is on disk`)
+    }
+    clean(inspect(store, { depth: 10 }), 'inspect(Store)')
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

@@ -1,10 +1,10 @@
-"""credpool.FileStore over Redis: ``FileStore.open("redis://...")`` opens credpool-store's
+"""credpool.Store over Redis: ``Store.open("redis://...")`` opens credpool-store's
 RedisStore.
 
 Against a real server: CREDPOOL_REDIS_URL names one (scripts/test-redis.sh starts it and
 sets the variable); without it these tests are skipped, saying so. The outage and password
 tests start their own redis-server on a free loopback port (CREDPOOL_REDIS_SERVER, else
-``redis-server`` on PATH), so they can kill and restart it. The file-store test of the same
+``redis-server`` on PATH), so they can kill and restart it. The database test of the same
 new surface (location, has_pending, flush) always runs.
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Iterator, List, Mapping, Optional
 import pytest
 
 import credpool
-from credpool import FileStore, StoreIOError
+from credpool import Store, StoreIOError
 
 URL = os.environ.get("CREDPOOL_REDIS_URL")
 SERVER = os.environ.get("CREDPOOL_REDIS_SERVER", "redis-server")
@@ -50,9 +50,9 @@ def fresh_url() -> str:
     return f"{URL}{sep}namespace=py-{os.getpid()}-{time.time_ns()}-{_namespaces[0]}"
 
 
-def open_store(location: str, writer: str, **kw: Any) -> FileStore:
+def open_store(location: str, writer: str, **kw: Any) -> Store:
     kw.setdefault("reconnect_interval", 0.0)
-    return FileStore.open(location, writer=writer, seed=1, **kw)
+    return Store.open(location, writer=writer, seed=1, **kw)
 
 
 def free_port() -> int:
@@ -121,19 +121,19 @@ def server() -> Iterator[Server]:
         s.stop()
 
 
-def two_keys(store: FileStore, pool: str = "p") -> None:
+def two_keys(store: Store, pool: str = "p") -> None:
     store.configure_pool(pool, strategy="fill_first")
     store.add_entry(pool, {"id": "k0", "access_token": "sk-redis-0"})
     store.add_entry(pool, {"id": "k1", "access_token": "sk-redis-1"})
 
 
-def status_of(store: FileStore, pool: str, entry_id: str) -> Mapping[str, Any]:
+def status_of(store: Store, pool: str, entry_id: str) -> Mapping[str, Any]:
     pools = store.status(pool)["pools"]
     return next(e for e in pools[0]["entries"] if e["id"] == entry_id)
 
 
-def test_file_store_location_pending_and_flush(tmp_path: Path) -> None:
-    path = tmp_path / "pools.json"
+def test_database_store_location_pending_and_flush(tmp_path: Path) -> None:
+    path = tmp_path / "pools.sqlite"
     store = open_store(str(path), "w")
     assert store.location == str(path) and store.path == str(path)
     assert store.has_pending() is False
@@ -215,6 +215,42 @@ def test_refresh_is_single_flight_across_stores() -> None:
     assert used == ["rt-0"], "the refresh token was used once"
     assert sorted(r["reason"] for r in results) == ["adopted", "adopted", "refreshed"]
     assert stores[0].credential("o", "o")["refresh_token"] != "rt-0"
+
+
+@needs_redis
+def test_other_calls_go_on_while_a_refresh_runs() -> None:
+    """While one store's refresh_fn runs (the entry's Redis refresh lock held), another
+    store on the URL and other threads of the refreshing store object acquire and report;
+    only another refresh of the entry waits (here: times out)."""
+    url = fresh_url()
+    holder = open_store(url, "holder")
+    holder.add_entry("o", OAUTH)
+    two_keys(holder)
+    entered, release = threading.Event(), threading.Event()
+    results: List[Mapping[str, Any]] = []
+
+    def slow(cred: Mapping[str, Any]) -> Mapping[str, Any]:
+        entered.set()
+        release.wait(10)
+        return {"type": "refreshed", "access_token": "at-1", "refresh_token": "rt-1",
+                "expires_at": int(time.time() * 1000) + 3_600_000}  # fmt: skip
+
+    t = threading.Thread(target=lambda: results.append(holder.refresh("o", "o", 0, slow, now=2000)))
+    t.start()
+    try:
+        assert entered.wait(10)
+        other = open_store(url, "other", lock_timeout=0.3)
+        for store in (other, holder):  # another store; the refreshing object from this thread
+            d = store.acquire("p")
+            assert d["type"] == "use", d
+            assert store.report("p", d["lease_id"], status=200)["type"] == "done"
+        with pytest.raises(credpool.LockTimeoutError):
+            other.refresh("o", "o", 0, lambda cred: pytest.fail("must not run"), now=2000)
+    finally:
+        release.set()
+        t.join()
+    assert results and results[0]["reason"] == "refreshed"
+    assert other.refresh("o", "o", 0, lambda cred: pytest.fail("must not run"), now=2100)["reason"] == "adopted"
 
 
 @needs_redis

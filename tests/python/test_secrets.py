@@ -3,7 +3,8 @@
 ``sk-CANARY-<n>-…``), scanning every channel that must never carry one: outputs other than
 ``credential`` (reveal) and ``state``, the borrowed (``env:`` / ``config:``) entries of
 exported state, ``status``, exceptions (``str``, ``repr``, formatted traceback, a
-``logging.exception`` record) and ``repr`` of the registry. Plus: FileStore writes mode 0600.
+``logging.exception`` record) and ``repr`` of the registry. Plus: a Store's database (and
+its write-ahead log) is mode 0600 and holds no secret of a borrowed source.
 """
 
 import io
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from credpool import CredpoolError, FileStore, Registry
+from credpool import CredpoolError, Registry, Store
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 SECRET_KEYS = {"access_token", "refresh_token", "api_key"}
@@ -133,9 +134,26 @@ def test_borrowed_secrets_never_in_exported_state():
     assert "sk-CANARY-env-1" not in text and "sk-CANARY-cfg-1" not in text
 
 
-def test_file_store_mode_0600_and_repr(tmp_path):
-    path = tmp_path / "pools.json"
-    store = FileStore.open(str(path), writer="w1", seed=1, durable=False)
-    store.add_entry("openrouter", {"id": "a", "access_token": "sk-CANARY-file"}, now=0)
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    clean(repr(store), "repr(FileStore)")
+@pytest.mark.parametrize("durable", [True, False])
+def test_store_files_are_0600_hold_no_borrowed_secret_and_repr_is_clean(tmp_path, durable):
+    path = tmp_path / "pools.sqlite"
+    store = Store.open(str(path), writer="w1", seed=1, durable=durable)
+    store.add_entry("openrouter", {"id": "a", "access_token": f"sk-{C}-owned"}, now=0)
+    store.seed(env={"OPENROUTER_API_KEY": f"sk-{C}-env-1"},
+               config={"custom_providers": [{"name": "c", "base_url": "https://c.example/v1", "api_key": f"sk-{C}-cfg-1"}]},
+               now=1)  # fmt: skip
+    d = store.acquire("openrouter", now=2)
+    store.report("openrouter", d["lease_id"], status=200, now=3)
+    files = [path.with_name(path.name + suffix) for suffix in ("", "-wal", "-shm", ".lock")]
+    for f in files:
+        if f.exists():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+    # What is on disk: the database and its write-ahead log (a commit lands there first).
+    disk = b"".join(f.read_bytes() for f in files[:2] if f.exists())
+    assert f"sk-{C}-owned".encode() in disk, "the scan reads where the store keeps secrets"
+    for borrowed in (f"sk-{C}-env-1", f"sk-{C}-cfg-1"):
+        assert borrowed.encode() not in disk, "a borrowed secret reached the disk"
+    borrowed_ids = [e["id"] for p in store.export_state(now=4)["state"]["pools"].values()
+                    for e in p["entries"] if e.get("source", "").startswith(("env:", "config:"))]  # fmt: skip
+    assert len(borrowed_ids) == 2, borrowed_ids
+    clean(repr(store), "repr(Store)")

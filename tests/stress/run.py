@@ -56,7 +56,7 @@ class Runner:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.dir = workdir
-        self.file = workdir / "pools.json"
+        self.file = workdir / "pools.sqlite"
         # The location the workers open: the file, or a fresh namespace of the Redis server.
         self.store: str = str(self.file)
         if args.redis:
@@ -269,14 +269,11 @@ class Figures:
 
 def load_store(runner: Runner, figures: Figures) -> dict | None:
     try:
-        if runner.args.redis:
-            # The state as a fresh process reads it from Redis (RedisStore::open).
-            exported = runner.rust("export", runner.store)
-            if exported.returncode != 0:
-                raise ValueError(exported.stderr.strip())
-            doc = json.loads(exported.stdout)
-        else:
-            doc = json.loads(runner.file.read_bytes())
+        # The state as a fresh process reads it (Store::open: the SQLite database, or Redis).
+        exported = runner.rust("export", runner.store)
+        if exported.returncode != 0:
+            raise ValueError(exported.stderr.strip())
+        doc = json.loads(exported.stdout)
     except (OSError, ValueError) as e:
         figures.fail(f"store file does not load: {e}")
         return None

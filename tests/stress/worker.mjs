@@ -1,9 +1,9 @@
-// Stress worker over the Node binding's FileStore (driven by tests/stress/run.py).
+// Stress worker over the Node binding's Store (driven by tests/stress/run.py).
 //
 //   node worker.mjs <store> <writer> <ops> <seed> <log> <refresh-log>
 //
 // `<store>` is a file path or a Redis URL (`redis://host:port?namespace=NAME`): both open
-// with `FileStore.open(location)`. The same operations and log lines as
+// with `Store.open(location)`. The same operations and log lines as
 // store/examples/stress_worker.rs: one line per acknowledged operation, one synchronous
 // write per line (a SIGKILL never leaves half a line). The refresh callback appends
 // `use <entry> <old> <new> <writer>` to the shared refresh log (O_APPEND) before it returns
@@ -22,7 +22,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 const require = createRequire(import.meta.url)
-const { FileStore } = require(join(root, 'bindings-node', 'index.js'))
+const { Store } = require(join(root, 'bindings-node', 'index.js'))
 const { refreshWithStore } = await import(join(root, 'bindings-node', 'helpers.mjs'))
 
 const [storePath, writer, opsText, seedText, logPath, refreshLogPath] = process.argv.slice(2)
@@ -99,7 +99,7 @@ function expect(decision, type) {
 
 const durable = process.env.STRESS_DURABLE !== '0'
 const refreshLeaseMs = Number(process.env.STRESS_REFRESH_LEASE_MS ?? 2000)
-const open = () => FileStore.open(storePath, { writer, seed, durable, refreshLeaseMs })
+const open = () => Store.open(storePath, { writer, seed, durable, refreshLeaseMs })
 let store = await untilUp(open)
 const live = []
 let added = 0

@@ -1,9 +1,9 @@
-"""Stress worker over the Python binding's FileStore (driven by tests/stress/run.py).
+"""Stress worker over the Python binding's Store (driven by tests/stress/run.py).
 
   python worker.py <store> <writer> <ops> <seed> <log> <refresh-log>
 
 `<store>` is a file path or a Redis URL (`redis://host:port?namespace=NAME`): both open
-with `credpool.FileStore.open(location)`. The same operations and log lines as
+with `credpool.Store.open(location)`. The same operations and log lines as
 store/examples/stress_worker.rs: one line per acknowledged operation, one unbuffered
 os.write per line (a SIGKILL never leaves half a line). The refresh callback appends
 `use <entry> <old> <new> <writer>` to the shared refresh log (O_APPEND) before it returns
@@ -83,10 +83,10 @@ def main() -> int:
             raise RuntimeError(f"expected a {kind} decision, got {decision}")
         return decision
 
-    def open_store() -> credpool.FileStore:
+    def open_store() -> credpool.Store:
         durable = os.environ.get("STRESS_DURABLE") != "0"
         lease = float(os.environ.get("STRESS_REFRESH_LEASE_MS", "2000")) / 1000
-        return credpool.FileStore.open(
+        return credpool.Store.open(
             store_location, writer=writer, seed=seed, durable=durable, refresh_lease=lease
         )
 

@@ -2,6 +2,11 @@
 
 Every error raised by the extension is a :class:`CredpoolError` carrying a stable
 snake_case ``.code`` (see :func:`error_codes`); messages may change, codes do not.
+
+:class:`Store` persists a registry in an SQLite database shared by the processes of one
+machine, or in Redis; ``FileStore`` and ``AsyncFileStore`` are deprecated aliases of
+:class:`Store` and :class:`AsyncStore` (the store is no longer one file), kept for one
+release.
 """
 
 from __future__ import annotations
@@ -85,7 +90,7 @@ class LockTimeoutError(CredpoolError, TimeoutError):
 
 
 class StoreIOError(CredpoolError, OSError):
-    """Reading or writing the store's file failed, or Redis is unreachable (``io``)."""
+    """Reading or writing the store's database failed, or Redis is unreachable (``io``)."""
 
     code = "io"
 
@@ -98,7 +103,7 @@ from credpool._credpool import (  # noqa: E402
     import_hermes,
     version,
 )
-from credpool._credpool import FileStore  # noqa: E402
+from credpool._credpool import Store  # noqa: E402
 from credpool._helpers import (  # noqa: E402
     AsyncLeaseContext,
     Budgets,
@@ -108,13 +113,18 @@ from credpool._helpers import (  # noqa: E402
     credential_pool,
 )
 from credpool._responses import response_info  # noqa: E402
-from credpool._store import AsyncFileStore, StorePool  # noqa: E402
+from credpool._store import AsyncFileStore, AsyncStore, StorePool  # noqa: E402
 from credpool._transport import AsyncCredentialTransport, CredentialTransport  # noqa: E402
+
+#: Deprecated alias of :class:`Store` (the store is an SQLite database, or Redis, not one
+#: file any more); kept for one release, then removed.
+FileStore = Store
 
 __all__ = [
     "AsyncCredentialTransport",
     "AsyncFileStore",
     "AsyncLeaseContext",
+    "AsyncStore",
     "Budgets",
     "CredentialPool",
     "CredentialTransport",
@@ -128,6 +138,7 @@ __all__ = [
     "LeaseContext",
     "NoCredentialError",
     "RefreshError",
+    "Store",
     "StoreIOError",
     "StorePool",
     "Registry",

@@ -3,7 +3,7 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, f
 
 from credpool._store import StorePool
 
-__all__ = ["FileStore", "Registry", "error_codes", "export_hermes", "import_hermes", "version"]
+__all__ = ["Registry", "Store", "error_codes", "export_hermes", "import_hermes", "version"]
 
 ErrorCode = Literal[
     "invalid_input",
@@ -126,12 +126,13 @@ class Registry:
     def call_cancel(self, call_id: int, now: Optional[int] = None) -> Output: ...
 
 @final
-class FileStore:
-    """A registry persisted in one JSON file shared by many processes, or in Redis when
-    opened with a ``redis://`` URL. Thread-safe.
+class Store:
+    """A registry persisted in an SQLite database shared by the processes of one machine,
+    or in Redis when opened with a ``redis://`` URL. Thread-safe. ``credpool.FileStore``
+    is a deprecated alias.
 
     Same methods as :class:`Registry`; every input that may change state is one locked
-    transaction (merge what other processes wrote, apply, write atomically if changed).
+    transaction (merge what other processes wrote, apply, write what changed).
     Create with :meth:`open`.
     """
 
@@ -148,19 +149,28 @@ class FileStore:
         io_timeout: float = 2.0,
         refresh_lease: float = 30.0,
         reconnect_interval: float = 1.0,
-    ) -> "FileStore":
-        """Opens a file path, or a Redis store for a ``redis://`` / ``rediss://`` URL
-        (``?namespace=NAME`` or ``namespace`` picks the key namespace). Durations are in
-        seconds; ``durable`` concerns files only, the other new options Redis only. Redis
-        unreachable: :class:`StoreIOError` (``io``)."""
+        tls_ca_file: Union[str, os.PathLike[str], None] = None,
+    ) -> "Store":
+        """Opens the SQLite database at a path (default ``$CREDPOOL_HOME/pools.sqlite``,
+        else ``$XDG_CONFIG_HOME/credpool/pools.sqlite``, else
+        ``~/.config/credpool/pools.sqlite``; created, mode 0600, by the first write), or a
+        Redis store for a ``redis://`` / ``rediss://`` URL (``?namespace=NAME`` or
+        ``namespace`` picks the key namespace). A JSON store file of an earlier version
+        (``pools.json``) is migrated on open into ``pools.sqlite`` next to it. Durations
+        are in seconds; ``durable`` (databases only) fsyncs writes (tokens and
+        configuration at once, counters with the next write a second or more after the last
+        fsync, and when the store closes; false: never), the other options concern Redis
+        only (``tls_ca_file``: a PEM file of certificate authorities to trust for
+        ``rediss://`` instead of the system's). Redis unreachable: :class:`StoreIOError` (``io``)."""
     @staticmethod
-    def move_aside(path: Union[str, os.PathLike[str]]) -> str: ...
+    def move_aside(path: Union[str, os.PathLike[str]]) -> str:
+        """Moves a (corrupt) store file aside as ``<path>.corrupt-<epoch ms>``."""
     @property
     def path(self) -> Optional[str]:
-        """The store file (``None`` for a Redis store)."""
+        """The database file (``None`` for a Redis store)."""
     @property
     def location(self) -> str:
-        """The file path, or the Redis URL without credentials."""
+        """The database path, or the Redis URL without credentials."""
     @property
     def writer(self) -> str: ...
     def reload(self) -> bool: ...
@@ -176,7 +186,10 @@ class FileStore:
         refresh_fn: Callable[[dict[str, Any]], Mapping[str, Any]],
         lease_id: Optional[int] = None,
         now: Optional[int] = None,
-    ) -> Output: ...
+    ) -> Output:
+        """Single-flight OAuth refresh: ``refresh_fn(credential)`` runs under the store's
+        refresh lock unless another process already rotated the token (then adopted).
+        Only another refresh waits meanwhile; other calls go on."""
     def pool(
         self,
         key: str,

@@ -2,7 +2,7 @@
 
 Nothing here takes a decision: core's call driver answers one action at a time (``send``,
 ``sleep``, ``refresh``, ``done``, ``give_up``) and these helpers only perform it and report
-what it produced, through ``handle`` (on a ``Registry`` or a ``FileStore``).
+what it produced, through ``handle`` (on a ``Registry`` or a ``Store``).
 
 * What a send produced is read by :func:`~credpool._responses.response_info` (its own
   module: the adapters for httpx, httpx2, openai, anthropic and requests objects).
@@ -408,7 +408,7 @@ class AsyncLeaseContext(LeaseContext):
 
 
 class CredentialPool:
-    """A registry (or a :class:`~credpool.FileStore`) bound to one pool (``registry`` takes raw
+    """A registry (or a :class:`~credpool.Store`) bound to one pool (``registry`` takes raw
     inputs). ``refresh`` performs OAuth refreshes when core asks for one (without it a
     ``refresh`` action cancels the call and raises :class:`~credpool.NoCredentialError`);
     ``clock`` returns epoch ms, passed as ``now`` to every input (default: the wall clock).
@@ -487,7 +487,7 @@ class CredentialPool:
 
     async def _arefresh(self, call: _Call, action: Action) -> Decision:
         """:meth:`_refresh` off the event loop (the refresh callable may block, or hold the
-        store's lock); a coroutine it returns runs on the loop."""
+        store's refresh lock); a coroutine it returns runs on the loop."""
         resolve = _on_loop(asyncio.get_running_loop())
         return await self._offload(self._refresh, call, action, resolve, always=True)  # type: ignore[no-any-return]
 

@@ -1,15 +1,16 @@
-"""``StorePool``: :class:`~credpool.CredentialPool` over a :class:`~credpool.FileStore`.
+"""``StorePool``: :class:`~credpool.CredentialPool` over a :class:`~credpool.Store`.
 
 Identical to ``CredentialPool`` (``call``, leases as context managers; every input of the
 call driver persisted by the store), except that a ``refresh`` action is performed through
-``FileStore.refresh``: single-flight across every process sharing the store (a file, or
-Redis), so a rotated single-use refresh token is never replayed. The store records the
-refresh on the call's lease and ``call_resume`` follows it.
+``Store.refresh``: single-flight across every process sharing the store (an SQLite
+database, or Redis), so a rotated single-use refresh token is never replayed. The store
+records the refresh on the call's lease and ``call_resume`` follows it.
 
-``AsyncFileStore``: a ``FileStore`` for asyncio. Its methods are coroutines that run the
-store's blocking work (lock waits, file and Redis IO; the native methods release the GIL) on
+``AsyncStore``: a ``Store`` for asyncio. Its methods are coroutines that run the store's
+blocking work (lock waits, database and Redis IO; the native methods release the GIL) on
 one worker thread of the store's, so the event loop never waits on another process's lock.
 The async helpers of a ``StorePool`` (``acall``, ``alease``, the async transport) do the same.
+``AsyncFileStore`` is its deprecated alias, kept for one release.
 """
 
 from __future__ import annotations
@@ -20,33 +21,33 @@ import os
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Mapping, Optional, Union
 
-from credpool._credpool import FileStore
+from credpool._credpool import Store
 from credpool._helpers import Action, Clock, CredentialPool, Decision, RefreshFn, _as_is, _Call, _on_loop
 
-__all__ = ["AsyncFileStore", "StorePool"]
+__all__ = ["AsyncFileStore", "AsyncStore", "StorePool"]
 
 
 def _worker() -> Executor:
     """The thread a store's blocking calls run on off the event loop. One is enough: a
-    ``FileStore`` serialises its users, so more threads would only wait on it."""
+    ``Store`` serialises its users, so more threads would only wait on it."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="credpool-store")
 
 
 class StorePool(CredentialPool):
-    """A :class:`~credpool.FileStore` bound to one pool (see ``FileStore.pool``).
+    """A :class:`~credpool.Store` bound to one pool (see ``Store.pool``).
 
     ``refresh`` gets the :class:`~credpool.Lease` to refresh (its ``refresh_token``
-    included) and runs while the store's lock is held (the file lock, or the entry's
-    Redis refresh lock, confirmed right before the call); it is only called when no other
-    process has rotated the token already (then the rotated token is adopted).
+    included) and runs while the store's refresh lock is held (the database's, or the
+    entry's Redis refresh lock, confirmed right before the call); it is only called when no
+    other process has rotated the token already (then the rotated token is adopted).
     """
 
-    registry: Any  # a FileStore (CredentialPool only uses the methods both share)
+    registry: Any  # a Store (CredentialPool only uses the methods both share)
     _blocking = True
 
     def __init__(
         self,
-        store: FileStore,
+        store: Store,
         pool: str,
         *,
         refresh: Optional[RefreshFn] = None,
@@ -62,7 +63,7 @@ class StorePool(CredentialPool):
         return self._worker
 
     @property
-    def store(self) -> FileStore:
+    def store(self) -> Store:
         """The store this pool lives in."""
         return self.registry  # type: ignore[no-any-return]
 
@@ -70,7 +71,7 @@ class StorePool(CredentialPool):
         return f"StorePool({self.name!r}, location={self.store.location!r})"
 
     def _refresh(self, call: _Call, action: Action, resolve: Callable[[Any], Any] = _as_is) -> Decision:
-        """Single-flight refresh through ``FileStore.refresh`` (adopts a token another process
+        """Single-flight refresh through ``Store.refresh`` (adopts a token another process
         rotated; the store abandons the refresh if ``refresh`` raises); then ``call_resume``."""
         refresh = call.refresher(action)
 
@@ -84,29 +85,30 @@ class StorePool(CredentialPool):
         return call.resume()
 
 
-class AsyncFileStore:
-    """A :class:`~credpool.FileStore` (a file, or Redis) for asyncio: ``await
-    AsyncFileStore.open(location, ...)`` (``FileStore.open``'s options), then every method of
-    ``FileStore`` as a coroutine (``await store.status()``, ``await store.add_entry(...)``),
-    run on the store's worker thread with the GIL released while it waits for the lock or
+class AsyncStore:
+    """A :class:`~credpool.Store` (an SQLite database, or Redis) for asyncio: ``await
+    AsyncStore.open(location, ...)`` (``Store.open``'s options), then every method of
+    ``Store`` as a coroutine (``await store.status()``, ``await store.add_entry(...)``),
+    run on the store's worker thread with the GIL released while it waits for a lock or
     IO: the event loop goes on meanwhile. :meth:`refresh`'s ``refresh_fn`` may return a
-    coroutine (it runs on the loop, the lock held). ``pool(key)`` is a
+    coroutine (it runs on the loop, the refresh lock held). ``pool(key)`` is a
     :class:`StorePool` whose ``acall``/``alease`` (and the async transport) use the same
-    worker. ``store`` is the ``FileStore`` itself, for sync code.
+    worker. ``store`` is the ``Store`` itself, for sync code.
     """
 
-    def __init__(self, store: FileStore, *, executor: Optional[Executor] = None) -> None:
+    def __init__(self, store: Store, *, executor: Optional[Executor] = None) -> None:
         self.store = store
         self._worker = executor if executor is not None else _worker()
 
     @classmethod
     async def open(
         cls, location: Union[str, "os.PathLike[str]", None] = None, **options: Any
-    ) -> "AsyncFileStore":
-        """Opens the store off the event loop (a Redis connection, a file's first read)."""
+    ) -> "AsyncStore":
+        """Opens the store off the event loop (a Redis connection, a database's first read,
+        the migration of an earlier version's JSON store file)."""
         worker = _worker()
         loop = asyncio.get_running_loop()
-        store = await loop.run_in_executor(worker, functools.partial(FileStore.open, location, **options))
+        store = await loop.run_in_executor(worker, functools.partial(Store.open, location, **options))
         return cls(store, executor=worker)
 
     @property
@@ -122,7 +124,7 @@ class AsyncFileStore:
         return self.store.writer
 
     def __repr__(self) -> str:
-        return f"AsyncFileStore(location={self.store.location!r}, writer={self.store.writer!r})"
+        return f"AsyncStore(location={self.store.location!r}, writer={self.store.writer!r})"
 
     async def _run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
@@ -142,7 +144,7 @@ class AsyncFileStore:
         self, pool: str, entry_id: str, generation: int, refresh_fn: Callable[[Any], Any],
         lease_id: Optional[int] = None, now: Optional[int] = None,
     ) -> Any:
-        """``FileStore.refresh`` off the loop; ``refresh_fn`` may be a coroutine function."""
+        """``Store.refresh`` off the loop; ``refresh_fn`` may be a coroutine function."""
         resolve = _on_loop(asyncio.get_running_loop())
         return await self._run(self.store.refresh, pool, entry_id, generation,
                                lambda credential: resolve(refresh_fn(credential)), lease_id=lease_id, now=now)
@@ -154,3 +156,7 @@ class AsyncFileStore:
     async def aclose(self) -> None:
         """Stops the worker thread (pending calls finish first)."""
         await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
+
+
+#: Deprecated alias of :class:`AsyncStore`, kept for one release.
+AsyncFileStore = AsyncStore

@@ -1,0 +1,11 @@
+'use strict'
+// The package entry: the generated loader (index.js, from `napi build`; never edit it by
+// hand) plus the names kept for one release after a rename, which a generated loader
+// cannot declare. The addon sets them itself too (src/store.rs, `deprecated_names`), so
+// code that loads index.js directly has them; the assignments here make them named
+// exports an ES module import can see (Node detects a CommonJS module's names statically).
+
+module.exports = require('./index.js')
+
+/** @deprecated use `Store` (the same class; the store is an SQLite database or Redis now, not one file) */
+module.exports.FileStore = module.exports.Store
