@@ -25,19 +25,17 @@
 //! a refresh, an open or a flush that fails with `io` (Redis unreachable: the refresh did
 //! not start) is logged `unavailable` and retried every 20 ms for up to 60 s.
 //!
-//! `STRESS_BROKEN=nomerge|nolock` swaps `FileStore` for a deliberately broken store (the
-//! negative control of `run.py --negative-control`): `nomerge` writes its in-memory state
-//! without reading the file first; `nolock` reads, merges and writes without the lock.
+//! `STRESS_BROKEN=nomerge|nolock` breaks the Redis store on purpose (the negative control
+//! of `run.py --negative-control`, over Redis only,
+//! `RedisStore::break_for_negative_control`): `nolock` writes rows without their version
+//! checks; `nomerge` also stops reading what other processes write.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use credpool_core::{
-    Credential, EntryId, LeaseId, Millis, Options, PoolKey, RefreshOutcome, RefreshResult,
-    Registry, Secret,
-};
+use credpool_core::{Credential, EntryId, LeaseId, Millis, PoolKey, RefreshOutcome, Secret};
 use credpool_store::{Store, StoreOptions, now};
 use serde_json::{Value, json};
 
@@ -166,12 +164,16 @@ fn work(w: &Work) -> Fallible<()> {
             None => Ok(Box::new(
                 Store::open(&w.store, options(&w.writer, w.seed)).map_err(err)?,
             )),
-            Some(mode @ ("nomerge" | "nolock")) => Ok(Box::new(Broken::open(
-                &w.store,
-                &w.writer,
-                w.seed,
-                mode == "nolock",
-            )?)),
+            Some(mode @ ("nomerge" | "nolock")) => {
+                if !credpool_store::is_redis_location(&w.store) {
+                    return Err("the negative control runs over Redis only".into());
+                }
+                let mut store =
+                    credpool_store::RedisStore::open(&w.store, options(&w.writer, w.seed))
+                        .map_err(err)?;
+                store.break_for_negative_control(mode == "nomerge");
+                Ok(Box::new(Store::Redis(store)))
+            }
             Some(other) => Err(format!("unknown STRESS_BROKEN mode {other}")),
         }
     };
@@ -418,162 +420,6 @@ impl Target for Store {
             callback,
         )
         .map_err(err)?;
-        serde_json::to_value(d).map_err(|e| e.to_string())
-    }
-}
-
-/// NEGATIVE CONTROL ONLY: a store that skips the lock (`nolock`: read, merge, apply,
-/// write, unlocked; over Redis: without the generation check) or the merge (`nomerge`:
-/// apply to memory, overwrite the file or the Redis pool documents).
-struct Broken {
-    place: Place,
-    registry: Registry,
-    merge: bool,
-}
-
-/// Where a [`Broken`] store keeps its state.
-enum Place {
-    File(PathBuf),
-    Redis {
-        conn: redis::Connection,
-        prefix: String,
-    },
-}
-
-impl Broken {
-    fn open(location: &str, writer: &str, seed: u64, merge: bool) -> Fallible<Self> {
-        let place = if credpool_store::is_redis_location(location) {
-            let (url, namespace) = match location.split_once("?namespace=") {
-                Some((url, ns)) => (url, ns),
-                None => (location, credpool_store::DEFAULT_NAMESPACE),
-            };
-            let conn = redis::Client::open(url)
-                .and_then(|c| c.get_connection())
-                .map_err(|e| e.to_string())?;
-            Place::Redis {
-                conn,
-                prefix: format!("credpool:{namespace}:"),
-            }
-        } else {
-            Place::File(PathBuf::from(location))
-        };
-        let options = Options {
-            writer: writer.to_owned(),
-            seed,
-        };
-        let mut store = Self {
-            place,
-            registry: Registry::new(options).map_err(err)?,
-            merge: true,
-        };
-        store.load()?;
-        store.merge = merge;
-        Ok(store)
-    }
-
-    fn load(&mut self) -> Fallible<()> {
-        if !self.merge {
-            return Ok(());
-        }
-        let states: Vec<Value> = match &mut self.place {
-            Place::File(path) => {
-                let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-                vec![serde_json::from_slice(&bytes).map_err(|e| e.to_string())?]
-            }
-            Place::Redis { conn, prefix } => {
-                let gens: std::collections::BTreeMap<String, u64> = redis::cmd("HGETALL")
-                    .arg(format!("{prefix}generations"))
-                    .query(conn)
-                    .map_err(|e| e.to_string())?;
-                let mut states = Vec::new();
-                for pool in gens.keys() {
-                    let doc: Option<String> = redis::cmd("GET")
-                        .arg(format!("{prefix}pool:{pool}"))
-                        .query(conn)
-                        .map_err(|e| e.to_string())?;
-                    if let Some(doc) = doc {
-                        states.push(serde_json::from_str(&doc).map_err(|e| e.to_string())?);
-                    }
-                }
-                states
-            }
-        };
-        for state in states {
-            self.registry.sync(&state).map_err(err)?;
-        }
-        Ok(())
-    }
-
-    fn save(&mut self) -> Fallible<()> {
-        let state = self.registry.export_state();
-        match &mut self.place {
-            Place::File(path) => {
-                let bytes = serde_json::to_vec(&state).map_err(|e| e.to_string())?;
-                let tmp = path.with_extension(format!("broken-{}", std::process::id()));
-                std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-                std::fs::rename(&tmp, path).map_err(|e| e.to_string())
-            }
-            Place::Redis { conn, prefix } => {
-                for (key, pool) in &state.pools {
-                    let doc = json!({"format": state.format, "schema_version": state.schema_version,
-                        "pools": {key.as_str(): pool}});
-                    redis::pipe()
-                        .cmd("SET")
-                        .arg(format!("{prefix}pool:{}", key.as_str()))
-                        .arg(doc.to_string())
-                        .ignore()
-                        .cmd("HINCRBY")
-                        .arg(format!("{prefix}generations"))
-                        .arg(key.as_str())
-                        .arg(1)
-                        .ignore()
-                        .query::<()>(conn)
-                        .map_err(|e| e.to_string())?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
-impl Target for Broken {
-    fn handle(&mut self, input: Value) -> Fallible<Value> {
-        self.load()?;
-        let out = self.registry.handle_value(now(), input).map_err(err)?;
-        if out.changed {
-            self.save()?;
-        }
-        serde_json::to_value(out).map_err(|e| e.to_string())
-    }
-
-    fn refresh(
-        &mut self,
-        entry: &str,
-        generation: u64,
-        lease: u64,
-        callback: &mut dyn FnMut(&Credential) -> RefreshOutcome,
-    ) -> Fallible<Value> {
-        self.load()?;
-        let pool = PoolKey::parse("oauth").map_err(err)?;
-        let entry = EntryId::parse(entry).map_err(err)?;
-        let outcome = if self
-            .registry
-            .check_refresh(&pool, &entry, generation)
-            .map_err(err)?
-        {
-            callback(&self.registry.credential(&pool, &entry).map_err(err)?)
-        } else {
-            RefreshOutcome::Adopted
-        };
-        let result = RefreshResult {
-            pool,
-            entry_id: entry,
-            generation,
-            lease_id: Some(LeaseId(lease)),
-            result: outcome,
-        };
-        let d = self.registry.refresh_result(now(), &result).map_err(err)?;
-        self.save()?;
         serde_json::to_value(d).map_err(|e| e.to_string())
     }
 }

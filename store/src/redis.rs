@@ -1,32 +1,39 @@
 //! [`RedisStore`]: a registry shared through Redis by processes on many machines.
 //!
-//! Keys (all under `credpool:{namespace}:`):
-//! - `generations`: a hash, pool key → generation, bumped by every write of that pool;
-//! - `pool:{pool}`: the pool's state, a credpool state document holding that one pool;
-//! - `refresh:{pool}:{entry}`: the single-flight refresh lock of one entry (a random
-//!   holder token, set with `NX PX lease`).
+//! Keys (all under `credpool:{namespace}:`): one row per pool and per entry, a change
+//! index and per-writer counters and cursors (the layout: [`rows`]); and
+//! `refresh:{pool}:{entry}`, the single-flight refresh lock of one entry (a random holder
+//! token, set with `NX PX lease`).
 //!
-//! Every write is an atomic read-merge-write: read the generations (one `HGETALL`), merge
-//! (core `sync`) the pools whose generation moved, apply the input, and write the pools
-//! that differ from Redis with a Lua script that checks their generations did not move
-//! meanwhile (else re-read, merge, retry; the input is applied once, and the merge is a
-//! join, so retrying is safe). A refresh result is written by the same script only while
-//! the refresh lock still holds this holder's token (fencing).
+//! Every call reads the rows written since the stamp it last saw (one script, one round
+//! trip; nothing when nothing moved) and merges them (core `sync`); an input that changed
+//! state then writes the rows it touched (core's change journal) with one script that
+//! checks each document's version did not move meanwhile (else re-read, merge, retry; the
+//! input is applied once, and the merge is a join, so retrying is safe). A decision costs
+//! what it changed, not the pool's size, and writers on different entries never conflict.
+//! A refresh result is written by the same script only while the refresh lock still holds
+//! this holder's token (fencing). A namespace of the earlier layout (one document per pool)
+//! migrates on first contact.
 //!
 //! When Redis is lost mid-run, inputs keep being decided on the local registry (the last
 //! known state) and the store remembers it has unsent changes; the next call that reaches
 //! Redis merges and writes them. A refresh never proceeds without the lock.
 
-use std::collections::BTreeMap;
+mod rows;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use credpool_core::{
-    AcquireRequest, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId, Millis,
-    Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report, Result, parse_input,
+    AcquireRequest, Changes, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId,
+    Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report, Result,
+    parse_input,
 };
 use redis::{Client, Connection, Script};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use self::rows::{LAYOUT, MOVED_MARKER, PULL_SCRIPT, WRITE_SCRIPT, entry_member, pool_member};
 
 use crate::store::{
     Hold, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only, single_flight_refresh,
@@ -34,25 +41,6 @@ use crate::store::{
 
 /// The namespace when neither the URL (`?namespace=...`) nor the options name one.
 pub const DEFAULT_NAMESPACE: &str = "default";
-
-/// Compare-and-set write of pool documents (see the module docs).
-/// KEYS: generations hash, refresh lock (read only when ARGV[1] is a token), pool docs.
-/// ARGV: lock token or '', then per pool: pool key, expected generation, document.
-/// Returns 1 (written), 0 (a generation moved: re-read and retry), -1 (lock not held).
-const WRITE_SCRIPT: &str = r"
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
-local n = (#ARGV - 1) / 3
-for i = 0, n - 1 do
-  local current = redis.call('HGET', KEYS[1], ARGV[2 + 3 * i]) or '0'
-  if current ~= ARGV[3 + 3 * i] then return 0 end
-end
-for i = 0, n - 1 do
-  redis.call('SET', KEYS[3 + i], ARGV[4 + 3 * i])
-  redis.call('HINCRBY', KEYS[1], ARGV[2 + 3 * i], 1)
-end
-if ARGV[1] ~= '' then redis.call('DEL', KEYS[2]) end
-return 1
-";
 
 /// Deletes the lock only while it holds the token.
 const RELEASE_SCRIPT: &str = r"
@@ -77,13 +65,62 @@ pub struct RedisStore {
     client: Client,
     conn: Option<Connection>,
     registry: Registry,
-    /// Per pool: the generation and pool document last seen in (or written to) Redis.
-    remote: BTreeMap<PoolKey, Remote>,
-    /// The registry holds changes Redis has not received yet.
-    pending: bool,
+    /// What this process knows of Redis, and what it has yet to write there.
+    synced: Synced,
+    /// Documents written again after a version moved (merge and retry), since open.
+    conflicts: u64,
+    /// NEGATIVE CONTROL ONLY (`Some(skip_merge)`): writes skip the version checks, and
+    /// with `skip_merge` nothing written by others is read after open.
+    broken: Option<bool>,
     /// After a failed connect: no new attempt before this instant.
     retry_at: Option<Instant>,
     options: StoreOptions,
+}
+
+/// This process's view of the rows in Redis, and the rows it has yet to write.
+#[derive(Clone, Debug, Default)]
+struct Synced {
+    /// The stamp of the last write read.
+    seen: u64,
+    /// Per row: the version and document last read or written.
+    rows: BTreeMap<String, Row>,
+    /// Per entry row: this writer's counter as last written or read.
+    counts: BTreeMap<String, u64>,
+    /// Per pool: this writer's cursor as last written or read.
+    cursors: BTreeMap<PoolKey, String>,
+    /// Rows changed here and not yet written: per pool, the entries touched.
+    dirty: BTreeMap<PoolKey, BTreeSet<EntryId>>,
+    /// Every row is queued (a migration, or Redis lost its data): the next write carries
+    /// every writer's counters, not only this writer's.
+    full: bool,
+}
+
+#[derive(Clone, Debug)]
+struct Row {
+    version: u64,
+    doc: String,
+}
+
+/// The rows one write sends (see [`rows::WRITE_SCRIPT`]).
+#[derive(Debug, Default)]
+struct Writes {
+    /// Member, expected version, document.
+    docs: Vec<(String, u64, String)>,
+    /// Entry member, writer, counter.
+    counts: Vec<(String, String, u64)>,
+    /// Pool, this writer's cursor.
+    cursors: Vec<(PoolKey, String)>,
+    /// Deleted entry rows.
+    gone: Vec<String>,
+}
+
+impl Writes {
+    fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+            && self.counts.is_empty()
+            && self.cursors.is_empty()
+            && self.gone.is_empty()
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -92,16 +129,10 @@ impl fmt::Debug for RedisStore {
             .field("location", &self.location)
             .field("namespace", &self.namespace)
             .field("connected", &self.conn.is_some())
-            .field("pending", &self.pending)
+            .field("pending", &self.has_pending())
             .field("registry", &self.registry)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Clone, Debug)]
-struct Remote {
-    generation: u64,
-    doc: Value,
 }
 
 /// A held Redis refresh lock (inside a [`RefreshTicket`]); released on drop by
@@ -155,6 +186,7 @@ impl From<Error> for Fail {
 }
 
 /// How a write ended.
+#[derive(Debug)]
 enum Commit {
     Written,
     /// Generations kept moving: the changes stay queued for the next call.
@@ -180,12 +212,7 @@ impl RedisStore {
                 format!("invalid Redis namespace {namespace:?}"),
             ));
         }
-        let client = client(&url).map_err(|e| {
-            Error::new(
-                ErrorCode::InvalidInput,
-                format!("invalid Redis URL {location}: {e}"),
-            )
-        })?;
+        let client = client(&url, options.tls_ca_file.as_deref())?;
         let registry = Registry::new(Options {
             writer: options.writer.clone(),
             seed: options.seed,
@@ -198,8 +225,9 @@ impl RedisStore {
             client,
             conn: Some(conn),
             registry,
-            remote: BTreeMap::new(),
-            pending: false,
+            synced: Synced::default(),
+            conflicts: 0,
+            broken: None,
             retry_at: None,
             options,
         };
@@ -233,7 +261,21 @@ impl RedisStore {
     /// Whether this process holds changes Redis has not received yet (marks made while
     /// Redis was unreachable); the next call that reaches Redis writes them.
     pub fn has_pending(&self) -> bool {
-        self.pending
+        !self.synced.dirty.is_empty()
+    }
+
+    /// Document writes retried because another process had written the same row since
+    /// this one read it (each retry re-reads and merges first), since open.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts
+    }
+
+    /// NEGATIVE CONTROL ONLY (`tests/stress`): from now on, writes skip the version checks
+    /// (lost updates become possible), and with `skip_merge` nothing other processes
+    /// write is read any more. Never for real use.
+    #[doc(hidden)]
+    pub fn break_for_negative_control(&mut self, skip_merge: bool) {
+        self.broken = Some(skip_merge);
     }
 
     /// Merges in what other processes wrote (one `HGETALL` when nothing moved) and sends
@@ -248,7 +290,7 @@ impl RedisStore {
     pub fn flush(&mut self) -> Result<()> {
         self.connect_now("flush the queued changes")?;
         self.sync_online()?;
-        if self.pending {
+        if self.has_pending() {
             return Err(Error::new(
                 ErrorCode::Io,
                 format!("Redis at {} did not take the queued changes", self.location),
@@ -432,10 +474,9 @@ impl RedisStore {
         };
         let start = Instant::now();
         loop {
-            let before = (self.registry.clone(), self.remote.clone(), self.pending);
-            let decision = self.registry.refresh_result(now, &result)?;
-            self.registry.take_changed();
-            self.pending = true;
+            let before = (self.registry.clone(), self.synced.clone());
+            let decision =
+                self.apply(|registry| registry.refresh_result(now, &result).map(|d| (true, d)))?;
             match self.commit(Some(&lock)) {
                 Ok(Commit::Written) => {
                     lock.released = true;
@@ -451,7 +492,7 @@ impl RedisStore {
             }
             // The lease ran out before the write: this result is not written unless the
             // lock is held again and nobody rotated the token meanwhile.
-            (self.registry, self.remote, self.pending) = before;
+            (self.registry, self.synced) = before;
             loop {
                 self.pull_online()?;
                 if !self.registry.check_refresh(&pool, &entry_id, generation)? {
@@ -526,41 +567,82 @@ impl RedisStore {
         self.transact(|registry| registry.refresh_result(now, &result).map(|d| (false, d)))
     }
 
-    /// Merge in Redis (when reachable), apply `op` to the registry, write what changed
-    /// (when reachable; else queue it). `op`'s flag says the input changed state; the
-    /// registry's own change flag counts too.
+    /// Merge in Redis (when reachable), apply `op` to the registry, write the rows it
+    /// changed (when reachable; else queue them). `op`'s flag says the input changed
+    /// state; the registry's own change flag counts too.
     fn transact<T>(&mut self, op: impl FnOnce(&mut Registry) -> Result<(bool, T)>) -> Result<T> {
         self.sync_online()?;
-        let (changed, value) = op(&mut self.registry)?;
-        if self.registry.take_changed() || changed {
-            self.pending = true;
-        }
-        if self.pending {
-            self.sync_online()?;
+        let value = self.apply(op)?;
+        if self.has_pending() {
+            self.online(|store| store.commit(None).map(|_| false))?;
         }
         Ok(value)
+    }
+
+    /// Applies `op` under a change journal and queues the rows it touched, when it
+    /// changed state (an error changes nothing).
+    fn apply<T>(&mut self, op: impl FnOnce(&mut Registry) -> Result<(bool, T)>) -> Result<T> {
+        self.registry.begin_changes();
+        let (changed, value) = match op(&mut self.registry) {
+            Ok(done) => done,
+            Err(e) => {
+                self.registry.undo_changes();
+                return Err(e);
+            }
+        };
+        if self.registry.take_changed() || changed {
+            let changes = self.registry.changes();
+            self.queue(&changes);
+        }
+        self.registry.end_changes();
+        Ok(value)
+    }
+
+    /// Queues the rows `changes` names for the next write.
+    fn queue(&mut self, changes: &Changes) {
+        for pool in &changes.pools {
+            let ids = pool.entries.iter().map(|e| &e.id).chain(&pool.gone);
+            self.synced
+                .dirty
+                .entry(pool.key.clone())
+                .or_default()
+                .extend(ids.cloned());
+        }
+    }
+
+    /// Queues every row, with every writer's counters.
+    fn queue_everything(&mut self) {
+        let all = self.registry.changes();
+        self.queue(&all);
+        self.synced.full = true;
     }
 
     /// When Redis is (or becomes) reachable: merge in what moved and write queued changes.
     /// Connection failures switch to offline mode (not an error); returns whether new
     /// content was merged.
     fn sync_online(&mut self) -> Result<bool> {
+        self.online(Self::try_sync)
+    }
+
+    /// Runs `step` when Redis is (or becomes) reachable; a connection failure switches to
+    /// offline mode (not an error, `false`), after one fresh try at once when a working
+    /// connection dropped (a server that restarted).
+    fn online(&mut self, step: fn(&mut Self) -> std::result::Result<bool, Fail>) -> Result<bool> {
         self.try_connect();
         if self.conn.is_none() {
             return Ok(false);
         }
-        match self.try_sync() {
+        match step(self) {
             Ok(merged) => Ok(merged),
             Err(Fail::Core(e)) => Err(e),
             Err(Fail::Redis(e)) if dropped(&e) => {
-                // A connection to a server that restarted: one fresh try at once.
                 self.conn = None;
                 self.retry_at = None;
                 self.try_connect();
                 if self.conn.is_none() {
                     return Ok(false);
                 }
-                match self.try_sync() {
+                match step(self) {
                     Ok(merged) => Ok(merged),
                     Err(Fail::Core(e)) => Err(e),
                     Err(Fail::Redis(e)) => {
@@ -579,7 +661,7 @@ impl RedisStore {
     /// Pull, then write queued changes.
     fn try_sync(&mut self) -> std::result::Result<bool, Fail> {
         let merged = self.pull()?;
-        if self.pending {
+        if self.has_pending() {
             self.commit(None)?;
         }
         Ok(merged)
@@ -617,115 +699,268 @@ impl RedisStore {
         }
     }
 
-    /// Reads the generations; fetches and merges the pools whose generation moved.
+    /// Reads the rows written since the last look and merges them (migrating a namespace
+    /// of the earlier layout first); whether anything new was merged.
     fn pull(&mut self) -> std::result::Result<bool, Fail> {
-        let gens_key = self.key("generations");
-        let conn = self.conn_mut()?;
-        let gens: BTreeMap<String, u64> = redis::cmd("HGETALL").arg(&gens_key).query(conn)?;
-        // A pool this process saw that Redis no longer has (Redis lost its data, e.g. a
-        // restart without persistence): write it again from the local state.
-        let before = self.remote.len();
-        self.remote.retain(|key, _| gens.contains_key(key.as_str()));
-        if self.remote.len() != before {
-            self.pending = true;
-        }
-        let mut moved = Vec::new();
-        for (name, generation) in gens {
-            let key = PoolKey::parse(&name).map_err(|e| {
-                Error::new(
-                    ErrorCode::InvalidState,
-                    format!("Redis holds a pool with an invalid key: {e}"),
-                )
-            })?;
-            if self.remote.get(&key).map(|r| r.generation) != Some(generation) {
-                moved.push((key, generation));
-            }
-        }
-        if moved.is_empty() {
+        if self.broken == Some(true) {
             return Ok(false);
         }
-        let doc_keys: Vec<String> = moved.iter().map(|(k, _)| self.pool_key(k)).collect();
-        let docs: Vec<Option<String>> =
-            redis::cmd("MGET").arg(&doc_keys).query(self.conn_mut()?)?;
-        let mut merged = false;
-        for ((key, generation), doc) in moved.into_iter().zip(docs) {
-            let Some(doc) = doc else { continue };
-            let state: Value = serde_json::from_str(&doc).map_err(|e| {
-                Error::new(
-                    ErrorCode::InvalidState,
-                    format!(
-                        "Redis key {} is not valid JSON ({e}); it was left untouched",
-                        self.pool_key(&key)
-                    ),
-                )
-            })?;
-            self.registry.sync(&state)?;
-            merged |= self.registry.take_changed();
-            let pool_doc = state["pools"][key.as_str()].clone();
-            self.remote.insert(
-                key,
-                Remote {
-                    generation,
-                    doc: pool_doc,
-                },
-            );
+        let mut pulled = self.read_rows()?;
+        if pulled.layout.is_empty() && pulled.old_layout {
+            self.migrate()?;
+            pulled = self.read_rows()?;
         }
+        if !pulled.layout.is_empty() && pulled.layout != LAYOUT {
+            return Err(Fail::Core(Error::new(
+                ErrorCode::UnsupportedSchemaVersion,
+                format!(
+                    "the Redis namespace {} has layout {}, newer than this credpool's                      ({LAYOUT}); it was left untouched",
+                    self.namespace, pulled.layout
+                ),
+            )));
+        }
+        if pulled.stamp < self.synced.seen {
+            // Redis lost its data (a restart without persistence): write everything again.
+            let Synced { dirty, .. } = std::mem::take(&mut self.synced);
+            self.synced.dirty = dirty;
+            self.queue_everything();
+        }
+        if pulled.rows.is_empty() {
+            self.synced.seen = pulled.stamp;
+            return Ok(false);
+        }
+        self.registry.sync(&rows::fragment(&pulled.rows)?)?;
+        let merged = self.registry.take_changed();
+        let writer = self.registry.writer().to_owned();
+        for row in pulled.rows {
+            let mine = row
+                .fields
+                .iter()
+                .find(|(w, _)| *w == writer)
+                .map(|(_, v)| v);
+            if let Some(pool) = row.member.strip_prefix("p\u{1f}") {
+                if let (Some(cursor), Ok(key)) = (mine, PoolKey::parse(pool)) {
+                    self.synced.cursors.insert(key, cursor.clone());
+                }
+            } else if let Some(n) = mine.and_then(|v| v.parse().ok()) {
+                self.synced.counts.insert(row.member.clone(), n);
+            }
+            match row.doc {
+                Some(doc) => {
+                    let version = row.version;
+                    self.synced.rows.insert(row.member, Row { version, doc });
+                }
+                None => {
+                    self.synced.rows.remove(&row.member);
+                }
+            }
+        }
+        self.synced.seen = pulled.stamp;
         Ok(merged)
     }
 
-    /// Writes every pool whose state differs from Redis, retrying (re-read, merge) while
-    /// generations move; with `lock`, only while the lock holds its token (and releases it).
-    fn commit(&mut self, lock: Option<&RedisLock>) -> std::result::Result<Commit, Fail> {
-        let script = Script::new(WRITE_SCRIPT);
+    /// One [`PULL_SCRIPT`] round trip.
+    fn read_rows(&mut self) -> std::result::Result<rows::Pulled, Fail> {
+        let prefix = self.key("");
+        let seen = self.synced.seen;
+        let reply: Vec<String> = Script::new(PULL_SCRIPT)
+            .arg(prefix)
+            .arg(seen)
+            .invoke(self.conn_mut()?)?;
+        Ok(rows::parse_pull(reply)?)
+    }
+
+    /// Moves a namespace of the earlier layout (one document per pool, `generations`) to
+    /// rows: merges its pools, writes them as rows and retires each pool document with
+    /// [`MOVED_MARKER`], in one script that checks no pool moved meanwhile. A process
+    /// that finds the namespace migrated by another reads the rows instead.
+    fn migrate(&mut self) -> std::result::Result<(), Fail> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            self.pull()?;
-            let state = self.registry.export_state();
-            let mut writes = Vec::new();
-            for (key, pool) in &state.pools {
-                let doc = serde_json::to_value(pool).map_err(serialise_error)?;
-                if self.remote.get(key).map(|r| &r.doc) != Some(&doc) {
-                    writes.push((key.clone(), doc));
-                }
-            }
-            if writes.is_empty() && lock.is_none() {
-                self.pending = false;
-                return Ok(Commit::Written);
-            }
             let gens_key = self.key("generations");
-            let mut invocation = script.key(&gens_key);
-            match lock {
-                Some(lock) => invocation.key(&lock.key).arg(&lock.token),
-                None => invocation.key(&gens_key).arg(""),
+            let gens: BTreeMap<String, u64> = redis::cmd("HGETALL")
+                .arg(&gens_key)
+                .query(self.conn_mut()?)?;
+            let keys: Vec<String> = gens
+                .keys()
+                .map(|pool| self.key(&format!("pool:{pool}")))
+                .collect();
+            let docs: Vec<Option<String>> = if keys.is_empty() {
+                Vec::new()
+            } else {
+                redis::cmd("MGET").arg(&keys).query(self.conn_mut()?)?
             };
-            for (key, doc) in &writes {
-                let expected = self.remote.get(key).map_or(0, |r| r.generation);
-                let full = json!({
-                    "format": state.format,
-                    "schema_version": state.schema_version,
-                    "pools": { key.as_str(): doc },
-                });
-                let text = serde_json::to_string(&full).map_err(serialise_error)?;
-                invocation
-                    .key(self.pool_key(key))
-                    .arg(key.as_str())
-                    .arg(expected)
-                    .arg(text);
-            }
-            let answer: i64 = invocation.invoke(self.conn_mut()?)?;
-            match answer {
-                1 => {
-                    for (key, doc) in writes {
-                        let generation = self.remote.get(&key).map_or(0, |r| r.generation) + 1;
-                        self.remote.insert(key, Remote { generation, doc });
-                    }
-                    self.pending = false;
-                    return Ok(Commit::Written);
+            for (key, doc) in keys.iter().zip(docs) {
+                let Some(doc) = doc else { continue };
+                let state: Value = serde_json::from_str(&doc).map_err(|e| {
+                    Error::new(
+                        ErrorCode::InvalidState,
+                        format!("Redis key {key} is not valid JSON ({e}); it was left untouched"),
+                    )
+                })?;
+                if state.get("moved_to").is_some() {
+                    continue;
                 }
-                -1 => return Ok(Commit::LockLost),
+                self.registry.sync(&state)?;
+            }
+            self.registry.take_changed();
+            self.queue_everything();
+            let changes = self.registry.changes_of(&self.synced.dirty);
+            let writes = self.writes_of(&changes)?;
+            let old: Vec<(String, u64)> = gens.into_iter().collect();
+            match self.send(&writes, None, "migrate", &old)? {
+                stamp if stamp > 0 => {
+                    self.wrote(writes, stamp.unsigned_abs());
+                    return Ok(());
+                }
+                -2 => return Ok(()),
                 _ => {}
             }
         }
+        Err(Fail::Core(Error::new(
+            ErrorCode::Io,
+            format!(
+                "the Redis namespace {} kept changing while it migrated to layout {LAYOUT}",
+                self.namespace
+            ),
+        )))
+    }
+
+    /// Writes the queued rows, retrying (re-read, merge) while versions move; with
+    /// `lock`, only while the lock holds its token (and releases it).
+    fn commit(&mut self, lock: Option<&RedisLock>) -> std::result::Result<Commit, Fail> {
+        for attempt in 0..MAX_WRITE_ATTEMPTS {
+            if attempt > 0 {
+                self.pull()?;
+            }
+            let changes = self.registry.changes_of(&self.synced.dirty);
+            let writes = self.writes_of(&changes)?;
+            if writes.is_empty() && lock.is_none() {
+                self.synced.dirty.clear();
+                self.synced.full = false;
+                return Ok(Commit::Written);
+            }
+            match self.send(&writes, lock, "write", &[])? {
+                stamp if stamp > 0 => {
+                    self.wrote(writes, stamp.unsigned_abs());
+                    return Ok(Commit::Written);
+                }
+                -1 => return Ok(Commit::LockLost),
+                // Still the earlier layout: the next pull migrates it.
+                -3 => {}
+                _ => self.conflicts += 1,
+            }
+        }
         Ok(Commit::Contended)
+    }
+
+    /// The rows `changes` needs written: documents that differ from Redis's, this
+    /// writer's counters and cursors that moved, deleted entries.
+    fn writes_of(&self, changes: &Changes) -> std::result::Result<Writes, Fail> {
+        let writer = self.registry.writer();
+        let mut writes = Writes::default();
+        for pool in &changes.pools {
+            let (doc, cursor) = rows::pool_row(&pool.pool)?;
+            self.doc_write(&mut writes, pool_member(&pool.key), doc);
+            if let Some(cursor) = cursor
+                && self.synced.cursors.get(&pool.key) != Some(&cursor)
+            {
+                writes.cursors.push((pool.key.clone(), cursor));
+            }
+            for entry in &pool.entries {
+                let (doc, counts) = rows::entry_row(entry)?;
+                let member = entry_member(&pool.key, &entry.id);
+                for (who, n) in counts {
+                    let mine = who == writer;
+                    if (mine && self.synced.counts.get(&member) != Some(&n))
+                        || (!mine && self.synced.full)
+                    {
+                        writes.counts.push((member.clone(), who, n));
+                    }
+                }
+                self.doc_write(&mut writes, member, doc);
+            }
+            for id in &pool.gone {
+                let member = entry_member(&pool.key, id);
+                if self.synced.rows.contains_key(&member) {
+                    writes.gone.push(member);
+                }
+            }
+        }
+        Ok(writes)
+    }
+
+    /// Adds `doc` for `member` unless Redis already holds it.
+    fn doc_write(&self, writes: &mut Writes, member: String, doc: String) {
+        let row = self.synced.rows.get(&member);
+        if row.map(|r| &r.doc) != Some(&doc) {
+            let version = row.map_or(0, |r| r.version);
+            writes.docs.push((member, version, doc));
+        }
+    }
+
+    /// One [`WRITE_SCRIPT`] round trip (see its docs for the answers).
+    fn send(
+        &mut self,
+        writes: &Writes,
+        lock: Option<&RedisLock>,
+        mode: &str,
+        old: &[(String, u64)],
+    ) -> std::result::Result<i64, Fail> {
+        let script = Script::new(WRITE_SCRIPT);
+        let mut call = script.arg(mode);
+        call.arg(self.key("")).arg(self.registry.writer());
+        match lock {
+            Some(lock) => call.arg(&lock.key).arg(&lock.token),
+            None => call.arg("").arg(""),
+        };
+        call.arg(if self.broken.is_some() { "1" } else { "0" });
+        call.arg(writes.docs.len());
+        for (member, version, doc) in &writes.docs {
+            call.arg(member).arg(version).arg(doc);
+        }
+        call.arg(writes.counts.len());
+        for (member, who, n) in &writes.counts {
+            call.arg(member).arg(who).arg(n);
+        }
+        call.arg(writes.cursors.len());
+        for (pool, cursor) in &writes.cursors {
+            call.arg(pool.as_str()).arg(cursor);
+        }
+        call.arg(writes.gone.len());
+        for member in &writes.gone {
+            call.arg(member);
+        }
+        call.arg(old.len());
+        for (pool, generation) in old {
+            call.arg(pool).arg(generation);
+        }
+        call.arg(MOVED_MARKER);
+        Ok(call.invoke(self.conn_mut()?)?)
+    }
+
+    /// Records a write that landed under `stamp`.
+    fn wrote(&mut self, writes: Writes, stamp: u64) {
+        for (member, version, doc) in writes.docs {
+            let version = version + 1;
+            self.synced.rows.insert(member, Row { version, doc });
+        }
+        let writer = self.registry.writer();
+        for (member, who, n) in writes.counts {
+            if who == writer {
+                self.synced.counts.insert(member, n);
+            }
+        }
+        self.synced.cursors.extend(writes.cursors);
+        for member in writes.gone {
+            self.synced.rows.remove(&member);
+            self.synced.counts.remove(&member);
+        }
+        // Another process's write in between: the next pull reads it (and these rows).
+        if stamp == self.synced.seen + 1 {
+            self.synced.seen = stamp;
+        }
+        self.synced.dirty.clear();
+        self.synced.full = false;
     }
 
     /// `SET lock token NX PX lease`: whether it was taken.
@@ -818,10 +1053,6 @@ impl RedisStore {
         format!("credpool:{}:{suffix}", self.namespace)
     }
 
-    fn pool_key(&self, pool: &PoolKey) -> String {
-        self.key(&format!("pool:{}", pool.as_str()))
-    }
-
     fn lock_key(&self, pool: &PoolKey, entry_id: &EntryId) -> String {
         self.key(&format!("refresh:{}:{}", pool.as_str(), entry_id.as_str()))
     }
@@ -831,11 +1062,50 @@ crate::store::impl_backend_by_inherent_methods!(RedisStore);
 
 /// A client for `url` whose connections send no `CLIENT SETINFO` handshake (one round trip
 /// less per connect, and nothing a busy server could stall before the first command).
-fn client(url: &str) -> redis::RedisResult<Client> {
+/// A `rediss://` URL connects over TLS (rustls, `ring` provider), trusting `tls_ca_file`
+/// when given, else the system's certificate authorities.
+fn client(url: &str, tls_ca_file: Option<&std::path::Path>) -> Result<Client> {
     use redis::IntoConnectionInfo;
-    let info = url.into_connection_info()?;
+    let invalid = |e: redis::RedisError| {
+        Error::new(
+            ErrorCode::InvalidInput,
+            format!("invalid Redis URL {}: {e}", redact(url)),
+        )
+    };
+    let info = url.into_connection_info().map_err(invalid)?;
     let settings = info.redis_settings().clone().set_skip_set_lib_name();
-    Client::open(info.set_redis_settings(settings))
+    let info = info.set_redis_settings(settings);
+    let Some(ca) = tls_ca_file else {
+        return Client::open(info).map_err(invalid);
+    };
+    if !url
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("rediss://")
+    {
+        return Err(Error::new(
+            ErrorCode::InvalidInput,
+            "tls_ca_file is set, but the Redis URL is not rediss:// (TLS)",
+        ));
+    }
+    let pem = std::fs::read(ca).map_err(|e| {
+        Error::new(
+            ErrorCode::Io,
+            format!("cannot read the TLS CA file {}: {e}", ca.display()),
+        )
+    })?;
+    // `ring` as the process-wide provider, unless the host installed one already (it
+    // cross-compiles without the C and CMake toolchain aws-lc-rs needs).
+    #[allow(
+        deprecated,
+        reason = "rustls nudges towards aws-lc-rs for post-quantum key exchange; ring is chosen for portability"
+    )]
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certificates = redis::TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem),
+    };
+    Client::build_with_tls(info, certificates).map_err(invalid)
 }
 
 fn connect(
@@ -868,13 +1138,6 @@ fn unreachable(location: &str, what: &str, e: &redis::RedisError) -> Error {
         ErrorCode::Io,
         format!("cannot {what}: Redis at {location} is unreachable ({why})"),
     )
-}
-
-fn serialise_error(e: serde_json::Error) -> Fail {
-    Fail::Core(Error::new(
-        ErrorCode::Internal,
-        format!("cannot serialise state: {e}"),
-    ))
 }
 
 fn lease_ms(lease: Duration) -> u64 {

@@ -234,7 +234,7 @@ fn a_path_opens_a_file_store_and_a_url_a_redis_store() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pools.json");
     let mut store = Store::open(path.to_str().unwrap(), options("w")).unwrap();
-    assert!(matches!(store, Store::File(_)));
+    assert!(matches!(store, Store::Sqlite(_)));
     setup_keys(&mut store, 1);
     assert_eq!(store.path(), Some(path.as_path()));
     assert!(!store.has_pending());
@@ -262,7 +262,7 @@ fn another_process_writes_are_merged_before_deciding() {
     for t in 0..20 {
         assert_ne!(select(&mut a, 20 + t), bad);
     }
-    // Nothing moved: reload is a single HGETALL and merges nothing.
+    // Nothing moved: reload is one read of the stamp and merges nothing.
     assert!(!a.reload().unwrap());
     // Namespaces are separate.
     let other = Store::open(&format!("{}?namespace=other", server.url()), options("w")).unwrap();
@@ -284,6 +284,8 @@ fn concurrent_writers_never_lose_an_update() {
                     select(&mut store, 100 + t);
                 }
                 assert!(!store.has_pending());
+                // Selections move counters and the cursor, which never conflict.
+                assert_eq!(store.conflicts(), 0);
             })
         })
         .collect();
@@ -647,12 +649,180 @@ fn a_refresh_result_cut_off_by_an_outage_is_written_when_redis_returns() {
 }
 
 #[test]
-fn a_rediss_url_without_tls_support_is_refused_clearly() {
+fn a_rediss_url_to_nothing_is_unreachable_without_the_password() {
     let err = Store::open("rediss://user:hunter2@127.0.0.1:1", options("w")).unwrap_err();
-    assert_eq!(err.code(), ErrorCode::InvalidInput, "{err}");
+    assert_eq!(err.code(), ErrorCode::Io, "{err}");
     assert!(
         !err.to_string().contains("hunter2"),
         "the password leaked: {err}"
     );
-    assert!(err.to_string().contains("TLS"), "{err}");
+    assert!(
+        err.to_string().contains("rediss://***@127.0.0.1:1"),
+        "{err}"
+    );
+}
+
+/// Writes `state`'s pools into `namespace` the way credpool's earlier Redis layout did:
+/// one state document per pool under `pool:{pool}`, a generation per pool.
+fn write_layout_1(server: &Server, namespace: &str, state: &Value) {
+    let mut conn = server.conn();
+    for (pool, doc) in state["pools"].as_object().unwrap() {
+        let one = json!({"format": "credpool", "schema_version": 1, "pools": {pool: doc}});
+        let _: () = redis::cmd("SET")
+            .arg(format!("credpool:{namespace}:pool:{pool}"))
+            .arg(one.to_string())
+            .query(&mut conn)
+            .unwrap();
+        let _: () = redis::cmd("HSET")
+            .arg(format!("credpool:{namespace}:generations"))
+            .arg(pool)
+            .arg(3)
+            .query(&mut conn)
+            .unwrap();
+    }
+}
+
+#[test]
+#[ignore = "needs redis-server (scripts/test-redis.sh)"]
+fn a_namespace_of_the_earlier_layout_migrates_losslessly_and_retires_it() {
+    let server = Server::start(false);
+    // The state an earlier credpool kept: two pools, selections by two writers, a cooldown.
+    let mut registry = credpool_core::Registry::new(credpool_core::Options {
+        writer: "old".into(),
+        seed: 3,
+    })
+    .unwrap();
+    let inputs = [
+        json!({"type": "configure_pool", "pool": "keys", "strategy": "round_robin"}),
+        json!({"type": "add_entry", "pool": "keys", "entry": {"id": "k0", "access_token": "sk-mig-0"}}),
+        json!({"type": "add_entry", "pool": "keys", "entry": {"id": "k1", "access_token": "sk-mig-1"}}),
+        json!({"type": "add_entry", "pool": "oauth", "entry": {"id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0", "expires_at": 1000}}),
+        json!({"type": "acquire", "pool": "keys"}),
+        json!({"type": "report", "pool": "keys", "lease_id": 1, "response": {"status": 429, "headers": {"retry-after": "3600"}}}),
+    ];
+    for input in inputs {
+        registry.handle_value(Millis(5), input).unwrap();
+    }
+    let before = serde_json::to_value(registry.export_state()).unwrap();
+    write_layout_1(&server, "old", &before);
+
+    let url = format!("{}?namespace=old", server.url());
+    let store = Store::open(&url, options("new")).unwrap();
+    let migrated = serde_json::to_value(store.registry().export_state()).unwrap();
+    assert_eq!(migrated["pools"], before["pools"], "lossless");
+    // A fresh process reads the same from the rows.
+    let again = Store::open(&url, options("reader")).unwrap();
+    assert_eq!(
+        serde_json::to_value(again.registry().export_state()).unwrap()["pools"],
+        before["pools"]
+    );
+    // The layout-1 documents are retired: what an earlier credpool reads there now is a
+    // newer schema_version, which it refuses (its load is core's `sync`).
+    let mut conn = server.conn();
+    let old_doc: String = redis::cmd("GET")
+        .arg("credpool:old:pool:keys")
+        .query(&mut conn)
+        .unwrap();
+    let marker: Value = serde_json::from_str(&old_doc).unwrap();
+    assert_eq!(marker["schema_version"], 2);
+    assert!(!old_doc.contains("sk-mig"), "no secret left in the marker");
+    let mut earlier = credpool_core::Registry::new(credpool_core::Options {
+        writer: "earlier".into(),
+        seed: 1,
+    })
+    .unwrap();
+    let refused = earlier.sync(&marker).unwrap_err();
+    assert_eq!(refused.code(), ErrorCode::UnsupportedSchemaVersion);
+    // Its generations moved, so an earlier writer's compare-and-set fails and re-reads.
+    let generation: u64 = redis::cmd("HGET")
+        .arg("credpool:old:generations")
+        .arg("keys")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(generation, 4);
+}
+
+#[test]
+#[ignore = "needs redis-server (scripts/test-redis.sh)"]
+fn selections_and_writers_on_other_entries_never_conflict() {
+    let server = Server::start(false);
+    let mut setup = open(&server, "setup");
+    run(
+        &mut setup,
+        0,
+        json!({"type": "configure_pool", "pool": "keys", "strategy": "round_robin"}),
+    );
+    for i in 0..4 {
+        run(
+            &mut setup,
+            0,
+            json!({"type": "add_entry", "pool": "keys", "entry": {"id": format!("k{i}"), "access_token": format!("sk-k{i}")}}),
+        );
+    }
+    let mut a = redis_store(&server, "wa");
+    let mut b = redis_store(&server, "wb");
+    // Interleaved selections: each moves a counter and the cursor, never a document.
+    for t in 0..40 {
+        let store = if t % 2 == 0 { &mut a } else { &mut b };
+        let d = store
+            .handle_value(Millis(100 + t), json!({"type": "acquire", "pool": "keys"}))
+            .unwrap();
+        let d = serde_json::to_value(d).unwrap();
+        let report = json!({"type": "report", "pool": "keys", "lease_id": d["lease_id"], "response": {"status": 200}});
+        store.handle_value(Millis(100 + t), report).unwrap();
+    }
+    // b reads a's last selection before deciding: round robin stays a rotation across
+    // the two processes.
+    let state = state_in_redis(&server);
+    for entry in state["pools"]["keys"]["entries"].as_array().unwrap() {
+        let total: u64 = entry["request_counts"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|n| n.as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 10, "each of 4 keys got a quarter of 40: {state}");
+    }
+    // Each marks the entry it holds (different ones): different rows, no conflict.
+    let acquire = |store: &mut RedisStore, t: u64| {
+        let d = store
+            .handle_value(Millis(t), json!({"type": "acquire", "pool": "keys"}))
+            .unwrap();
+        serde_json::to_value(d).unwrap()
+    };
+    let (da, db) = (acquire(&mut a, 500), acquire(&mut b, 501));
+    assert_ne!(da["entry_id"], db["entry_id"]);
+    for (store, d) in [(&mut a, &da), (&mut b, &db)] {
+        let report = json!({"type": "report", "pool": "keys", "lease_id": d["lease_id"], "response": {"status": 429, "headers": {"retry-after": "3600"}}});
+        store.handle_value(Millis(502), report).unwrap();
+    }
+    assert_eq!(a.conflicts() + b.conflicts(), 0);
+    let state = state_in_redis(&server);
+    let limited = state["pools"]["keys"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "exhausted")
+        .count();
+    assert_eq!(limited, 2, "both marks landed: {state}");
+}
+
+#[test]
+#[ignore = "needs redis-server (scripts/test-redis.sh)"]
+fn a_namespace_of_a_newer_layout_is_refused_untouched() {
+    let server = Server::start(false);
+    let mut conn = server.conn();
+    let _: () = redis::cmd("SET")
+        .arg("credpool:newer:layout")
+        .arg("3")
+        .query(&mut conn)
+        .unwrap();
+    let url = format!("{}?namespace=newer", server.url());
+    let err = Store::open(&url, options("w")).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnsupportedSchemaVersion, "{err}");
+    let layout: String = redis::cmd("GET")
+        .arg("credpool:newer:layout")
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(layout, "3");
 }
