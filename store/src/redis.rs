@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use credpool_core::{
     AcquireRequest, Changes, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId,
     Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report, Result,
-    parse_input,
+    Strategy, parse_input,
 };
 use redis::{Client, Connection, Script};
 use serde_json::Value;
@@ -54,6 +54,15 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 ";
 
+/// The two scripts of every call, hashed once per process (`Script::new` computes the
+/// SHA-1 that `EVALSHA` names them by).
+static PULL: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+static WRITE: std::sync::OnceLock<Script> = std::sync::OnceLock::new();
+
+fn script(cell: &'static std::sync::OnceLock<Script>, text: &str) -> &'static Script {
+    cell.get_or_init(|| Script::new(text))
+}
+
 /// Conflicting writes retried before a write is left queued for the next call.
 const MAX_WRITE_ATTEMPTS: u32 = 1000;
 
@@ -72,6 +81,8 @@ pub struct RedisStore {
     /// NEGATIVE CONTROL ONLY (`Some(skip_merge)`): writes skip the version checks, and
     /// with `skip_merge` nothing written by others is read after open.
     broken: Option<bool>,
+    /// The next pull reads other writers' counters too (a status, an export, the open).
+    read_counts: bool,
     /// After a failed connect: no new attempt before this instant.
     retry_at: Option<Instant>,
     options: StoreOptions,
@@ -82,8 +93,13 @@ pub struct RedisStore {
 struct Synced {
     /// The stamp of the last write read.
     seen: u64,
+    /// The stamp of the last counter change read (counters are read only when needed).
+    counted: u64,
     /// Per row: the version and document last read or written.
     rows: BTreeMap<String, Row>,
+    /// Per pool row: its document parsed (a cursor move reads no document: it comes with
+    /// the version held here).
+    pools_held: BTreeMap<String, serde_json::Map<String, Value>>,
     /// Per entry row: this writer's counter as last written or read.
     counts: BTreeMap<String, u64>,
     /// Per pool: this writer's cursor as last written or read.
@@ -228,6 +244,7 @@ impl RedisStore {
             synced: Synced::default(),
             conflicts: 0,
             broken: None,
+            read_counts: true,
             retry_at: None,
             options,
         };
@@ -278,10 +295,12 @@ impl RedisStore {
         self.broken = Some(skip_merge);
     }
 
-    /// Merges in what other processes wrote (one `HGETALL` when nothing moved) and sends
-    /// queued changes; returns whether new content was merged. While Redis is unreachable
-    /// it changes nothing and answers `false`.
+    /// Merges in what other processes wrote (every writer's counters included; one
+    /// script round trip, which reads nothing when nothing moved) and sends queued changes;
+    /// returns whether new content was merged. While Redis is unreachable it changes
+    /// nothing and answers `false`.
     pub fn reload(&mut self) -> Result<bool> {
+        self.read_counts = true;
         self.sync_online()
     }
 
@@ -302,6 +321,7 @@ impl RedisStore {
     /// Applies one wire input, persisting it when it changed state.
     pub fn handle(&mut self, now: Millis, input: Input) -> Result<Output> {
         if reads_only(&input) {
+            self.read_counts = true;
             self.sync_online()?;
             return self.registry.handle(now, input);
         }
@@ -725,11 +745,16 @@ impl RedisStore {
             self.synced.dirty = dirty;
             self.queue_everything();
         }
+        if pulled.counted {
+            self.read_counts = false;
+            self.synced.counted = pulled.stamp;
+        }
         if pulled.rows.is_empty() {
             self.synced.seen = pulled.stamp;
             return Ok(false);
         }
-        self.registry.sync(&rows::fragment(&pulled.rows)?)?;
+        self.registry
+            .sync(&rows::fragment(&pulled.rows, &self.synced.pools_held)?)?;
         let merged = self.registry.take_changed();
         let writer = self.registry.writer().to_owned();
         for row in pulled.rows {
@@ -738,12 +763,19 @@ impl RedisStore {
                 .iter()
                 .find(|(w, _)| *w == writer)
                 .map(|(_, v)| v);
-            if let Some(pool) = row.member.strip_prefix("p\u{1f}") {
+            let pool = row.member.strip_prefix("p\u{1f}");
+            if let Some(pool) = pool.or_else(|| row.member.strip_prefix("c\u{1f}")) {
                 if let (Some(cursor), Ok(key)) = (mine, PoolKey::parse(pool)) {
                     self.synced.cursors.insert(key, cursor.clone());
                 }
             } else if let Some(n) = mine.and_then(|v| v.parse().ok()) {
                 self.synced.counts.insert(row.member.clone(), n);
+            }
+            if row.member.starts_with("c\u{1f}") {
+                continue;
+            }
+            if let (Some(_), Some(doc)) = (pool, &row.doc) {
+                self.hold_pool(&row.member, doc);
             }
             match row.doc {
                 Some(doc) => {
@@ -759,15 +791,44 @@ impl RedisStore {
         Ok(merged)
     }
 
-    /// One [`PULL_SCRIPT`] round trip.
+    /// Keeps a pool row's document parsed (`doc` as read or written).
+    fn hold_pool(&mut self, member: &str, doc: &str) {
+        match serde_json::from_str(doc) {
+            Ok(Value::Object(object)) => {
+                self.synced.pools_held.insert(member.to_owned(), object);
+            }
+            _ => {
+                self.synced.pools_held.remove(member);
+            }
+        }
+    }
+
+    /// One [`PULL_SCRIPT`] round trip; other writers' counters too when they are needed
+    /// (see [`read_counts`](Self::read_counts) and `least_used` pools).
     fn read_rows(&mut self) -> std::result::Result<rows::Pulled, Fail> {
         let prefix = self.key("");
         let seen = self.synced.seen;
-        let reply: Vec<String> = Script::new(PULL_SCRIPT)
-            .arg(prefix)
-            .arg(seen)
-            .invoke(self.conn_mut()?)?;
-        Ok(rows::parse_pull(reply)?)
+        let counts = self.read_counts
+            || self
+                .registry
+                .pools()
+                .any(|pool| pool.config().strategy == Strategy::LeastUsed);
+        let counted = if counts {
+            self.synced.counted.to_string()
+        } else {
+            String::new()
+        };
+        let mut call = script(&PULL, PULL_SCRIPT).arg(prefix);
+        call.arg(seen).arg(counted);
+        for member in self.synced.pools_held.keys() {
+            if let Some(row) = self.synced.rows.get(member) {
+                call.arg(member).arg(row.version);
+            }
+        }
+        let reply: Vec<String> = call.invoke(self.conn_mut()?)?;
+        let mut pulled = rows::parse_pull(reply)?;
+        pulled.counted = counts;
+        Ok(pulled)
     }
 
     /// Moves a namespace of the earlier layout (one document per pool, `generations`) to
@@ -906,8 +967,7 @@ impl RedisStore {
         mode: &str,
         old: &[(String, u64)],
     ) -> std::result::Result<i64, Fail> {
-        let script = Script::new(WRITE_SCRIPT);
-        let mut call = script.arg(mode);
+        let mut call = script(&WRITE, WRITE_SCRIPT).arg(mode);
         call.arg(self.key("")).arg(self.registry.writer());
         match lock {
             Some(lock) => call.arg(&lock.key).arg(&lock.token),
@@ -941,6 +1001,9 @@ impl RedisStore {
     /// Records a write that landed under `stamp`.
     fn wrote(&mut self, writes: Writes, stamp: u64) {
         for (member, version, doc) in writes.docs {
+            if member.starts_with("p\u{1f}") {
+                self.hold_pool(&member, &doc);
+            }
             let version = version + 1;
             self.synced.rows.insert(member, Row { version, doc });
         }
@@ -958,6 +1021,9 @@ impl RedisStore {
         // Another process's write in between: the next pull reads it (and these rows).
         if stamp == self.synced.seen + 1 {
             self.synced.seen = stamp;
+        }
+        if stamp == self.synced.counted + 1 {
+            self.synced.counted = stamp;
         }
         self.synced.dirty.clear();
         self.synced.full = false;

@@ -6,7 +6,11 @@
 //! entry id may hold):
 //! - `layout`: `2`; `stamp`: a counter bumped by every write;
 //! - `changes`: a sorted set, member → the stamp of its last write (what a reader fetches
-//!   after the stamp it last saw);
+//!   after the stamp it last saw); a cursor's move is recorded as `c␟{pool}`, which reads
+//!   the pool's row;
+//! - `counted`: the same for counter changes only (entry members), read only by a reader
+//!   that needs counts (a `least_used` pool, a status or an export): selections on other
+//!   pools cost other processes nothing to read;
 //! - `doc:{member}`: the row's JSON, without the fields below; `versions`: a hash, member
 //!   → how many times its document was written (the compare-and-set version);
 //! - `counts:{pool}␟{entry}`: a hash, writer → that writer's selections of the entry,
@@ -19,6 +23,8 @@
 //! (compare-and-set per row); counters and cursors are written without a check. Writers
 //! on different entries never conflict, and a selection (a counter and a cursor) conflicts
 //! with nothing.
+
+use std::collections::BTreeMap;
 
 use credpool_core::{EntryDoc, EntryId, Error, ErrorCode, PoolDoc, PoolKey, Result};
 use serde_json::{Map, Value};
@@ -33,43 +39,58 @@ pub(super) const MOVED_MARKER: &str =
     r#"{"format":"credpool","schema_version":2,"moved_to":"the per-entry layout (layout 2)"}"#;
 
 /// Reads the rows written after a stamp (one round trip).
-/// ARGV: key prefix, the stamp last seen. Returns, as strings: the stamp, the `layout`
-/// value (empty: none), whether a layout-1 namespace exists (`1`/`0`), then per row: the
-/// member, its document (empty: deleted), its version, the number of hash fields, and
-/// the fields (writer, value). Rows of a pool come with its entries' rows. A stamp below
-/// the one last seen (Redis lost its data) reads every row.
+/// ARGV: key prefix, the stamp last seen, the stamp of counter changes last seen (empty:
+/// counter changes are not wanted), then pairs (pool member, version) of the pool
+/// documents the reader holds. Returns, as strings: the stamp, the `layout` value (empty:
+/// none), whether a layout-1 namespace exists (`1`/`0`), then per row: the member, its
+/// document (empty: deleted), its version, the number of hash fields, and the fields
+/// (writer, value). A pool whose document the reader holds at that version comes as a
+/// cursor row (`c␟{pool}`, no document). Rows of a pool come with its entries' rows. A
+/// stamp below the one last seen (Redis lost its data) reads every row.
 pub(super) const PULL_SCRIPT: &str = r"
 local p, seen = ARGV[1], tonumber(ARGV[2])
+local counted = tonumber(ARGV[3])
+local known = {}
+for i = 4, #ARGV - 1, 2 do known[ARGV[i]] = ARGV[i + 1] end
 local stamp = tonumber(redis.call('GET', p .. 'stamp') or '0')
 local out = {tostring(stamp), redis.call('GET', p .. 'layout') or '',
   tostring(redis.call('EXISTS', p .. 'generations'))}
-if stamp == seen then return out end
-if stamp < seen then seen = 0 end
-local listed, pools = {}, {}
+if stamp == seen and (counted == nil or stamp == counted) then return out end
+if stamp < seen then seen = 0; counted = 0 end
+local wanted, order, pools = {}, {}, {}
+local function want(m)
+  if string.sub(m, 1, 2) == 'c\31' then m = 'p\31' .. string.sub(m, 3) end
+  if wanted[m] then return end
+  wanted[m] = true
+  order[#order + 1] = m
+  if string.sub(m, 1, 2) == 'e\31' then
+    pools[string.match(m, '^e\31([^\31]*)\31')] = true
+  end
+end
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', p .. 'changes', '(' .. seen, '+inf')) do want(m) end
+if counted ~= nil then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', p .. 'counted', '(' .. counted, '+inf')) do want(m) end
+end
+for pool in pairs(pools) do want('p\31' .. pool) end
 local function row(m)
   local extra
+  local version = redis.call('HGET', p .. 'versions', m) or '0'
+  local doc = ''
   if string.sub(m, 1, 2) == 'p\31' then
     extra = redis.call('HGETALL', p .. 'cursors:' .. string.sub(m, 3))
+    if known[m] == version then m = 'c\31' .. string.sub(m, 3) else
+      doc = redis.call('GET', p .. 'doc:' .. m) or '' end
   else
     extra = redis.call('HGETALL', p .. 'counts:' .. string.sub(m, 3))
+    doc = redis.call('GET', p .. 'doc:' .. m) or ''
   end
   out[#out + 1] = m
-  out[#out + 1] = redis.call('GET', p .. 'doc:' .. m) or ''
-  out[#out + 1] = redis.call('HGET', p .. 'versions', m) or '0'
+  out[#out + 1] = doc
+  out[#out + 1] = version
   out[#out + 1] = tostring(#extra / 2)
   for _, v in ipairs(extra) do out[#out + 1] = v end
 end
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', p .. 'changes', '(' .. seen, '+inf')) do
-  if string.sub(m, 1, 2) == 'p\31' then
-    listed[string.sub(m, 3)] = true
-  else
-    pools[string.match(m, '^e\31([^\31]*)\31')] = true
-  end
-  row(m)
-end
-for pool in pairs(pools) do
-  if not listed[pool] then row('p\31' .. pool) end
-end
+for _, m in ipairs(order) do row(m) end
 return out
 ";
 
@@ -128,12 +149,12 @@ for k = 0, nc - 1 do
   if v > tonumber(redis.call('HGET', key, w) or '0') then
     redis.call('HSET', key, w, v)
   end
-  redis.call('ZADD', p .. 'changes', s, m)
+  redis.call('ZADD', p .. 'counted', s, m)
 end
 for k = 0, nk - 1 do
   local pool = ARGV[cursors + 2 * k]
   redis.call('HSET', p .. 'cursors:' .. pool, writer, ARGV[cursors + 2 * k + 1])
-  redis.call('ZADD', p .. 'changes', s, 'p\31' .. pool)
+  redis.call('ZADD', p .. 'changes', s, 'c\31' .. pool)
 end
 for k = 0, ng - 1 do
   local m = ARGV[gone + k]
@@ -180,6 +201,8 @@ pub(super) struct Pulled {
     /// A layout-1 namespace exists (its `generations` hash).
     pub old_layout: bool,
     pub rows: Vec<RowRead>,
+    /// Other writers' counter changes were read too.
+    pub counted: bool,
 }
 
 fn damaged(what: &str) -> Error {
@@ -224,21 +247,34 @@ pub(super) fn parse_pull(reply: Vec<String>) -> Result<Pulled> {
         layout,
         old_layout,
         rows,
+        counted: false,
     })
 }
 
 /// The state fragment of rows read: each pool's own fields with the latest cursor, and
-/// its entries with every writer's counters. Deleted rows are left out (the pool's
-/// tombstones say so).
-pub(super) fn fragment(rows: &[RowRead]) -> Result<Value> {
+/// its entries with every writer's counters. A cursor row takes its pool's document from
+/// `held` (pool member → the document this reader holds at the version read). Deleted
+/// rows are left out (the pool's tombstones say so).
+pub(super) fn fragment(
+    rows: &[RowRead],
+    held: &BTreeMap<String, Map<String, Value>>,
+) -> Result<Value> {
     let mut pools: Map<String, Value> = Map::new();
     let mut entries: Vec<(String, Value)> = Vec::new();
     for row in rows {
-        let Some(doc) = &row.doc else { continue };
-        let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(doc) else {
-            return Err(damaged("a row is not a JSON object"));
+        let (pool, mut object) = if let Some(pool) = row.member.strip_prefix("c\u{1f}") {
+            let held = held
+                .get(&format!("p\u{1f}{pool}"))
+                .ok_or_else(|| damaged("a cursor row for a pool document never read"))?;
+            (Some(pool), held.clone())
+        } else {
+            let Some(doc) = &row.doc else { continue };
+            let Ok(Value::Object(object)) = serde_json::from_str::<Value>(doc) else {
+                return Err(damaged("a row is not a JSON object"));
+            };
+            (row.member.strip_prefix("p\u{1f}"), object)
         };
-        if let Some(pool) = row.member.strip_prefix("p\u{1f}") {
+        if let Some(pool) = pool {
             if let Some(cursor) = latest_cursor(&row.fields)? {
                 object.insert("round_robin".to_owned(), cursor);
             }
@@ -401,7 +437,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            fragment(&orphan.rows).unwrap_err().code(),
+            fragment(&orphan.rows, &BTreeMap::new()).unwrap_err().code(),
             ErrorCode::InvalidState
         );
     }
