@@ -6,6 +6,9 @@ Run by scripts/bench.sh in its own venv ($CREDPOOL_CACHE/venv-bench) where the p
 installed from PyPI (never vendored): ``hermes-agent`` (``agent.credential_pool``),
 ``rotapool`` and ``litellm``. A peer that fails to import is skipped with a note.
 
+``credpool Store`` rows are the same operations on a persisted ``credpool.Store`` (SQLite):
+the like-for-like comparison with Hermes, which persists its pool to ``auth.json``.
+
 Every figure is the median of per-operation timings (``perf_counter_ns`` around each
 operation; anything needed to keep the pool from running dry happens outside the timer),
 over a time budget per cell (0.2 s with ``--quick`` or ``CREDPOOL_BENCH_QUICK=1``, else 1 s).
@@ -109,6 +112,45 @@ def bench_credpool() -> None:
             reg.release("openrouter", nxt["lease_id"], now=clock[0])
 
         record("credpool", "429 → rotate (fill_first)", n, measure(limited))
+
+
+def bench_credpool_store() -> None:
+    """The same operations on a persisted ``credpool.Store`` (its default engine, an SQLite
+    database in a temporary directory, ``durable`` on): the figures to put next to Hermes,
+    which persists too."""
+    import credpool
+
+    home = tempfile.mkdtemp(prefix="credpool-bench-store-")
+    for n in SIZES:
+        for op, strategy in (("select+ok round_robin", "round_robin"), ("429 → rotate (fill_first)", "fill_first")):
+            path = os.path.join(home, f"pools-{n}-{strategy}.sqlite")
+            setup = credpool.Store.open(path, writer="setup", seed=1, durable=False)
+            setup.configure_pool(
+                "openrouter", strategy=strategy, policy={"preset": "adaptive", "jitter_percent": 0}, now=0
+            )
+            for i in range(n):
+                setup.add_entry("openrouter", {"id": f"k{i}", "access_token": f"sk-or-{i:06}", "priority": i}, now=0)
+            store = credpool.Store.open(path, writer="bench", seed=1)
+            clock = [1_000]
+
+            def ok(store=store, clock=clock) -> None:
+                clock[0] += 1
+                use = store.acquire("openrouter", now=clock[0])
+                store.report("openrouter", use["lease_id"], status=200, now=clock[0])
+
+            def limited(store=store, clock=clock) -> None:
+                clock[0] += 2 * HOUR_MS
+                use = store.acquire("openrouter", now=clock[0])
+                nxt = store.report("openrouter", use["lease_id"], status=429, now=clock[0])
+                store.release("openrouter", nxt["lease_id"], now=clock[0])
+
+            record("credpool Store", op, n, measure(ok if strategy == "round_robin" else limited))
+    notes.append(
+        "`credpool Store`: `credpool.Store.open(path)` (SQLite, `durable` on: a token is fsynced"
+        " before the call returns, counters with the next write a second or more later) in a"
+        " temporary directory; every call runs lock → read what other processes changed →"
+        " decide → write what changed."
+    )
 
 
 # ---------------------------------------------------------------- Hermes
@@ -242,7 +284,8 @@ def bench_litellm() -> None:
 
 def main() -> None:
     log(f"peers: {'quick' if QUICK else 'full'} run, {BUDGET_S} s per cell, median ns/op")
-    bench_credpool()  # the reference: failures here are fatal
+    bench_credpool()  # the references: failures here are fatal
+    bench_credpool_store()
     for name, fn in (("hermes-agent", bench_hermes), ("rotapool", bench_rotapool), ("litellm", bench_litellm)):
         try:
             fn()

@@ -187,16 +187,28 @@ def bindings(records: list[dict]) -> str:
     return table(["binding", "operation", "median", "× no-op call"], rows) + note
 
 
-def peers(records: list[dict], lang: str) -> str:
+PERSISTED = "credpool Store"
+
+
+def peers(records: list[dict], lang: str, persisted: bool = False) -> str:
+    """The peer table of one language: against credpool's in-memory registry, or (with
+    ``persisted``) credpool's persisted ``Store`` next to the peers that persist (Hermes)."""
     recs = [r for r in records if r.get("bench") == "peers" and r.get("lang") == lang]
     if not recs:
         return "_not run_"
     rec = recs[-1]
     sizes = [str(n) for n in rec.get("sizes", [])]
-    base = {(x["op"], str(x["n"])): x["ns"] for x in rec["rows"] if x["peer"] == "credpool"}
+    reference = PERSISTED if persisted else "credpool"
+    base = {(x["op"], str(x["n"])): x["ns"] for x in rec["rows"] if x["peer"] == reference}
+    if persisted:
+        kept = [x for x in rec["rows"] if x["peer"] in (PERSISTED, "hermes") and (x["op"], str(x["n"])) in base]
+    else:
+        kept = [x for x in rec["rows"] if x["peer"] != PERSISTED]
+    if not kept:
+        return "_not run_"
     order: list[tuple[str, str]] = []
     cells: dict[tuple[str, str], dict[str, float]] = {}
-    for x in rec["rows"]:
+    for x in kept:
         k = (x["peer"], x["op"])
         if k not in cells:
             order.append(k)
@@ -208,12 +220,17 @@ def peers(records: list[dict], lang: str) -> str:
         for n in sizes:
             ns = cells[(peer, op)].get(n)
             ref = base.get((op, n))
-            ratio = f" ({fmt_ratio(ns / ref)})" if ns and ref and peer != "credpool" else ""
+            ratio = f" ({fmt_ratio(ns / ref)})" if ns and ref and peer != reference else ""
             row.append(fmt_ns(ns) + ratio)
         rows.append(row)
     out = table(["library", "operation", *(f"{int(n):,} entries" for n in sizes)], rows)
-    out += "\n\nIn parentheses: time ÷ credpool's time for the same operation and pool size."
-    notes = rec.get("notes") or []
+    what = "credpool's persisted `Store`" if persisted else "credpool's in-memory `Registry`"
+    out += f"\n\nIn parentheses: time ÷ {what}'s time for the same operation and pool size."
+    shown = ("Versions", f"`{PERSISTED}`", "Hermes") if persisted else None
+    notes = [
+        n for n in rec.get("notes") or []
+        if (shown and n.startswith(shown)) or (not shown and not n.startswith(f"`{PERSISTED}`"))
+    ]
     if notes:
         out += "\n\n" + "\n".join(f"- {n}" for n in notes)
     return out
@@ -230,23 +247,42 @@ def store(records: list[dict]) -> str:
     rows = [[f"`{x['input']}`", f"{x['calls']:,}", f"{x['writes']:,}"] for x in mixed["by_input"]]
     rows.append(["**all calls**", f"**{mixed['calls']:,}**", f"**{mixed['writes']:,}**"])
     rows.append(["`status` only (1,000 calls, nothing changes)", f"{quiet['calls']:,}", f"{quiet['writes']:,}"])
-    out = table(["input", "calls", "file writes"], rows)
+    out = table(["input", "calls", "calls that wrote"], rows)
     out += (
         f"\n\n{requests:,} requests on {rec['keys']} keys ({mixed['rate_limited']} answered 429,"
-        f" {mixed['waits']} `wait` decisions slept out): {mixed['writes']:,} writes,"
-        f" {mixed['changed_calls']:,} calls that changed state (`changed`),"
-        f" {mixed['bytes_written'] / 1e6:.2f} MB written (the whole file each time:"
-        f" {mixed['file_bytes']:,} B at the end)."
+        f" {mixed['waits']} `wait` decisions slept out): {mixed['writes']:,} calls wrote,"
+        f" {mixed['changed_calls']:,} calls changed state (`changed`),"
+        f" {mixed['bytes_written'] / 1e6:.2f} MB handed to `write` in"
+        f" {mixed.get('write_syscalls', 0):,} calls (database pages and write-ahead log,"
+        f" checkpoints included); {mixed['file_bytes']:,} B on disk at the end."
     )
+    sizes = sorted({x["n"] for x in rec.get("by_size", [])})
+    cells: dict[tuple[str, str], dict[int, float]] = {}
+    for x in rec.get("by_size", []):
+        cells.setdefault((x["backend"], x["op"]), {})[x["n"]] = x["ns"]
+    if cells:
+        rows = []
+        for (backend, op), by_n in cells.items():
+            first = by_n.get(sizes[0])
+            last = by_n.get(sizes[-1])
+            growth = fmt_ratio(last / first) if first and last else "–"
+            rows.append([backend, op, *(fmt_ns(by_n.get(n)) for n in sizes), growth])
+        out += "\n\n" + table(
+            ["store", "operation (one process, durable)", *(f"{n:,} keys" for n in sizes),
+             f"{sizes[-1]:,} ÷ {sizes[0]:,}"],
+            rows,
+        )
     rows = []
     for x in rec["throughput"]:
         durable = "–" if x.get("durable") is None else ("on" if x["durable"] else "off")
         rows.append([
-            x["backend"], durable, str(x["processes"]),
+            x["backend"], durable, f"{x.get('keys', rec['keys']):,}", str(x["processes"]),
             f"{x['pairs_per_s']:,.0f}", f"{x['calls_per_s']:,.0f}", str(x["lock_timeouts"]),
+            f"{x['conflicts_per_pair']:.3f}" if "conflicts_per_pair" in x else "–",
         ])
     out += "\n\n" + table(
-        ["store", "durable (fsync)", "processes", "acquire + report pairs / s", "calls / s", "lock timeouts"],
+        ["store", "durable (fsync)", "keys", "processes", "acquire + report pairs / s", "calls / s",
+         "lock timeouts", "compare-and-set retries / pair"],
         rows,
     )
     redis = rec.get("redis") or {}
@@ -319,6 +355,7 @@ def main() -> None:
         "sim": simulator(crit),
         "bindings": bindings(records),
         "peers-python": peers(records, "python"),
+        "peers-python-persisted": peers(records, "python", persisted=True),
         "peers-node": peers(records, "node"),
         "store": store(records),
         "wasm": wasm(args.wasm) if args.wasm else "_no path given_",

@@ -7,21 +7,24 @@
 //!
 //! Without a subcommand it measures, in one run:
 //!
-//! 1. **Persisted bytes and writes per 1,000 requests**: a file store (`durable` on) with
-//!    one pool of 8 keys; 1,000 requests, each an `acquire` and a `report` (about 5 % of
-//!    them 429 with `retry-after: 5`, whose rotation is retried once on the next key and
-//!    reported 200), on a simulated clock (50 ms per request; a `wait` decision, every key
-//!    cooling down, is slept out on it and the request acquires again). A write is counted from
-//!    the outside, by the file's identity (inode, size, mtime) changing after a call (the
-//!    store replaces the file by a rename), and its bytes are the new file's size. Then
-//!    1,000 `status` calls, which change nothing, must write nothing.
-//! 2. **Operations per second** with 1 and 8 processes on one store file (`durable` on,
-//!    then off): the driver starts this program as `worker` processes that open the store,
-//!    wait for a common start instant, then run `acquire` + `report 200` pairs (2
-//!    transactions each) for a fixed time. When a `redis-server` binary is on `PATH` the
-//!    same runs go to a Redis server started here on a free loopback port (no
-//!    persistence: `--save '' --appendonly no`); without one they are skipped with the
-//!    reason.
+//! 1. **Persisted bytes and writes per 1,000 requests**: the SQLite store (`durable` on)
+//!    with one pool of 8 keys; 1,000 requests, each an `acquire` and a `report` (about 5 %
+//!    of them 429 with `retry-after: 5`, whose rotation is retried once on the next key
+//!    and reported 200), on a simulated clock (50 ms per request; a `wait` decision, every
+//!    key cooling down, is slept out on it and the request acquires again). A write is
+//!    counted from the outside: a call wrote when this process's `/proc/self/io` write
+//!    counters moved during it (their bytes are what it handed to `write`). Then 1,000
+//!    `status` calls, which change nothing, must write nothing.
+//! 2. **Cost by pool size**: the median of one `select+ok round_robin` and one `429 →
+//!    rotate (fill_first)` on a persisted pool of 10, 100 and 1,000 keys (one process,
+//!    `durable` on), for SQLite and, when a `redis-server` is on `PATH`, for Redis.
+//! 3. **Operations per second** with 1 and 8 processes on one SQLite store (`durable` on,
+//!    then off), and with 1 and 16 processes on a Redis pool of 10 and of 1,000 keys: the
+//!    driver starts this program as `worker` processes that open the store, wait for a
+//!    common start instant, then run `acquire` + `report 200` pairs (2 transactions each)
+//!    for a fixed time, and report their compare-and-set retries. Redis runs go to a
+//!    server started here on a free loopback port (no persistence: `--save ''
+//!    --appendonly no`); without `redis-server` they are skipped with the reason.
 //!
 //! `--quick` shortens each timed run (1 s instead of 3 s); `--json` prints one line
 //! `{"bench": "store", ...}` on stdout for `benches/report.py` (the human summary always
@@ -76,7 +79,7 @@ fn main() -> ExitCode {
 fn run(quick: bool, print_json: bool) -> Fallible<()> {
     let seconds = if quick { 1 } else { 3 };
     let dir = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
-    let persisted = persisted(&dir.path().join("persisted.json"))?;
+    let persisted = persisted(&dir.path().join("persisted.sqlite"))?;
     eprintln!("persisted: {persisted}");
 
     let mut throughput = Vec::new();
@@ -84,22 +87,43 @@ fn run(quick: bool, print_json: bool) -> Fallible<()> {
         for processes in [1, 8] {
             let path = dir
                 .path()
-                .join(format!("ops-{processes}-{}.json", u8::from(durable)));
+                .join(format!("ops-{processes}-{}.sqlite", u8::from(durable)));
             let store = path.to_string_lossy().into_owned();
-            let row = timed_run("file", &store, processes, durable, seconds)?;
+            let row = timed_run("sqlite", &store, KEYS, processes, durable, seconds)?;
             eprintln!("throughput: {row}");
             throughput.push(row);
         }
     }
 
+    let budget = Duration::from_millis(if quick { 200 } else { 1_000 });
+    let sqlite_dir = dir.path().to_path_buf();
+    let mut sizes = by_size(
+        "sqlite",
+        |n, strategy| {
+            sqlite_dir
+                .join(format!("size-{n}-{strategy}.sqlite"))
+                .to_string_lossy()
+                .into_owned()
+        },
+        budget,
+    )?;
+
     let redis = match RedisServer::start(dir.path()) {
         Ok(server) => {
-            for processes in [1, 8] {
-                let url = format!("{}?namespace=bench{processes}", server.url);
-                let row = timed_run("redis", &url, processes, true, seconds)?;
-                eprintln!("throughput: {row}");
-                throughput.push(row);
+            for keys in [10, 1_000] {
+                for processes in [1, 16] {
+                    let url = format!("{}?namespace=bench{keys}x{processes}", server.url);
+                    let row = timed_run("redis", &url, keys, processes, true, seconds)?;
+                    eprintln!("throughput: {row}");
+                    throughput.push(row);
+                }
             }
+            let url = &server.url;
+            sizes.extend(by_size(
+                "redis",
+                |n, strategy| format!("{url}?namespace=size{n}{strategy}"),
+                budget,
+            )?);
             json!({"ran": true, "version": server.version})
         }
         Err(reason) => {
@@ -116,6 +140,7 @@ fn run(quick: bool, print_json: bool) -> Fallible<()> {
         "seconds_per_run": seconds,
         "persisted": persisted,
         "throughput": throughput,
+        "by_size": sizes,
         "redis": redis,
     });
     if print_json {
@@ -150,61 +175,80 @@ fn open(location: &str, writer: &str, durable: bool) -> Fallible<Store> {
 
 /// Writes the benchmark pool (8 API keys, round robin) into a fresh store.
 fn setup(location: &str, durable: bool) -> Fallible<()> {
+    let configure = json!({"type": "configure_pool", "pool": POOL, "strategy": "round_robin"});
+    setup_pool(location, durable, KEYS, configure)
+}
+
+/// Writes a pool of `keys` API keys configured by `configure` into a fresh store.
+fn setup_pool(location: &str, durable: bool, keys: usize, configure: Value) -> Fallible<()> {
     let mut store = open(location, "setup", durable)?;
-    call(
-        &mut store,
-        now(),
-        json!({"type": "configure_pool", "pool": POOL, "strategy": "round_robin"}),
-    )?;
-    for i in 0..KEYS {
+    call(&mut store, now(), configure)?;
+    for i in 0..keys {
         call(
             &mut store,
             now(),
             json!({"type": "add_entry", "pool": POOL,
-                "entry": {"id": format!("k{i}"), "access_token": format!("sk-bench-{i}")}}),
+                "entry": {"id": format!("k{i}"), "access_token": format!("sk-bench-{i}"),
+                    "priority": i}}),
         )?;
     }
     store.flush().map_err(err)
 }
 
-/// The file's identity: any write (a rename of a new file into place) changes it.
-fn identity(path: &Path) -> Fallible<(u64, u64, u128)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("stat {}: {e}", path.display()))?;
-    let modified = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    Ok((meta.ino(), meta.len(), modified))
+/// This process's write counters from `/proc/self/io`: bytes handed to `write`-family
+/// calls (`wchar`) and the number of such calls (`syscw`). Counted outside the store, so
+/// they hold for any engine (a database page write, a log append, a whole-file rewrite).
+fn io_counters() -> Fallible<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/io")
+        .map_err(|e| format!("/proc/self/io (Linux only): {e}"))?;
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().parse::<u64>().ok())
+            .ok_or_else(|| format!("/proc/self/io has no {name}"))
+    };
+    Ok((field("wchar:")?, field("syscw:")?))
 }
 
-/// Counts the writes of a file store from the outside, call by call.
-struct WriteCounter<'a> {
-    path: &'a Path,
-    last: (u64, u64, u128),
+/// The bytes the store occupies on disk: the database and its write-ahead log.
+fn store_bytes(path: &Path) -> u64 {
+    let wal = path.with_file_name(format!(
+        "{}-wal",
+        path.file_name().unwrap_or_default().to_string_lossy()
+    ));
+    [path.to_path_buf(), wal]
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// Counts the writes of a store from the outside, call by call: a call wrote when the
+/// process's written-bytes counter moved during it (nothing else writes meanwhile).
+struct WriteCounter {
+    last: (u64, u64),
     writes: u64,
     bytes: u64,
+    write_calls: u64,
     calls: u64,
     changed: u64,
     /// Per input type (`acquire`, `report 200`, `report 429`, ...): calls, writes.
     kinds: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
-impl<'a> WriteCounter<'a> {
-    fn new(path: &'a Path) -> Fallible<Self> {
+impl WriteCounter {
+    fn new() -> Fallible<Self> {
         Ok(Self {
-            path,
-            last: identity(path)?,
+            last: io_counters()?,
             writes: 0,
             bytes: 0,
+            write_calls: 0,
             calls: 0,
             changed: 0,
             kinds: std::collections::BTreeMap::new(),
         })
     }
 
-    /// One store call, then a look at the file.
+    /// One store call, then a look at the counters.
     fn call(&mut self, store: &mut Store, now: Millis, input: Value) -> Fallible<Value> {
         let mut kind = input["type"].as_str().unwrap_or("?").to_owned();
         if let Some(status) = input["response"]["status"].as_u64() {
@@ -215,16 +259,17 @@ impl<'a> WriteCounter<'a> {
         if out["changed"] == true {
             self.changed += 1;
         }
-        let id = identity(self.path)?;
-        let wrote = id != self.last;
+        let io = io_counters()?;
+        let wrote = io.0 != self.last.0;
         let entry = self.kinds.entry(kind).or_default();
         entry.0 += 1;
         entry.1 += u64::from(wrote);
         if wrote {
             self.writes += 1;
-            self.bytes += id.1;
-            self.last = id;
+            self.bytes += io.0 - self.last.0;
+            self.write_calls += io.1 - self.last.1;
         }
+        self.last = io;
         Ok(out)
     }
 }
@@ -234,7 +279,7 @@ fn persisted(path: &Path) -> Fallible<Value> {
     let location = path.to_string_lossy().into_owned();
     setup(&location, true)?;
     let mut store = open(&location, "bench", true)?;
-    let mut counter = WriteCounter::new(path)?;
+    let mut counter = WriteCounter::new()?;
     let mut rng = Rng(0x5eed);
     let start = now().0;
     let mut clock = start;
@@ -279,7 +324,7 @@ fn persisted(path: &Path) -> Fallible<Value> {
             )?;
         }
     }
-    let file_bytes = identity(path)?.1;
+    let file_bytes = store_bytes(path);
     let loop_counts = json!({
         "requests": REQUESTS,
         "rate_limited": rate_limited,
@@ -289,13 +334,14 @@ fn persisted(path: &Path) -> Fallible<Value> {
         "changed_calls": counter.changed,
         "writes": counter.writes,
         "bytes_written": counter.bytes,
+        "write_syscalls": counter.write_calls,
         "file_bytes": file_bytes,
         "by_input": counter.kinds.iter()
             .map(|(k, (calls, writes))| json!({"input": k, "calls": calls, "writes": writes}))
             .collect::<Vec<_>>(),
     });
 
-    let mut quiet = WriteCounter::new(path)?;
+    let mut quiet = WriteCounter::new()?;
     let t = Millis(clock);
     for _ in 0..REQUESTS {
         quiet.call(&mut store, t, json!({"type": "status", "pool": POOL}))?;
@@ -311,15 +357,89 @@ fn persisted(path: &Path) -> Fallible<Value> {
     }))
 }
 
+/// Pool sizes of part 3.
+const SIZES: [usize; 3] = [10, 100, 1_000];
+
+/// Part 3: the median cost of one decision pair on a persisted pool of 10, 100 and 1,000
+/// keys (`durable` on, one process): `select+ok round_robin` (an `acquire` + `report
+/// 200`) and `429 → rotate (fill_first)` (an `acquire`, a `report 429` that rotates, and
+/// the `release` of the sibling; the clock moves 2 h per operation so the cooldown has run
+/// out by the next one), the operations `benches/peers.py` times for Hermes.
+fn by_size(
+    backend: &str,
+    location: impl Fn(usize, &str) -> String,
+    budget: Duration,
+) -> Fallible<Vec<Value>> {
+    let mut rows = Vec::new();
+    for n in SIZES {
+        for (op, strategy) in [
+            ("select+ok round_robin", "round_robin"),
+            ("429 → rotate (fill_first)", "fill_first"),
+        ] {
+            let place = location(n, strategy);
+            let configure = json!({"type": "configure_pool", "pool": POOL, "strategy": strategy,
+                "policy": {"preset": "adaptive", "jitter_percent": 0}});
+            setup_pool(&place, false, n, configure)?;
+            let mut store = open(&place, "bench", true)?;
+            let mut clock = now().0;
+            let rotate = strategy == "fill_first";
+            let mut pair = || -> Fallible<()> {
+                clock += if rotate { 2 * 3_600_000 } else { 1 };
+                let t = Millis(clock);
+                let d = call(&mut store, t, json!({"type": "acquire", "pool": POOL}))?;
+                let lease = lease_of(&d).ok_or_else(|| format!("acquire answered {d}"))?;
+                let status = if rotate { 429 } else { 200 };
+                let d = call(
+                    &mut store,
+                    t,
+                    json!({"type": "report", "pool": POOL,
+                    "lease_id": lease, "response": {"status": status}}),
+                )?;
+                if rotate {
+                    let next = lease_of(&d).ok_or_else(|| format!("a 429 answered {d}"))?;
+                    call(
+                        &mut store,
+                        t,
+                        json!({"type": "release", "pool": POOL, "lease_id": next}),
+                    )?;
+                }
+                Ok(())
+            };
+            let ns = median_ns(&mut pair, budget)?;
+            eprintln!("by size: {backend:<6} {op:<26} {n:>5} keys {ns:>10.0} ns");
+            rows.push(json!({"backend": backend, "op": op, "n": n, "ns": ns}));
+        }
+    }
+    Ok(rows)
+}
+
+/// The median ns of `op` over `budget` (at least 20 runs, after 3 to warm up).
+fn median_ns(op: &mut impl FnMut() -> Fallible<()>, budget: Duration) -> Fallible<f64> {
+    for _ in 0..3 {
+        op()?;
+    }
+    let mut samples = Vec::new();
+    let deadline = Instant::now() + budget;
+    while samples.len() < 20 || (Instant::now() < deadline && samples.len() < 20_000) {
+        let start = Instant::now();
+        op()?;
+        samples.push(start.elapsed().as_nanos() as f64);
+    }
+    samples.sort_by(f64::total_cmp);
+    Ok(samples[samples.len() / 2])
+}
+
 /// Part 2: `processes` workers on one fresh store for `seconds`.
 fn timed_run(
     backend: &str,
     location: &str,
+    keys: usize,
     processes: usize,
     durable: bool,
     seconds: u64,
 ) -> Fallible<Value> {
-    setup(location, durable)?;
+    let configure = json!({"type": "configure_pool", "pool": POOL, "strategy": "round_robin"});
+    setup_pool(location, false, keys, configure)?;
     let exe = std::env::current_exe().map_err(|e| format!("current exe: {e}"))?;
     // Far enough ahead for every worker to start and open the store first.
     let start_ms = now().0 + 400 + 100 * processes as u64;
@@ -340,7 +460,7 @@ fn timed_run(
             .map_err(|e| format!("spawn worker: {e}"))?;
         children.push(child);
     }
-    let (mut pairs, mut lock_timeouts, mut late) = (0u64, 0u64, 0u64);
+    let (mut pairs, mut lock_timeouts, mut late, mut conflicts) = (0u64, 0u64, 0u64, 0u64);
     let mut failed = Vec::new();
     for child in children {
         let out = child
@@ -354,6 +474,7 @@ fn timed_run(
             (true, Ok(v)) => {
                 pairs += v["pairs"].as_u64().unwrap_or(0);
                 lock_timeouts += v["lock_timeouts"].as_u64().unwrap_or(0);
+                conflicts += v["conflicts"].as_u64().unwrap_or(0);
                 late += u64::from(v["late_ms"].as_u64().unwrap_or(0) > 0);
             }
             _ => failed.push(format!("{} {}", out.status, text.trim())),
@@ -367,13 +488,16 @@ fn timed_run(
     let secs = duration_ms as f64 / 1_000.0;
     Ok(json!({
         "backend": backend,
-        "durable": (backend == "file").then_some(durable),
+        "durable": (backend == "sqlite").then_some(durable),
+        "keys": keys,
         "processes": processes,
         "seconds": secs,
         "pairs": pairs,
         "pairs_per_s": pairs as f64 / secs,
         "calls_per_s": 2.0 * pairs as f64 / secs,
         "lock_timeouts": lock_timeouts,
+        "conflicts": conflicts,
+        "conflicts_per_pair": conflicts as f64 / (pairs.max(1)) as f64,
         "late_workers": late,
     }))
 }
@@ -415,7 +539,8 @@ fn worker(
     store.flush().map_err(err)?;
     println!(
         "{}",
-        json!({"pairs": pairs, "lock_timeouts": lock_timeouts, "late_ms": late_ms})
+        json!({"pairs": pairs, "lock_timeouts": lock_timeouts, "late_ms": late_ms,
+            "conflicts": store.conflicts()})
     );
     Ok(())
 }
