@@ -20,6 +20,7 @@ use serde_json::Value;
 
 use crate::entry::{Entry, EntryId, ModelCooldown, Status, StatusRecord, Token};
 use crate::error::Result;
+use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Pool, Registry};
 use crate::state::pools_from_value;
 use crate::time::Millis;
@@ -43,6 +44,20 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Merges another writer's round-robin cursor of `pool`, as [`sync`](Self::sync)
+    /// merges the cursor of a state document holding that pool (the later selection
+    /// wins); whether it moved ours. For a store that keeps cursors apart from the rest of
+    /// a pool's state, so that a selection elsewhere costs no whole-pool merge here.
+    pub fn merge_cursor(&mut self, pool: &PoolKey, cursor: &Cursor) -> Result<bool> {
+        let ours = self.pool_mut(pool)?;
+        if cursor_order(Some(cursor)) <= cursor_order(ours.cursor.as_ref()) {
+            return Ok(false);
+        }
+        ours.cursor = Some(cursor.clone());
+        self.mark_changed();
+        Ok(true)
     }
 }
 

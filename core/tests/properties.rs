@@ -194,6 +194,35 @@ proptest! {
     }
 
     #[test]
+    fn merge_cursor_is_sync_of_the_cursor_alone(
+        a_ops in prop::collection::vec(op(), 0..30),
+        b_ops in prop::collection::vec(op(), 0..30),
+    ) {
+        let mut states = Vec::new();
+        for (writer, ops) in [("w1", &a_ops), ("w2", &b_ops)] {
+            let (mut r, key) = registry(writer, Selection::RoundRobin);
+            drive(&mut r, &key, ops)?;
+            states.push(export(&r));
+        }
+        let (a, b) = (&states[0], &states[1]);
+        let Some((key, theirs)) = b["pools"].as_object().and_then(|p| p.iter().next()) else {
+            return Ok(());
+        };
+        let Ok(cursor) = serde_json::from_value::<credpool_core::Cursor>(theirs["round_robin"].clone()) else {
+            return Ok(());
+        };
+        // `a` merging b's pool with only its cursor, by sync and by merge_cursor.
+        let mut only_cursor = a.clone();
+        only_cursor["pools"][key]["round_robin"] = theirs["round_robin"].clone();
+        let by_sync = merged(a, &only_cursor);
+        let mut r = Registry::from_state(a, Options { writer: "m".into(), seed: 1 }).unwrap();
+        let pool = credpool_core::PoolKey::parse(key).unwrap();
+        let moved = r.merge_cursor(&pool, &cursor).unwrap();
+        prop_assert_eq!(export(&r), by_sync.clone());
+        prop_assert_eq!(moved, &by_sync != a);
+    }
+
+    #[test]
     fn export_import_export_is_a_fixed_point(s in strategy(), ops in prop::collection::vec(op(), 0..40)) {
         let (mut r, key) = registry("w1", s);
         drive(&mut r, &key, &ops)?;
