@@ -26,14 +26,14 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use credpool_core::{
-    AcquireRequest, Changes, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId,
-    Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report, Result,
-    Strategy, parse_input,
+    AcquireRequest, Changes, Credential, Cursor, Decision, EntryId, Error, ErrorCode, Input,
+    LeaseId, Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report,
+    Result, Strategy, parse_input,
 };
 use redis::{Client, Connection, Script};
 use serde_json::Value;
 
-use self::rows::{LAYOUT, MOVED_MARKER, PULL_SCRIPT, WRITE_SCRIPT, entry_member, pool_member};
+use self::rows::{Doc, LAYOUT, MOVED_MARKER, PULL_SCRIPT, WRITE_SCRIPT, entry_member, pool_member};
 
 use crate::store::{
     Hold, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only, single_flight_refresh,
@@ -95,15 +95,13 @@ struct Synced {
     seen: u64,
     /// The stamp of the last counter change read (counters are read only when needed).
     counted: u64,
-    /// Per row: the version and document last read or written.
+    /// Per row: the version and document last read or written (a cursor move comes
+    /// without its pool's document when the version held here is current).
     rows: BTreeMap<String, Row>,
-    /// Per pool row: its document parsed (a cursor move reads no document: it comes with
-    /// the version held here).
-    pools_held: BTreeMap<String, serde_json::Map<String, Value>>,
     /// Per entry row: this writer's counter as last written or read.
     counts: BTreeMap<String, u64>,
-    /// Per pool: this writer's cursor as last written or read.
-    cursors: BTreeMap<PoolKey, String>,
+    /// Per pool: the cursor Redis holds, as last written or read here.
+    cursors: BTreeMap<PoolKey, Cursor>,
     /// Rows changed here and not yet written: per pool, the entries touched.
     dirty: BTreeMap<PoolKey, BTreeSet<EntryId>>,
     /// Every row is queued (a migration, or Redis lost its data): the next write carries
@@ -114,18 +112,18 @@ struct Synced {
 #[derive(Clone, Debug)]
 struct Row {
     version: u64,
-    doc: String,
+    doc: Doc,
 }
 
 /// The rows one write sends (see [`rows::WRITE_SCRIPT`]).
 #[derive(Debug, Default)]
 struct Writes {
-    /// Member, expected version, document.
-    docs: Vec<(String, u64, String)>,
+    /// Member, expected version, document (as sent, and as kept).
+    docs: Vec<(String, u64, String, Doc)>,
     /// Entry member, writer, counter.
     counts: Vec<(String, String, u64)>,
     /// Pool, this writer's cursor.
-    cursors: Vec<(PoolKey, String)>,
+    cursors: Vec<(PoolKey, Cursor)>,
     /// Deleted entry rows.
     gone: Vec<String>,
 }
@@ -753,32 +751,40 @@ impl RedisStore {
             self.synced.seen = pulled.stamp;
             return Ok(false);
         }
-        self.registry
-            .sync(&rows::fragment(&pulled.rows, &self.synced.pools_held)?)?;
-        let merged = self.registry.take_changed();
+        let held = |pool: &str| match self.synced.rows.get(&format!("p\u{1f}{pool}")) {
+            Some(Row {
+                doc: Doc::Pool(doc),
+                ..
+            }) => serde_json::to_value(doc).ok(),
+            _ => None,
+        };
+        if let Some(fragment) = rows::fragment(&pulled.rows, held)? {
+            self.registry.sync(&fragment)?;
+        }
         let writer = self.registry.writer().to_owned();
         for row in pulled.rows {
-            let mine = row
-                .fields
-                .iter()
-                .find(|(w, _)| *w == writer)
-                .map(|(_, v)| v);
-            let pool = row.member.strip_prefix("p\u{1f}");
-            if let Some(pool) = pool.or_else(|| row.member.strip_prefix("c\u{1f}")) {
-                if let (Some(cursor), Ok(key)) = (mine, PoolKey::parse(pool)) {
-                    self.synced.cursors.insert(key, cursor.clone());
+            let mine = row.fields.iter().find(|(w, _)| *w == writer);
+            if let Some(pool) = row.member.strip_prefix("c\u{1f}") {
+                // A cursor move: merged on its own, the pool's document is current here.
+                let key = PoolKey::parse(pool)?;
+                if let Some(cursor) = rows::latest_cursor(&row.fields)? {
+                    self.registry.merge_cursor(&key, &cursor)?;
+                    self.synced.cursors.insert(key, cursor);
                 }
-            } else if let Some(n) = mine.and_then(|v| v.parse().ok()) {
-                self.synced.counts.insert(row.member.clone(), n);
-            }
-            if row.member.starts_with("c\u{1f}") {
                 continue;
             }
-            if let (Some(_), Some(doc)) = (pool, &row.doc) {
-                self.hold_pool(&row.member, doc);
+            if let Some(pool) = row.member.strip_prefix("p\u{1f}") {
+                if let (Some(cursor), Ok(key)) =
+                    (rows::latest_cursor(&row.fields)?, PoolKey::parse(pool))
+                {
+                    self.synced.cursors.insert(key, cursor);
+                }
+            } else if let Some(n) = mine.and_then(|(_, v)| v.parse().ok()) {
+                self.synced.counts.insert(row.member.clone(), n);
             }
             match row.doc {
-                Some(doc) => {
+                Some(text) => {
+                    let doc = Doc::parse(&row.member, &text)?;
                     let version = row.version;
                     self.synced.rows.insert(row.member, Row { version, doc });
                 }
@@ -787,20 +793,9 @@ impl RedisStore {
                 }
             }
         }
+        let merged = self.registry.take_changed();
         self.synced.seen = pulled.stamp;
         Ok(merged)
-    }
-
-    /// Keeps a pool row's document parsed (`doc` as read or written).
-    fn hold_pool(&mut self, member: &str, doc: &str) {
-        match serde_json::from_str(doc) {
-            Ok(Value::Object(object)) => {
-                self.synced.pools_held.insert(member.to_owned(), object);
-            }
-            _ => {
-                self.synced.pools_held.remove(member);
-            }
-        }
     }
 
     /// One [`PULL_SCRIPT`] round trip; other writers' counters too when they are needed
@@ -820,8 +815,8 @@ impl RedisStore {
         };
         let mut call = script(&PULL, PULL_SCRIPT).arg(prefix);
         call.arg(seen).arg(counted);
-        for member in self.synced.pools_held.keys() {
-            if let Some(row) = self.synced.rows.get(member) {
+        for (member, row) in &self.synced.rows {
+            if member.starts_with("p\u{1f}") {
                 call.arg(member).arg(row.version);
             }
         }
@@ -866,7 +861,7 @@ impl RedisStore {
             self.registry.take_changed();
             self.queue_everything();
             let changes = self.registry.changes_of(&self.synced.dirty);
-            let writes = self.writes_of(&changes)?;
+            let writes = self.writes_of(changes)?;
             let old: Vec<(String, u64)> = gens.into_iter().collect();
             match self.send(&writes, None, "migrate", &old)? {
                 stamp if stamp > 0 => {
@@ -894,7 +889,7 @@ impl RedisStore {
                 self.pull()?;
             }
             let changes = self.registry.changes_of(&self.synced.dirty);
-            let writes = self.writes_of(&changes)?;
+            let writes = self.writes_of(changes)?;
             if writes.is_empty() && lock.is_none() {
                 self.synced.dirty.clear();
                 self.synced.full = false;
@@ -916,19 +911,19 @@ impl RedisStore {
 
     /// The rows `changes` needs written: documents that differ from Redis's, this
     /// writer's counters and cursors that moved, deleted entries.
-    fn writes_of(&self, changes: &Changes) -> std::result::Result<Writes, Fail> {
+    fn writes_of(&self, changes: Changes) -> std::result::Result<Writes, Fail> {
         let writer = self.registry.writer();
         let mut writes = Writes::default();
-        for pool in &changes.pools {
-            let (doc, cursor) = rows::pool_row(&pool.pool)?;
-            self.doc_write(&mut writes, pool_member(&pool.key), doc);
+        for mut pool in changes.pools {
+            let cursor = pool.pool.round_robin.take();
+            self.doc_write(&mut writes, pool_member(&pool.key), Doc::Pool(pool.pool))?;
             if let Some(cursor) = cursor
                 && self.synced.cursors.get(&pool.key) != Some(&cursor)
             {
                 writes.cursors.push((pool.key.clone(), cursor));
             }
-            for entry in &pool.entries {
-                let (doc, counts) = rows::entry_row(entry)?;
+            for mut entry in pool.entries {
+                let counts = std::mem::take(&mut entry.request_counts);
                 let member = entry_member(&pool.key, &entry.id);
                 for (who, n) in counts {
                     let mine = who == writer;
@@ -938,7 +933,7 @@ impl RedisStore {
                         writes.counts.push((member.clone(), who, n));
                     }
                 }
-                self.doc_write(&mut writes, member, doc);
+                self.doc_write(&mut writes, member, Doc::Entry(entry))?;
             }
             for id in &pool.gone {
                 let member = entry_member(&pool.key, id);
@@ -951,12 +946,13 @@ impl RedisStore {
     }
 
     /// Adds `doc` for `member` unless Redis already holds it.
-    fn doc_write(&self, writes: &mut Writes, member: String, doc: String) {
+    fn doc_write(&self, writes: &mut Writes, member: String, doc: Doc) -> Result<()> {
         let row = self.synced.rows.get(&member);
         if row.map(|r| &r.doc) != Some(&doc) {
             let version = row.map_or(0, |r| r.version);
-            writes.docs.push((member, version, doc));
+            writes.docs.push((member, version, doc.text()?, doc));
         }
+        Ok(())
     }
 
     /// One [`WRITE_SCRIPT`] round trip (see its docs for the answers).
@@ -975,8 +971,8 @@ impl RedisStore {
         };
         call.arg(if self.broken.is_some() { "1" } else { "0" });
         call.arg(writes.docs.len());
-        for (member, version, doc) in &writes.docs {
-            call.arg(member).arg(version).arg(doc);
+        for (member, version, text, _) in &writes.docs {
+            call.arg(member).arg(version).arg(text);
         }
         call.arg(writes.counts.len());
         for (member, who, n) in &writes.counts {
@@ -984,7 +980,13 @@ impl RedisStore {
         }
         call.arg(writes.cursors.len());
         for (pool, cursor) in &writes.cursors {
-            call.arg(pool.as_str()).arg(cursor);
+            let text = serde_json::to_string(cursor).map_err(|e| {
+                Error::new(
+                    ErrorCode::Internal,
+                    format!("cannot serialise a cursor: {e}"),
+                )
+            })?;
+            call.arg(pool.as_str()).arg(text);
         }
         call.arg(writes.gone.len());
         for member in &writes.gone {
@@ -1000,10 +1002,7 @@ impl RedisStore {
 
     /// Records a write that landed under `stamp`.
     fn wrote(&mut self, writes: Writes, stamp: u64) {
-        for (member, version, doc) in writes.docs {
-            if member.starts_with("p\u{1f}") {
-                self.hold_pool(&member, &doc);
-            }
+        for (member, version, _, doc) in writes.docs {
             let version = version + 1;
             self.synced.rows.insert(member, Row { version, doc });
         }

@@ -16,17 +16,15 @@
 //! - `counts:{pool}␟{entry}`: a hash, writer → that writer's selections of the entry,
 //!   raised by its own writer only (a maximum, so never in conflict; a migration or a
 //!   rewrite after Redis lost its data writes every writer's);
-//! - `cursors:{pool}`: a hash, writer → the round-robin cursor that writer last moved
-//!   (the latest selection wins when read).
+//! - `cursor:{pool}`: the round-robin cursor of the latest selection (a write replaces it
+//!   only with a later one, in core's merge order: never in conflict).
 //!
 //! A document is written only while its version is the one this process merged
 //! (compare-and-set per row); counters and cursors are written without a check. Writers
 //! on different entries never conflict, and a selection (a counter and a cursor) conflicts
 //! with nothing.
 
-use std::collections::BTreeMap;
-
-use credpool_core::{EntryDoc, EntryId, Error, ErrorCode, PoolDoc, PoolKey, Result};
+use credpool_core::{Cursor, EntryDoc, EntryId, Error, ErrorCode, PoolDoc, PoolKey, Result};
 use serde_json::{Map, Value};
 
 /// This layout's `layout` value.
@@ -77,7 +75,8 @@ local function row(m)
   local version = redis.call('HGET', p .. 'versions', m) or '0'
   local doc = ''
   if string.sub(m, 1, 2) == 'p\31' then
-    extra = redis.call('HGETALL', p .. 'cursors:' .. string.sub(m, 3))
+    local cursor = redis.call('GET', p .. 'cursor:' .. string.sub(m, 3))
+    extra = cursor and {'latest', cursor} or {}
     if known[m] == version then m = 'c\31' .. string.sub(m, 3) else
       doc = redis.call('GET', p .. 'doc:' .. m) or '' end
   else
@@ -152,9 +151,20 @@ for k = 0, nc - 1 do
   redis.call('ZADD', p .. 'counted', s, m)
 end
 for k = 0, nk - 1 do
-  local pool = ARGV[cursors + 2 * k]
-  redis.call('HSET', p .. 'cursors:' .. pool, writer, ARGV[cursors + 2 * k + 1])
-  redis.call('ZADD', p .. 'changes', s, 'c\31' .. pool)
+  local pool, text = ARGV[cursors + 2 * k], ARGV[cursors + 2 * k + 1]
+  local key = p .. 'cursor:' .. pool
+  local new, old = cjson.decode(text), redis.call('GET', key)
+  local later = not old
+  if old then
+    old = cjson.decode(old)
+    if new.at ~= old.at then later = new.at > old.at
+    elseif new.priority ~= old.priority then later = new.priority > old.priority
+    else later = new.entry_id > old.entry_id end
+  end
+  if later then
+    redis.call('SET', key, text)
+    redis.call('ZADD', p .. 'changes', s, 'c\31' .. pool)
+  end
 end
 for k = 0, ng - 1 do
   local m = ARGV[gone + k]
@@ -251,31 +261,56 @@ pub(super) fn parse_pull(reply: Vec<String>) -> Result<Pulled> {
     })
 }
 
-/// The state fragment of rows read: each pool's own fields with the latest cursor, and
-/// its entries with every writer's counters. A cursor row takes its pool's document from
-/// `held` (pool member → the document this reader holds at the version read). Deleted
-/// rows are left out (the pool's tombstones say so).
+/// A row's document as this reader last read or wrote it, without what lives apart
+/// (a pool's cursor and entries, an entry's counters).
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Doc {
+    Pool(PoolDoc),
+    Entry(EntryDoc),
+}
+
+impl Doc {
+    /// Parses the document of the row `member`.
+    pub(super) fn parse(member: &str, text: &str) -> Result<Self> {
+        let bad = |_| damaged("a row is not a credpool document");
+        if member.starts_with("p\u{1f}") {
+            serde_json::from_str(text).map(Self::Pool).map_err(bad)
+        } else {
+            serde_json::from_str(text).map(Self::Entry).map_err(bad)
+        }
+    }
+
+    /// The JSON stored for it.
+    pub(super) fn text(&self) -> Result<String> {
+        let text = match self {
+            Self::Pool(doc) => serde_json::to_string(doc),
+            Self::Entry(doc) => serde_json::to_string(doc),
+        };
+        text.map_err(|e| Error::new(ErrorCode::Internal, format!("cannot serialise state: {e}")))
+    }
+}
+
+/// The state fragment of the rows read with a document: each pool's own fields with the
+/// latest cursor, and its entries with every writer's counters. Cursor rows (merged on
+/// their own) and deleted rows (the pool's tombstones say so) are left out; `None` when
+/// nothing is left. An entry whose pool came as a cursor row takes the pool's document
+/// from `held` (the document this reader holds, current at the version read). A pool
+/// row's fields are its cursor (`latest` → the cursor's JSON), when it has one.
 pub(super) fn fragment(
     rows: &[RowRead],
-    held: &BTreeMap<String, Map<String, Value>>,
-) -> Result<Value> {
+    held: impl Fn(&str) -> Option<Value>,
+) -> Result<Option<Value>> {
     let mut pools: Map<String, Value> = Map::new();
     let mut entries: Vec<(String, Value)> = Vec::new();
     for row in rows {
-        let (pool, mut object) = if let Some(pool) = row.member.strip_prefix("c\u{1f}") {
-            let held = held
-                .get(&format!("p\u{1f}{pool}"))
-                .ok_or_else(|| damaged("a cursor row for a pool document never read"))?;
-            (Some(pool), held.clone())
-        } else {
-            let Some(doc) = &row.doc else { continue };
-            let Ok(Value::Object(object)) = serde_json::from_str::<Value>(doc) else {
-                return Err(damaged("a row is not a JSON object"));
-            };
-            (row.member.strip_prefix("p\u{1f}"), object)
+        let Some(doc) = &row.doc else { continue };
+        let Ok(Value::Object(mut object)) = serde_json::from_str::<Value>(doc) else {
+            return Err(damaged("a row is not a JSON object"));
         };
-        if let Some(pool) = pool {
+        if let Some(pool) = row.member.strip_prefix("p\u{1f}") {
             if let Some(cursor) = latest_cursor(&row.fields)? {
+                let cursor = serde_json::to_value(cursor)
+                    .map_err(|_| damaged("a cursor does not serialise"))?;
                 object.insert("round_robin".to_owned(), cursor);
             }
             object.insert("entries".to_owned(), Value::Array(Vec::new()));
@@ -298,7 +333,17 @@ pub(super) fn fragment(
             return Err(damaged("a row with an unknown member"));
         }
     }
+    if pools.is_empty() && entries.is_empty() {
+        return Ok(None);
+    }
     for (pool, entry) in entries {
+        if !pools.contains_key(&pool)
+            && let Some(Value::Object(mut object)) = held(&pool)
+        {
+            object.insert("entries".to_owned(), Value::Array(Vec::new()));
+            object.remove("round_robin");
+            pools.insert(pool.clone(), Value::Object(object));
+        }
         let Some(Value::Array(list)) = pools
             .get_mut(&pool)
             .and_then(|p| p.as_object_mut())
@@ -315,64 +360,22 @@ pub(super) fn fragment(
         Value::from(credpool_core::SCHEMA_VERSION),
     );
     state.insert("pools".to_owned(), Value::Object(pools));
-    Ok(Value::Object(state))
+    Ok(Some(Value::Object(state)))
 }
 
-/// The cursor of the latest selection among the writers' cursors (ties: the greatest
-/// JSON text, so every reader picks the same one); core's merge then keeps the later of
-/// it and its own.
-fn latest_cursor(fields: &[(String, String)]) -> Result<Option<Value>> {
-    let mut best: Option<(u64, &str, Value)> = None;
+/// The latest selection among the cursors read, in core's merge order (the later
+/// selection wins, ties by position), so every reader picks the same one.
+pub(super) fn latest_cursor(fields: &[(String, String)]) -> Result<Option<Cursor>> {
+    let mut best: Option<Cursor> = None;
     for (_, text) in fields {
-        let cursor: Value =
-            serde_json::from_str(text).map_err(|_| damaged("a cursor is not JSON"))?;
-        let at = cursor["at"].as_u64().unwrap_or(0);
-        if best
-            .as_ref()
-            .is_none_or(|(b, t, _)| (at, text.as_str()) > (*b, *t))
-        {
-            best = Some((at, text, cursor));
+        let cursor: Cursor =
+            serde_json::from_str(text).map_err(|_| damaged("a cursor is not a cursor"))?;
+        let order = |c: &Cursor| (c.at, c.priority, c.entry_id.clone());
+        if best.as_ref().is_none_or(|b| order(&cursor) > order(b)) {
+            best = Some(cursor);
         }
     }
-    Ok(best.map(|(_, _, cursor)| cursor))
-}
-
-/// A pool's own row: its document without entries and cursor, and the cursor's JSON.
-pub(super) fn pool_row(pool: &PoolDoc) -> Result<(String, Option<String>)> {
-    let Value::Object(mut object) = to_value(pool)? else {
-        return Err(Error::new(ErrorCode::Internal, "a pool is not an object"));
-    };
-    object.remove("entries");
-    let cursor = match object.remove("round_robin") {
-        Some(Value::Null) | None => None,
-        Some(cursor) => Some(to_text(&cursor)?),
-    };
-    Ok((to_text(&Value::Object(object))?, cursor))
-}
-
-/// An entry's row: its document without counters, and the counters (writer → count).
-pub(super) fn entry_row(entry: &EntryDoc) -> Result<(String, Vec<(String, u64)>)> {
-    let Value::Object(mut object) = to_value(entry)? else {
-        return Err(Error::new(ErrorCode::Internal, "an entry is not an object"));
-    };
-    let counts = match object.remove("request_counts") {
-        Some(Value::Object(counts)) => counts
-            .into_iter()
-            .filter_map(|(writer, n)| Some((writer, n.as_u64()?)))
-            .collect(),
-        _ => Vec::new(),
-    };
-    Ok((to_text(&Value::Object(object))?, counts))
-}
-
-fn to_value(value: &impl serde::Serialize) -> Result<Value> {
-    serde_json::to_value(value)
-        .map_err(|e| Error::new(ErrorCode::Internal, format!("cannot serialise state: {e}")))
-}
-
-fn to_text(value: &Value) -> Result<String> {
-    serde_json::to_string(value)
-        .map_err(|e| Error::new(ErrorCode::Internal, format!("cannot serialise state: {e}")))
+    Ok(best)
 }
 
 #[cfg(test)]
@@ -396,7 +399,7 @@ mod tests {
             ),
         ];
         let best = latest_cursor(&fields).unwrap().unwrap();
-        assert_eq!(best["entry_id"], "c");
+        assert_eq!(best.entry_id.as_str(), "c");
         let mut reversed = fields.clone();
         reversed.reverse();
         assert_eq!(latest_cursor(&reversed).unwrap().unwrap(), best);
@@ -437,7 +440,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            fragment(&orphan.rows, &BTreeMap::new()).unwrap_err().code(),
+            fragment(&orphan.rows, |_| None).unwrap_err().code(),
             ErrorCode::InvalidState
         );
     }
