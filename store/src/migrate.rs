@@ -103,13 +103,25 @@ fn holds_json(path: &Path, busy_timeout: std::time::Duration) -> Result<bool> {
         Err(rusqlite::Error::SqliteFailure(e, _))
             if e.code == rusqlite::ErrorCode::NotADatabase =>
         {
-            Ok(true)
+            // No connection of this process works on it, so reading it here is safe: a
+            // damaged database (the header, then garbage) is opened as one, and refused
+            // as one; anything else is read as JSON.
+            Ok(!starts_as_sqlite(path))
         }
         Err(e) => Err(Error::new(
             ErrorCode::Io,
             format!("cannot read {}: {e}", path.display()),
         )),
     }
+}
+
+/// Whether the file begins with SQLite's header.
+fn starts_as_sqlite(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 16];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| &head == b"SQLite format 3\0")
 }
 
 /// The database a moved-store marker names (`None`: `doc` is no such marker).
