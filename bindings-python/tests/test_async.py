@@ -18,7 +18,6 @@ import pytest
 import credpool
 from credpool import (
     AsyncCredentialTransport,
-    AsyncFileStore,
     AsyncStore,
     CredentialPool,
     Lease,
@@ -166,6 +165,8 @@ def test_async_store_methods_and_a_store_pool_in_the_transport(provider: Provide
 
 
 def test_async_file_store_is_a_deprecated_alias_that_still_opens_a_store(tmp_path: Path) -> None:
+    with pytest.warns(DeprecationWarning):
+        AsyncFileStore = credpool.AsyncFileStore
     assert AsyncFileStore is AsyncStore
 
     async def main() -> Any:

@@ -90,10 +90,13 @@ def lock_is_free(lock_file: Path) -> bool:
 
 
 def test_file_store_is_a_deprecated_alias_of_store() -> None:
-    assert credpool.FileStore is credpool.Store
-    assert credpool.AsyncFileStore is credpool.AsyncStore
+    with pytest.warns(DeprecationWarning, match="credpool.Store"):
+        assert credpool.FileStore is credpool.Store
+    with pytest.warns(DeprecationWarning, match="credpool.AsyncStore"):
+        assert credpool.AsyncFileStore is credpool.AsyncStore
     assert {"Store", "AsyncStore", "FileStore", "AsyncFileStore"} <= set(credpool.__all__)
-    from credpool import AsyncFileStore, FileStore  # what existing code imports still works
+    with pytest.warns(DeprecationWarning):
+        from credpool import AsyncFileStore, FileStore  # what existing code imports still works
 
     assert FileStore is Store and AsyncFileStore is credpool.AsyncStore
     assert "deprecated" in (credpool.__doc__ or "").lower()

@@ -11,6 +11,9 @@ release.
 
 from __future__ import annotations
 
+import warnings
+from typing import TYPE_CHECKING, Any
+
 
 class CredpoolError(Exception):
     """Base class of every credpool error; ``.code`` is the stable error code."""
@@ -76,7 +79,11 @@ class NoCredentialError(CredpoolError):
     code = "no_credential"
 
     def __init__(
-        self, message: str = "", code: str | None = None, decision: dict | None = None, action: dict | None = None
+        self,
+        message: str = "",
+        code: str | None = None,
+        decision: dict[str, Any] | None = None,
+        action: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message, code)
         self.decision = decision
@@ -113,12 +120,29 @@ from credpool._helpers import (  # noqa: E402
     credential_pool,
 )
 from credpool._responses import response_info  # noqa: E402
-from credpool._store import AsyncFileStore, AsyncStore, StorePool  # noqa: E402
+from credpool._store import AsyncStore, StorePool  # noqa: E402
 from credpool._transport import AsyncCredentialTransport, CredentialTransport  # noqa: E402
 
-#: Deprecated alias of :class:`Store` (the store is an SQLite database, or Redis, not one
-#: file any more); kept for one release, then removed.
-FileStore = Store
+#: Names of earlier versions, kept for one release: the store is an SQLite database, or
+#: Redis, not one file any more. Using one warns (``DeprecationWarning``).
+_DEPRECATED = {"FileStore": ("Store", Store), "AsyncFileStore": ("AsyncStore", AsyncStore)}
+
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ warns first
+    FileStore = Store
+    AsyncFileStore = AsyncStore
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        new, value = _DEPRECATED[name]
+        warnings.warn(
+            f"credpool.{name} is deprecated: use credpool.{new} (same class)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+    raise AttributeError(f"module 'credpool' has no attribute {name!r}")
 
 __all__ = [
     "AsyncCredentialTransport",

@@ -10,7 +10,7 @@ records the refresh on the call's lease and ``call_resume`` follows it.
 blocking work (lock waits, database and Redis IO; the native methods release the GIL) on
 one worker thread of the store's, so the event loop never waits on another process's lock.
 The async helpers of a ``StorePool`` (``acall``, ``alease``, the async transport) do the same.
-``AsyncFileStore`` is its deprecated alias, kept for one release.
+``credpool.AsyncFileStore`` is its deprecated alias, kept for one release.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Awaitable, Callable, Mapping, Optional, Union
 from credpool._credpool import Store
 from credpool._helpers import Action, Clock, CredentialPool, Decision, RefreshFn, _as_is, _Call, _on_loop
 
-__all__ = ["AsyncFileStore", "AsyncStore", "StorePool"]
+__all__ = ["AsyncStore", "StorePool"]
 
 
 def _worker() -> Executor:
@@ -157,6 +157,3 @@ class AsyncStore:
         """Stops the worker thread (pending calls finish first)."""
         await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
 
-
-#: Deprecated alias of :class:`AsyncStore`, kept for one release.
-AsyncFileStore = AsyncStore
