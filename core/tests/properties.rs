@@ -216,7 +216,7 @@ proptest! {
         only_cursor["pools"][key]["round_robin"] = theirs["round_robin"].clone();
         let by_sync = merged(a, &only_cursor);
         let mut r = Registry::from_state(a, Options { writer: "m".into(), seed: 1 }).unwrap();
-        let pool = credpool_core::PoolKey::parse(key).unwrap();
+        let pool = PoolKey::parse(key).unwrap();
         let moved = r.merge_cursor(&pool, &cursor).unwrap();
         prop_assert_eq!(export(&r), by_sync.clone());
         prop_assert_eq!(moved, &by_sync != a);

@@ -916,7 +916,11 @@ impl RedisStore {
         let mut writes = Writes::default();
         for mut pool in changes.pools {
             let cursor = pool.pool.round_robin.take();
-            self.doc_write(&mut writes, pool_member(&pool.key), Doc::Pool(pool.pool))?;
+            self.doc_write(
+                &mut writes,
+                pool_member(&pool.key),
+                Doc::Pool(Box::new(pool.pool)),
+            )?;
             if let Some(cursor) = cursor
                 && self.synced.cursors.get(&pool.key) != Some(&cursor)
             {
@@ -933,7 +937,7 @@ impl RedisStore {
                         writes.counts.push((member.clone(), who, n));
                     }
                 }
-                self.doc_write(&mut writes, member, Doc::Entry(entry))?;
+                self.doc_write(&mut writes, member, Doc::Entry(Box::new(entry)))?;
             }
             for id in &pool.gone {
                 let member = entry_member(&pool.key, id);

@@ -265,8 +265,8 @@ pub(super) fn parse_pull(reply: Vec<String>) -> Result<Pulled> {
 /// (a pool's cursor and entries, an entry's counters).
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Doc {
-    Pool(PoolDoc),
-    Entry(EntryDoc),
+    Pool(Box<PoolDoc>),
+    Entry(Box<EntryDoc>),
 }
 
 impl Doc {
@@ -274,9 +274,13 @@ impl Doc {
     pub(super) fn parse(member: &str, text: &str) -> Result<Self> {
         let bad = |_| damaged("a row is not a credpool document");
         if member.starts_with("p\u{1f}") {
-            serde_json::from_str(text).map(Self::Pool).map_err(bad)
+            serde_json::from_str(text)
+                .map(|doc| Self::Pool(Box::new(doc)))
+                .map_err(bad)
         } else {
-            serde_json::from_str(text).map(Self::Entry).map_err(bad)
+            serde_json::from_str(text)
+                .map(|doc| Self::Entry(Box::new(doc)))
+                .map_err(bad)
         }
     }
 
