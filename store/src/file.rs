@@ -1,4 +1,5 @@
-//! Reading and atomically replacing the store file.
+//! Reading and atomically replacing a file: the JSON store of earlier versions (migrated)
+//! and its moved-store marker.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -9,41 +10,6 @@ use credpool_core::{Error, ErrorCode, Result};
 
 /// Bytes of a store file the store agrees to read.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
-
-/// What identifies one version of the file: any write (a rename) changes it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Stamp {
-    len: u64,
-    modified_ns: u128,
-    inode: u64,
-}
-
-/// The stamp of the file at `path`, `None` when it does not exist.
-pub(crate) fn stamp(path: &Path) -> Result<Option<Stamp>> {
-    match fs::metadata(path) {
-        Ok(meta) => Ok(Some(Stamp {
-            len: meta.len(),
-            modified_ns: meta
-                .modified()
-                .ok()
-                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                .map_or(0, |d| d.as_nanos()),
-            inode: inode(&meta),
-        })),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_error("stat", path, &e)),
-    }
-}
-
-#[cfg(unix)]
-fn inode(meta: &fs::Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode(_: &fs::Metadata) -> u64 {
-    0
-}
 
 /// The file's bytes, `None` when it does not exist.
 pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {

@@ -6,13 +6,14 @@
 //! → merge (core `sync`) → apply → write the rows it touched, so no update is ever lost
 //! and a decision costs what it changed, not the pool's size; OAuth refreshes are
 //! single-flight ([`SqliteStore::begin_refresh`]), so a rotated single-use refresh token
-//! is never replayed. [`FileStore`], the one-JSON-file store of earlier versions, stays
-//! for reading and migrating such files; [`Store::open`] migrates them into SQLite.
+//! is never replayed. The one-JSON-file store of earlier versions is no live store any
+//! more: [`Store::open`] migrates such a file into SQLite (JSON stays for export and
+//! import).
 //!
 //! `RedisStore` (feature `redis`, on by default) keeps the same state in Redis for agents
-//! on many machines: per-pool state and generation counters, atomic read-merge-write by a
-//! compare-and-set script, a leased and fenced refresh lock, and offline operation on the
-//! last known state while Redis is away. [`Store`] opens either by location (a path or a
+//! on many machines: a row per pool and per entry, compare-and-set per row, counters and
+//! cursors that never conflict, a leased and fenced refresh lock, TLS, and offline
+//! operation on the last known state while Redis is away. [`Store`] opens either by location (a path or a
 //! `redis://` URL) behind one surface.
 
 mod any;
@@ -32,7 +33,7 @@ pub use path::{FILE_NAME, LEGACY_FILE_NAME, default_path};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_NAMESPACE, RedisStore};
 pub use sqlite::{LIGHT_SYNC_INTERVAL, SqliteStore};
-pub use store::{FileStore, RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only};
+pub use store::{RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only};
 
 use credpool_core::Millis;
 

@@ -55,7 +55,7 @@ enum Durability {
 
 /// A registry persisted in an SQLite database shared by the processes of one machine.
 ///
-/// Same contract as the JSON [`FileStore`](crate::FileStore) it replaces as the default:
+/// Same contract as the one-JSON-file store it replaces (which it migrates):
 /// merge by core's join on every transaction, no lost update, single-flight OAuth refresh,
 /// corrupt, foreign or newer data refused with a code and left untouched, mode 0600,
 /// no secret of a borrowed source written, safe against `SIGKILL` (SQLite's WAL).

@@ -1,4 +1,4 @@
-//! Processes with skewed clocks sharing one store file.
+//! Processes with skewed clocks sharing one store.
 //!
 //! Deadlines are absolute wall-clock instants stamped with the clock of the process that
 //! marks the entry. Another process compares them with its own clock, so with a skew of
@@ -12,7 +12,7 @@
 //! second; the tests below use an hour-scale skew to make the bound visible.
 
 use credpool_core::{AcquireRequest, Decision, Millis, PoolKey};
-use credpool_store::{FileStore, StoreOptions};
+use credpool_store::{Store, StoreOptions};
 use serde_json::json;
 
 /// Real (reference) time at which the key is benched.
@@ -23,7 +23,7 @@ const BENCH: u64 = 3_600 * SECOND;
 
 /// A process: a store handle and its clock offset from real time.
 struct Process {
-    store: FileStore,
+    store: Store,
     offset: i64,
 }
 
@@ -50,14 +50,14 @@ fn used(decision: &Decision) -> Option<&str> {
     }
 }
 
-/// Two processes on one file; `marker` benches `a` (402) at real time `T0`, then `reader`
+/// Two processes on one store; `marker` benches `a` (402) at real time `T0`, then `reader`
 /// acquires at real times around the deadline. Returns the first real time at which the
 /// reader hands `a` out.
 fn first_hand_out(marker_offset: i64, reader_offset: i64) -> u64 {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pools.json");
+    let path = dir.path().join("pools.sqlite");
     let open = |writer: &str, offset| Process {
-        store: FileStore::open(
+        store: Store::open_path(
             &path,
             StoreOptions {
                 durable: false,

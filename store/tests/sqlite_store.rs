@@ -8,9 +8,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use credpool_core::{
-    Decision, EntryId, ErrorCode, Millis, PoolKey, Reason, RefreshOutcome, Secret,
+    Decision, EntryId, ErrorCode, Millis, Options, PoolKey, Reason, RefreshOutcome, Registry,
+    Secret,
 };
-use credpool_store::{FileStore, RefreshStart, Store, StoreOptions};
+use credpool_store::{RefreshStart, Store, StoreOptions};
 use serde_json::{Value, json};
 
 fn open(path: &Path, writer: &str) -> Store {
@@ -372,7 +373,12 @@ fn a_json_store_migrates_losslessly_once_and_old_builds_refuse_it_after() {
     let dir = tempfile::tempdir().unwrap();
     let json_path = dir.path().join("pools.json");
     {
-        let mut legacy = FileStore::open(&json_path, StoreOptions::new("old", 1)).unwrap();
+        // What an earlier version kept: its registry's export, as the whole file.
+        let mut legacy = Registry::new(Options {
+            writer: "old".into(),
+            seed: 1,
+        })
+        .unwrap();
         let add = |id: &str| json!({"type": "add_entry", "pool": "openrouter", "entry": {"id": id, "access_token": format!("sk-{id}")}});
         legacy.handle_value(Millis(0), add("a")).unwrap();
         legacy.handle_value(Millis(0), add("b")).unwrap();
@@ -387,6 +393,11 @@ fn a_json_store_migrates_losslessly_once_and_old_builds_refuse_it_after() {
         .unwrap();
         let report = json!({"type": "report", "pool": "openrouter", "lease_id": used["lease_id"], "response": {"status": 402}});
         legacy.handle_value(Millis(1_001), report).unwrap();
+        fs::write(
+            &json_path,
+            serde_json::to_vec(&legacy.export_state()).unwrap(),
+        )
+        .unwrap();
     }
     let before: Value = serde_json::from_slice(&fs::read(&json_path).unwrap()).unwrap();
     // Two processes open the JSON store at once: one migrates, the other follows.
@@ -418,8 +429,13 @@ fn a_json_store_migrates_losslessly_once_and_old_builds_refuse_it_after() {
         !marker.to_string().contains("sk-a"),
         "the marker keeps no secret"
     );
-    // A build that predates the database refuses the marker instead of starting over.
-    let err = FileStore::open(&json_path, StoreOptions::new("old", 1)).unwrap_err();
+    // A build that predates the database refuses the marker instead of starting over:
+    // its JSON store loaded a file with `Registry::from_state`.
+    let options = Options {
+        writer: "old".into(),
+        seed: 1,
+    };
+    let err = Registry::from_state(&marker, options).unwrap_err();
     assert_eq!(err.code(), ErrorCode::UnsupportedSchemaVersion);
 }
 
@@ -472,4 +488,195 @@ fn move_aside_takes_the_write_ahead_log_along() {
     // The moved database still reads, log included; a new store at the path starts empty.
     assert_eq!(entry_ids(&aside, "openai"), vec!["a"]);
     assert!(entry_ids(&path, "openai").is_empty());
+}
+
+#[test]
+fn nothing_changed_means_no_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.sqlite");
+    let mut store = open(&path, "w1");
+    add(&mut store, "openrouter", "a");
+    let look = |path: &Path| {
+        [path.to_path_buf(), sibling(path, "-wal")]
+            .iter()
+            .map(|p| fs::metadata(p).map(|m| (m.len(), m.modified().ok())).ok())
+            .collect::<Vec<_>>()
+    };
+    let before = look(&path);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    run(&mut store, 10, json!({"type": "status"}));
+    run(&mut store, 11, json!({"type": "export_state"}));
+    run(&mut store, 12, json!({"type": "tick"}));
+    let unknown = json!({"type": "report", "pool": "openrouter", "lease_id": 99, "response": {"status": 200}});
+    let err = store.handle_value(Millis(13), unknown).unwrap_err();
+    assert_eq!(err.code(), ErrorCode::UnknownLease);
+    assert_eq!(
+        look(&path),
+        before,
+        "no write for calls that change nothing"
+    );
+    // A selection is a change (request counters are persisted).
+    run(
+        &mut store,
+        14,
+        json!({"type": "acquire", "pool": "openrouter"}),
+    );
+    assert_ne!(look(&path), before);
+}
+
+#[test]
+fn a_held_lock_times_out_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.sqlite");
+    let mut first = open(&path, "w1");
+    add(&mut first, "openrouter", "a");
+    // Another process holds the store's write lock (`flock`, as the store takes it).
+    let held = fs::File::open(sibling(&path, ".lock")).unwrap();
+    held.lock().unwrap();
+    let mut options = StoreOptions::new("w2", 1);
+    options.lock_timeout = std::time::Duration::from_millis(100);
+    let mut waiter = Store::open_path(&path, options).unwrap();
+    let err = waiter
+        .handle_value(Millis(20), json!({"type": "acquire", "pool": "openrouter"}))
+        .unwrap_err();
+    assert_eq!(err.code(), ErrorCode::LockTimeout);
+    assert!(err.message().contains("pools.sqlite.lock"), "{err}");
+    // Reads do not take it.
+    waiter
+        .handle_value(Millis(30), json!({"type": "status"}))
+        .unwrap();
+    held.unlock().unwrap();
+    let d = run(
+        &mut waiter,
+        40,
+        json!({"type": "acquire", "pool": "openrouter"}),
+    );
+    assert_eq!(d["type"], "use");
+}
+
+#[test]
+fn a_pool_view_persists_like_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.sqlite");
+    let mut store = open(&path, "w1");
+    add(&mut store, "openrouter", "a");
+    add(&mut store, "openrouter", "b");
+    let mut pool = store.pool(PoolKey::parse("openrouter").unwrap());
+    let Decision::Use {
+        entry_id, lease_id, ..
+    } = pool.acquire(Millis(1_000), None, None).unwrap()
+    else {
+        panic!("two healthy keys")
+    };
+    assert_eq!(entry_id.as_str(), "a");
+    let secret = pool.credential(&entry_id).unwrap().access_token.unwrap();
+    assert_eq!(secret.expose(), "sk-a");
+    let response = credpool_core::Response {
+        status: Some(402),
+        ..Default::default()
+    };
+    let Decision::Use {
+        entry_id: next,
+        lease_id: next_lease,
+        ..
+    } = pool.report(Millis(1_100), lease_id, response).unwrap()
+    else {
+        panic!("402 rotates")
+    };
+    assert_eq!(next.as_str(), "b");
+    pool.release(Millis(1_200), next_lease).unwrap();
+    assert_eq!(pool.status(Millis(1_300)).unwrap().entries.len(), 2);
+    // Another process sees the bench.
+    let mut other = open(&path, "w2");
+    let use_other = run(
+        &mut other,
+        1_400,
+        json!({"type": "acquire", "pool": "openrouter"}),
+    );
+    assert_eq!(use_other["entry_id"], "b");
+}
+
+/// A call over two stores sharing one database: both calls are told to refresh the same
+/// expiring OAuth token; the first refreshes it through the single-flight protocol, the
+/// second's protocol finds it rotated and adopts it (`call_resume` then sends with it), so
+/// the refresh token is used once.
+#[test]
+fn calls_on_two_stores_refresh_once_and_adopt() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.sqlite");
+    let mut a = open(&path, "wa");
+    run(
+        &mut a,
+        0,
+        json!({"type": "add_entry", "pool": "anthropic", "entry": {"id": "o", "auth_type": "oauth", "access_token": "at-0", "refresh_token": "rt-0", "expires_at": 1000}}),
+    );
+    let mut b = open(&path, "wb");
+    let pool = PoolKey::parse("anthropic").unwrap();
+    let id = EntryId::parse("o").unwrap();
+    let start = json!({"type": "call_start", "pool": "anthropic"});
+    let ra = run(&mut a, 2_000, start.clone());
+    let rb = run(&mut b, 2_000, start);
+    for action in [&ra, &rb] {
+        assert_eq!(action["type"], "refresh", "{action}");
+        assert_eq!(action["generation"], 0);
+    }
+    let lease = |action: &Value| Some(credpool_core::LeaseId(action["lease_id"].as_u64().unwrap()));
+    let RefreshStart::Needed(ticket) = a
+        .begin_refresh(Millis(2_100), &pool, &id, 0, lease(&ra))
+        .unwrap()
+    else {
+        panic!("a's refresh is needed")
+    };
+    let outcome = RefreshOutcome::Refreshed {
+        access_token: Secret::new("at-1"),
+        refresh_token: Some(Secret::new("rt-1")),
+        expires_at: Some(Millis(10_000_000)),
+    };
+    let recorded = a.finish_refresh(Millis(2_200), ticket, outcome).unwrap();
+    assert!(matches!(
+        recorded,
+        Decision::Use {
+            reason: Some(Reason::Refreshed),
+            ..
+        }
+    ));
+    let sa = run(
+        &mut a,
+        2_300,
+        json!({"type": "call_resume", "call_id": ra["call_id"]}),
+    );
+    assert_eq!(
+        (sa["type"].as_str(), sa["reason"].as_str()),
+        (Some("send"), Some("refreshed"))
+    );
+    match b
+        .begin_refresh(Millis(2_400), &pool, &id, 0, lease(&rb))
+        .unwrap()
+    {
+        RefreshStart::Adopted(decision) => assert!(matches!(
+            decision,
+            Decision::Use {
+                reason: Some(Reason::Adopted),
+                ..
+            }
+        )),
+        RefreshStart::Needed(_) => panic!("b would replay the rotated refresh token"),
+    }
+    let sb = run(
+        &mut b,
+        2_500,
+        json!({"type": "call_resume", "call_id": rb["call_id"]}),
+    );
+    assert_eq!(
+        (sb["type"].as_str(), sb["reason"].as_str()),
+        (Some("send"), Some("adopted"))
+    );
+    for (store, action) in [(&mut a, &ra), (&mut b, &rb)] {
+        let done = run(
+            store,
+            2_600,
+            json!({"type": "call_report", "call_id": action["call_id"], "response": {"status": 200}}),
+        );
+        assert_eq!(done["type"], "done");
+    }
 }
