@@ -133,7 +133,7 @@ fn moved_to(path: &Path, doc: &Value) -> Result<Option<PathBuf>> {
     }
     match doc.get("moved_to").and_then(Value::as_str) {
         Some(name) if !name.is_empty() && Path::new(name).file_name() == Some(name.as_ref()) => {
-            Ok(Some(file::parent(path).join(name)))
+            Ok(Some(path.with_file_name(name)))
         }
         _ => Err(Error::new(
             ErrorCode::InvalidState,
