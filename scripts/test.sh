@@ -58,7 +58,7 @@ venv="$CREDPOOL_CACHE/venv-py"
   "$venv/bin/python" -m pytest -q tests ../tests/python
 )
 
-echo "== multi-process stress and crash tests (file store; Rust, Node and Python processes)"
+echo "== multi-process stress and crash tests (SQLite store; Rust, Node and Python processes)"
 scripts/stress.sh
 
 echo "== Redis store: Rust tests, fault tests and the stress test over a redis-server it starts and stops"
