@@ -742,6 +742,10 @@ impl RedisStore {
             let Synced { dirty, .. } = std::mem::take(&mut self.synced);
             self.synced.dirty = dirty;
             self.queue_everything();
+            // Read again from scratch: that read named pool versions held here, which a
+            // fresh namespace can repeat (its rows would come without their documents).
+            self.read_counts = true;
+            pulled = self.read_rows()?;
         }
         if pulled.counted {
             self.read_counts = false;

@@ -828,3 +828,33 @@ fn a_namespace_of_a_newer_layout_is_refused_untouched() {
         .unwrap();
     assert_eq!(layout, "3");
 }
+
+#[test]
+#[ignore = "needs redis-server (scripts/test-redis.sh)"]
+fn a_namespace_wiped_and_rewritten_by_another_process_is_merged_back_whole() {
+    let server = Server::start(false);
+    let mut a = open(&server, "wa");
+    setup_keys(&mut a, 2);
+    select(&mut a, 10);
+    // Redis loses everything; another process writes the same pool afresh, so its rows
+    // start over at the versions a holds, under a lower stamp.
+    let _: () = redis::cmd("FLUSHALL").query(&mut server.conn()).unwrap();
+    let mut b = open(&server, "wb");
+    run(
+        &mut b,
+        20,
+        json!({"type": "add_entry", "pool": "keys", "entry": {"id": "k9", "access_token": "sk-k9"}}),
+    );
+    // a's next call reads the fresh namespace whole, merges it and writes its own back.
+    select(&mut a, 30);
+    assert!(!a.has_pending());
+    let state = state_in_redis(&server);
+    let mut ids: Vec<&str> = state["pools"]["keys"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["k0", "k1", "k9"], "{state}");
+}
