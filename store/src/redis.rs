@@ -600,16 +600,8 @@ impl RedisStore {
     /// Applies `op` under a change journal and queues the rows it touched, when it
     /// changed state (an error changes nothing).
     fn apply<T>(&mut self, op: impl FnOnce(&mut Registry) -> Result<(bool, T)>) -> Result<T> {
-        self.registry.begin_changes();
-        let (changed, value) = match op(&mut self.registry) {
-            Ok(done) => done,
-            Err(e) => {
-                self.registry.undo_changes();
-                return Err(e);
-            }
-        };
-        if self.registry.take_changed() || changed {
-            let changes = self.registry.changes();
+        let (changes, value) = crate::store::journaled(&mut self.registry, op)?;
+        if let Some(changes) = changes {
             self.queue(&changes);
         }
         self.registry.end_changes();

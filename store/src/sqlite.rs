@@ -317,19 +317,11 @@ impl SqliteStore {
         }
         self.check_file()?;
         self.merge_rows()?;
-        self.registry.begin_changes();
-        let (changed, value) = match op(&mut self.registry) {
-            Ok(done) => done,
-            Err(e) => {
-                self.registry.undo_changes();
-                return Err(e);
-            }
-        };
-        if !changed {
+        let (changes, value) = crate::store::journaled(&mut self.registry, op)?;
+        let Some(changes) = changes else {
             self.registry.end_changes();
             return Ok(value);
-        }
-        let changes = self.registry.changes();
+        };
         match self.write(&changes, durability) {
             Ok(()) => self.registry.end_changes(),
             Err(e) => {
@@ -653,14 +645,7 @@ fn fragment(
         pool.insert("entries".to_owned(), Value::Array(list));
         docs.insert(key.clone(), Value::Object(pool));
     }
-    let mut state = Map::new();
-    state.insert("format".to_owned(), Value::from(credpool_core::FORMAT));
-    state.insert(
-        "schema_version".to_owned(),
-        Value::from(credpool_core::SCHEMA_VERSION),
-    );
-    state.insert("pools".to_owned(), Value::Object(docs));
-    Ok(Value::Object(state))
+    Ok(crate::store::state_of(docs))
 }
 
 fn to_text(value: &impl serde::Serialize) -> Result<String> {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use credpool_core::{
-    AcquireRequest, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId, Millis,
-    Output, PoolKey, RefreshOutcome, Registry, Report, Result,
+    AcquireRequest, Changes, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId,
+    Millis, Output, PoolKey, RefreshOutcome, Registry, Report, Result,
 };
 
 use crate::lock::LockGuard;
@@ -123,6 +123,37 @@ pub(crate) trait Backend: std::fmt::Debug {
         ticket: RefreshTicket,
         outcome: RefreshOutcome,
     ) -> Result<Decision>;
+}
+
+/// A state document (this version's format) holding `pools`: what a store reads back from
+/// its rows and merges with core's `sync`.
+pub(crate) fn state_of(pools: serde_json::Map<String, serde_json::Value>) -> serde_json::Value {
+    serde_json::json!({
+        "format": credpool_core::FORMAT,
+        "schema_version": credpool_core::SCHEMA_VERSION,
+        "pools": pools,
+    })
+}
+
+/// Runs `op` on `registry` under a change journal: its value and, when it changed state
+/// (its own flag, or the registry's change flag), what it changed. The journal stays open
+/// for the caller to end (written) or undo (the write failed); an error from `op` undoes
+/// it at once.
+pub(crate) fn journaled<T>(
+    registry: &mut Registry,
+    op: impl FnOnce(&mut Registry) -> Result<(bool, T)>,
+) -> Result<(Option<Changes>, T)> {
+    registry.begin_changes();
+    match op(registry) {
+        Ok((changed, value)) => {
+            let changed = registry.take_changed() | changed;
+            Ok((changed.then(|| registry.changes()), value))
+        }
+        Err(e) => {
+            registry.undo_changes();
+            Err(e)
+        }
+    }
 }
 
 /// The single-flight refresh protocol, the same on every store: `begin_refresh` (adopt a

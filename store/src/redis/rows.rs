@@ -357,14 +357,7 @@ pub(super) fn fragment(
         };
         list.push(entry);
     }
-    let mut state = Map::new();
-    state.insert("format".to_owned(), Value::from(credpool_core::FORMAT));
-    state.insert(
-        "schema_version".to_owned(),
-        Value::from(credpool_core::SCHEMA_VERSION),
-    );
-    state.insert("pools".to_owned(), Value::Object(pools));
-    Ok(Some(Value::Object(state)))
+    Ok(Some(crate::store::state_of(pools)))
 }
 
 /// The latest selection among the cursors read, in core's merge order (the later
