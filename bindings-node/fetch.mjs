@@ -76,6 +76,29 @@ function authorize(headers, action) {
   }
 }
 
+/**
+ * The request's identity for core (`call_start` `request_id`): a SHA-256 of its method,
+ * URL and body, so that a client's retry of it (the same bytes again) names the same call.
+ */
+async function requestId(request) {
+  const { body } = request
+  const parts = [`${String(request.init.method ?? 'GET').toUpperCase()} ${request.url}\n`]
+  if (typeof body === 'string' || body instanceof URLSearchParams) parts.push(String(body))
+  else if (body instanceof ArrayBuffer || ArrayBuffer.isView(body) || body instanceof Blob) parts.push(body)
+  else if (body !== undefined && body !== null) return undefined // a FormData: no identity, every send a new call
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', await new Blob(parts).arrayBuffer())
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/**
+ * Whether the request is its client's retry: the openai and Anthropic SDKs (Stainless
+ * SDKs) send `x-stainless-retry-count` (0 on the first send, then 1, 2, ...).
+ */
+function isClientRetry(headers) {
+  const count = Number(headers.get('x-stainless-retry-count') ?? 0)
+  return Number.isInteger(count) && count > 0
+}
+
 /** Statuses whose responses have no body (a `Response` refuses one). */
 const NULL_BODY = new Set([101, 103, 204, 205, 304])
 
@@ -100,7 +123,9 @@ function noRetry(response) {
  * - `call_start` on `pool` with the JSON body's `model` (when it has one), the request's
  *   `url`, `options.api` (the API shape of the requests this fetch carries; left out, a
  *   request with an `anthropic-version` header is `anthropic`, any other leaves it to core)
- *   and the budgets;
+ *   and the budgets, its `request_id` (a digest of method, URL and body) and, for an SDK's
+ *   retry (`x-stainless-retry-count` ≥ 1), `client_retry`: the retry then continues the
+ *   call that gave up, with the budgets it spent, not a new turn;
  * - `send`: the request goes to `options.fetch` (default `globalThis.fetch`) with the
  *   send's credential (`authorization` / `x-api-key` replaced as its `auth` says), to the
  *   send's `url` when core rewrote it (an entry's `base_url`), with the JSON body's
@@ -145,6 +170,8 @@ export function credentialFetch(registry, pool, options = {}) {
       model,
       api: shape,
       url: request.url,
+      requestId: await requestId(request),
+      clientRetry: isClientRetry(request.headers),
       signal: request.signal,
       givenUp: noRetry,
     })

@@ -101,6 +101,10 @@ export type ApiShape = Api
 export interface DriveCallOptions extends WithCredentialOptions {
   /** The request's full URL (core answers each `send` with the `url` to send to). */
   url?: string
+  /** The request's identity (a digest of its method, URL and body), kept by a call that gives up. */
+  requestId?: string
+  /** The request is its client's retry: it continues the given-up call of its `requestId`. */
+  clientRetry?: boolean
   /** What a give-up returns instead of the last provider `Response` (default: that response). */
   givenUp?: (response: Response) => Response
 }

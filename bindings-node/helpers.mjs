@@ -372,6 +372,8 @@ function callStart(pool, options) {
     maxHops: 'max_hops',
     api: 'api',
     url: 'url',
+    requestId: 'request_id',
+    clientRetry: 'client_retry',
   }
   for (const [option, field] of Object.entries(names)) {
     if (options[option] !== undefined && options[option] !== null) input[field] = options[option]

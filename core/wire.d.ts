@@ -211,6 +211,11 @@ export interface CallStartInput {
   api?: Api
   /** The request's URL: sends then carry the `url` to send to (on the entry's `base_url`). */
   url?: string
+  /** The host's identity of the request (a digest of its method, URL and body). */
+  request_id?: string
+  /** The request is its client's retry (`x-stainless-retry-count` ≥ 1): it continues the
+   * call of its `request_id` that gave up, if one is kept, instead of a new turn. */
+  client_retry?: boolean
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named

@@ -282,7 +282,8 @@ macro_rules! wire_methods {
             #[allow(clippy::too_many_arguments)]
             #[pyo3(signature = (
                 pool, model=None, session=None, max_sends=None, max_wait_ms=None,
-                max_total_wait_ms=None, max_hops=None, api=None, url=None, now=None,
+                max_total_wait_ms=None, max_hops=None, api=None, url=None, request_id=None,
+                client_retry=false, now=None,
             ))]
             fn call_start<'py>(
                 &self,
@@ -296,11 +297,13 @@ macro_rules! wire_methods {
                 max_hops: Option<u32>,
                 api: Option<String>,
                 url: Option<String>,
+                request_id: Option<String>,
+                client_retry: bool,
                 now: Option<Clock>,
             ) -> Out<'py> {
                 let input = wire!("call_start" {
                     pool, model, session, max_sends, max_wait_ms, max_total_wait_ms, max_hops,
-                    api, url,
+                    api, url, request_id, client_retry,
                 });
                 self.run(py, now, input)
             }

@@ -6,6 +6,7 @@ the credential headers it saw."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -30,7 +31,12 @@ class Sse:
     fail_after: Optional[int] = None
 
 
-Answer = Union[Json, Sse]
+@dataclass
+class Drop:
+    """No answer: the connection closes before a status line (the client sees a disconnect)."""
+
+
+Answer = Union[Json, Sse, Drop]
 
 OPENAI_COMPLETION = Json(200, {"x-request-id": "req_ok", "openai-processing-ms": "12"}, {
     "id": "chatcmpl-1", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-2024-08-06",
@@ -178,9 +184,13 @@ class _Handler(BaseHTTPRequestHandler):
                     self.headers.get("x-stainless-retry-count"), body)  # fmt: skip
         provider: Provider = self.server.provider
         answer = provider.answer(seen)
-        seen.status = answer.status if isinstance(answer, Json) else 200
+        seen.status = answer.status if isinstance(answer, Json) else 0 if isinstance(answer, Drop) else 200
         with provider.lock:
             provider.seen.append(seen)
+        if isinstance(answer, Drop):
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         if isinstance(answer, Json):
             data = json.dumps(answer.body).encode()
             self.send_response(answer.status)

@@ -292,7 +292,7 @@ def test_a_returned_httpx_429_reported_explicitly_is_a_429():
 
 def test_success_reports_done():
     r = make()
-    pool = credpool.credential_pool(r, "openrouter", clock=Clock())
+    pool = credpool.CredentialPool(r, "openrouter", clock=Clock())
     with pool.lease() as lease:
         pass
     assert lease.action["type"] == "done" and not lease.again

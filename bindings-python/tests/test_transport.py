@@ -23,7 +23,7 @@ import openai
 import pytest
 
 import credpool
-from credpool import AsyncCredentialTransport, CredentialPool, CredentialTransport, NoCredentialError, Registry
+from credpool import AsyncCredentialTransport, Budgets, CredentialPool, CredentialTransport, NoCredentialError, Registry
 from mock_provider import (
     ANTHROPIC_401,
     ANTHROPIC_403,
@@ -36,6 +36,7 @@ from mock_provider import (
     OPENAI_COMPLETION,
     OPENAI_STREAM,
     OPENROUTER_402,
+    Drop,
     Json,
     Provider,
     Seen,
@@ -77,26 +78,26 @@ class ASleep:
         self.clock.sleep(seconds)
 
 
-def openai_sync(provider: Provider, pool: CredentialPool, clock: Clock, **kw: Any) -> openai.OpenAI:
-    transport = CredentialTransport(pool, sleep=clock.sleep)
+def openai_sync(provider: Provider, pool: CredentialPool, clock: Clock, budgets: Budgets = {}, **kw: Any) -> openai.OpenAI:
+    transport = CredentialTransport(pool, sleep=clock.sleep, **budgets)
     return openai.OpenAI(api_key="unused", base_url=f"{provider.url}/v1", http_client=httpx2.Client(transport=transport),
                          **kw)  # fmt: skip
 
 
-def openai_async(provider: Provider, pool: CredentialPool, clock: Clock, **kw: Any) -> openai.AsyncOpenAI:
-    transport = AsyncCredentialTransport(pool, sleep=ASleep(clock))
+def openai_async(provider: Provider, pool: CredentialPool, clock: Clock, budgets: Budgets = {}, **kw: Any) -> openai.AsyncOpenAI:
+    transport = AsyncCredentialTransport(pool, sleep=ASleep(clock), **budgets)
     return openai.AsyncOpenAI(api_key="unused", base_url=f"{provider.url}/v1",
                               http_client=httpx2.AsyncClient(transport=transport), **kw)  # fmt: skip
 
 
-def anthropic_sync(provider: Provider, pool: CredentialPool, clock: Clock, **kw: Any) -> anthropic.Anthropic:
-    transport = CredentialTransport(pool, sleep=clock.sleep)
+def anthropic_sync(provider: Provider, pool: CredentialPool, clock: Clock, budgets: Budgets = {}, **kw: Any) -> anthropic.Anthropic:
+    transport = CredentialTransport(pool, sleep=clock.sleep, **budgets)
     return anthropic.Anthropic(api_key="unused", base_url=provider.url, http_client=httpx2.Client(transport=transport),
                                **kw)  # fmt: skip
 
 
-def anthropic_async(provider: Provider, pool: CredentialPool, clock: Clock, **kw: Any) -> anthropic.AsyncAnthropic:
-    transport = AsyncCredentialTransport(pool, sleep=ASleep(clock))
+def anthropic_async(provider: Provider, pool: CredentialPool, clock: Clock, budgets: Budgets = {}, **kw: Any) -> anthropic.AsyncAnthropic:
+    transport = AsyncCredentialTransport(pool, sleep=ASleep(clock), **budgets)
     return anthropic.AsyncAnthropic(api_key="unused", base_url=provider.url,
                                     http_client=httpx2.AsyncClient(transport=transport), **kw)  # fmt: skip
 
@@ -260,6 +261,30 @@ def test_keys_benched_for_an_hour_are_not_sent_to_again(provider: Provider, sdk:
         run(SDKS[sdk](provider, pool, clock, max_retries=0))
     assert no_credential(e.value), repr(e.value)
     assert len(provider.seen) == 2
+
+
+@pytest.mark.parametrize("sdk", SDKS)
+def test_an_sdk_retry_continues_the_call_that_gave_up(provider: Provider, sdk: str) -> None:
+    # Every request is dropped: the driver resends once (max_sends 2) and gives up, and the
+    # transport re-raises the connection error. The SDK (default max_retries=2) retries with
+    # x-stainless-retry-count: the retry continues the given-up call, whose sends are spent,
+    # so it gives up with no send (a new call per retry would have sent 2 more each). openai
+    # 3.x lets that NoCredentialError through; anthropic wraps it and retries once more.
+    provider.answer = lambda s: Drop()
+    r, clock = keys(shape(sdk), "a"), Clock(1_700_000_000_000)
+    actions: List[Dict[str, Any]] = []
+    pool = CredentialPool(r, shape(sdk), clock=clock)
+    handle = pool._handle
+    pool._handle = lambda given: actions.append(handle(given)) or actions[-1]  # type: ignore[method-assign]
+    with pytest.raises(Exception) as e:
+        run(SDKS[sdk](provider, pool, clock, {"max_sends": 2}))
+    assert no_credential(e.value), repr(e.value)
+    assert [s.retry_count for s in provider.seen] == ["0", "0"]
+    ends = [a for a in actions if a["type"] == "give_up"]
+    sdk_retries = 1 if shape(sdk) == "openai" else 2
+    assert [(a["call_id"], a["reason"], a["budget"]) for a in ends] == [(1, "network_error", "max_sends")] * (
+        1 + sdk_retries)
+    assert clock.slept == [5.0], "the driver's one backoff; the SDK's own retries sent nothing"
 
 
 def test_a_connection_error_is_reported_and_reraised_on_give_up(provider: Provider) -> None:

@@ -10,12 +10,16 @@
 //! Each call owns its turn state (refresh counts, same-key retries, fallback position), kept
 //! under its call id like leases: concurrent calls never reset or spend each other's budgets.
 
+mod given_up;
+
+pub(crate) use given_up::GivenUp;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{Decision, LeaseId, Reason};
-use crate::entry::{AuthType, EntryId};
+use crate::entry::{AuthType, EntryId, validate_name};
 use crate::error::{Error, ErrorCode, Result};
 use crate::outcome::{RefreshOutcome, RefreshResult, Report};
 use crate::policy::HintUsed;
@@ -74,6 +78,16 @@ pub struct CallStart {
     /// with `no_base_url`.
     #[serde(default)]
     pub url: Option<String>,
+    /// The host's identity of the request (a digest of its method, URL and body): a call
+    /// with one that gives up is kept, for a client's retry of the request to continue.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// The request is its client's retry of an earlier send of it (the openai and
+    /// anthropic SDKs send `x-stainless-retry-count` ≥ 1): when the call of its
+    /// `request_id` gave up, this continues that call (same id, budgets spent so far, the
+    /// time since the give-up counted as waited) instead of starting a new turn.
+    #[serde(default)]
+    pub client_retry: bool,
 }
 
 impl CallStart {
@@ -91,6 +105,8 @@ impl CallStart {
             max_hops: None,
             api: None,
             url: None,
+            request_id: None,
+            client_retry: false,
         }
     }
 }
@@ -236,6 +252,8 @@ pub(crate) struct Call {
     /// The shape a routed call's request has (`None`: not routed).
     api: Option<Api>,
     url: Option<String>,
+    /// The host's identity of the request, if it gave one (`CallStart::request_id`).
+    request_id: Option<String>,
     model: Option<String>,
     session: Option<String>,
     max_sends: u32,
@@ -275,9 +293,28 @@ enum Next {
 }
 
 impl Registry {
-    /// Starts a call on `start.pool`: its first action.
+    /// Starts a call on `start.pool`: its first action. A client's retry of a request
+    /// whose call gave up continues that call instead (`CallStart::client_retry`).
     pub fn start_call(&mut self, now: Millis, start: &CallStart) -> Result<Action> {
         let now = self.clock(now);
+        if let Some(request_id) = &start.request_id {
+            validate_name("request_id", request_id)?;
+            if start.client_retry
+                && let Some((id, call)) = self.take_given_up(now, request_id)
+            {
+                self.calls.insert(id, call);
+                return self.acquire_and_follow(now, id);
+            }
+        }
+        let call = self.new_call(start)?;
+        let id = CallId(self.next_call);
+        self.next_call = self.next_call.saturating_add(1);
+        self.calls.insert(id, call);
+        self.acquire_and_follow(now, id)
+    }
+
+    /// A call for `start`, with its budgets' defaults filled in.
+    fn new_call(&self, start: &CallStart) -> Result<Call> {
         let pool = self.pool(&start.pool)?;
         let chain_len = u32::try_from(pool.config.fallback.len()).unwrap_or(u32::MAX);
         let usable: usize = std::iter::once(&start.pool)
@@ -292,33 +329,27 @@ impl Registry {
             let primary = Api::of_pool(pool.config.api, &start.pool);
             start.url.as_ref().map(|_| primary)
         });
-        let id = CallId(self.next_call);
-        self.next_call = self.next_call.saturating_add(1);
-        self.calls.insert(
-            id,
-            Call {
-                pool: start.pool.clone(),
-                primary: start.pool.clone(),
-                api,
-                url: start.url.clone(),
-                model: start.model.clone(),
-                session: start.session.clone(),
-                max_sends: start.max_sends.unwrap_or(default_sends),
-                max_wait_ms: start.max_wait_ms.unwrap_or(DEFAULT_MAX_WAIT_MS),
-                max_total_wait_ms: start.max_total_wait_ms.unwrap_or(DEFAULT_MAX_TOTAL_WAIT_MS),
-                max_hops: start.max_hops.map_or(chain_len, |h| h.min(chain_len)),
-                sends: 0,
-                waited_ms: 0,
-                hops: 0,
-                lease: None,
-                last_status: None,
-                last_reason: None,
-                next: Next::Start,
-                turns: BTreeMap::new(),
-            },
-        );
-        let decision = self.acquire_for(now, id);
-        self.follow_result(now, id, decision)
+        Ok(Call {
+            pool: start.pool.clone(),
+            primary: start.pool.clone(),
+            api,
+            url: start.url.clone(),
+            request_id: start.request_id.clone(),
+            model: start.model.clone(),
+            session: start.session.clone(),
+            max_sends: start.max_sends.unwrap_or(default_sends),
+            max_wait_ms: start.max_wait_ms.unwrap_or(DEFAULT_MAX_WAIT_MS),
+            max_total_wait_ms: start.max_total_wait_ms.unwrap_or(DEFAULT_MAX_TOTAL_WAIT_MS),
+            max_hops: start.max_hops.map_or(chain_len, |h| h.min(chain_len)),
+            sends: 0,
+            waited_ms: 0,
+            hops: 0,
+            lease: None,
+            last_status: None,
+            last_reason: None,
+            next: Next::Start,
+            turns: BTreeMap::new(),
+        })
     }
 
     /// Reports what a `send` produced; the next action.
@@ -738,11 +769,15 @@ impl Registry {
         until: Option<Millis>,
         budget: Option<Budget>,
     ) -> Action {
-        let status = self.calls.remove(&id).and_then(|call| {
-            if let Some(lease) = call.lease {
+        let status = self.calls.remove(&id).and_then(|mut call| {
+            if let Some(lease) = call.lease.take() {
                 self.settle_lease(&lease);
             }
-            call.last_status
+            let status = call.last_status;
+            if call.request_id.is_some() {
+                self.keep_given_up(id, call);
+            }
+            status
         });
         Action::GiveUp {
             call_id: id,

@@ -7,9 +7,9 @@
 //! the registry as it was at `begin_changes`). While no
 //! journal is open, nothing is recorded and the registry pays nothing for it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::call::{Call, CallId};
+use crate::call::{Call, CallId, GivenUp};
 use crate::decision::LeaseId;
 use crate::entry::{Entry, EntryId};
 use crate::pool_key::PoolKey;
@@ -50,7 +50,16 @@ pub(crate) struct Journal {
     changed: bool,
     next_call: u64,
     calls: BTreeMap<CallId, Call>,
+    /// The given-up calls as they were, once changed (`None`: unchanged).
+    given_up: Option<VecDeque<GivenUp>>,
     pools: BTreeMap<PoolKey, PoolFields>,
+}
+
+impl Journal {
+    /// Records the given-up calls as they were before their first change.
+    pub(crate) fn record_given_up(&mut self, before: &VecDeque<GivenUp>) {
+        self.given_up.get_or_insert_with(|| before.clone());
+    }
 }
 
 /// A pool's own fields as they were (its entries are journaled one by one).
@@ -87,6 +96,7 @@ impl Registry {
             changed: self.changed,
             next_call: self.next_call,
             calls: self.calls.clone(),
+            given_up: None,
             pools,
         };
         self.journal = Some(Box::new(journal));
@@ -163,6 +173,9 @@ impl Registry {
         self.changed = journal.changed;
         self.next_call = journal.next_call;
         self.calls = journal.calls;
+        if let Some(given_up) = journal.given_up {
+            self.given_up = given_up;
+        }
     }
 
     /// Whether a journal is open (a pool created now must journal its entries too).

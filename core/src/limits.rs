@@ -27,3 +27,5 @@ pub const MAX_EXTRA_DEPTH: usize = 32;
 pub const MAX_FALLBACK_STEPS: usize = 32;
 /// Bytes of an entry's `extra` (as JSON) kept: a pass-through bag, not a data store.
 pub const MAX_EXTRA_BYTES: usize = 64 * 1024;
+/// Calls that gave up kept per registry for a client's retry to continue (oldest dropped).
+pub const MAX_GIVEN_UP_CALLS: usize = 64;

@@ -4,12 +4,12 @@
 //! management lives here; selection in [`crate::select`], outcomes in
 //! [`crate::outcome`], persistence in [`crate::state`] and [`crate::merge`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::call::{Call, CallId};
+use crate::call::{Call, CallId, GivenUp};
 use crate::counts::Counts;
 use crate::decision::{FallbackTarget, LeaseId};
 use crate::entry::{
@@ -429,6 +429,8 @@ pub struct Registry {
     pub(crate) changed: bool,
     pub(crate) next_call: u64,
     pub(crate) calls: BTreeMap<CallId, Call>,
+    /// Calls that gave up, for a client's retry of their request to continue.
+    pub(crate) given_up: VecDeque<GivenUp>,
     /// The call whose input is being applied (its turn is lent to the pool meanwhile).
     pub(crate) current_call: Option<CallId>,
     /// The open change journal, if a store opened one (`begin_changes`).
@@ -449,6 +451,7 @@ impl Registry {
             changed: false,
             next_call: 1,
             calls: BTreeMap::new(),
+            given_up: VecDeque::new(),
             current_call: None,
             journal: None,
         })

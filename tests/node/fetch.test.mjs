@@ -463,6 +463,27 @@ test('plain fetch: a Request input, headers of the caller kept, auth replaced', 
   assert.equal(reg.inputs[0].model, 'gpt-4o-mini')
 })
 
+test('openai and Anthropic SDKs, default retries: an SDK retry after a connection error continues the call that gave up, and sends nothing past its budget', async () => {
+  // Every request is dropped: the driver resends once (maxSends 2), gives up and rethrows the
+  // network error. Each SDK retry carries x-stainless-retry-count and continues that call,
+  // whose sends are spent: it gives up with no send (a new call per retry would send 2 more).
+  const drop = () => (res) => res.socket?.destroy()
+  const cases = [
+    [(f) => openai(f).chat.completions.create(chat), OpenAI.APIConnectionError],
+    [(f) => anthropic(f).messages.create(message), Anthropic.APIConnectionError],
+  ]
+  for (const [request, ConnectionError] of cases) {
+    const reg = recording(makeRegistry([['openai', 'a', KEYS.a]]))
+    provider.reset(drop)
+    const err = await thrown(() => request(credentialFetch(reg, 'openai', { ...fakeClock(), maxSends: 2, api: 'openai' })))
+    assert.ok(err instanceof ConnectionError && err.cause instanceof CredpoolError, String(err))
+    assert.deepEqual(provider.hits.map((h) => h.retryCount), ['0', '0'])
+    const ends = reg.log.filter((a) => a.type === 'give_up').map((a) => `${a.call_id} ${a.reason} ${a.budget}`)
+    assert.deepEqual(ends, Array(3).fill('1 network_error max_sends'))
+    assert.deepEqual(reg.inputs.filter((i) => i.client_retry).length, 2)
+  }
+})
+
 test('plain fetch: a network error is reported as one and rethrown when the call gives up', async () => {
   const reg = recording(openaiKeys())
   const closed = await startProvider()

@@ -117,7 +117,6 @@ from credpool._helpers import (  # noqa: E402
     CredentialPool,
     Lease,
     LeaseContext,
-    credential_pool,
 )
 from credpool._responses import response_info  # noqa: E402
 from credpool._store import AsyncStore, StorePool  # noqa: E402
@@ -171,7 +170,6 @@ __all__ = [
     "UnknownCallError",
     "UnknownLeaseError",
     "UnknownPoolError",
-    "credential_pool",
     "error_codes",
     "export_hermes",
     "import_hermes",

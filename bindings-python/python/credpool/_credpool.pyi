@@ -108,6 +108,8 @@ class Registry:
         max_hops: Optional[int] = None,
         api: Optional[Literal["openai", "anthropic"]] = None,
         url: Optional[str] = None,
+        request_id: Optional[str] = None,
+        client_retry: bool = False,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
@@ -263,6 +265,8 @@ class Store:
         max_hops: Optional[int] = None,
         api: Optional[Literal["openai", "anthropic"]] = None,
         url: Optional[str] = None,
+        request_id: Optional[str] = None,
+        client_retry: bool = False,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(

@@ -26,7 +26,7 @@ import inspect
 import time
 from concurrent.futures import Executor
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Iterator, Mapping, Optional, Tuple, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Mapping, Optional, Tuple, Type, TypedDict
 
 from credpool import CredpoolError, NoCredentialError
 from credpool._credpool import Registry
@@ -41,7 +41,6 @@ __all__ = [
     "AsyncLeaseContext",
     "Lease",
     "LeaseContext",
-    "credential_pool",
     "response_info",
 ]
 
@@ -76,19 +75,19 @@ class Budgets(TypedDict, total=False):
 _GOES_ON = ("send", "sleep", "refresh")  # the actions after which a call goes on
 _NOTHING: Any = object()
 
-# What a call's steps ask their runner to do, and what the runner sends back. ``_run`` performs
-# them in the calling thread, ``_arun`` on an event loop: the one difference of sync and async.
-_HANDLE = "handle"  # hand this input to core -> core's answer
-_SLEEP = "sleep"  # sleep this many seconds -> None
-_REFRESH = "refresh"  # perform this refresh action -> the input reporting it
-_SEND = "send"  # perform this send action -> the call_report input, or _DEFERRED
+# A call's steps are (kind, argument) pairs its runner performs, sending back the result:
+#   ("handle", input)    hand this input to core          -> core's answer
+#   ("sleep", seconds)   sleep                            -> None
+#   ("refresh", action)  perform this refresh action      -> the input reporting it
+#   ("send", action)     perform this send action         -> the call_report input, or _DEFERRED
+# ``_run`` performs them in the calling thread, ``_arun`` on an event loop (``_perform`` picks):
+# the one difference of sync and async.
 #: A send whose report comes later (a 2xx whose body streams to the caller): the steps end
 #: at the send, and the call stays open until the body ends.
 _DEFERRED: Any = object()
 
 Step = Tuple[str, Any]
 Steps = Generator[Step, Any, Action]
-Ops = Dict[str, Callable[[Any], Any]]
 
 
 
@@ -117,25 +116,6 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Any], Any]:
         return result
 
     return resolve
-
-
-class _Stepper:
-    """Walks a call's steps: ``step`` is the one to perform (None at the end, ``result``
-    then the call's last action); ``next(value)`` hands it what performing it gave."""
-
-    __slots__ = ("steps", "step", "result")
-
-    def __init__(self, steps: Steps) -> None:
-        self.steps = steps
-        self.step: Optional[Step] = None
-        self.result: Action = {}
-        self.next(None)
-
-    def next(self, value: Any) -> None:
-        try:
-            self.step = self.steps.send(value)
-        except StopIteration as stop:
-            self.step, self.result = None, stop.value
 
 
 class Lease:
@@ -184,9 +164,12 @@ class Lease:
         """Whether the call goes on (``send``, ``sleep``, ``refresh``): ``pool.lease(after=lease)``."""
         return self.action is not None and self.action["type"] in _GOES_ON
 
-    def _info(self, response: object) -> Tuple[LeaseContext, Dict[str, Any]]:
+    def _info(self, response: object, asynchronous: bool) -> Tuple[LeaseContext, Dict[str, Any]]:
         if self._context is None:
             raise TypeError("call() reports what fn returns or raises: report() is for pool.lease()")
+        if isinstance(self._context, AsyncLeaseContext) != asynchronous:
+            raise TypeError("a lease of pool.alease() reports with `await lease.areport(response)`, "
+                            "one of pool.lease() with `lease.report(response)`")  # fmt: skip
         if self.action is not None:
             raise ValueError(f"lease {self.lease_id} was already reported")
         info = response_info(response)
@@ -197,16 +180,14 @@ class Lease:
     def report(self, response: object, *, delivered: bool = False) -> Action:
         """Reports a response or exception :func:`response_info` understands (a returned 429 is
         a 429; ``delivered``: a stream's bytes reached the caller). Returns the next action."""
-        context, info = self._info(response)
-        if isinstance(context, AsyncLeaseContext):
-            raise TypeError("a lease of pool.alease() reports with `await lease.areport(response)`")
+        context, info = self._info(response, False)
         self.action = context._report(info, delivered)
         return self.action
 
     async def areport(self, response: object, *, delivered: bool = False) -> Action:
         """:meth:`report`, awaited (a store's IO runs off the event loop)."""
-        context, info = self._info(response)
-        self.action = await context._areport(info, delivered)
+        context, info = self._info(response, True)
+        self.action = await context._report(info, delivered)
         return self.action
 
     def close(self) -> None:
@@ -223,10 +204,10 @@ class _Call:
     __slots__ = ("pool", "start", "session", "refresh", "call_id", "action", "outcome", "thrown")
 
     def __init__(self, pool: CredentialPool, model: Optional[str], session: Optional[str],
-                 refresh: Optional[RefreshFn], budgets: Budgets, *, api: Optional[str] = None,
-                 url: Optional[str] = None) -> None:
-        start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets,
-                 "api": api, "url": url}
+                 refresh: Optional[RefreshFn], budgets: Budgets, **route: Any) -> None:
+        """``route``: what a transport knows of its request (``api``, ``url``, ``request_id``,
+        ``client_retry``), as ``call_start`` takes them."""
+        start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets, **route}
         self.start: Dict[str, Any] = {k: v for k, v in start.items() if v is not None}
         self.pool, self.session = pool, session
         self.refresh = refresh if refresh is not None else pool.refresh
@@ -247,45 +228,38 @@ class _Call:
         """Steps from the call's start (or from ``action``, core's last answer) through the
         ``sleep`` and ``refresh`` actions core asks for, to the next ``send`` or the end."""
         if action is None:
-            action = self.took((yield _HANDLE, self.start))
+            action = self.took((yield "handle", self.start))
         while action["type"] in ("sleep", "refresh"):
             if action["type"] == "sleep":
-                yield _SLEEP, self.delay(action)
+                yield "sleep", self.delay(action)
                 given = self.resume()
             else:
-                given = yield _REFRESH, action
-            action = self.took((yield _HANDLE, given))
+                given = yield "refresh", action
+            action = self.took((yield "handle", given))
         return action
 
     def step(self, given: Mapping[str, Any]) -> Steps:
         """One input to core, as a step; its answer."""
-        return self.took((yield _HANDLE, given))
+        return self.took((yield "handle", given))
 
     def steps(self) -> Steps:
-        """Steps of a whole call: a ``_SEND`` for each send core asks for, until ``done`` or
+        """Steps of a whole call: a ``send`` step for each send core asks for, until ``done`` or
         ``give_up`` (or a send whose report is ``_DEFERRED``: then that send)."""
         action = yield from self.advance()
         while action["type"] == "send":
-            report = yield _SEND, action
+            report = yield "send", action
             if report is _DEFERRED:
                 break
-            action = yield from self.advance(self.took((yield _HANDLE, report)))
+            action = yield from self.advance(self.took((yield "handle", report)))
         return action
 
-    def returned(self, value: object) -> Decision:
-        return self.sent(value, _returned_info(value), False)
-
-    def raised(self, exc: BaseException) -> Optional[Decision]:
-        """None when ``exc`` is no provider outcome (then the call is cancelled)."""
-        info = response_info(exc)
-        return None if info is None else self.sent(exc, info, True)
-
     def failed(self, exc: BaseException) -> Decision:
-        """:meth:`raised`, or ``exc`` raised again when it is no provider outcome."""
-        report = self.raised(exc)
-        if report is None:
+        """The report of a send that raised ``exc``; ``exc`` raised again when it is no
+        provider outcome (then the call is cancelled)."""
+        info = response_info(exc)
+        if info is None:
             raise exc
-        return report
+        return self.sent(exc, info, True)
 
     def sent(self, outcome: object, info: Mapping[str, Any], thrown: bool, delivered: bool = False) -> Decision:
         self.outcome, self.thrown = outcome, thrown
@@ -298,9 +272,6 @@ class _Call:
 
     def refreshed(self, result: Mapping[str, Any]) -> Decision:
         return {"type": "call_refreshed", "call_id": self.call_id, "result": dict(result)}
-
-    def cancel(self) -> Decision:
-        return {"type": "call_cancel", "call_id": self.call_id}
 
     def delay(self, action: Action) -> float:
         """Seconds until a ``sleep`` action's ``until``."""
@@ -358,9 +329,12 @@ class LeaseContext:
         assert self.lease is not None
         self.lease.report_error = error  # never hide the block's own exception
 
+    def _perform(self, steps: Steps) -> Any:
+        """The call's ``steps`` performed: their last action (the async context: a coroutine of it)."""
+        return self._owner._perform(self._call, steps, self._sleep, asynchronous=isinstance(self, AsyncLeaseContext))
+
     def __enter__(self) -> Lease:
-        owner, call = self._owner, self._call
-        return self._opened(owner._run(call, call.advance(self._after), owner._ops(call, self._sleep)))
+        return self._opened(self._perform(self._call.advance(self._after)))
 
     def __exit__(self, exc_type: Any, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         info = self._exiting(exc)
@@ -373,14 +347,9 @@ class LeaseContext:
             except CredpoolError as error:
                 self._keep(error, exc)
 
-    def _report(self, info: Mapping[str, Any], delivered: bool) -> Action:
-        owner, call = self._owner, self._call
-        return owner._run(call, call.step(call.sent(None, info, False, delivered)), owner._ops(call, self._sleep))
-
-    async def _areport(self, info: Mapping[str, Any], delivered: bool) -> Action:
-        owner, call = self._owner, self._call
-        steps = call.step(call.sent(None, info, False, delivered))
-        return await owner._arun(call, steps, owner._aops(call, self._sleep))
+    def _report(self, info: Mapping[str, Any], delivered: bool) -> Any:
+        """Reports the block's send: the call's next action (the async context: a coroutine of it)."""
+        return self._perform(self._call.step(self._call.sent(None, info, False, delivered)))
 
 
 class AsyncLeaseContext(LeaseContext):
@@ -389,8 +358,7 @@ class AsyncLeaseContext(LeaseContext):
     reports with ``await lease.areport(response)``."""
 
     async def __aenter__(self) -> Lease:
-        owner, call = self._owner, self._call
-        return self._opened(await owner._arun(call, call.advance(self._after), owner._aops(call, self._sleep)))
+        return self._opened(await self._perform(self._call.advance(self._after)))
 
     async def __aexit__(self, exc_type: Any, exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
         info = self._exiting(exc)
@@ -399,7 +367,7 @@ class AsyncLeaseContext(LeaseContext):
         elif info is not None:
             assert self.lease is not None
             try:
-                self.lease.action = await self._areport(info, False)
+                self.lease.action = await self._report(info, False)
             except CredpoolError as error:
                 self._keep(error, exc)
 
@@ -432,24 +400,11 @@ class CredentialPool:
     def _handle(self, given: Mapping[str, Any]) -> Action:
         return self.registry.handle(given, now=self._now())
 
-    def _step(self, call: _Call, given: Mapping[str, Any]) -> Action:
-        """Hands one input to core; its answer, recorded on the call."""
-        return call.took(self._handle(given))
-
     def _cancel(self, call: _Call) -> None:
         """Cancels ``call`` if open; an error doing so is dropped (the caller's propagates)."""
         if call.open:
             with contextlib.suppress(CredpoolError):
-                self._step(call, call.cancel())
-
-    @contextlib.contextmanager
-    def _cancelling(self, call: _Call) -> Iterator[None]:
-        """Cancels ``call`` when the block raises (the block's exception propagates)."""
-        try:
-            yield
-        except BaseException:
-            self._cancel(call)
-            raise
+                call.took(self._handle({"type": "call_cancel", "call_id": call.call_id}))
 
     def _refresh(self, call: _Call, action: Action, resolve: Callable[[Any], Any] = _as_is) -> Decision:
         """Runs the refresh callable for a ``refresh`` action (``resolve``: its result, awaited
@@ -458,17 +413,27 @@ class CredentialPool:
         credential = self.registry.credential(action["pool"], action["entry_id"], now=self._now())
         return call.refreshed(resolve(refresh(call.target(action, credential))))
 
-    def _ops(self, call: _Call, sleep: Sleep, send: Optional[Callable[[Action], Any]] = None) -> Ops:
-        ops: Ops = {_HANDLE: self._handle, _SLEEP: sleep, _REFRESH: functools.partial(self._refresh, call)}
-        return {**ops, _SEND: send} if send is not None else ops
+    def _perform(self, call: _Call, steps: Steps, sleep: Sleep, send: Optional[Callable[[Action], Any]] = None,
+                 *, asynchronous: bool = False) -> Any:  # fmt: skip
+        """Performs a call's ``steps`` (``send`` performs its sends): in this thread, their last
+        action; ``asynchronous``, a coroutine of it, for an event loop."""
+        handle, refresh = (self._ahandle, self._arefresh) if asynchronous else (self._handle, self._refresh)
+        ops = {"handle": handle, "sleep": sleep, "refresh": functools.partial(refresh, call), "send": send}
+        return (self._arun if asynchronous else self._run)(call, steps, ops)
 
-    def _run(self, call: _Call, steps: Steps, ops: Ops) -> Action:
+    def _run(self, call: _Call, steps: Steps, ops: Mapping[str, Any]) -> Action:
         """Performs a call's steps in this thread; an exception cancels the call and propagates."""
-        with self._cancelling(call):
-            run = _Stepper(steps)
-            while run.step is not None:
-                run.next(ops[run.step[0]](run.step[1]))
-        return run.result
+        try:
+            value = None
+            while True:
+                try:
+                    kind, arg = steps.send(value)
+                except StopIteration as end:
+                    return end.value  # type: ignore[no-any-return]
+                value = ops[kind](arg)
+        except BaseException:
+            self._cancel(call)
+            raise
 
     # ------------------------------------------------------------------ async twins
 
@@ -492,34 +457,34 @@ class CredentialPool:
         return await self._offload(self._refresh, call, action, resolve, always=True)  # type: ignore[no-any-return]
 
     async def _acancel(self, call: _Call) -> None:
-        if call.open:
-            with contextlib.suppress(CredpoolError):
-                call.took(await self._ahandle(call.cancel()))
+        await self._offload(self._cancel, call)
 
-    def _aops(self, call: _Call, sleep: Sleep, send: Optional[Callable[[Action], Any]] = None) -> Ops:
-        ops: Ops = {_HANDLE: self._ahandle, _SLEEP: sleep, _REFRESH: functools.partial(self._arefresh, call)}
-        return {**ops, _SEND: send} if send is not None else ops
-
-    async def _arun(self, call: _Call, steps: Steps, ops: Ops) -> Action:
+    async def _arun(self, call: _Call, steps: Steps, ops: Mapping[str, Any]) -> Action:
         """:meth:`_run` on an event loop: an op's result is awaited when it is awaitable."""
         try:
-            run = _Stepper(steps)
-            while run.step is not None:
-                value = ops[run.step[0]](run.step[1])
-                run.next(await value if inspect.isawaitable(value) else value)
-            return run.result
+            value = None
+            while True:
+                try:
+                    kind, arg = steps.send(value)
+                except StopIteration as end:
+                    return end.value  # type: ignore[no-any-return]
+                value = ops[kind](arg)
+                value = await value if inspect.isawaitable(value) else value
         except BaseException:
             await self._acancel(call)
             raise
 
     # ------------------------------------------------------------------ the helpers
 
-    def _context(self, after: Optional[Lease], sleep: Sleep, make: Callable[[], LeaseContext]) -> LeaseContext:
+    def _context(self, after: Optional[Lease], sleep: Sleep, kind: Type[LeaseContext], model: Optional[str],
+                 session: Optional[str], refresh: Optional[RefreshFn], budgets: Budgets) -> Any:  # fmt: skip
+        """A ``kind`` context: of a new call, or of ``after``'s, a lease of the same kind whose call goes on."""
         if after is None:
-            return make()
-        if after._context is None or not after.again:
-            raise ValueError("after= needs a lease of pool.lease() whose call goes on (lease.again)")
-        return type(after._context)(after._context._owner, after._context._call, after.action, sleep)
+            return kind(self, _Call(self, model, session, refresh, budgets), None, sleep)
+        if type(after._context) is not kind or not after.again:
+            raise ValueError(f"after= needs a lease of pool.{'alease' if kind is AsyncLeaseContext else 'lease'}() "
+                             "whose call goes on (lease.again)")  # fmt: skip
+        return kind(self, after._context._call, after.action, sleep)
 
     def lease(
         self, model: Optional[str] = None, session: Optional[str] = None, *, after: Optional[Lease] = None,
@@ -535,8 +500,7 @@ class CredentialPool:
                 with pool.lease(after=lease) as lease:
                     lease.report(httpx.post(url, headers=...))  # a returned 429 is a 429
         """
-        return self._context(after, sleep, lambda: LeaseContext(self, _Call(self, model, session, refresh, budgets),
-                                                                None, sleep))  # fmt: skip
+        return self._context(after, sleep, LeaseContext, model, session, refresh, budgets)  # type: ignore[no-any-return]
 
     def alease(
         self, model: Optional[str] = None, session: Optional[str] = None, *, after: Optional[Lease] = None,
@@ -545,11 +509,7 @@ class CredentialPool:
         """:meth:`lease` for asyncio: ``async with pool.alease(after=lease) as lease:``, reporting
         with ``await lease.areport(response)``. ``sleep`` is awaited; ``refresh`` (sync, or
         returning a coroutine run on the loop) and a store's IO run off the event loop."""
-        context = self._context(after, sleep, lambda: AsyncLeaseContext(
-            self, _Call(self, model, session, refresh, budgets), None, sleep))  # fmt: skip
-        if not isinstance(context, AsyncLeaseContext):
-            raise ValueError("after= needs a lease of pool.alease()")
-        return context
+        return self._context(after, sleep, AsyncLeaseContext, model, session, refresh, budgets)  # type: ignore[no-any-return]
 
     def call(
         self, fn: Callable[[Lease], Any], model: Optional[str] = None, session: Optional[str] = None, *,
@@ -573,9 +533,9 @@ class CredentialPool:
                 value = fn(Lease(action, {}, session))
             except Exception as exc:
                 return call.failed(exc)
-            return call.returned(value)
+            return call.sent(value, _returned_info(value), False)
 
-        return call.end(self._run(call, call.steps(), self._ops(call, sleep, send)))
+        return call.end(self._perform(call, call.steps(), sleep, send))
 
     async def acall(
         self, fn: Callable[[Lease], Any], model: Optional[str] = None, session: Optional[str] = None, *,
@@ -594,13 +554,7 @@ class CredentialPool:
                     value = await value
             except Exception as exc:
                 return call.failed(exc)
-            return call.returned(value)
+            return call.sent(value, _returned_info(value), False)
 
-        return call.end(await self._arun(call, call.steps(), self._aops(call, sleep, send)))
+        return call.end(await self._perform(call, call.steps(), sleep, send, asynchronous=True))
 
-
-def credential_pool(
-    registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None
-) -> CredentialPool:
-    """``CredentialPool(registry, pool, ...)``: a registry bound to one pool."""
-    return CredentialPool(registry, pool, refresh=refresh, clock=clock)

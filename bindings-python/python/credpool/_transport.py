@@ -21,6 +21,9 @@ entry's ``base_url``, with ``send.model`` written into the body when a fallback 
 * ``give_up`` returns the last provider response with ``x-should-retry: false`` (the
   openai and anthropic SDKs then do not retry what the driver gave up on), re-raises the
   last connection error, or raises :class:`~credpool.NoCredentialError`.
+* An SDK's retry of a request (``x-stainless-retry-count`` ≥ 1, after the transport raised)
+  continues the call that gave up, with the budgets it spent (``client_retry`` and the
+  request's ``request_id``, a digest of its method, URL and body): not a new turn.
 
 The loop is ``_Call.steps``, the same as ``pool.call``'s; the sync and async transports
 differ only in what they await. Both work with ``httpx`` and ``httpx2`` alike: the module
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import sys
 import time
@@ -186,8 +190,11 @@ class _Base:
 
     def _begin(self, request: Any, body: bytes) -> _Call:
         api = self._api or ("anthropic" if "anthropic-version" in request.headers else None)
-        return _Call(self._pool, _model(body), self._session, self._refresh, self._budgets,
-                     api=api, url=str(request.url))  # fmt: skip
+        url = str(request.url)
+        request_id = hashlib.sha256(f"{request.method.upper()} {url}\n".encode() + body).hexdigest()
+        retry = request.headers.get("x-stainless-retry-count", "0")
+        return _Call(self._pool, _model(body), self._session, self._refresh, self._budgets, api=api, url=url,
+                     request_id=request_id, client_retry=retry.isdigit() and int(retry) > 0 or None)  # fmt: skip
 
     def _request(self, request: Any, body: bytes, action: Action) -> Any:
         """The request to send for a ``send`` action (SPEC §7's host rule for ``auth``)."""
@@ -273,10 +280,10 @@ class CredentialTransport(_Base):
                 if report is None:
                     pool._cancel(call)
                 else:
-                    pool._run(call, call.step(report), pool._ops(call, sleep))
+                    pool._perform(call, call.step(report), sleep)
 
         sleep = self._sleep or time.sleep
-        return self._end(call, pool._run(call, call.steps(), pool._ops(call, sleep, send)))
+        return self._end(call, pool._perform(call, call.steps(), sleep, send))
 
     def close(self) -> None:
         if self._inner is not None:
@@ -321,10 +328,10 @@ class AsyncCredentialTransport(_Base):
                 if report is None:
                     await pool._acancel(call)
                 else:
-                    await pool._arun(call, call.step(report), pool._aops(call, sleep))
+                    await pool._perform(call, call.step(report), sleep, asynchronous=True)
 
         sleep = self._sleep or asyncio.sleep
-        return self._end(call, await pool._arun(call, call.steps(), pool._aops(call, sleep, send)))
+        return self._end(call, await pool._perform(call, call.steps(), sleep, send, asynchronous=True))
 
     async def aclose(self) -> None:
         if self._inner is not None:
