@@ -55,6 +55,7 @@ export type OutcomeClass =
   | 'server_error'
   | 'network_error'
   | 'upstream_rate_limit'
+  | 'not_found'
   | 'client_error'
 
 /** Why a decision was taken. */

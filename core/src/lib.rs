@@ -86,7 +86,7 @@ pub use hermes::{
 };
 pub use journal::{Changes, PoolChanges};
 pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
-pub use policy::{HintUsed, Policy, Preset};
+pub use policy::{HintUsed, ModelScope, Policy, Preset};
 pub use pool_key::{CUSTOM_PREFIX, PoolKey, custom_name, name_from_base_url};
 pub use registry::{
     Credential, Cursor, Lease, NewEntry, Options, Pool, PoolConfig, PoolUpdate, Registry, Strategy,

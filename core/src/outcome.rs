@@ -13,6 +13,7 @@ use crate::policy::{HintUsed, MarkContext};
 use crate::pool_key::PoolKey;
 use crate::registry::{Lease, Registry};
 use crate::response::Response;
+use crate::route::Api;
 use crate::secret::Secret;
 use crate::select::{clear_expired, has_candidate, next_cooling_end, pick};
 use crate::time::Millis;
@@ -424,7 +425,9 @@ impl Registry {
                     .retry_same(now, subject, verdict)
                     .unwrap_or_else(|| self.give_up(now, subject, class.into(), status)))
             }
-            OutcomeClass::Entitlement => Ok(self.give_up(now, subject, class.into(), status)),
+            OutcomeClass::Entitlement | OutcomeClass::NotFound => {
+                Ok(self.give_up(now, subject, class.into(), status))
+            }
             OutcomeClass::ModelEntitlement => {
                 let Some(model) = model.map(str::to_owned) else {
                     let hint = self.mark(now, subject, verdict, None)?;
@@ -561,8 +564,9 @@ impl Registry {
             streak,
             hint: verdict.hint,
         };
+        let api = Api::of_pool(pool.config.api, &subject.pool);
         let (until, hint) = policy.cooldown(&context, &mut self.rng);
-        if policy.model_scoped_rate_limits
+        if policy.model_scoped_rate_limits.applies_to(api)
             && verdict.class == OutcomeClass::RateLimit
             && let Some(model) = model
         {

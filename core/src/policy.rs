@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use crate::classify::{Hint, HintSource, OutcomeClass};
 use crate::error::{Error, ErrorCode, Result};
 use crate::rng::Rng;
+use crate::route::Api;
 use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 
 /// A named starting point for a [`Policy`].
@@ -67,8 +68,53 @@ pub struct Policy {
     pub backoff_max_ms: u64,
     /// An OAuth entry whose token expires within this many ms is refreshed before use.
     pub refresh_skew_ms: u64,
-    /// Rate limits bench the (entry, model) pair instead of the whole entry when a model is known.
-    pub model_scoped_rate_limits: bool,
+    /// Which pools' rate limits bench only the (entry, model) pair when the model is known
+    /// (`"off"`, `"anthropic"`, `"all"`; `false` and `true` read as `"off"` and `"all"`).
+    pub model_scoped_rate_limits: ModelScope,
+}
+
+/// Which pools' rate limits bench the (entry, model) pair instead of the whole entry, when
+/// the request names its model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ModelScope {
+    /// None: a rate limit benches the entry for every model.
+    Off,
+    /// Pools of the Anthropic API shape, whose limits are per model (as Hermes V3 does).
+    Anthropic,
+    /// Every pool.
+    All,
+}
+
+impl ModelScope {
+    /// Whether a rate limit on a pool of shape `api` benches only the model.
+    #[must_use]
+    pub fn applies_to(self, api: Api) -> bool {
+        match self {
+            Self::Off => false,
+            Self::Anthropic => api == Api::Anthropic,
+            Self::All => true,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelScope {
+    /// `"off"`, `"anthropic"` or `"all"`; the booleans of earlier versions as `"off"`/`"all"`.
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::Bool(false) => Ok(Self::Off),
+            Value::Bool(true) => Ok(Self::All),
+            Value::String(name) if name == "off" => Ok(Self::Off),
+            Value::String(name) if name == "anthropic" => Ok(Self::Anthropic),
+            Value::String(name) if name == "all" => Ok(Self::All),
+            _ => Err(serde::de::Error::custom(
+                "model_scoped_rate_limits must be \"off\", \"anthropic\" or \"all\"",
+            )),
+        }
+    }
 }
 
 impl Default for Policy {
@@ -103,7 +149,7 @@ impl Policy {
             backoff_base_ms: 5 * SECOND,
             backoff_max_ms: 2 * MINUTE,
             refresh_skew_ms: 2 * MINUTE,
-            model_scoped_rate_limits: false,
+            model_scoped_rate_limits: ModelScope::Anthropic,
         }
     }
 
@@ -132,7 +178,7 @@ impl Policy {
             backoff_base_ms: 2 * SECOND,
             backoff_max_ms: MINUTE,
             refresh_skew_ms: 2 * MINUTE,
-            model_scoped_rate_limits: false,
+            model_scoped_rate_limits: ModelScope::Anthropic,
         }
     }
 

@@ -388,6 +388,7 @@ pub(crate) fn pick_by_scan(
 mod tests {
     use super::*;
     use crate::decision::LeaseId;
+    use crate::policy::ModelScope;
     use crate::registry::{NewEntry, Options, PoolUpdate};
     use crate::secret::Secret;
 
@@ -487,7 +488,11 @@ mod tests {
             .unwrap();
             let key = PoolKey::parse("openrouter").unwrap();
             let policy = Policy {
-                model_scoped_rate_limits: seed % 2 == 0,
+                model_scoped_rate_limits: if seed % 2 == 0 {
+                    ModelScope::All
+                } else {
+                    ModelScope::Off
+                },
                 ..Policy::adaptive()
             };
             r.configure_pool(

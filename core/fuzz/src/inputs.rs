@@ -20,9 +20,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use arbitrary::{Arbitrary, Unstructured};
 use credpool_core::{
     AcquireRequest, Action, AuthType, Availability, CallId, CallReport, CallStart, Decision, Entry,
-    EntryId, FallbackTarget, Input, LeaseId, Millis, NewEntry, Options, OutputBody, Policy,
-    PoolKey, PoolUpdate, Preset, Reason, RefreshOutcome, RefreshResult, Registry, Reply, Report,
-    Response, Secret, StateDoc, Status, Strategy,
+    EntryId, FallbackTarget, Input, LeaseId, Millis, ModelScope, NewEntry, Options, OutputBody,
+    Policy, PoolKey, PoolUpdate, Preset, Reason, RefreshOutcome, RefreshResult, Registry, Reply,
+    Report, Response, Secret, StateDoc, Status, Strategy,
 };
 use serde_json::Value;
 
@@ -499,7 +499,7 @@ impl Driver {
                     0 => Some(Policy::hermes()),
                     1 => Some(Policy::preset(Preset::Adaptive)),
                     2 => Some(Policy {
-                        model_scoped_rate_limits: true,
+                        model_scoped_rate_limits: ModelScope::All,
                         ..Policy::adaptive()
                     }),
                     _ => None,

@@ -78,7 +78,21 @@ const UPSTREAM_PHRASES: &[&str] = &[
 /// Overloaded on a 4xx (Anthropic's `overloaded_error` seen through a proxy).
 const OVERLOADED_CODES: &[&str] = &["overloaded_error", "overloaded"];
 
-/// Stale-token signals on a 403 (xAI): never entitlement, stays refreshable.
+/// Invalid or expired keys answered with HTTP 400 instead of 401: Gemini (`API key not
+/// valid`, `API key expired`, ErrorInfo reasons `API_KEY_INVALID` / `API_KEY_EXPIRED`) and
+/// xAI (`Incorrect API key provided`).
+const INVALID_KEY_PHRASES: &[&str] = &[
+    "api key not valid",
+    "api key expired",
+    "api_key_invalid",
+    "api_key_expired",
+    "incorrect api key provided",
+];
+
+/// Codes of a model the provider does not know (or this key may not see), on any 4xx.
+const NOT_FOUND_CODES: &[&str] = &["model_not_found"];
+
+/// Stale-token signals on a 403 (xAI): an auth failure (refreshable), never entitlement.
 const STALE_TOKEN_PHRASES: &[&str] = &[
     "[wke=unauthenticated:",
     "oauth2 access token could not be validated",
@@ -107,6 +121,7 @@ const MODEL_ENTITLEMENT_PHRASES: &[&str] = &["is not supported when using codex"
 /// - 401 → `AuthTerminal` for a terminal code, else `Auth`;
 /// - 402 → `Billing`;
 /// - 403 → see `forbidden`; 429 → see `too_many_requests`; 400 → see `bad_request`;
+/// - 404, or a `model_not_found` code on another 4xx → `NotFound`;
 /// - 408 → `ServerError` (a server-side request timeout is transient and not the key's fault);
 /// - other 4xx → `Billing` when billing-shaped, else `ClientError`;
 /// - 500–599 (529 included) and anything ≥ 600 → `ServerError`.
@@ -122,10 +137,12 @@ pub(crate) fn decide(status: Option<u16>, signals: &Signals) -> OutcomeClass {
         401 => OutcomeClass::Auth,
         402 => OutcomeClass::Billing,
         403 => forbidden(signals),
+        404 => OutcomeClass::NotFound,
         408 => OutcomeClass::ServerError,
         429 => too_many_requests(signals),
-        404..=499 if is_billing(signals) => OutcomeClass::Billing,
-        404..=499 => OutcomeClass::ClientError,
+        405..=499 if signals.has_code(NOT_FOUND_CODES) => OutcomeClass::NotFound,
+        405..=499 if is_billing(signals) => OutcomeClass::Billing,
+        405..=499 => OutcomeClass::ClientError,
         _ => OutcomeClass::ServerError,
     }
 }
@@ -134,11 +151,12 @@ fn is_billing(s: &Signals) -> bool {
     s.has_code(BILLING_CODES) || s.mentions(BILLING_PHRASES)
 }
 
-/// 403: stale-token signal → `Forbidden`; entitlement-shaped → `Entitlement`;
-/// billing-shaped → `Billing`; "out of extra usage" → `BillingUnverified`; else `Forbidden`.
+/// 403: stale-token signal → `Auth` (refreshed, as a 401); entitlement-shaped →
+/// `Entitlement`; billing-shaped → `Billing`; "out of extra usage" → `BillingUnverified`;
+/// else `Forbidden`.
 fn forbidden(s: &Signals) -> OutcomeClass {
     if s.mentions(STALE_TOKEN_PHRASES) {
-        OutcomeClass::Forbidden
+        OutcomeClass::Auth
     } else if s.mentions(ENTITLEMENT_PHRASES) {
         OutcomeClass::Entitlement
     } else if is_billing(s) {
@@ -167,16 +185,21 @@ fn too_many_requests(s: &Signals) -> OutcomeClass {
     }
 }
 
-/// 400: "out of extra usage" → `BillingUnverified`; billing-shaped → `Billing`;
-/// Codex model entitlement (code `model_not_supported`/`unsupported_model`, or
-/// "is not supported when using codex") → `ModelEntitlement`; else `ClientError`.
+/// 400: an invalid or expired key (Gemini, xAI) → `AuthTerminal`; "out of extra usage" →
+/// `BillingUnverified`; billing-shaped → `Billing`; Codex model entitlement (code
+/// `model_not_supported`/`unsupported_model`, or "is not supported when using codex") →
+/// `ModelEntitlement`; code `model_not_found` → `NotFound`; else `ClientError`.
 fn bad_request(s: &Signals) -> OutcomeClass {
-    if s.mentions(BILLING_UNVERIFIED_PHRASES) {
+    if s.mentions(INVALID_KEY_PHRASES) {
+        OutcomeClass::AuthTerminal
+    } else if s.mentions(BILLING_UNVERIFIED_PHRASES) {
         OutcomeClass::BillingUnverified
     } else if is_billing(s) {
         OutcomeClass::Billing
     } else if s.has_code(MODEL_ENTITLEMENT_CODES) || s.mentions(MODEL_ENTITLEMENT_PHRASES) {
         OutcomeClass::ModelEntitlement
+    } else if s.has_code(NOT_FOUND_CODES) {
+        OutcomeClass::NotFound
     } else {
         OutcomeClass::ClientError
     }

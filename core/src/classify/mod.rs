@@ -13,11 +13,12 @@
 //! | 100–399 | `Success` (an error-shaped body on a 2xx stays a success) |
 //! | 401 | `AuthTerminal` when a reason candidate is exactly `token_invalidated`, `token_revoked`, `invalid_token`, `invalid_grant`, `unauthorized_client`, `refresh_token_reused` or the host's `credential_persist_failed`; else `Auth` |
 //! | 402 | `Billing` |
-//! | 403 | stale-token text (`[wke=unauthenticated:`, `oauth2 access token could not be validated`) → `Forbidden`; entitlement text → `Entitlement`; billing-shaped → `Billing`; "out of extra usage" → `BillingUnverified`; else `Forbidden` |
+//! | 403 | stale-token text (`[wke=unauthenticated:`, `oauth2 access token could not be validated`) → `Auth` (refreshed like a 401); entitlement text → `Entitlement`; billing-shaped → `Billing`; "out of extra usage" → `BillingUnverified`; else `Forbidden` |
 //! | 429 | upstream-throttled → `UpstreamRateLimit`; code `overloaded_error` → `ServerError`; billing-shaped (e.g. OpenAI `insufficient_quota`) → `Billing`; usage/plan cap → `UsageLimit`; else `RateLimit` |
-//! | 400 | "out of extra usage" → `BillingUnverified`; billing-shaped → `Billing`; Codex model entitlement → `ModelEntitlement`; else `ClientError` |
+//! | 400 | invalid or expired key (`api key not valid`, `api key expired`, `API_KEY_INVALID`, `API_KEY_EXPIRED`, `incorrect api key provided`) → `AuthTerminal`; "out of extra usage" → `BillingUnverified`; billing-shaped → `Billing`; Codex model entitlement → `ModelEntitlement`; code `model_not_found` → `NotFound`; else `ClientError` |
+//! | 404 | `NotFound` |
 //! | 408 | `ServerError` (server-side timeout: transient, not the key's fault) |
-//! | other 4xx | billing-shaped → `Billing`; else `ClientError` |
+//! | other 4xx | code `model_not_found` → `NotFound`; billing-shaped → `Billing`; else `ClientError` |
 //! | 500–599 (529 included), ≥ 600 | `ServerError` |
 //!
 //! *Upstream-throttled* (429 only): the text says `rate-limited upstream`,
@@ -118,7 +119,10 @@ pub enum OutcomeClass {
     NetworkError,
     /// An aggregator says its upstream is throttled: not this key's limit.
     UpstreamRateLimit,
-    /// Any other 4xx (bad request, not found, too large): not a credential problem.
+    /// 404, or a `model_not_found` code: the model (or endpoint) is not there for this
+    /// request; not the key's fault, so no mark, and the fallback chain may serve it.
+    NotFound,
+    /// Any other 4xx (bad request, too large, ...): not a credential problem.
     ClientError,
 }
 

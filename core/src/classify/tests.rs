@@ -623,13 +623,13 @@ fn nous_429_rate_limit_from_message() {
 // ---------------------------------------------------------------- xAI
 
 #[test]
-fn xai_403_stale_token_is_forbidden_not_entitlement() {
+fn xai_403_stale_token_is_auth_not_entitlement() {
     let c = run(&text(
         403,
         &[],
         r#"{"code":"The caller does not have permission to execute the specified operation","error":"Access denied: not entitled to this model [WKE=unauthenticated:oauth2-token-expired]"}"#,
     ));
-    assert_eq!(c.class, OutcomeClass::Forbidden);
+    assert_eq!(c.class, OutcomeClass::Auth);
     assert_eq!(
         c.reason.as_deref(),
         Some("The caller does not have permission to execute the specified operation")
@@ -644,7 +644,39 @@ fn xai_403_stale_token_is_forbidden_not_entitlement() {
         &[],
         r#"{"error":"OAuth2 access token could not be validated. Subscription required."}"#,
     ));
-    assert_eq!(validated.class, OutcomeClass::Forbidden);
+    assert_eq!(validated.class, OutcomeClass::Auth);
+}
+
+#[test]
+fn invalid_or_expired_keys_on_a_400_are_terminal_auth() {
+    for body in [
+        r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT"}}"#,
+        r#"{"error":{"code":400,"message":"API key expired. Please renew the API key.","status":"INVALID_ARGUMENT"}}"#,
+        r#"{"code":"Client specified an invalid argument","error":"Incorrect API key provided: xa***a1."}"#,
+    ] {
+        assert_eq!(
+            run(&text(400, &[], body)).class,
+            OutcomeClass::AuthTerminal,
+            "{body}"
+        );
+    }
+    // The same words on another status keep that status's class.
+    let on_401 = r#"{"error":{"message":"Incorrect API key provided: sk-***"}}"#;
+    assert_eq!(run(&text(401, &[], on_401)).class, OutcomeClass::Auth);
+}
+
+#[test]
+fn model_not_found_is_not_found_on_any_4xx() {
+    let body = r#"{"error":{"message":"The model `gpt-9` does not exist","type":"invalid_request_error","code":"model_not_found"}}"#;
+    for status in [400, 404, 422] {
+        assert_eq!(
+            run(&text(status, &[], body)).class,
+            OutcomeClass::NotFound,
+            "{status}"
+        );
+    }
+    let other = r#"{"error":{"message":"Invalid 'messages'","code":"empty_array"}}"#;
+    assert_eq!(run(&text(422, &[], other)).class, OutcomeClass::ClientError);
 }
 
 #[test]
@@ -713,7 +745,7 @@ fn status_table() {
         (401, OutcomeClass::Auth),
         (402, OutcomeClass::Billing),
         (403, OutcomeClass::Forbidden),
-        (404, OutcomeClass::ClientError),
+        (404, OutcomeClass::NotFound),
         (408, OutcomeClass::ServerError),
         (409, OutcomeClass::ClientError),
         (413, OutcomeClass::ClientError),
