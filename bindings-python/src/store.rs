@@ -5,26 +5,19 @@
 //! `credpool.FileStore` is its deprecated alias (`python/credpool/__init__.py`).
 //!
 //! The methods are `Registry`'s, through the store, so every input that changes state is
-//! one locked transaction. Lock waits, database and Redis IO run with the GIL released. A
-//! `Mutex` serialises the users of one `Store` object; it is never held while Python code
-//! runs. [`Store::refresh`] holds a second one, `refresh_gate`, from taking the store's
-//! refresh lock until the refresh is recorded: another refresh through the same object
-//! waits for it there (not holding the store mutex, so the running refresh can finish),
-//! as other processes wait for the refresh lock (single-flight); every other call goes on
-//! meanwhile. `refresh_fn` must not start a refresh through the same `Store` (that raises
-//! instead of deadlocking).
+//! one locked transaction. Lock waits, database and Redis IO run with the GIL released.
+//! The threads using one `Store` object share a `credpool_store::SharedStore`, never
+//! locked while Python code runs: `refresh_fn` runs outside it, so other calls go on,
+//! while another refresh through the same object waits (single-flight).
 
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard};
-use std::thread::ThreadId;
 use std::time::Duration;
 
 use credpool_core::CredentialOut;
 use credpool_core::{
-    Credential, EntryId, Error, ErrorCode, Input, LeaseId, Options, PoolKey, RefreshOutcome,
-    parse_input,
+    Credential, EntryId, Input, LeaseId, Options, PoolKey, RefreshOutcome, parse_input,
 };
-use credpool_store::{RefreshStart, Store as CoreStore, StoreOptions, is_redis_location};
+use credpool_store::{SharedStore, Store as CoreStore, StoreOptions, is_redis_location};
 use pyo3::prelude::*;
 use pyo3::types::IntoPyDict;
 
@@ -41,13 +34,7 @@ use crate::{Out, Wire, registry_options};
 /// transaction (merge what others wrote, apply, write what changed). Thread-safe.
 #[pyclass(frozen, module = "credpool._credpool")]
 pub(crate) struct Store {
-    inner: Mutex<CoreStore>,
-    /// Held by the thread refreshing through this object, from `begin_refresh` to
-    /// `finish_refresh` (never together with `inner` while Python code runs).
-    refresh_gate: Mutex<()>,
-    /// The thread holding `refresh_gate` (re-entrance guard: its `refresh_fn` starting
-    /// another refresh here would wait for itself).
-    refreshing: Mutex<Option<ThreadId>>,
+    inner: SharedStore,
     /// Immutable copies, readable without `inner` (so `repr` never waits on a refresh).
     path: Option<PathBuf>,
     location: String,
@@ -55,41 +42,13 @@ pub(crate) struct Store {
 }
 
 impl Store {
-    /// Locks the store (briefly: never across Python code).
-    fn lock(&self) -> credpool_core::Result<MutexGuard<'_, CoreStore>> {
-        self.inner
-            .lock()
-            .map_err(|_| errors::core_internal("store lock poisoned"))
-    }
-
-    /// Takes `refresh_gate` (waiting for another thread's refresh through this object);
-    /// fails when the current thread holds it already (a `refresh_fn` starting a refresh
-    /// here would wait for itself).
-    fn enter_refresh(&self) -> credpool_core::Result<RefreshGate<'_>> {
-        let poisoned = || errors::core_internal("store refresh lock poisoned");
-        let me = std::thread::current().id();
-        if *self.refreshing.lock().map_err(|_| poisoned())? == Some(me) {
-            return Err(Error::new(
-                ErrorCode::InvalidInput,
-                "refresh_fn started a refresh through the Store that is refreshing (it holds \
-                 the refresh lock): use the credential it was given",
-            ));
-        }
-        let gate = self.refresh_gate.lock().map_err(|_| poisoned())?;
-        *self.refreshing.lock().map_err(|_| poisoned())? = Some(me);
-        Ok(RefreshGate {
-            _gate: gate,
-            refreshing: &self.refreshing,
-        })
-    }
-
     /// Runs `f` on the store with the GIL released (lock waits and IO happen there).
     fn with_store<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut CoreStore) -> credpool_core::Result<T> + Send,
     ) -> PyResult<T> {
-        check(py, guarded(|| py.allow_threads(|| f(&mut *self.lock()?))))
+        check(py, guarded(|| py.allow_threads(|| self.inner.with(f))))
     }
 
     /// Applies one wire input through the store, converting the output.
@@ -103,21 +62,6 @@ impl Store {
             Wire::Typed(input) => store.handle(now, input),
         })?;
         to_py(py, &output)
-    }
-}
-
-/// A held `refresh_gate`; clears the re-entrance guard when dropped (also on an error or
-/// a panic).
-struct RefreshGate<'a> {
-    _gate: MutexGuard<'a, ()>,
-    refreshing: &'a Mutex<Option<ThreadId>>,
-}
-
-impl Drop for RefreshGate<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut owner) = self.refreshing.lock() {
-            *owner = None;
-        }
     }
 }
 
@@ -228,9 +172,7 @@ impl Store {
             path: store.path().map(ToOwned::to_owned),
             location: store.location(),
             writer: store.registry().writer().to_owned(),
-            inner: Mutex::new(store),
-            refresh_gate: Mutex::new(()),
-            refreshing: Mutex::new(None),
+            inner: SharedStore::new(store),
         })
     }
 
@@ -326,35 +268,17 @@ impl Store {
         let decision: credpool_core::Result<PyResult<_>> = guarded(|| {
             py.allow_threads(|| {
                 let (key, id) = (PoolKey::parse(&pool)?, EntryId::parse(&entry_id)?);
-                // Held until the refresh is recorded: a second refresh through this object
-                // waits here, not holding the store mutex the first one needs to finish.
-                let _gate = self.enter_refresh()?;
-                let mut store = self.lock()?;
                 let lease_id = lease_id.map(LeaseId);
-                let ticket = match store.begin_refresh(start, &key, &id, generation, lease_id)? {
-                    RefreshStart::Adopted(decision) => return Ok(Ok(decision)),
-                    RefreshStart::Needed(ticket) => ticket,
-                };
-                // Right before the refresh token is used: the lock must still be held.
-                let ticket = match store.confirm_refresh(start, ticket)? {
-                    RefreshStart::Adopted(decision) => return Ok(Ok(decision)),
-                    RefreshStart::Needed(ticket) => ticket,
-                };
-                // The host's refresh runs with the GIL held, under the refresh lock (the
-                // ticket) but not the store mutex: other calls go on meanwhile.
-                drop(store);
-                let called = Python::with_gil(|py| {
-                    let ids = (pool.as_str(), entry_id.as_str(), generation);
-                    let outcome = run_refresh_fn(py, &refresh_fn, ticket.credential(), ids)?;
-                    Ok((outcome, convert::now(py, now)?))
-                });
-                // On an error, dropping the ticket releases the lock: nothing changed.
-                match called {
-                    Ok((outcome, finish)) => {
-                        Ok(Ok(self.lock()?.finish_refresh(finish, ticket, outcome)?))
-                    }
-                    Err(raised) => Ok(Err(raised)),
-                }
+                // `refresh_fn` runs with the GIL held, under the refresh lock but not the
+                // store's: other calls go on meanwhile. What it raises changes nothing.
+                self.inner
+                    .refresh(start, &key, &id, generation, lease_id, |credential| {
+                        Python::with_gil(|py| {
+                            let ids = (pool.as_str(), entry_id.as_str(), generation);
+                            let outcome = run_refresh_fn(py, &refresh_fn, credential, ids)?;
+                            Ok((outcome, convert::now(py, now)?))
+                        })
+                    })
             })
         });
         to_py(py, &check(py, decision)??)

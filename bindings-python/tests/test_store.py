@@ -801,7 +801,7 @@ def test_refresh_fn_may_use_the_store_but_not_refresh_through_it(tmp_path: Path)
     store.add_entry("anthropic", dict(OAUTH, id="p"), now=2_001)
     with pytest.raises(InvalidInputError) as e:
         store.refresh("anthropic", "p", 0, lambda c: store.refresh("anthropic", "o", 1, lambda c2: refreshed(2)), now=2_002)
-    assert "refresh_fn" in str(e.value)
+    assert "inside a refresh" in str(e.value) and e.value.code == "invalid_input"
     # nothing changed, and the store still works afterwards
     assert store.check_refresh("anthropic", "p", 0, now=2_003)["needed"] is True
     assert store.credential("anthropic", "o", now=2_004)["generation"] == 1

@@ -23,6 +23,7 @@ mod migrate;
 mod path;
 #[cfg(feature = "redis")]
 mod redis;
+mod shared;
 mod sqlite;
 mod store;
 
@@ -32,6 +33,7 @@ pub use migrate::MOVED_SCHEMA_VERSION;
 pub use path::{FILE_NAME, LEGACY_FILE_NAME, default_path};
 #[cfg(feature = "redis")]
 pub use redis::{DEFAULT_NAMESPACE, RedisStore};
+pub use shared::SharedStore;
 pub use sqlite::{LIGHT_SYNC_INTERVAL, SqliteStore};
 pub use store::{RefreshStart, RefreshTicket, StoreOptions, StorePool, reads_only};
 
