@@ -19,6 +19,10 @@ const TERMINAL_AUTH_CODES: &[&str] = &[
     "credential_persist_failed",
 ];
 
+/// The host's own reason for a refreshed pair it could not persist (the old pair is spent,
+/// the new one lost): dead whatever the status (Hermes scenario 35).
+const PERSIST_FAILED_CODES: &[&str] = &["credential_persist_failed"];
+
 /// Whether a reason code (a failed refresh's, say) means the credential is dead.
 pub(crate) fn is_terminal_auth_reason(reason: &str) -> bool {
     TERMINAL_AUTH_CODES.contains(&reason.to_ascii_lowercase().as_str())
@@ -116,6 +120,7 @@ const MODEL_ENTITLEMENT_PHRASES: &[&str] = &["is not supported when using codex"
 
 /// Decides the class of a response with `status` (and `signals` from its body).
 ///
+/// - `credential_persist_failed` (the host's reason) on anything but a success → `AuthTerminal`;
 /// - no status, or a status below 100 → `NetworkError`;
 /// - 100–399 → `Success` (an error-shaped body on a 2xx is still a success);
 /// - 401 → `AuthTerminal` for a terminal code, else `Auth`;
@@ -126,6 +131,10 @@ const MODEL_ENTITLEMENT_PHRASES: &[&str] = &["is not supported when using codex"
 /// - other 4xx → `Billing` when billing-shaped, else `ClientError`;
 /// - 500–599 (529 included) and anything ≥ 600 → `ServerError`.
 pub(crate) fn decide(status: Option<u16>, signals: &Signals) -> OutcomeClass {
+    let success = status.is_some_and(|s| (100..=399).contains(&s));
+    if !success && signals.has_code(PERSIST_FAILED_CODES) {
+        return OutcomeClass::AuthTerminal;
+    }
     let Some(status) = status else {
         return OutcomeClass::NetworkError;
     };

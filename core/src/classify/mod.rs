@@ -9,6 +9,7 @@
 //!
 //! | Status | Class |
 //! |---|---|
+//! | any but a success, with reason `credential_persist_failed` (the host's own) | `AuthTerminal` |
 //! | none (transport failure), or < 100 | `NetworkError` |
 //! | 100–399 | `Success` (an error-shaped body on a 2xx stays a success) |
 //! | 401 | `AuthTerminal` when a reason candidate is exactly `token_invalidated`, `token_revoked`, `invalid_token`, `invalid_grant`, `unauthorized_client`, `refresh_token_reused` or the host's `credential_persist_failed`; else `Auth` |
