@@ -55,6 +55,7 @@ export type OutcomeClass =
   | 'server_error'
   | 'network_error'
   | 'upstream_rate_limit'
+  | 'not_found'
   | 'client_error'
 
 /** Why a decision was taken. */
@@ -392,7 +393,7 @@ export declare class Registry {
 /**
  * A persisted registry shared with other processes: through an SQLite database (one row
  * per entry, shared by the processes of one machine), or through Redis when opened with a
- * `redis://` URL. (`FileStore` is a deprecated alias of this class.)
+ * `redis://` URL. (The package entry, `main.js`, also exports it as `FileStore`, deprecated.)
  */
 export declare class Store {
   /**

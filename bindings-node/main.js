@@ -1,9 +1,8 @@
 'use strict'
 // The package entry: the generated loader (index.js, from `napi build`; never edit it by
 // hand) plus the names kept for one release after a rename, which a generated loader
-// cannot declare. The addon sets them itself too (src/store.rs, `deprecated_names`), so
-// code that loads index.js directly has them; the assignments here make them named
-// exports an ES module import can see (Node detects a CommonJS module's names statically).
+// cannot declare. Plain assignments, so that an ES module import sees them as named
+// exports (Node detects a CommonJS module's names statically).
 
 module.exports = require('./index.js')
 

@@ -33,7 +33,7 @@ use credpool_core::{
 use credpool_store::{
     RefreshStart, RefreshTicket, Store as CoreStore, StoreOptions as CoreOptions,
 };
-use napi::bindgen_prelude::{JsObjectValue, Object, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{Object, ToNapiValue, Unknown};
 use napi::{Env, JsDeferred, JsError};
 use napi_derive::napi;
 use serde::Serialize;
@@ -43,9 +43,6 @@ use crate::{
     Code, Coded, Document, clock, error, guard, registry_options, state_text, to_js, to_text,
     to_u64, whole,
 };
-
-/// Default longest wait for the store's lock.
-const DEFAULT_LOCK_TIMEOUT_MS: u64 = 10_000;
 
 /// Options of `Store.open(location, options)`.
 #[napi(object)]
@@ -109,26 +106,9 @@ fn lock_tickets(tickets: &Tickets) -> MutexGuard<'_, HashMap<u32, RefreshTicket>
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Sets `FileStore` (the class's name while the store was one JSON file) on the addon's
-/// exports as the very `Store` class, deprecated, for one release. Here, so that whatever
-/// loads the addon has it; the package entry (`main.js`, `main.d.ts`) declares it for ESM
-/// named imports and TypeScript, which the generated `index.js` / `index.d.ts` cannot.
-#[napi(module_exports)]
-#[cfg_attr(
-    test,
-    allow(
-        dead_code,
-        reason = "called by the addon's module registration, which test builds leave out"
-    )
-)]
-pub(crate) fn deprecated_names(mut exports: Object<'_>) -> napi::Result<()> {
-    let store: Unknown<'_> = exports.get_named_property("Store")?;
-    exports.set_named_property("FileStore", store)
-}
-
 /// A persisted registry shared with other processes: through an SQLite database (one row
 /// per entry, shared by the processes of one machine), or through Redis when opened with a
-/// `redis://` URL. (`FileStore` is a deprecated alias of this class.)
+/// `redis://` URL. (The package entry, `main.js`, also exports it as `FileStore`, deprecated.)
 #[napi]
 #[derive(Clone)]
 pub struct Store {
@@ -374,25 +354,22 @@ fn store_options(options: Option<StoreOptions>) -> Coded<CoreOptions> {
         value.map_or(Ok(default), |v| whole(v, name).map(Duration::from_millis))
     };
     let Options { writer, seed } = registry_options(o.writer, o.seed)?;
-    let mut options = CoreOptions::new(writer, seed);
-    let default_lock = Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS);
-    options.lock_timeout = ms(o.lock_timeout_ms, "lockTimeoutMs", default_lock)?;
-    options.durable = o.durable.unwrap_or(true);
-    options.namespace = o.namespace;
-    options.connect_timeout = ms(
-        o.connect_timeout_ms,
-        "connectTimeoutMs",
-        options.connect_timeout,
-    )?;
-    options.io_timeout = ms(o.io_timeout_ms, "ioTimeoutMs", options.io_timeout)?;
-    options.refresh_lease = ms(o.refresh_lease_ms, "refreshLeaseMs", options.refresh_lease)?;
-    options.reconnect_interval = ms(
-        o.reconnect_interval_ms,
-        "reconnectIntervalMs",
-        options.reconnect_interval,
-    )?;
-    options.tls_ca_file = o.tls_ca_file.map(Into::into);
-    Ok(options)
+    let d = CoreOptions::new(writer, seed);
+    Ok(CoreOptions {
+        lock_timeout: ms(o.lock_timeout_ms, "lockTimeoutMs", d.lock_timeout)?,
+        durable: o.durable.unwrap_or(true),
+        namespace: o.namespace,
+        connect_timeout: ms(o.connect_timeout_ms, "connectTimeoutMs", d.connect_timeout)?,
+        io_timeout: ms(o.io_timeout_ms, "ioTimeoutMs", d.io_timeout)?,
+        refresh_lease: ms(o.refresh_lease_ms, "refreshLeaseMs", d.refresh_lease)?,
+        reconnect_interval: ms(
+            o.reconnect_interval_ms,
+            "reconnectIntervalMs",
+            d.reconnect_interval,
+        )?,
+        tls_ca_file: o.tls_ca_file.map(Into::into),
+        ..d
+    })
 }
 
 /// A job posted at `queued` to run at `now` (default: the wall clock when it runs).
@@ -423,15 +400,6 @@ enum Job {
     /// These two end a ticket: they never wait in the backlog.
     Confirm(u32),
     Finish(u32, RefreshOutcome),
-}
-
-impl Job {
-    /// Whether the job takes the refresh lock a ticket may hold (so must wait while one is
-    /// out): only a `beginRefresh` does (maybe the very lock this process holds); every
-    /// other write takes the database's own lock, which a ticket never holds.
-    fn needs_refresh_lock(&self) -> bool {
-        matches!(self, Self::Begin { .. })
-    }
 }
 
 /// Starts the store's worker thread; it opens the store and settles `opened`.
@@ -519,7 +487,10 @@ impl Worker {
             };
             match msg {
                 Some(Msg::Run(queued)) => {
-                    if queued.job.needs_refresh_lock() && self.gated() {
+                    // Only a `beginRefresh` takes the refresh lock a ticket may hold (maybe
+                    // this process's own), so only it waits while one is out; every other
+                    // write takes the database's own lock, which a ticket never holds.
+                    if matches!(queued.job, Job::Begin { .. }) && self.gated() {
                         self.backlog.push_back(queued);
                     } else {
                         self.run_job(queued);
