@@ -91,6 +91,17 @@ Steps = Generator[Step, Any, Action]
 
 
 
+_END: Any = object()
+
+
+def _next(steps: Steps, value: Any) -> Step:
+    """The step ``steps`` yields once sent ``value``; at their end ``(_END, the last action)``."""
+    try:
+        return steps.send(value)
+    except StopIteration as end:
+        return _END, end.value
+
+
 def _no_credential(action: Action, pool: str, why: str = "") -> NoCredentialError:
     """``NoCredentialError`` carrying the action that left nothing to send with."""
     reason = why or action.get("reason")
@@ -424,13 +435,10 @@ class CredentialPool:
     def _run(self, call: _Call, steps: Steps, ops: Mapping[str, Any]) -> Action:
         """Performs a call's steps in this thread; an exception cancels the call and propagates."""
         try:
-            value = None
-            while True:
-                try:
-                    kind, arg = steps.send(value)
-                except StopIteration as end:
-                    return end.value  # type: ignore[no-any-return]
-                value = ops[kind](arg)
+            kind, arg = _next(steps, None)
+            while kind is not _END:
+                kind, arg = _next(steps, ops[kind](arg))
+            return arg  # type: ignore[no-any-return]
         except BaseException:
             self._cancel(call)
             raise
@@ -462,14 +470,11 @@ class CredentialPool:
     async def _arun(self, call: _Call, steps: Steps, ops: Mapping[str, Any]) -> Action:
         """:meth:`_run` on an event loop: an op's result is awaited when it is awaitable."""
         try:
-            value = None
-            while True:
-                try:
-                    kind, arg = steps.send(value)
-                except StopIteration as end:
-                    return end.value  # type: ignore[no-any-return]
+            kind, arg = _next(steps, None)
+            while kind is not _END:
                 value = ops[kind](arg)
-                value = await value if inspect.isawaitable(value) else value
+                kind, arg = _next(steps, await value if inspect.isawaitable(value) else value)
+            return arg  # type: ignore[no-any-return]
         except BaseException:
             await self._acancel(call)
             raise

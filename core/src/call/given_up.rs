@@ -89,8 +89,8 @@ mod tests {
         call_id.0
     }
 
-    #[test]
-    fn an_undone_input_puts_the_given_up_calls_back() {
+    /// A registry whose pool `openrouter` holds one API key.
+    fn one_key() -> (Registry, PoolKey) {
         let mut registry = Registry::new(Options {
             writer: "w1".into(),
             seed: 1,
@@ -102,6 +102,12 @@ mod tests {
             ..NewEntry::default()
         };
         registry.add_entry(Millis(0), &pool, entry).unwrap();
+        (registry, pool)
+    }
+
+    #[test]
+    fn an_undone_input_puts_the_given_up_calls_back() {
+        let (mut registry, pool) = one_key();
         given_up_call(&mut registry, 1_000, "req-1");
         // A store whose write failed undoes the input: the continued call is kept again.
         registry.begin_changes();
@@ -126,17 +132,7 @@ mod tests {
 
     #[test]
     fn the_oldest_given_up_call_is_dropped_past_the_bound() {
-        let mut registry = Registry::new(Options {
-            writer: "w1".into(),
-            seed: 1,
-        })
-        .unwrap();
-        let pool = PoolKey::parse("openrouter").unwrap();
-        let entry = NewEntry {
-            access_token: Some(Secret::new("sk-test-a")),
-            ..NewEntry::default()
-        };
-        registry.add_entry(Millis(0), &pool, entry).unwrap();
+        let (mut registry, pool) = one_key();
         for n in 0..=MAX_GIVEN_UP_CALLS {
             given_up_call(&mut registry, 1_000, &format!("req-{n}"));
         }
