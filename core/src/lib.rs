@@ -61,10 +61,12 @@ mod rng;
 mod route;
 mod secret;
 mod seed;
+mod seed_anthropic;
 mod select;
 mod short_str;
 mod state;
 mod status;
+mod suppress;
 mod table;
 mod time;
 mod wire;
@@ -96,7 +98,8 @@ pub use rng::Rng;
 pub use route::{ANTHROPIC_OAUTH_BETA, Api, Auth, rebase_url};
 pub use secret::{Fingerprint, Secret};
 pub use seed::{
-    CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, provider,
+    CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, SuppressedSource,
+    provider,
 };
 pub use select::AcquireRequest;
 pub use state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc};
