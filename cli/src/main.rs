@@ -2,6 +2,7 @@
 //! `credpool simulate`: run a scenario against the real engine and compare policies.
 
 mod config;
+mod dotenv;
 mod exit;
 mod hermes;
 mod interactive;

@@ -584,6 +584,96 @@ fn seed_adopts_env_and_config() {
     );
 }
 
+/// The new user's path (Hermes scenario 59): `seed`, `remove`, `seed` again must not bring
+/// the key back; `list` shows the suppression; `add` lifts it.
+#[test]
+fn a_removed_seeded_key_stays_removed_until_add() {
+    let env = Env::new();
+    let vars = [("OPENROUTER_API_KEY", "sk-env-openrouter-SECRET")];
+    env.ok_with(&["seed"], "", &vars);
+    assert_eq!(env.entries("openrouter").len(), 1);
+    let out = env.ok(&["remove", "openrouter", "1"]);
+    assert!(out.starts_with("Removed openrouter credential #1"), "{out}");
+    let out = env.ok_with(&["seed"], "", &vars);
+    assert!(
+        out.contains("Skipped env:OPENROUTER_API_KEY for openrouter: suppressed"),
+        "{out}"
+    );
+    assert!(out.ends_with("Nothing new to seed.\n"), "{out}");
+    assert!(env.entries("openrouter").is_empty(), "the key came back");
+    let list = env.ok(&["list"]);
+    assert!(
+        list.contains("openrouter (0 credentials")
+            && list.contains(
+                "suppressed (seed skips them; `credpool add openrouter` re-enables): env:OPENROUTER_API_KEY"
+            ),
+        "{list}"
+    );
+    let json = env.list_json();
+    assert_eq!(
+        json["pools"][0]["suppressed_sources"],
+        json!(["env:OPENROUTER_API_KEY"])
+    );
+    env.ok(&["add", "openrouter", "--api-key", "sk-or-first-SECRET"]);
+    assert!(!env.ok(&["list"]).contains("suppressed"));
+    let out = env.ok_with(&["seed"], "", &vars);
+    assert!(
+        out.contains("Added openrouter credential from env:OPENROUTER_API_KEY"),
+        "{out}"
+    );
+    assert_eq!(env.entries("openrouter").len(), 2);
+}
+
+/// `seed` reads `.env` beside the store (or `--env-file`), and its values beat the process
+/// environment (Hermes scenario 57, reference 6.3).
+#[test]
+fn seed_prefers_the_env_file_over_the_shell() {
+    let env = Env::new();
+    let shell = [("OPENROUTER_API_KEY", "sk-or-first-SECRET")];
+    std::fs::write(
+        env.path(".env"),
+        "# edited after the shell exported the old key\nexport OPENROUTER_API_KEY=\"sk-or-second-SECRET\"\n",
+    )
+    .unwrap();
+    let out = env.ok_with(&["seed", "--json"], "", &shell);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["added"][0]["source"], "env:OPENROUTER_API_KEY");
+    let id = json["added"][0]["entry_id"].as_str().unwrap().to_owned();
+    // The entry holds the .env key: the store keeps its fingerprint only (a borrowed source).
+    let state = env.ok(&["export-hermes"]);
+    let doc: Value = serde_json::from_str(&state).unwrap();
+    let row = &doc["credential_pool"]["openrouter"][0];
+    assert_eq!(row["id"], id.as_str());
+    assert_eq!(
+        row["secret_fingerprint"],
+        fingerprint("sk-or-second-SECRET"),
+        "the shell's stale key shadowed .env"
+    );
+    // --env-file names another file; a missing one is an error; --no-env skips the default.
+    let other = env.path("other.env");
+    std::fs::write(&other, "OPENROUTER_API_KEY=sk-or-third-SECRET\n").unwrap();
+    let out = env.ok_with(
+        &["seed", "--env-file", other.to_str().unwrap(), "--json"],
+        "",
+        &shell,
+    );
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["updated"][0]["entry_id"], id.as_str());
+    env.fails(&["seed", "--env-file", "/nonexistent/.env"], 1, "io");
+    let out = env.ok_with(&["seed", "--no-env", "--json"], "", &shell);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["updated"], json!([]));
+    assert_eq!(json["added"], json!([]));
+}
+
+/// `sha256:<16 hex>` of a secret, as core fingerprints it.
+fn fingerprint(secret: &str) -> String {
+    credpool_core::Secret::new(secret)
+        .fingerprint()
+        .as_str()
+        .to_owned()
+}
+
 /// `import-hermes` merges an auth.json; `export-hermes` writes one (0600, base kept).
 #[test]
 fn import_and_export_hermes() {
