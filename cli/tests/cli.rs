@@ -765,6 +765,68 @@ fn import_and_export_hermes() {
     );
 }
 
+/// Imported pools keep their Hermes strategy (config.yaml `credential_pool_strategies`,
+/// read beside the auth.json or from --config; an unknown value is fill_first as in
+/// Hermes), and auth.json `suppressed_sources` arrive as suppressions that `seed` honours.
+#[test]
+fn import_hermes_keeps_strategies_and_suppressions() {
+    let env = Env::new();
+    let home = env.path("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let auth = home.join("auth.json");
+    let mut doc = hermes_fixture(now_s());
+    doc["suppressed_sources"] = json!({"openrouter": ["env:OPENROUTER_API_KEY"]});
+    write_json(&auth, &doc);
+    std::fs::write(
+        home.join("config.yaml"),
+        "model:\n  provider: openrouter\ncredential_pool_strategies:\n  openrouter: round_robin\n  anthropic: least_used\n",
+    )
+    .unwrap();
+    let out = env.ok(&["import-hermes", auth.to_str().unwrap()]);
+    assert!(out.contains("Strategy of openrouter: round_robin"), "{out}");
+    let pools = env.list_json()["pools"].as_array().unwrap().clone();
+    let openrouter = pools.iter().find(|p| p["pool"] == "openrouter").unwrap();
+    assert_eq!(openrouter["strategy"], "round_robin");
+    assert_eq!(
+        openrouter["suppressed_sources"],
+        json!(["env:OPENROUTER_API_KEY"])
+    );
+    assert!(
+        pools.iter().all(|p| p["pool"] != "anthropic"),
+        "a strategy alone creates no pool"
+    );
+    let out = env.ok_with(
+        &["seed"],
+        "",
+        &[("OPENROUTER_API_KEY", "sk-env-openrouter-SECRET")],
+    );
+    assert!(out.contains("Skipped env:OPENROUTER_API_KEY"), "{out}");
+    // --config names the file; an unknown strategy reads as fill_first.
+    let other = env.path("other.yaml");
+    std::fs::write(
+        &other,
+        "credential_pool_strategies: {openrouter: weighted}\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "import-hermes",
+        auth.to_str().unwrap(),
+        "--config",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(env.list_json()["pools"][0]["strategy"], "fill_first");
+    env.fails(
+        &[
+            "import-hermes",
+            auth.to_str().unwrap(),
+            "--config",
+            "/nonexistent/config.yaml",
+        ],
+        1,
+        "io",
+    );
+}
+
 /// A corrupt, foreign or too-new store: exit 4, one line, bytes unchanged.
 #[test]
 fn corrupt_store_fails_in_one_line_and_stays_untouched() {

@@ -53,9 +53,11 @@
 //! becomes a pool with no entries that holds them.
 //!
 //! **Not imported:** the `providers` singletons section (the host re-seeds from its own
-//! sources), `active_provider`, and the pool strategies (they live in Hermes'
-//! `config.yaml`): imported pools use the default configuration (`fill_first`, the
-//! `hermes` policy preset).
+//! sources), `active_provider`, and the pool strategies: they live in Hermes'
+//! `config.yaml`, which the host reads; [`hermes_strategy`] maps its values as Hermes does,
+//! for the host to configure the imported pools with (`credpool import-hermes` does).
+//! Without that, imported pools use the default configuration (`fill_first`, the `hermes`
+//! policy preset).
 //!
 //! **Priorities** are renumbered `0..n-1` in Hermes order (priority, then position in the
 //! file), so credpool's order (priority, then id) equals Hermes' stable sort.
@@ -214,6 +216,20 @@ pub fn is_hermes_borrowed_source(source: &str) -> bool {
                 .strip_prefix(s)
                 .is_some_and(|rest| rest.starts_with(':') || rest.starts_with("-"))
     })
+}
+
+/// The strategy Hermes' `get_pool_strategy` reads from a `config.yaml`
+/// `credential_pool_strategies` value: trimmed and lower-cased, one of `fill_first`,
+/// `round_robin`, `least_used`, `random`; anything else is `fill_first` (reference §1.4,
+/// scenario 10).
+#[must_use]
+pub fn hermes_strategy(value: &str) -> Strategy {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "round_robin" => Strategy::RoundRobin,
+        "least_used" => Strategy::LeastUsed,
+        "random" => Strategy::Random,
+        _ => Strategy::FillFirst,
+    }
 }
 
 /// Whether a row key holds a secret (stripped from borrowed rows).
@@ -1168,6 +1184,15 @@ mod tests {
             let value = seconds(Millis(ms));
             assert_eq!(parse_time(&value), Ok(Some(Millis(ms))));
         }
+    }
+
+    #[test]
+    fn strategies_read_as_hermes_reads_them() {
+        assert_eq!(hermes_strategy(" Round_Robin "), Strategy::RoundRobin);
+        assert_eq!(hermes_strategy("least_used"), Strategy::LeastUsed);
+        assert_eq!(hermes_strategy("random"), Strategy::Random);
+        assert_eq!(hermes_strategy("weighted"), Strategy::FillFirst);
+        assert_eq!(hermes_strategy("quota_aware"), Strategy::FillFirst);
     }
 
     #[test]

@@ -84,7 +84,8 @@ pub use entry::{
 };
 pub use error::{Error, ErrorCode, Result};
 pub use hermes::{
-    AUTH_STORE_VERSION, HERMES_WRITER, export_hermes, import_hermes, is_hermes_borrowed_source,
+    AUTH_STORE_VERSION, HERMES_WRITER, export_hermes, hermes_strategy, import_hermes,
+    is_hermes_borrowed_source,
 };
 pub use journal::{Changes, PoolChanges};
 pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
