@@ -293,12 +293,20 @@ export interface PoolStatus {
   strategy: Strategy
   policy: 'hermes' | 'adaptive'
   entries: EntryStatus[]
+  /** Seeding sources suppressed by a removal (`add_entry` lifts them); absent when none. */
+  suppressed_sources?: string[]
 }
 
-/** An entry a `seed` added or updated. */
+/** An entry a `seed` added, updated or removed. */
 export interface SeededEntry {
   pool: string
   entry_id: string
+  source: string
+}
+
+/** A source a `seed` skipped because a removal suppressed it. */
+export interface SuppressedSource {
+  pool: string
   source: string
 }
 
@@ -327,7 +335,7 @@ export type Reply =
   | { type: 'synced' }
   | { type: 'state'; state: StateDocument }
   | { type: 'status'; pools: PoolStatus[] }
-  | { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] }
+  | { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[]; removed?: SeededEntry[]; suppressed?: SuppressedSource[] }
   | Omit<CredentialOutput, 'changed'>
   | { type: 'call_cancelled'; call_id: number }
 

@@ -1,14 +1,18 @@
 //! `credpool import-hermes` and `credpool export-hermes`: move pools between the store and
 //! a Hermes Agent `auth.json`, through core's pure conversions.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use credpool_core::{Input, OutputBody, Reply, export_hermes, import_hermes};
+use credpool_core::{
+    Input, OutputBody, PoolKey, Reply, export_hermes, hermes_strategy, import_hermes,
+};
 use serde_json::json;
 
 use crate::exit::{CliError, CliResult};
+use crate::hermes_config::pool_strategies;
 use crate::manage::{Ctx, read_json};
 use crate::output::print_json;
 
@@ -25,34 +29,103 @@ pub(crate) struct ExportArgs {
     pub(crate) output: Option<PathBuf>,
 }
 
-/// `credpool import-hermes <auth.json>`: merges the file's `credential_pool` into the store.
-pub(crate) fn import(ctx: &Ctx, path: &Path) -> CliResult<()> {
+/// Arguments of `credpool import-hermes`.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The Hermes auth.json.
+    pub(crate) auth_json: PathBuf,
+    /// Hermes' config.yaml, whose `credential_pool_strategies` the imported pools keep
+    /// (default: `config.yaml` beside the auth.json, read when it exists).
+    #[arg(long, value_name = "CONFIG_YAML")]
+    pub(crate) config: Option<PathBuf>,
+}
+
+/// `credpool import-hermes <auth.json> [--config config.yaml]`: merges the file's
+/// `credential_pool` and `suppressed_sources` into the store, and gives the imported pools
+/// the strategies of Hermes' config.yaml.
+pub(crate) fn import(ctx: &Ctx, args: &ImportArgs) -> CliResult<()> {
+    let path = args.auth_json.as_path();
     let auth = read_json(path)?;
+    let strategies = read_strategies(path, args.config.as_deref())?;
     let now = credpool_store::now();
     let doc = import_hermes(&auth, now).map_err(|e| CliError::from(e).context(path.display()))?;
-    let pools = doc.pools.len();
+    let with_entries: Vec<PoolKey> = doc
+        .pools
+        .iter()
+        .filter(|(_, p)| !p.entries.is_empty())
+        .map(|(k, _)| k.clone())
+        .collect();
+    let pools = with_entries.len();
     let entries: usize = doc.pools.values().map(|p| p.entries.len()).sum();
     let state = serde_json::to_value(&doc)
         .map_err(|e| CliError::runtime("internal", format!("cannot serialise state: {e}")))?;
     let mut store = ctx.open()?;
-    let output = store.handle(now, Input::Sync { state })?;
+    let mut changed = store.handle(now, Input::Sync { state })?.changed;
+    let mut configured = Vec::new();
+    for (raw, value) in &strategies {
+        let Some(key) = PoolKey::parse(raw)
+            .ok()
+            .filter(|k| with_entries.contains(k))
+        else {
+            continue;
+        };
+        let strategy = hermes_strategy(value);
+        let input = Input::ConfigurePool {
+            pool: key.clone(),
+            strategy: Some(strategy),
+            policy: None,
+            fallback: None,
+            api: None,
+        };
+        changed |= store.handle(now, input)?.changed;
+        configured.push(json!({ "pool": key, "strategy": strategy }));
+    }
     if ctx.json {
         print_json(&json!({
             "imported": { "pools": pools, "entries": entries },
-            "changed": output.changed,
+            "strategies": configured,
+            "changed": changed,
         }));
     } else {
         println!(
             "Imported {entries} credential(s) in {pools} pool(s) from {}{}",
             path.display(),
-            if output.changed {
+            if changed {
                 ""
             } else {
                 " (the store already had them)"
             }
         );
+        for c in &configured {
+            println!(
+                "Strategy of {}: {}",
+                c["pool"].as_str().unwrap_or("?"),
+                c["strategy"].as_str().unwrap_or("?")
+            );
+        }
     }
     Ok(())
+}
+
+/// The `credential_pool_strategies` of `config` (an error when it cannot be read), else
+/// of the `config.yaml` beside `auth_json` (none when it does not exist).
+fn read_strategies(auth_json: &Path, config: Option<&Path>) -> CliResult<BTreeMap<String, String>> {
+    let (path, required) = match config {
+        Some(path) => (path.to_path_buf(), true),
+        None => (
+            auth_json
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or_else(|| Path::new("."))
+                .join("config.yaml"),
+            false,
+        ),
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(pool_strategies(&String::from_utf8_lossy(&bytes))),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(CliError::io("read", &path, &e)),
+    }
 }
 
 /// `credpool export-hermes [--base auth.json] [-o out.json]`.
@@ -73,7 +146,11 @@ pub(crate) fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
             "unexpected reply to export_state",
         ));
     };
-    let pools = state.pools.len();
+    let pools = state
+        .pools
+        .values()
+        .filter(|p| !p.entries.is_empty())
+        .count();
     let entries: usize = state.pools.values().map(|p| p.entries.len()).sum();
     let state = serde_json::to_value(&state)
         .map_err(|e| CliError::runtime("internal", format!("cannot serialise state: {e}")))?;

@@ -2,8 +2,10 @@
 //! `credpool simulate`: run a scenario against the real engine and compare policies.
 
 mod config;
+mod dotenv;
 mod exit;
 mod hermes;
+mod hermes_config;
 mod interactive;
 mod manage;
 mod output;
@@ -128,10 +130,7 @@ enum Command {
     /// config file of custom endpoints; never removes anything.
     Seed(SeedArgs),
     /// Merge the credential pools of a Hermes Agent auth.json into the store.
-    ImportHermes {
-        /// The Hermes auth.json.
-        auth_json: PathBuf,
-    },
+    ImportHermes(hermes::ImportArgs),
     /// Write the store's pools as a Hermes Agent auth.json.
     ExportHermes(hermes::ExportArgs),
     /// Run a scenario against the engine with a simulated provider and compare policies.
@@ -186,7 +185,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Strategy { provider, value } => config::strategy(&ctx()?, provider, *value)?,
         Command::Policy { provider, value } => config::policy(&ctx()?, provider, *value)?,
         Command::Seed(args) => seed::seed(&ctx()?, args)?,
-        Command::ImportHermes { auth_json } => hermes::import(&ctx()?, auth_json)?,
+        Command::ImportHermes(args) => hermes::import(&ctx()?, args)?,
         Command::ExportHermes(args) => hermes::export(&ctx()?, args)?,
     }
     Ok(ExitCode::SUCCESS)

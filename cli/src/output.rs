@@ -27,6 +27,7 @@ pub(crate) fn wire_name(value: &impl Serialize) -> String {
 /// openrouter (2 credentials, strategy fill_first, policy hermes):
 ///   #1  OPENROUTER_API_KEY   api_key id=3f9a1c priority=0 env:OPENROUTER_API_KEY  available ←
 ///   #2  backup-key           api_key id=77b2e0 priority=1 manual  rate-limited (429) (2h 5m left)
+///   suppressed (seed skips them; `credpool add openrouter` re-enables): config:Together.ai
 /// ```
 pub(crate) fn pool_table(pool: &PoolStatus) -> String {
     let mut out = String::new();
@@ -41,6 +42,14 @@ pub(crate) fn pool_table(pool: &PoolStatus) -> String {
     );
     for entry in &pool.entries {
         let _ = writeln!(out, "{}", entry_line(entry));
+    }
+    if !pool.suppressed_sources.is_empty() {
+        let _ = writeln!(
+            out,
+            "  suppressed (seed skips them; `credpool add {}` re-enables): {}",
+            pool.pool,
+            pool.suppressed_sources.join(", ")
+        );
     }
     out
 }
@@ -69,10 +78,11 @@ pub(crate) fn entry_line(entry: &EntryStatus) -> String {
     )
 }
 
-/// Every non-empty pool as text, or a hint when there is none.
+/// Every pool with entries or suppressed sources as text, or a hint when there is none.
 pub(crate) fn pools_text(pools: &[PoolStatus]) -> String {
     let mut out = String::new();
-    for pool in pools.iter().filter(|p| !p.entries.is_empty()) {
+    let shown = |p: &&PoolStatus| !p.entries.is_empty() || !p.suppressed_sources.is_empty();
+    for pool in pools.iter().filter(shown) {
         out.push_str(&pool_table(pool));
         out.push('\n');
     }

@@ -1,14 +1,16 @@
-//! `credpool seed`: adopt keys from the environment and a config file of custom
-//! endpoints (core's `seed`: never removes, deduplicates by secret fingerprint).
+//! `credpool seed`: adopt keys from the environment, a `.env` file (its values win, as in
+//! Hermes) and a config file of custom endpoints (core's `seed`: deduplicates by secret
+//! fingerprint, skips suppressed sources).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use credpool_core::Reply;
 use credpool_core::{PROVIDERS, SeedReport};
 use serde_json::{Value, json};
 
+use crate::dotenv;
 use crate::exit::{CliError, CliResult};
 use crate::manage::{Ctx, apply, read_json, unexpected};
 use crate::output::print_json;
@@ -20,18 +22,34 @@ pub(crate) struct SeedArgs {
     /// "api_key" | "api_key_env"}]}`.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
-    /// Do not read provider keys from the environment (only the config).
+    /// A `.env` file whose values beat the process environment (default: `.env` beside
+    /// the store, read when it exists).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) env_file: Option<PathBuf>,
+    /// Do not read provider keys from the environment nor from the default `.env` (only
+    /// the config, and the --env-file given).
     #[arg(long)]
     pub(crate) no_env: bool,
 }
 
-/// `credpool seed`: adopt keys from the environment and a config file (never removes).
+/// `credpool seed`: adopt keys from the environment, a `.env` file and a config file
+/// (removes only what core's seeding rules remove: duplicates of a source, and Anthropic
+/// OAuth logins when only an API key is set).
 pub(crate) fn seed(ctx: &Ctx, args: &SeedArgs) -> CliResult<()> {
     let config = match &args.config {
         Some(path) => read_json(path)?,
         None => json!({}),
     };
-    let env = seed_env(&config, args.no_env);
+    let dotenv = match &args.env_file {
+        Some(path) => Some(
+            dotenv::read(path)?
+                .ok_or_else(|| CliError::io("read", path, &std::io::ErrorKind::NotFound.into()))?,
+        ),
+        None if args.no_env => None,
+        None => dotenv::read(&default_env_file(&ctx.path))?,
+    };
+    let provider_vars = !args.no_env || args.env_file.is_some();
+    let env = seed_env(&config, provider_vars, !args.no_env, dotenv.as_ref());
     let mut store = ctx.open()?;
     let input = credpool_core::parse_input(json!({
         "type": "seed",
@@ -57,26 +75,46 @@ pub(crate) fn seed(ctx: &Ctx, args: &SeedArgs) -> CliResult<()> {
     Ok(())
 }
 
-/// The environment variables seeding reads (and only those: the rest of the
-/// environment never reaches the store).
-fn seed_env(config: &Value, no_env: bool) -> BTreeMap<String, String> {
-    let mut names: Vec<String> = Vec::new();
-    if !no_env {
+/// The default `.env`: beside the store (its directory resolved as the store path is).
+fn default_env_file(store: &Path) -> PathBuf {
+    store
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+        .join(".env")
+}
+
+/// The variables seeding reads (and only those: the rest of the environment never
+/// reaches the store): the providers' (when `provider_vars`) and the config's
+/// `api_key_env`; each from `dotenv` first, else from the process environment (when
+/// `process_env` or for the config's).
+fn seed_env(
+    config: &Value,
+    provider_vars: bool,
+    process_env: bool,
+    dotenv: Option<&BTreeMap<String, String>>,
+) -> BTreeMap<String, String> {
+    let mut names: Vec<(String, bool)> = Vec::new();
+    if provider_vars {
         for p in PROVIDERS {
-            names.extend(p.key_vars.iter().map(|v| (*v).to_owned()));
-            names.extend(p.base_url_var.map(str::to_owned));
+            names.extend(p.key_vars.iter().map(|v| ((*v).to_owned(), process_env)));
+            names.extend(p.base_url_var.map(|v| (v.to_owned(), process_env)));
         }
     }
     if let Some(list) = config.get("custom_providers").and_then(Value::as_array) {
         names.extend(
             list.iter()
                 .filter_map(|c| c.get("api_key_env").and_then(Value::as_str))
-                .map(str::to_owned),
+                .map(|v| (v.to_owned(), true)),
         );
     }
     names
         .into_iter()
-        .filter_map(|name| std::env::var(&name).ok().map(|v| (name, v)))
+        .filter_map(|(name, from_process)| {
+            let process = from_process.then(|| std::env::var(&name).ok()).flatten();
+            let value = dotenv::prefer_file(dotenv.and_then(|d| d.get(&name)), process)?;
+            Some((name, value))
+        })
         .collect()
 }
 
@@ -94,7 +132,19 @@ fn print_seed_report(report: &SeedReport) {
             e.pool, e.source, e.entry_id
         );
     }
-    if report.added.is_empty() && report.updated.is_empty() {
+    for e in &report.removed {
+        println!(
+            "Removed {} credential from {} (id {})",
+            e.pool, e.source, e.entry_id
+        );
+    }
+    for s in &report.suppressed {
+        println!(
+            "Skipped {} for {}: suppressed since its credential was removed (`credpool add {}` re-enables it)",
+            s.source, s.pool, s.pool
+        );
+    }
+    if report.added.is_empty() && report.updated.is_empty() && report.removed.is_empty() {
         println!("Nothing new to seed.");
     }
 }

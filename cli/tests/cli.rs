@@ -584,6 +584,96 @@ fn seed_adopts_env_and_config() {
     );
 }
 
+/// The new user's path (Hermes scenario 59): `seed`, `remove`, `seed` again must not bring
+/// the key back; `list` shows the suppression; `add` lifts it.
+#[test]
+fn a_removed_seeded_key_stays_removed_until_add() {
+    let env = Env::new();
+    let vars = [("OPENROUTER_API_KEY", "sk-env-openrouter-SECRET")];
+    env.ok_with(&["seed"], "", &vars);
+    assert_eq!(env.entries("openrouter").len(), 1);
+    let out = env.ok(&["remove", "openrouter", "1"]);
+    assert!(out.starts_with("Removed openrouter credential #1"), "{out}");
+    let out = env.ok_with(&["seed"], "", &vars);
+    assert!(
+        out.contains("Skipped env:OPENROUTER_API_KEY for openrouter: suppressed"),
+        "{out}"
+    );
+    assert!(out.ends_with("Nothing new to seed.\n"), "{out}");
+    assert!(env.entries("openrouter").is_empty(), "the key came back");
+    let list = env.ok(&["list"]);
+    assert!(
+        list.contains("openrouter (0 credentials")
+            && list.contains(
+                "suppressed (seed skips them; `credpool add openrouter` re-enables): env:OPENROUTER_API_KEY"
+            ),
+        "{list}"
+    );
+    let json = env.list_json();
+    assert_eq!(
+        json["pools"][0]["suppressed_sources"],
+        json!(["env:OPENROUTER_API_KEY"])
+    );
+    env.ok(&["add", "openrouter", "--api-key", "sk-or-first-SECRET"]);
+    assert!(!env.ok(&["list"]).contains("suppressed"));
+    let out = env.ok_with(&["seed"], "", &vars);
+    assert!(
+        out.contains("Added openrouter credential from env:OPENROUTER_API_KEY"),
+        "{out}"
+    );
+    assert_eq!(env.entries("openrouter").len(), 2);
+}
+
+/// `seed` reads `.env` beside the store (or `--env-file`), and its values beat the process
+/// environment (Hermes scenario 57, reference 6.3).
+#[test]
+fn seed_prefers_the_env_file_over_the_shell() {
+    let env = Env::new();
+    let shell = [("OPENROUTER_API_KEY", "sk-or-first-SECRET")];
+    std::fs::write(
+        env.path(".env"),
+        "# edited after the shell exported the old key\nexport OPENROUTER_API_KEY=\"sk-or-second-SECRET\"\n",
+    )
+    .unwrap();
+    let out = env.ok_with(&["seed", "--json"], "", &shell);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["added"][0]["source"], "env:OPENROUTER_API_KEY");
+    let id = json["added"][0]["entry_id"].as_str().unwrap().to_owned();
+    // The entry holds the .env key: the store keeps its fingerprint only (a borrowed source).
+    let state = env.ok(&["export-hermes"]);
+    let doc: Value = serde_json::from_str(&state).unwrap();
+    let row = &doc["credential_pool"]["openrouter"][0];
+    assert_eq!(row["id"], id.as_str());
+    assert_eq!(
+        row["secret_fingerprint"],
+        fingerprint("sk-or-second-SECRET"),
+        "the shell's stale key shadowed .env"
+    );
+    // --env-file names another file; a missing one is an error; --no-env skips the default.
+    let other = env.path("other.env");
+    std::fs::write(&other, "OPENROUTER_API_KEY=sk-or-third-SECRET\n").unwrap();
+    let out = env.ok_with(
+        &["seed", "--env-file", other.to_str().unwrap(), "--json"],
+        "",
+        &shell,
+    );
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["updated"][0]["entry_id"], id.as_str());
+    env.fails(&["seed", "--env-file", "/nonexistent/.env"], 1, "io");
+    let out = env.ok_with(&["seed", "--no-env", "--json"], "", &shell);
+    let json: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["updated"], json!([]));
+    assert_eq!(json["added"], json!([]));
+}
+
+/// `sha256:<16 hex>` of a secret, as core fingerprints it.
+fn fingerprint(secret: &str) -> String {
+    credpool_core::Secret::new(secret)
+        .fingerprint()
+        .as_str()
+        .to_owned()
+}
+
 /// `import-hermes` merges an auth.json; `export-hermes` writes one (0600, base kept).
 #[test]
 fn import_and_export_hermes() {
@@ -672,6 +762,68 @@ fn import_and_export_hermes() {
         ],
         4,
         "invalid_state",
+    );
+}
+
+/// Imported pools keep their Hermes strategy (config.yaml `credential_pool_strategies`,
+/// read beside the auth.json or from --config; an unknown value is fill_first as in
+/// Hermes), and auth.json `suppressed_sources` arrive as suppressions that `seed` honours.
+#[test]
+fn import_hermes_keeps_strategies_and_suppressions() {
+    let env = Env::new();
+    let home = env.path("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let auth = home.join("auth.json");
+    let mut doc = hermes_fixture(now_s());
+    doc["suppressed_sources"] = json!({"openrouter": ["env:OPENROUTER_API_KEY"]});
+    write_json(&auth, &doc);
+    std::fs::write(
+        home.join("config.yaml"),
+        "model:\n  provider: openrouter\ncredential_pool_strategies:\n  openrouter: round_robin\n  anthropic: least_used\n",
+    )
+    .unwrap();
+    let out = env.ok(&["import-hermes", auth.to_str().unwrap()]);
+    assert!(out.contains("Strategy of openrouter: round_robin"), "{out}");
+    let pools = env.list_json()["pools"].as_array().unwrap().clone();
+    let openrouter = pools.iter().find(|p| p["pool"] == "openrouter").unwrap();
+    assert_eq!(openrouter["strategy"], "round_robin");
+    assert_eq!(
+        openrouter["suppressed_sources"],
+        json!(["env:OPENROUTER_API_KEY"])
+    );
+    assert!(
+        pools.iter().all(|p| p["pool"] != "anthropic"),
+        "a strategy alone creates no pool"
+    );
+    let out = env.ok_with(
+        &["seed"],
+        "",
+        &[("OPENROUTER_API_KEY", "sk-env-openrouter-SECRET")],
+    );
+    assert!(out.contains("Skipped env:OPENROUTER_API_KEY"), "{out}");
+    // --config names the file; an unknown strategy reads as fill_first.
+    let other = env.path("other.yaml");
+    std::fs::write(
+        &other,
+        "credential_pool_strategies: {openrouter: weighted}\n",
+    )
+    .unwrap();
+    env.ok(&[
+        "import-hermes",
+        auth.to_str().unwrap(),
+        "--config",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(env.list_json()["pools"][0]["strategy"], "fill_first");
+    env.fails(
+        &[
+            "import-hermes",
+            auth.to_str().unwrap(),
+            "--config",
+            "/nonexistent/config.yaml",
+        ],
+        1,
+        "io",
     );
 }
 

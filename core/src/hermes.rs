@@ -5,11 +5,14 @@
 //!   `serde_json::Value`) and returns a [`StateDoc`] that [`crate::Registry::from_state`]
 //!   loads (after `serde_json::to_value`).
 //! - [`export_hermes`] takes a credpool state document (the JSON of a [`StateDoc`], as
-//!   exported by [`crate::Registry::export_state`]) and writes an `auth.json`: `version: 1`
-//!   and `credential_pool`. Given `base` (an existing `auth.json`), every other top-level
-//!   key of it (`version`, `active_provider`, `providers`, `suppressed_sources`, ...) is kept
-//!   untouched and only `credential_pool` is replaced, as a whole (pools of `base` that the
-//!   state lacks are dropped).
+//!   exported by [`crate::Registry::export_state`]) and writes an `auth.json`: `version: 1`,
+//!   `credential_pool` and `suppressed_sources`. Given `base` (an existing `auth.json`),
+//!   every other top-level key of it (`version`, `active_provider`, `providers`, ...) is
+//!   kept untouched; `credential_pool` is replaced as a whole (pools of `base` that the
+//!   state lacks are dropped; pools without entries are left out), and in
+//!   `suppressed_sources` the state's pools replace theirs (a pool with nothing suppressed
+//!   drops its list) while `base`'s lists of pools the state does not have are kept, so an
+//!   export never resurrects a source Hermes suppressed. The key is left out when empty.
 //!
 //! Both are pure: no IO, no clock. The host reads and writes the file.
 //!
@@ -45,10 +48,16 @@
 //! fingerprint is kept, computed from it when the row has none), as are secret-looking
 //! keys in the row (`agent_key`, `api_key`, `tokens`, `*_token`, `*secret*`, ...).
 //!
+//! **Suppressed sources**: `suppressed_sources` (`{provider: [source, ...]}`) becomes each
+//! pool's suppressed sources, stamped `now`; a provider without `credential_pool` rows
+//! becomes a pool with no entries that holds them.
+//!
 //! **Not imported:** the `providers` singletons section (the host re-seeds from its own
-//! sources), `active_provider`, `suppressed_sources`, and the pool strategies (they live in
-//! Hermes' `config.yaml`): imported pools use the default configuration (`fill_first`, the
-//! `hermes` policy preset).
+//! sources), `active_provider`, and the pool strategies: they live in Hermes'
+//! `config.yaml`, which the host reads; [`hermes_strategy`] maps its values as Hermes does,
+//! for the host to configure the imported pools with (`credpool import-hermes` does).
+//! Without that, imported pools use the default configuration (`fill_first`, the `hermes`
+//! policy preset).
 //!
 //! **Priorities** are renumbered `0..n-1` in Hermes order (priority, then position in the
 //! file), so credpool's order (priority, then id) equals Hermes' stable sort.
@@ -142,7 +151,7 @@ use crate::entry::{AuthType, Entry, EntryId, LastError, ModelCooldown, Status, v
 use crate::error::{Error, ErrorCode, Result, clip};
 use crate::limits::{
     MAX_ENTRIES_PER_POOL, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_POOLS, MAX_REASON_CHARS,
-    MAX_SECRET_BYTES,
+    MAX_SECRET_BYTES, MAX_SUPPRESSED_SOURCES,
 };
 use crate::pool_key::PoolKey;
 use crate::registry::Strategy;
@@ -209,6 +218,20 @@ pub fn is_hermes_borrowed_source(source: &str) -> bool {
     })
 }
 
+/// The strategy Hermes' `get_pool_strategy` reads from a `config.yaml`
+/// `credential_pool_strategies` value: trimmed and lower-cased, one of `fill_first`,
+/// `round_robin`, `least_used`, `random`; anything else is `fill_first` (reference §1.4,
+/// scenario 10).
+#[must_use]
+pub fn hermes_strategy(value: &str) -> Strategy {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "round_robin" => Strategy::RoundRobin,
+        "least_used" => Strategy::LeastUsed,
+        "random" => Strategy::Random,
+        _ => Strategy::FillFirst,
+    }
+}
+
 /// Whether a row key holds a secret (stripped from borrowed rows).
 fn is_secret_key(key: &str) -> bool {
     if SECRET_KEYS.contains(&key) {
@@ -242,7 +265,8 @@ fn is_secret_key(key: &str) -> bool {
 /// - `too_large`: more pools, entries, model benches or secret bytes than
 ///   [`crate::limits`] allows.
 ///
-/// An `auth.json` without `credential_pool` (only singletons) imports as an empty state.
+/// An `auth.json` without `credential_pool` (only singletons) imports as an empty state (plus
+/// the pools of its `suppressed_sources`).
 pub fn import_hermes(auth: &Value, now: Millis) -> Result<StateDoc> {
     let Value::Object(top) = auth else {
         return Err(invalid(
@@ -275,8 +299,9 @@ pub fn import_hermes(auth: &Value, now: Millis) -> Result<StateDoc> {
         }
         Some(_) => return Err(invalid("`version` must be a number".to_owned())),
     }
+    let empty = Map::new();
     let pools = match top.get("credential_pool") {
-        None => return Ok(empty_state()),
+        None => &empty,
         Some(Value::Object(pools)) => pools,
         Some(_) => {
             return Err(invalid(
@@ -307,11 +332,89 @@ pub fn import_hermes(auth: &Value, now: Millis) -> Result<StateDoc> {
             )));
         }
     }
+    import_suppressed_sources(top.get("suppressed_sources"), &mut doc, now)?;
     // Guarantee the result loads: run it through the state loader's validation.
     let value = serde_json::to_value(&doc)
         .map_err(|_| Error::new(ErrorCode::Internal, "state serialisation failed"))?;
     pools_from_value(&value).map_err(|e| invalid(format!("imported state: {}", e.message())))?;
     Ok(doc)
+}
+
+/// Files Hermes' `suppressed_sources` (`{provider: [source, ...]}`) under each pool,
+/// stamped `now` (at least 1 ms, so that no lift time of 0 covers them); a provider with no
+/// `credential_pool` rows gets an empty pool that holds them.
+fn import_suppressed_sources(
+    section: Option<&Value>,
+    doc: &mut StateDoc,
+    now: Millis,
+) -> Result<()> {
+    let lists = match section {
+        None | Some(Value::Null) => return Ok(()),
+        Some(Value::Object(lists)) => lists,
+        Some(_) => {
+            return Err(invalid(
+                "`suppressed_sources` must be an object of provider → source list".to_owned(),
+            ));
+        }
+    };
+    let at = now.max(Millis(1));
+    for (raw_key, sources) in lists {
+        let key = PoolKey::parse(raw_key).map_err(|e| {
+            invalid(format!(
+                "suppressed_sources key `{}`: {}",
+                clip(raw_key),
+                e.message()
+            ))
+        })?;
+        let Value::Array(sources) = sources else {
+            return Err(invalid(format!(
+                "suppressed_sources.{} must be a list of sources",
+                clip(raw_key)
+            )));
+        };
+        if sources.len() > MAX_SUPPRESSED_SOURCES {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!("more than {MAX_SUPPRESSED_SOURCES} suppressed sources in a pool"),
+            ));
+        }
+        if !doc.pools.contains_key(&key) && doc.pools.len() >= MAX_POOLS {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!("more than {MAX_POOLS} pools in credential_pool and suppressed_sources"),
+            ));
+        }
+        let pool = doc.pools.entry(key).or_insert_with(empty_pool);
+        for (index, source) in sources.iter().enumerate() {
+            let name = source
+                .as_str()
+                .filter(|s| validate_name("source", s).is_ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "suppressed_sources.{}[{index}] must be a source name (1..={MAX_NAME_CHARS} characters without control characters)",
+                        clip(raw_key)
+                    ))
+                })?;
+            pool.suppressed_sources.insert(name.to_owned(), at);
+        }
+    }
+    Ok(())
+}
+
+/// A pool document with no entries and the default configuration.
+fn empty_pool() -> PoolDoc {
+    PoolDoc {
+        strategy: Strategy::default(),
+        policy: None,
+        fallback: Vec::new(),
+        api: None,
+        config_updated_at: Millis::ZERO,
+        round_robin: None,
+        entries: Vec::new(),
+        removed: BTreeMap::new(),
+        suppressed_sources: BTreeMap::new(),
+        suppressions_lifted_at: Millis::ZERO,
+    }
 }
 
 fn empty_state() -> StateDoc {
@@ -386,14 +489,8 @@ fn import_pool(key: &PoolKey, raw_key: &str, rows: &Value, now: Millis) -> Resul
         entries.push(p.doc);
     }
     Ok(PoolDoc {
-        strategy: Strategy::default(),
-        policy: None,
-        fallback: Vec::new(),
-        api: None,
-        config_updated_at: Millis::ZERO,
-        round_robin: None,
         entries,
-        removed: BTreeMap::new(),
+        ..empty_pool()
     })
 }
 
@@ -840,8 +937,20 @@ pub fn export_hermes(state: &Value, base: Option<&Value>, now: Millis) -> Result
     };
     let pools = pools_from_value(state)?;
     let mut section = Map::new();
+    let mut suppressed = match top.get("suppressed_sources") {
+        Some(Value::Object(lists)) => lists.clone(),
+        _ => Map::new(),
+    };
     for (key, pool) in &pools {
+        let sources: Vec<Value> = pool.suppressed_sources().map(Value::from).collect();
+        suppressed.retain(|raw, _| PoolKey::parse(raw).ok().as_ref() != Some(key));
+        if !sources.is_empty() {
+            suppressed.insert(key.as_str().to_owned(), Value::Array(sources));
+        }
         let entries = pool.entries();
+        if entries.is_empty() {
+            continue;
+        }
         let sole = entries
             .iter()
             .filter(|e| e.effective_status() != Status::Dead)
@@ -855,6 +964,11 @@ pub fn export_hermes(state: &Value, base: Option<&Value>, now: Millis) -> Result
         section.insert(key.as_str().to_owned(), Value::Array(rows));
     }
     top.insert("credential_pool".to_owned(), Value::Object(section));
+    if suppressed.is_empty() {
+        top.remove("suppressed_sources");
+    } else {
+        top.insert("suppressed_sources".to_owned(), Value::Object(suppressed));
+    }
     Ok(Value::Object(top))
 }
 
@@ -1070,6 +1184,15 @@ mod tests {
             let value = seconds(Millis(ms));
             assert_eq!(parse_time(&value), Ok(Some(Millis(ms))));
         }
+    }
+
+    #[test]
+    fn strategies_read_as_hermes_reads_them() {
+        assert_eq!(hermes_strategy(" Round_Robin "), Strategy::RoundRobin);
+        assert_eq!(hermes_strategy("least_used"), Strategy::LeastUsed);
+        assert_eq!(hermes_strategy("random"), Strategy::Random);
+        assert_eq!(hermes_strategy("weighted"), Strategy::FillFirst);
+        assert_eq!(hermes_strategy("quota_aware"), Strategy::FillFirst);
     }
 
     #[test]

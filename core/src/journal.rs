@@ -16,6 +16,7 @@ use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Lease, Pool, PoolConfig, Registry, Turn};
 use crate::rng::Rng;
 use crate::state::{EntryDoc, PoolDoc, entry_doc, pool_fields_doc};
+use crate::suppress::Suppressions;
 use crate::time::Millis;
 
 /// What changed since [`Registry::begin_changes`], as fragments of a state document.
@@ -68,6 +69,7 @@ struct PoolFields {
     config: PoolConfig,
     config_at: Millis,
     removed: BTreeMap<EntryId, Millis>,
+    suppressions: Suppressions,
     cursor: Option<Cursor>,
     turn: Turn,
     sessions: BTreeMap<String, EntryId>,
@@ -211,6 +213,7 @@ impl PoolFields {
             config: pool.config.clone(),
             config_at: pool.config_at,
             removed: pool.removed.clone(),
+            suppressions: pool.suppressions.clone(),
             cursor: pool.cursor.clone(),
             turn: pool.turn.clone(),
             sessions: pool.sessions.clone(),
@@ -223,6 +226,7 @@ impl PoolFields {
         }
         pool.config_at = self.config_at;
         pool.removed = self.removed;
+        pool.suppressions = self.suppressions;
         pool.cursor = self.cursor;
         pool.turn = self.turn;
         pool.sessions = self.sessions;

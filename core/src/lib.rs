@@ -61,10 +61,12 @@ mod rng;
 mod route;
 mod secret;
 mod seed;
+mod seed_anthropic;
 mod select;
 mod short_str;
 mod state;
 mod status;
+mod suppress;
 mod table;
 mod time;
 mod wire;
@@ -82,7 +84,8 @@ pub use entry::{
 };
 pub use error::{Error, ErrorCode, Result};
 pub use hermes::{
-    AUTH_STORE_VERSION, HERMES_WRITER, export_hermes, import_hermes, is_hermes_borrowed_source,
+    AUTH_STORE_VERSION, HERMES_WRITER, export_hermes, hermes_strategy, import_hermes,
+    is_hermes_borrowed_source,
 };
 pub use journal::{Changes, PoolChanges};
 pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
@@ -96,7 +99,8 @@ pub use rng::Rng;
 pub use route::{ANTHROPIC_OAUTH_BETA, Api, Auth, rebase_url};
 pub use secret::{Fingerprint, Secret};
 pub use seed::{
-    CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, provider,
+    CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, SuppressedSource,
+    provider,
 };
 pub use select::AcquireRequest;
 pub use state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc};

@@ -29,3 +29,5 @@ pub const MAX_FALLBACK_STEPS: usize = 32;
 pub const MAX_EXTRA_BYTES: usize = 64 * 1024;
 /// Calls that gave up kept per registry for a client's retry to continue (oldest dropped).
 pub const MAX_GIVEN_UP_CALLS: usize = 64;
+/// Suppressed seeding sources one pool may hold.
+pub const MAX_SUPPRESSED_SOURCES: usize = 1_024;

@@ -10,7 +10,9 @@
 //!   the later selection wins;
 //! - request counters: per writer, the larger count (a grow-only counter);
 //! - model benches: per model, later `at` wins; removal tombstones: union, and a
-//!   tombstoned id never comes back.
+//!   tombstoned id never comes back;
+//! - suppressed sources: per source the latest suppression, per pool the latest lift
+//!   (see [`crate::suppress`]).
 //!
 //! Ties are broken by comparing the serialised values, so the result never depends on order.
 
@@ -77,6 +79,7 @@ fn merge_pool_into(ours: &mut Pool, theirs: &Pool) -> bool {
         ours.cursor.clone_from(&theirs.cursor);
         changed = true;
     }
+    changed |= ours.suppressions.merge(&theirs.suppressions);
     for (id, at) in &theirs.removed {
         if ours.removed.get(id).is_none_or(|mine| mine < at) {
             ours.removed.insert(id.clone(), *at);

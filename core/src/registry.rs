@@ -26,6 +26,7 @@ use crate::pool_key::PoolKey;
 use crate::rng::Rng;
 use crate::route::Api;
 use crate::secret::{Fingerprint, Secret};
+use crate::suppress::{Suppressions, suppressed_on_removal};
 use crate::table::EntryTable;
 use crate::time::Millis;
 
@@ -108,6 +109,8 @@ pub struct Pool {
     entries: EntryTable,
     index: Index,
     pub(crate) removed: BTreeMap<EntryId, Millis>,
+    /// Seeding sources the user turned off (see [`crate::suppress`]).
+    pub(crate) suppressions: Suppressions,
     pub(crate) cursor: Option<Cursor>,
     pub(crate) turn: Turn,
     pub(crate) sessions: BTreeMap<String, EntryId>,
@@ -134,6 +137,7 @@ impl PartialEq for Pool {
             && self.config_at == other.config_at
             && self.entries == other.entries
             && self.removed == other.removed
+            && self.suppressions == other.suppressions
             && self.cursor == other.cursor
             && self.turn == other.turn
             && self.sessions == other.sessions
@@ -151,6 +155,7 @@ impl Pool {
             entries: EntryTable::default(),
             index: Index::default(),
             removed: BTreeMap::new(),
+            suppressions: Suppressions::default(),
             cursor: None,
             turn: Turn::default(),
             sessions: BTreeMap::new(),
@@ -168,6 +173,11 @@ impl Pool {
     #[must_use]
     pub fn config(&self) -> &PoolConfig {
         &self.config
+    }
+
+    /// The seeding sources suppressed in this pool (a removed seeded entry's source), sorted.
+    pub fn suppressed_sources(&self) -> impl Iterator<Item = &str> {
+        self.suppressions.sources()
     }
 
     /// Entries in priority order (ties by id).
@@ -578,8 +588,23 @@ impl Registry {
         Ok(())
     }
 
-    /// Adds an entry to `key` (creating the pool), returning its id.
+    /// Adds an entry to `key` (creating the pool), returning its id. Adding lifts every
+    /// suppressed source of the pool (Hermes' `auth add`: re-adding means re-enable).
     pub fn add_entry(&mut self, now: Millis, key: &PoolKey, new: NewEntry) -> Result<EntryId> {
+        let id = self.insert_entry(now, key, new)?;
+        let now = self.clock(now);
+        self.pool_mut(key)?.suppressions.lift(now);
+        Ok(id)
+    }
+
+    /// Adds an entry to `key` (creating the pool) without touching its suppressions, as
+    /// seeding does.
+    pub(crate) fn insert_entry(
+        &mut self,
+        now: Millis,
+        key: &PoolKey,
+        new: NewEntry,
+    ) -> Result<EntryId> {
         let now = self.clock(now);
         let source = new.source.unwrap_or_else(|| "manual".to_owned());
         validate_name("source", &source)?;
@@ -651,18 +676,37 @@ impl Registry {
         Ok(id)
     }
 
-    /// Removes an entry; its id is tombstoned so no merge brings it back.
+    /// Removes an entry; its id is tombstoned so no merge brings it back, and its source,
+    /// when seeding offers it (anything but `manual`), is suppressed so no later seed
+    /// re-adds it (Hermes' `auth remove`).
     pub fn remove_entry(&mut self, now: Millis, key: &PoolKey, id: &EntryId) -> Result<()> {
+        let source = self.prune_entry(now, key, id)?;
+        let now = self.clock(now);
+        if suppressed_on_removal(&source) {
+            self.pool_mut(key)?.suppressions.suppress(&source, now);
+        }
+        Ok(())
+    }
+
+    /// Removes an entry (tombstoned) without suppressing its source, as seeding's pruning
+    /// does; returns the source it had.
+    pub(crate) fn prune_entry(
+        &mut self,
+        now: Millis,
+        key: &PoolKey,
+        id: &EntryId,
+    ) -> Result<String> {
         let now = self.clock(now);
         let pool = self.pool_mut(key)?;
-        pool.take_entry(id)
+        let entry = pool
+            .take_entry(id)
             .ok_or_else(|| Error::unknown_entry(key.as_str(), id.as_str()))?;
         pool.removed.insert(id.clone(), now);
         pool.sessions.retain(|_, e| e != id);
         self.leases
             .retain(|_, l| !(l.pool == *key && l.entry_id == *id));
         self.changed = true;
-        Ok(())
+        Ok(entry.meta.source)
     }
 
     /// Clears status, cooldowns and model benches of one entry (or all), returning how many

@@ -1,7 +1,10 @@
 //! Seeding: adopt credentials from an environment map and a config, purely.
 //!
 //! A process that lacks a variable never deletes the entry another process seeded;
-//! entries are deduplicated by secret fingerprint.
+//! entries are deduplicated by secret fingerprint. A source the user suppressed (by
+//! removing its entry) is skipped; two entries of one seeded source collapse to the first
+//! (Hermes reference §6.4); the anthropic pool follows Hermes' own rules
+//! ([`crate::seed_anthropic`]).
 
 use std::collections::BTreeMap;
 
@@ -181,6 +184,22 @@ pub struct SeedReport {
     pub added: Vec<SeededEntry>,
     /// Entries whose secret changed.
     pub updated: Vec<SeededEntry>,
+    /// Entries removed: later duplicates of a seeded source, and the anthropic OAuth
+    /// entries an API key alone prunes. Left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<SeededEntry>,
+    /// Offered sources skipped because they are suppressed. Left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<SuppressedSource>,
+}
+
+/// A source seeding offered but skipped: the user removed its entry (`add` lifts it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SuppressedSource {
+    /// Pool.
+    pub pool: PoolKey,
+    /// Source (`env:<VAR>`, `config:<name>`, ...).
+    pub source: String,
 }
 
 /// One seeded entry.
@@ -214,20 +233,28 @@ impl Registry {
     ) -> Result<SeedReport> {
         let now = self.clock(now);
         let mut report = SeedReport::default();
+        self.prune_anthropic_oauth(now, env, &mut report)?;
         for offer in offers(env, config)? {
             self.adopt(now, offer, &mut report)?;
         }
+        self.normalise_anthropic_priorities(now)?;
         Ok(report)
     }
 
     fn adopt(&mut self, now: Millis, offer: Offer, report: &mut SeedReport) -> Result<()> {
+        let suppressed = self
+            .pools
+            .get(&offer.pool)
+            .is_some_and(|pool| pool.suppressions.contains(&offer.source));
+        if suppressed {
+            report.suppressed.push(SuppressedSource {
+                pool: offer.pool,
+                source: offer.source,
+            });
+            return Ok(());
+        }
         let fingerprint = offer.secret.fingerprint();
-        let existing = self.pools.get(&offer.pool).and_then(|pool| {
-            pool.entries()
-                .into_iter()
-                .find(|e| e.meta.source == offer.source)
-                .map(|e| e.id.clone())
-        });
+        let existing = self.collapse_duplicates(now, &offer, report)?;
         if let Some(id) = existing {
             let updated = self.pool_mut(&offer.pool)?.update_entry(&id, |entry| {
                 if entry.token.fingerprint.as_ref() == Some(&fingerprint) {
@@ -270,7 +297,7 @@ impl Registry {
             base_url: Some(offer.base_url),
             ..NewEntry::default()
         };
-        let id = self.add_entry(now, &offer.pool, new)?;
+        let id = self.insert_entry(now, &offer.pool, new)?;
         report.added.push(SeededEntry {
             pool: offer.pool,
             entry_id: id,
@@ -278,10 +305,44 @@ impl Registry {
         });
         Ok(())
     }
+
+    /// The first entry (in priority order) of the offered source, after removing the later
+    /// ones (Hermes' `_upsert_entry`: two rows of one source collapse to the first).
+    fn collapse_duplicates(
+        &mut self,
+        now: Millis,
+        offer: &Offer,
+        report: &mut SeedReport,
+    ) -> Result<Option<EntryId>> {
+        let Some(pool) = self.pools.get(&offer.pool) else {
+            return Ok(None);
+        };
+        let mut same_source = pool
+            .entries()
+            .into_iter()
+            .filter(|e| e.meta.source == offer.source)
+            .map(|e| e.id.clone());
+        let first = same_source.next();
+        let later: Vec<EntryId> = same_source.collect();
+        for id in later {
+            self.prune_entry(now, &offer.pool, &id)?;
+            report.removed.push(SeededEntry {
+                pool: offer.pool.clone(),
+                entry_id: id,
+                source: offer.source.clone(),
+            });
+        }
+        Ok(first)
+    }
+}
+
+/// The trimmed value of `var` in `env`, if it is set and not blank.
+pub(crate) fn env_value<'a>(env: &'a BTreeMap<String, String>, var: &str) -> Option<&'a str> {
+    env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty())
 }
 
 fn offers(env: &BTreeMap<String, String>, config: &SeedConfig) -> Result<Vec<Offer>> {
-    let value = |var: &str| env.get(var).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let value = |var: &str| env_value(env, var);
     let mut list = Vec::new();
     for provider in PROVIDERS {
         let base_url = provider

@@ -23,6 +23,7 @@ use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy};
 use crate::route::Api;
 use crate::secret::{Fingerprint, Secret};
+use crate::suppress::Suppressions;
 use crate::time::Millis;
 
 /// The `format` marker of a credpool state document.
@@ -69,6 +70,16 @@ pub struct PoolDoc {
     /// Removal tombstones: id → when removed.
     #[serde(default)]
     pub removed: BTreeMap<EntryId, Millis>,
+    /// Seeding sources suppressed by a removal: source → when (absent in older documents).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub suppressed_sources: BTreeMap<String, Millis>,
+    /// When the pool's suppressions were last lifted (an `add_entry`); 0: never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub suppressions_lifted_at: Millis,
+}
+
+fn is_zero(at: &Millis) -> bool {
+    *at == Millis::ZERO
 }
 
 /// One entry in a state document.
@@ -293,6 +304,8 @@ fn pool_from_doc(key: PoolKey, doc: PoolDoc) -> Result<Pool> {
     pool.config_at = doc.config_updated_at;
     pool.cursor = doc.round_robin;
     pool.removed = doc.removed;
+    pool.suppressions =
+        Suppressions::from_parts(doc.suppressed_sources, doc.suppressions_lifted_at)?;
     for entry in doc.entries {
         let entry = entry_from_doc(entry)?;
         if pool.removed.contains_key(&entry.id) {
@@ -389,7 +402,8 @@ fn pool_doc(pool: &Pool) -> PoolDoc {
     }
 }
 
-/// The document form of a pool's own fields (configuration, cursor, tombstones), with no
+/// The document form of a pool's own fields (configuration, cursor, tombstones,
+/// suppressions), with no
 /// entries.
 pub(crate) fn pool_fields_doc(pool: &Pool) -> PoolDoc {
     PoolDoc {
@@ -401,6 +415,8 @@ pub(crate) fn pool_fields_doc(pool: &Pool) -> PoolDoc {
         round_robin: pool.cursor.clone(),
         entries: Vec::new(),
         removed: pool.removed.clone(),
+        suppressed_sources: pool.suppressions.parts().0.clone(),
+        suppressions_lifted_at: pool.suppressions.parts().1,
     }
 }
 

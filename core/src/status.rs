@@ -69,6 +69,10 @@ pub struct PoolStatus {
     pub policy: Preset,
     /// Entries in priority order.
     pub entries: Vec<EntryStatus>,
+    /// Seeding sources suppressed in this pool (a removed seeded entry's source; `add`
+    /// lifts them), sorted; left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub suppressed_sources: Vec<String>,
 }
 
 impl Registry {
@@ -119,6 +123,7 @@ fn pool_status(pool: &Pool, now: Millis, rng: &mut crate::rng::Rng) -> PoolStatu
         strategy: pool.config.strategy,
         policy: pool.config.policy.preset,
         entries,
+        suppressed_sources: pool.suppressed_sources().map(str::to_owned).collect(),
     }
 }
 

@@ -501,3 +501,58 @@ fn bad_inputs_are_coded_errors() {
         Some(ErrorCode::ForeignDocument)
     );
 }
+
+/// `suppressed_sources` crosses the converters both ways (Hermes scenario 59, reference
+/// 1.5): imported per pool (a provider without rows gets an empty pool), exported from the
+/// state's pools, with `base`'s lists of pools the state lacks kept and no empty pool
+/// written to `credential_pool`.
+#[test]
+fn suppressed_sources_cross_both_ways() {
+    let auth = fixture("custom");
+    let state = import_hermes(&auth, NOW).unwrap();
+    let copilot = &state.pools[&key("copilot")];
+    assert!(copilot.entries.is_empty());
+    assert_eq!(copilot.suppressed_sources["gh_cli"], NOW);
+    assert_eq!(
+        state.pools[&key("openrouter")].suppressed_sources["env:OPENROUTER_API_KEY"],
+        NOW
+    );
+    let mut reg = registry(&serde_json::to_value(&state).unwrap());
+    let status = reg.status(NOW, Some(&key("openrouter"))).unwrap();
+    assert_eq!(status[0].suppressed_sources, ["env:OPENROUTER_API_KEY"]);
+    // A seed skips the suppressed variable.
+    let env = [("OPENROUTER_API_KEY".to_owned(), "sk-or-x".to_owned())].into();
+    let report = reg.seed(NOW, &env, &Default::default()).unwrap();
+    assert!(report.added.is_empty());
+    assert_eq!(report.suppressed.len(), 1);
+    // `add_entry` lifts openrouter's suppression; export keeps base's list of a pool the
+    // state does not have.
+    reg.add_entry(
+        NOW,
+        &key("openrouter"),
+        NewEntry {
+            access_token: Some(Secret::new("sk-or-added")),
+            ..NewEntry::default()
+        },
+    )
+    .unwrap();
+    let mut base = auth.clone();
+    base["suppressed_sources"]["xai"] = json!(["env:XAI_API_KEY"]);
+    let exported = serde_json::to_value(reg.export_state()).unwrap();
+    let out = export_hermes(&exported, Some(&base), NOW).unwrap();
+    assert_eq!(
+        out["suppressed_sources"],
+        json!({"copilot": ["gh_cli"], "xai": ["env:XAI_API_KEY"]})
+    );
+    assert!(out["credential_pool"].get("copilot").is_none());
+    // Bad shapes are invalid_state.
+    for bad in [
+        json!([]),
+        json!({"openrouter": "env:X"}),
+        json!({"openrouter": [1]}),
+    ] {
+        let err =
+            import_hermes(&json!({"version": 1, "suppressed_sources": bad}), NOW).unwrap_err();
+        assert_eq!(err.code(), ErrorCode::InvalidState, "{bad}");
+    }
+}

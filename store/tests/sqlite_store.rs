@@ -680,3 +680,42 @@ fn calls_on_two_stores_refresh_once_and_adopt() {
         assert_eq!(done["type"], "done");
     }
 }
+
+/// A source suppressed by one process (its seeded entry removed) is skipped by another
+/// process's seed, and the other's `add` lifts it for both (Hermes scenario 59): the
+/// suppression travels in the pool's row.
+#[test]
+fn a_suppression_made_by_one_process_holds_in_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.sqlite");
+    let seed = json!({"type": "seed", "env": {"OPENROUTER_API_KEY": "sk-or-env"}});
+    let mut a = open(&path, "a");
+    let mut b = open(&path, "b");
+    let added = run(&mut a, 1_000, seed.clone());
+    let id = added["added"][0]["entry_id"].as_str().unwrap().to_owned();
+    run(&mut b, 1_001, json!({"type": "status"}));
+    run(
+        &mut a,
+        2_000,
+        json!({"type": "remove_entry", "pool": "openrouter", "entry_id": id}),
+    );
+    let out = run(&mut b, 3_000, seed.clone());
+    assert_eq!(out["added"], json!([]), "{out}");
+    assert_eq!(
+        out["suppressed"],
+        json!([{"pool": "openrouter", "source": "env:OPENROUTER_API_KEY"}])
+    );
+    let state = exported(&path);
+    assert_eq!(
+        state["pools"]["openrouter"]["suppressed_sources"],
+        json!({"env:OPENROUTER_API_KEY": 2_000})
+    );
+    run(
+        &mut b,
+        4_000,
+        json!({"type": "add_entry", "pool": "openrouter", "entry": {"id": "m", "access_token": "sk-m"}}),
+    );
+    let out = run(&mut a, 5_000, seed);
+    assert_eq!(out["added"][0]["source"], "env:OPENROUTER_API_KEY", "{out}");
+    assert_eq!(entry_ids(&path, "openrouter").len(), 2);
+}
