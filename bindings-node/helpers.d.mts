@@ -85,6 +85,13 @@ export interface WithCredentialOptions {
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
   /** Performs an OAuth refresh when core asks for one. Without it, a `refresh` action throws `no_credential`. */
   refresh?: (credential: Credential) => RefreshOutcome | Promise<RefreshOutcome>
+  /**
+   * Asks the provider whether a key benched by a rate or usage limit for long (over the
+   * policy's `quota_probe_interval_ms`, 5 min) is usable again, e.g. Codex's usage
+   * endpoint; `true` reopens it and the call sends on it. Given, the call gets this chance
+   * before waiting or giving up on such a key (at most once per key per interval).
+   */
+  probe?: (credential: Credential) => boolean | Promise<boolean>
   /** Aborts the call: it is cancelled (nothing marked) and the signal's reason thrown. */
   signal?: AbortSignal
   /**

@@ -374,6 +374,7 @@ function callStart(pool, options) {
     url: 'url',
     requestId: 'request_id',
     clientRetry: 'client_retry',
+    probe: 'probe',
   }
   for (const [option, field] of Object.entries(names)) {
     if (options[option] !== undefined && options[option] !== null) input[field] = options[option]
@@ -532,11 +533,11 @@ export async function withCredential(registry, pool, fn, options = {}) {
  * @returns {Promise<T>}
  */
 export async function driveCall(registry, pool, attempt, options = {}) {
-  const { now = () => Date.now(), sleep = defaultSleep, refresh, signal, givenUp = (response) => response } = options
+  const { now = () => Date.now(), sleep = defaultSleep, refresh, probe, signal, givenUp = (response) => response } = options
   // A `Registry` answers at once, a `Store` with a promise: always a promise here.
   const handle = async (input) => registry.handle(input, now())
   signal?.throwIfAborted()
-  let action = await handle(callStart(pool, options))
+  let action = await handle(callStart(pool, { ...options, probe: typeof probe === 'function' || undefined }))
   const call = { call_id: action.call_id }
   /** Whether the call is ours to cancel: until it ends, or a returned stream takes it. */
   let open = true
@@ -600,6 +601,13 @@ export async function driveCall(registry, pool, attempt, options = {}) {
             signal?.throwIfAborted()
             action = await handle({ type: 'call_refreshed', ...call, result })
           }
+          continue
+        }
+        case 'probe': {
+          // A key benched by a rate limit for long: the host asks its provider early.
+          const restored = Boolean(await probe(sendCredential({ ...action, model })))
+          signal?.throwIfAborted()
+          action = await handle({ type: 'call_probed', ...call, restored })
           continue
         }
         case 'done':

@@ -70,6 +70,7 @@ export type Reason =
   | 'refresh_cap'
   | 'api_mismatch'
   | 'no_base_url'
+  | 'quota_restored'
 
 /** Where a provider reset hint came from. */
 export type HintSource =
@@ -191,6 +192,7 @@ export type Input =
   | { type: 'reveal'; pool: string; entry_id: string }
   | ({ type: 'call_start' } & CallStartInput)
   | { type: 'call_report'; call_id: number; response: ResponseInfo; delivered?: boolean }
+  | { type: 'call_probed'; call_id: number; restored: boolean }
   | { type: 'call_refreshed'; call_id: number; result: RefreshOutcome }
   | { type: 'call_resume'; call_id: number }
   | { type: 'call_cancel'; call_id: number }
@@ -217,6 +219,8 @@ export interface CallStartInput {
   /** The request is its client's retry (`x-stainless-retry-count` ≥ 1): it continues the
    * call of its `request_id` that gave up, if one is kept, instead of a new turn. */
   client_retry?: boolean
+  /** The host can probe a rate-limit bench (a `probe` action, answered by `call_probed`). */
+  probe?: boolean
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named
@@ -254,6 +258,7 @@ export type Action =
       /** A call with `url`: the URL to send to. */
       url?: string
     }
+  | { type: 'probe'; call_id: number; pool: string; entry_id: string; auth_type: AuthType; access_token: string | null; base_url?: string; reason: Reason }
   | { type: 'sleep'; call_id: number; until: Millis; reason: Reason; hint?: HintUsed }
   | { type: 'refresh'; call_id: number; pool: string; entry_id: string; lease_id: number; generation: number; reason: Reason }
   | { type: 'done'; call_id: number; pool: string; entry_id: string }
@@ -293,12 +298,20 @@ export interface PoolStatus {
   strategy: Strategy
   policy: 'hermes' | 'adaptive'
   entries: EntryStatus[]
+  /** Seeding sources suppressed by a removal (`add_entry` lifts them); absent when none. */
+  suppressed_sources?: string[]
 }
 
-/** An entry a `seed` added or updated. */
+/** An entry a `seed` added, updated or removed. */
 export interface SeededEntry {
   pool: string
   entry_id: string
+  source: string
+}
+
+/** A source a `seed` skipped because a removal suppressed it. */
+export interface SuppressedSource {
+  pool: string
   source: string
 }
 
@@ -327,7 +340,7 @@ export type Reply =
   | { type: 'synced' }
   | { type: 'state'; state: StateDocument }
   | { type: 'status'; pools: PoolStatus[] }
-  | { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[] }
+  | { type: 'seeded'; added: SeededEntry[]; updated: SeededEntry[]; removed?: SeededEntry[]; suppressed?: SuppressedSource[] }
   | Omit<CredentialOutput, 'changed'>
   | { type: 'call_cancelled'; call_id: number }
 

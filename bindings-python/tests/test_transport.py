@@ -287,6 +287,39 @@ def test_an_sdk_retry_continues_the_call_that_gave_up(provider: Provider, sdk: s
     assert clock.slept == [5.0], "the driver's one backoff; the SDK's own retries sent nothing"
 
 
+USAGE_LIMIT = Json(429, {"x-request-id": "req_limit"}, {"error": {
+    "type": "usage_limit_reached", "message": "The usage limit has been reached", "resets_in_seconds": 18000}})
+
+
+@pytest.mark.parametrize("sdk", ["openai", "openai-async"])
+def test_a_probe_reopens_a_long_usage_limit_bench_within_the_sdk_call(provider: Provider, sdk: str) -> None:
+    # The only key answers a 5 h usage limit; the pool's probe (the host asking, say, Codex's
+    # usage endpoint) says it is lifted, so the same SDK call is resent on it and succeeds.
+    answers = [USAGE_LIMIT]
+    provider.answer = lambda s: answers.pop(0) if answers else OPENAI_COMPLETION
+    r, clock = keys("openai-codex", "a"), Clock(1_700_000_000_000)
+    probed: List[Any] = []
+
+    def sync_probe(lease: credpool.Lease) -> bool:
+        probed.append((lease.entry_id, lease.access_token, lease.lease_id))
+        return True
+
+    async def async_probe(lease: credpool.Lease) -> bool:
+        return sync_probe(lease)
+
+    probe = async_probe if "async" in sdk else sync_probe
+    pool = CredentialPool(r, "openai-codex", clock=clock, probe=probe)
+    out = run(SDKS[sdk](provider, pool, clock))
+    assert text(out) == "hello" and probed == [("a", "sk-test-a", None)]
+    assert provider.tokens() == ["sk-test-a", "sk-test-a"] and clock.slept == []
+    # Without a probe the same bench ends the call (the SDK is told not to retry it).
+    answers.append(USAGE_LIMIT)
+    clock.now += 1000
+    r.reset("openai-codex", now=clock.now)
+    with pytest.raises(openai.RateLimitError):
+        run(SDKS[sdk](provider, CredentialPool(r, "openai-codex", clock=clock), clock))
+
+
 def test_a_connection_error_is_reported_and_reraised_on_give_up(provider: Provider) -> None:
     r, clock = keys("openai", "a"), Clock()
     transport = CredentialTransport(CredentialPool(r, "openai", clock=clock), sleep=clock.sleep)

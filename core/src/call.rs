@@ -11,6 +11,7 @@
 //! under its call id like leases: concurrent calls never reset or spend each other's budgets.
 
 mod given_up;
+mod probe;
 
 pub(crate) use given_up::GivenUp;
 
@@ -88,6 +89,11 @@ pub struct CallStart {
     /// time since the give-up counted as waited) instead of starting a new turn.
     #[serde(default)]
     pub client_retry: bool,
+    /// The host can ask the provider whether a rate-limit bench still holds: instead of
+    /// waiting or giving up on a key benched longer than the policy's
+    /// `quota_probe_interval_ms`, the call answers a `probe` action first.
+    #[serde(default)]
+    pub probe: bool,
 }
 
 impl CallStart {
@@ -107,6 +113,7 @@ impl CallStart {
             url: None,
             request_id: None,
             client_retry: false,
+            probe: false,
         }
     }
 }
@@ -174,6 +181,26 @@ pub enum Action {
         /// A routed call's (`api` or `url` given) request placement.
         #[serde(flatten, skip_serializing_if = "Option::is_none")]
         route: Option<Route>,
+    },
+    /// Ask the provider whether this entry's rate-limit bench still holds (the call was
+    /// started with `probe`), then `call_probed`.
+    Probe {
+        /// The call.
+        call_id: CallId,
+        /// The pool.
+        pool: PoolKey,
+        /// The benched entry.
+        entry_id: EntryId,
+        /// How to present the credential.
+        auth_type: AuthType,
+        /// The API key or access token to probe with.
+        #[serde(serialize_with = "crate::codec::ser_secret")]
+        access_token: Option<Secret>,
+        /// The entry's endpoint, when it has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        /// The bench's cause.
+        reason: Reason,
     },
     /// Sleep until `until`, then `call_resume`.
     Sleep {
@@ -254,6 +281,8 @@ pub(crate) struct Call {
     url: Option<String>,
     /// The host's identity of the request, if it gave one (`CallStart::request_id`).
     request_id: Option<String>,
+    /// Whether the host can probe a rate-limit bench (`CallStart::probe`).
+    probe: bool,
     model: Option<String>,
     session: Option<String>,
     max_sends: u32,
@@ -290,6 +319,8 @@ enum Next {
     },
     /// A decision recorded on the call's lease (a store's refresh protocol), to follow.
     Follow(Box<Decision>),
+    /// What a probe of this entry found, then `then` unless it reopened the entry.
+    Probe(EntryId, Box<Decision>),
 }
 
 impl Registry {
@@ -335,6 +366,7 @@ impl Registry {
             api,
             url: start.url.clone(),
             request_id: start.request_id.clone(),
+            probe: start.probe,
             model: start.model.clone(),
             session: start.session.clone(),
             max_sends: start.max_sends.unwrap_or(default_sends),
@@ -446,9 +478,12 @@ impl Registry {
                 let decision = then.as_ref().clone();
                 self.follow(now, id, decision)
             }
-            Next::Start | Next::Report(_) | Next::Refresh(..) => Err(Error::invalid_input(
-                format!("call {} is waiting for a report, not a resume", id.0),
-            )),
+            Next::Start | Next::Report(_) | Next::Refresh(..) | Next::Probe(..) => {
+                Err(Error::invalid_input(format!(
+                    "call {} is waiting for a report, not a resume",
+                    id.0
+                )))
+            }
         }
     }
 
@@ -658,6 +693,9 @@ impl Registry {
                         reason,
                         hint,
                     };
+                    if let Some(entry_id) = self.probe_due(now, id) {
+                        return self.probe(id, entry_id, then);
+                    }
                     self.sleep(now, id, until, reason, hint, then)
                 }
                 Decision::Fail { reason, status } => {

@@ -36,6 +36,8 @@ pub enum Reason {
     ApiMismatch,
     /// A routed call reached a fallback pool whose entry names no endpoint (`base_url`).
     NoBaseUrl,
+    /// A probe found a benched entry's limit lifted; it was reopened.
+    QuotaRestored,
     /// The outcome class of the reported response (serialised as the class name).
     #[serde(untagged)]
     Outcome(OutcomeClass),

@@ -71,6 +71,9 @@ pub struct Policy {
     /// Which pools' rate limits bench only the (entry, model) pair when the model is known
     /// (`"off"`, `"anthropic"`, `"all"`; `false` and `true` read as `"off"` and `"all"`).
     pub model_scoped_rate_limits: ModelScope,
+    /// A call started with `probe` probes a key benched by a rate or usage limit for longer
+    /// than this, and probes the same key again only after it (Hermes: 300 s).
+    pub quota_probe_interval_ms: u64,
 }
 
 /// Which pools' rate limits bench the (entry, model) pair instead of the whole entry, when
@@ -150,6 +153,7 @@ impl Policy {
             backoff_max_ms: 2 * MINUTE,
             refresh_skew_ms: 2 * MINUTE,
             model_scoped_rate_limits: ModelScope::Anthropic,
+            quota_probe_interval_ms: 5 * MINUTE,
         }
     }
 
@@ -179,6 +183,7 @@ impl Policy {
             backoff_max_ms: MINUTE,
             refresh_skew_ms: 2 * MINUTE,
             model_scoped_rate_limits: ModelScope::Anthropic,
+            quota_probe_interval_ms: 5 * MINUTE,
         }
     }
 

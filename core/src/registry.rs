@@ -441,6 +441,8 @@ pub struct Registry {
     pub(crate) calls: BTreeMap<CallId, Call>,
     /// Calls that gave up, for a client's retry of their request to continue.
     pub(crate) given_up: VecDeque<GivenUp>,
+    /// When each entry was last probed (`call_probed`), at which token generation.
+    pub(crate) probed: BTreeMap<(PoolKey, EntryId), (u64, Millis)>,
     /// The call whose input is being applied (its turn is lent to the pool meanwhile).
     pub(crate) current_call: Option<CallId>,
     /// The open change journal, if a store opened one (`begin_changes`).
@@ -462,6 +464,7 @@ impl Registry {
             next_call: 1,
             calls: BTreeMap::new(),
             given_up: VecDeque::new(),
+            probed: BTreeMap::new(),
             current_call: None,
             journal: None,
         })

@@ -134,6 +134,13 @@ pub enum Input {
     CallStart(CallStart),
     /// What a call's `send` produced.
     CallReport(CallReport),
+    /// What a call's `probe` found.
+    CallProbed {
+        /// The call.
+        call_id: CallId,
+        /// Whether the provider says the limit no longer holds.
+        restored: bool,
+    },
     /// How the refresh a call's `refresh` action asked for ended.
     CallRefreshed {
         /// The call.
@@ -231,6 +238,10 @@ enum InputDef {
     },
     CallStart(CallStart),
     CallReport(CallReport),
+    CallProbed {
+        call_id: CallId,
+        restored: bool,
+    },
     CallRefreshed {
         call_id: CallId,
         result: RefreshOutcome,
@@ -508,6 +519,7 @@ impl Registry {
             }
             Input::CallStart(start) => A(self.start_call(now, &start)?),
             Input::CallReport(report) => A(self.call_report(now, &report)?),
+            Input::CallProbed { call_id, restored } => A(self.call_probed(now, call_id, restored)?),
             Input::CallRefreshed { call_id, result } => {
                 A(self.call_refreshed(now, call_id, &result)?)
             }

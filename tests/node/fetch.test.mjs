@@ -484,6 +484,23 @@ test('openai and Anthropic SDKs, default retries: an SDK retry after a connectio
   }
 })
 
+test('openai SDK: a probe reopens a key benched for hours by a usage limit, within the same SDK call', async () => {
+  // Codex-style: the only key answers a 5 h usage limit; the fetch's probe (the host asking
+  // the provider's usage endpoint) says it is lifted, so the request is resent on it.
+  const usageLimit = () =>
+    reply.openaiError(429, { type: 'usage_limit_reached', message: 'The usage limit has been reached', resets_in_seconds: 18000 })
+  const reg = recording(makeRegistry([['openai-codex', 'a', KEYS.a]]))
+  provider.reset(inOrder(usageLimit()))
+  const probed = []
+  const probe = async (credential) => (probed.push([credential.entryId, credential.accessToken]), true)
+  const client = openai(credentialFetch(reg, 'openai-codex', { ...fakeClock(), probe }))
+  const completion = await client.chat.completions.create(chat)
+  assert.equal(completion.choices[0].message.content, 'hi')
+  assert.deepEqual(probed, [['a', KEYS.a]])
+  assert.deepEqual(steps(reg), ['send a', 'probe a (usage_limit)', 'send a (quota_restored)', 'done a'])
+  assert.deepEqual(provider.perKey(), { [KEYS.a]: 2 })
+})
+
 test('plain fetch: a network error is reported as one and rethrown when the call gives up', async () => {
   const reg = recording(openaiKeys())
   const closed = await startProvider()

@@ -45,6 +45,8 @@ export function steps(rec) {
         return `sleep ${a.until - rec.nows[i]}${why}`
       case 'refresh':
         return `refresh ${a.entry_id}@${a.generation}${why}`
+      case 'probe':
+        return `probe ${a.entry_id}${why}`
       case 'done':
         return `done ${a.entry_id}`
       case 'give_up':

@@ -611,8 +611,8 @@ fn scan_vector(vector: &Value) -> Result<usize, String> {
                 check_clean(&format!("{output:?}"), &format!("{where_} output Debug"))?;
                 let value = serde_json::to_value(&output).map_err(|e| e.to_string())?;
                 match str_of(&value, "type") {
-                    // The two outputs that hand the host a secret to put on the wire.
-                    "credential" | "send" => {
+                    // The outputs that hand the host a secret to put on the wire.
+                    "credential" | "send" | "probe" => {
                         revealed += usize::from(value.to_string().contains("CANARY"));
                     }
                     "state" => check_borrowed(&value["state"], &where_)?,

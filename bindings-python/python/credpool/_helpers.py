@@ -50,6 +50,10 @@ Action = Dict[str, Any]
 """An action of the call driver: ``send``, ``sleep``, ``refresh``, ``done`` or ``give_up``."""
 Clock = Callable[[], int]
 """Returns the current time in epoch milliseconds."""
+ProbeFn = Callable[["Lease"], Any]
+"""Asks the provider whether a key benched by a rate or usage limit for long is usable again
+(e.g. Codex's usage endpoint): gets the :class:`Lease` of that key, returns true to reopen it
+(or an awaitable of that, in the async helpers)."""
 RefreshFn = Callable[["Lease"], Mapping[str, Any]]
 """Refreshes an OAuth token: gets the :class:`Lease` (its ``refresh_token`` included) and
 returns ``{"type": "refreshed", "access_token", "refresh_token"?, "expires_at"?}``,
@@ -72,13 +76,14 @@ class Budgets(TypedDict, total=False):
 
 # --------------------------------------------------------------------------- the call driver
 
-_GOES_ON = ("send", "sleep", "refresh")  # the actions after which a call goes on
+_GOES_ON = ("send", "sleep", "refresh", "probe")  # the actions after which a call goes on
 _NOTHING: Any = object()
 
 # A call's steps are (kind, argument) pairs its runner performs, sending back the result:
 #   ("handle", input)    hand this input to core          -> core's answer
 #   ("sleep", seconds)   sleep                            -> None
 #   ("refresh", action)  perform this refresh action      -> the input reporting it
+#   ("probe", action)    perform this probe action        -> the input reporting it
 #   ("send", action)     perform this send action         -> the call_report input, or _DEFERRED
 # ``_run`` performs them in the calling thread, ``_arun`` on an event loop (``_perform`` picks):
 # the one difference of sync and async.
@@ -131,7 +136,7 @@ def _on_loop(loop: asyncio.AbstractEventLoop) -> Callable[[Any], Any]:
 
 class Lease:
     """One send's credential: ``pool`` (after a fallback, the fallback's), ``model``, ``entry_id``,
-    ``lease_id``, ``auth_type`` (``api_key``/``oauth``: the host picks Bearer or ``x-api-key``),
+    ``lease_id`` (None for a probe callable), ``auth_type`` (``api_key``/``oauth``: the host picks Bearer or ``x-api-key``),
     ``base_url``, ``access_token``, ``reason`` (why this send: a retry's or rotation's cause,
     ``refreshed``...); for a refresh callable also ``refresh_token``, ``expires_at``,
     ``generation``. ``repr()``/``str()`` show no secret. In ``pool.lease()``, ``action`` is the
@@ -153,7 +158,7 @@ class Lease:
         self.session = session
         self.call_id: Optional[int] = action.get("call_id")
         self.entry_id: str = action["entry_id"]
-        self.lease_id: int = action["lease_id"]
+        self.lease_id: Optional[int] = action.get("lease_id")
         self.auth_type: Optional[str] = action.get("auth_type")
         self.base_url: Optional[str] = credential.get("base_url", action.get("base_url"))
         self.access_token: Optional[str] = credential.get("access_token", action.get("access_token"))
@@ -212,16 +217,18 @@ class _Call:
     transports: the input answering each action, the last send's outcome, the end, and the
     loop itself as steps (:meth:`advance`, :meth:`steps`). No rule of its own."""
 
-    __slots__ = ("pool", "start", "session", "refresh", "call_id", "action", "outcome", "thrown")
+    __slots__ = ("pool", "start", "session", "refresh", "probe", "call_id", "action", "outcome", "thrown")
 
     def __init__(self, pool: CredentialPool, model: Optional[str], session: Optional[str],
                  refresh: Optional[RefreshFn], budgets: Budgets, **route: Any) -> None:
         """``route``: what a transport knows of its request (``api``, ``url``, ``request_id``,
         ``client_retry``), as ``call_start`` takes them."""
-        start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets, **route}
+        probe = route.pop("probe", None) or pool.probe
+        start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets, **route,
+                 "probe": probe is not None or None}
         self.start: Dict[str, Any] = {k: v for k, v in start.items() if v is not None}
         self.pool, self.session = pool, session
-        self.refresh = refresh if refresh is not None else pool.refresh
+        self.refresh, self.probe = (refresh if refresh is not None else pool.refresh), probe
         self.call_id: Optional[int] = None
         self.action: Optional[Action] = None
         self.outcome: Any = _NOTHING  # what the last send returned or raised
@@ -237,15 +244,15 @@ class _Call:
 
     def advance(self, action: Optional[Action] = None) -> Steps:
         """Steps from the call's start (or from ``action``, core's last answer) through the
-        ``sleep`` and ``refresh`` actions core asks for, to the next ``send`` or the end."""
+        ``sleep``, ``refresh`` and ``probe`` actions core asks for, to the next ``send`` or the end."""
         if action is None:
             action = self.took((yield "handle", self.start))
-        while action["type"] in ("sleep", "refresh"):
+        while action["type"] in ("sleep", "refresh", "probe"):
             if action["type"] == "sleep":
                 yield "sleep", self.delay(action)
                 given = self.resume()
             else:
-                given = yield "refresh", action
+                given = yield action["type"], action
             action = self.took((yield "handle", given))
         return action
 
@@ -391,6 +398,9 @@ class CredentialPool:
     inputs). ``refresh`` performs OAuth refreshes when core asks for one (without it a
     ``refresh`` action cancels the call and raises :class:`~credpool.NoCredentialError`);
     ``clock`` returns epoch ms, passed as ``now`` to every input (default: the wall clock).
+    ``probe`` (:data:`ProbeFn`), given, is asked before a call waits for or gives up on a key
+    benched by a rate or usage limit for over the policy's ``quota_probe_interval_ms``
+    (5 min; at most once per key per interval); true reopens the key.
     """
 
     #: Whether ``registry``'s methods may block (a store's lock waits and IO): the async
@@ -398,9 +408,10 @@ class CredentialPool:
     _blocking = False
 
     def __init__(
-        self, registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None
+        self, registry: Registry, pool: str, *, refresh: Optional[RefreshFn] = None, clock: Optional[Clock] = None,
+        probe: Optional[ProbeFn] = None,
     ) -> None:
-        self.registry, self.name, self.refresh, self.clock = registry, pool, refresh, clock
+        self.registry, self.name, self.refresh, self.clock, self.probe = registry, pool, refresh, clock, probe
 
     def __repr__(self) -> str:
         return f"CredentialPool({self.name!r})"
@@ -424,12 +435,20 @@ class CredentialPool:
         credential = self.registry.credential(action["pool"], action["entry_id"], now=self._now())
         return call.refreshed(resolve(refresh(call.target(action, credential))))
 
+    def _probe(self, call: _Call, action: Action, resolve: Callable[[Any], Any] = _as_is) -> Decision:
+        """Runs the probe callable for a ``probe`` action; the input reporting what it found."""
+        assert call.probe is not None  # core asks only calls started with a probe callable
+        restored = resolve(call.probe(Lease(action, {}, call.session)))
+        return {"type": "call_probed", "call_id": call.call_id, "restored": bool(restored)}
+
     def _perform(self, call: _Call, steps: Steps, sleep: Sleep, send: Optional[Callable[[Action], Any]] = None,
                  *, asynchronous: bool = False) -> Any:  # fmt: skip
         """Performs a call's ``steps`` (``send`` performs its sends): in this thread, their last
         action; ``asynchronous``, a coroutine of it, for an event loop."""
         handle, refresh = (self._ahandle, self._arefresh) if asynchronous else (self._handle, self._refresh)
-        ops = {"handle": handle, "sleep": sleep, "refresh": functools.partial(refresh, call), "send": send}
+        probe = self._aprobe if asynchronous else self._probe
+        ops = {"handle": handle, "sleep": sleep, "refresh": functools.partial(refresh, call),
+               "probe": functools.partial(probe, call), "send": send}  # fmt: skip
         return (self._arun if asynchronous else self._run)(call, steps, ops)
 
     def _run(self, call: _Call, steps: Steps, ops: Mapping[str, Any]) -> Action:
@@ -463,6 +482,11 @@ class CredentialPool:
         store's refresh lock); a coroutine it returns runs on the loop."""
         resolve = _on_loop(asyncio.get_running_loop())
         return await self._offload(self._refresh, call, action, resolve, always=True)  # type: ignore[no-any-return]
+
+    async def _aprobe(self, call: _Call, action: Action) -> Decision:
+        """:meth:`_probe` off the event loop; a coroutine it returns runs on the loop."""
+        resolve = _on_loop(asyncio.get_running_loop())
+        return await self._offload(self._probe, call, action, resolve, always=True)  # type: ignore[no-any-return]
 
     async def _acancel(self, call: _Call) -> None:
         await self._offload(self._cancel, call)

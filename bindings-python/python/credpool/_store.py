@@ -22,7 +22,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Mapping, Optional, Union
 
 from credpool._credpool import Store
-from credpool._helpers import Action, Clock, CredentialPool, Decision, RefreshFn, _as_is, _Call, _on_loop
+from credpool._helpers import Action, Clock, CredentialPool, Decision, ProbeFn, RefreshFn, _as_is, _Call, _on_loop
 
 __all__ = ["AsyncStore", "StorePool"]
 
@@ -53,8 +53,9 @@ class StorePool(CredentialPool):
         refresh: Optional[RefreshFn] = None,
         clock: Optional[Clock] = None,
         executor: Optional[Executor] = None,
+        probe: Optional[ProbeFn] = None,
     ) -> None:
-        super().__init__(store, pool, refresh=refresh, clock=clock)  # type: ignore[arg-type]
+        super().__init__(store, pool, refresh=refresh, clock=clock, probe=probe)  # type: ignore[arg-type]
         self._worker = executor
 
     def _executor(self) -> Executor:
