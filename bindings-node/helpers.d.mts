@@ -92,6 +92,8 @@ export interface WithCredentialOptions {
    * before waiting or giving up on such a key (at most once per key per interval).
    */
   probe?: (credential: Credential) => boolean | Promise<boolean>
+  /** Concurrent calls (parallel sub-agents) each take a usable key with the fewest open leases. */
+  spread?: boolean
   /** Aborts the call: it is cancelled (nothing marked) and the signal's reason thrown. */
   signal?: AbortSignal
   /**

@@ -375,6 +375,7 @@ function callStart(pool, options) {
     requestId: 'request_id',
     clientRetry: 'client_retry',
     probe: 'probe',
+    spread: 'spread',
   }
   for (const [option, field] of Object.entries(names)) {
     if (options[option] !== undefined && options[option] !== null) input[field] = options[option]

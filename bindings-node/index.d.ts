@@ -178,7 +178,7 @@ export type Input =
   | { type: 'remove_entry'; pool: string; entry_id: string }
   | { type: 'reset'; pool: string; entry_id?: string }
   | { type: 'set_priority'; pool: string; entry_id: string; priority: number }
-  | { type: 'acquire'; pool: string; model?: string; session?: string }
+  | { type: 'acquire'; pool: string; model?: string; session?: string; spread?: boolean }
   | { type: 'report'; pool: string; lease_id?: number; entry_id?: string; response: ResponseInfo }
   | { type: 'release'; pool: string; lease_id: number }
   | ({ type: 'refresh_result' } & RefreshResultInput)
@@ -221,6 +221,8 @@ export interface CallStartInput {
   client_retry?: boolean
   /** The host can probe a rate-limit bench (a `probe` action, answered by `call_probed`). */
   probe?: boolean
+  /** Spread concurrent calls: each acquire picks a usable entry with the fewest open leases. */
+  spread?: boolean
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named
@@ -367,7 +369,7 @@ export declare class Registry {
   /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Output
   /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): DecisionOutput
+  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean }, now?: number | undefined | null): DecisionOutput
   /** `report`: a request's outcome against its lease. */
   report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): DecisionOutput
   /** `release`: close a lease with no outcome (nothing is marked). */
@@ -487,7 +489,7 @@ export declare class Store {
   /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Promise<Output>
   /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string }, now?: number | undefined | null): Promise<DecisionOutput>
+  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean }, now?: number | undefined | null): Promise<DecisionOutput>
   /** `report`: a request's outcome against its lease. */
   report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): Promise<DecisionOutput>
   /** `release`: close a lease with no outcome (nothing is marked). */

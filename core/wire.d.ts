@@ -178,7 +178,7 @@ export type Input =
   | { type: 'remove_entry'; pool: string; entry_id: string }
   | { type: 'reset'; pool: string; entry_id?: string }
   | { type: 'set_priority'; pool: string; entry_id: string; priority: number }
-  | { type: 'acquire'; pool: string; model?: string; session?: string }
+  | { type: 'acquire'; pool: string; model?: string; session?: string; spread?: boolean }
   | { type: 'report'; pool: string; lease_id?: number; entry_id?: string; response: ResponseInfo }
   | { type: 'release'; pool: string; lease_id: number }
   | ({ type: 'refresh_result' } & RefreshResultInput)
@@ -221,6 +221,8 @@ export interface CallStartInput {
   client_retry?: boolean
   /** The host can probe a rate-limit bench (a `probe` action, answered by `call_probed`). */
   probe?: boolean
+  /** Spread concurrent calls: each acquire picks a usable entry with the fewest open leases. */
+  spread?: boolean
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named

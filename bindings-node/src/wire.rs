@@ -105,10 +105,10 @@ wire_methods! { js;
     fn handle(input: Unknown<'_> as "Input") -> "Output" | "Promise<Output>" => parsed(input.read(js, "input"));
 
     #[doc = "`acquire`: pick an entry for a request."]
-    fn acquire(pool: String, opts: Option<Unknown<'_>> as "{ model?: string; session?: string }")
+    fn acquire(pool: String, opts: Option<Unknown<'_>> as "{ model?: string; session?: string; spread?: boolean }")
         -> "DecisionOutput" | "Promise<DecisionOutput>"
         => match opts {
-            None => Ok(Input::Acquire(AcquireRequest { pool: pool_key(&pool)?, model: None, session: None })),
+            None => Ok(Input::Acquire(AcquireRequest::new(pool_key(&pool)?))),
             Some(opts) => parsed(with_object("acquire", "opts", opts.read(js, "opts")?, json!({ "pool": pool }))),
         };
 

@@ -52,7 +52,7 @@ macro_rules! wire_methods {
             }
 
             /// `acquire`: picks an entry for a request; returns the decision.
-            #[pyo3(signature = (pool, model=None, session=None, now=None))]
+            #[pyo3(signature = (pool, model=None, session=None, now=None, *, spread=false))]
             fn acquire<'py>(
                 &self,
                 py: Python<'py>,
@@ -60,8 +60,9 @@ macro_rules! wire_methods {
                 model: Option<String>,
                 session: Option<String>,
                 now: Option<Clock>,
+                spread: bool,
             ) -> Out<'py> {
-                let request = credpool_core::AcquireRequest { pool: pool.0, model, session };
+                let request = credpool_core::AcquireRequest { pool: pool.0, model, session, spread };
                 self.run(py, now, credpool_core::Input::Acquire(request))
             }
 

@@ -659,3 +659,16 @@ def test_importing_credpool_imports_no_http_library():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_spread_calls_take_different_keys_while_both_are_open():
+    # Parallel sub-agents: with spread, the second open call takes the key with fewer open
+    # leases; plain calls keep the strategy (fill_first: both on A).
+    r = make()
+    pool = CredentialPool(r, "openrouter", clock=Clock())
+    with pool.lease(spread=True) as first, pool.lease(spread=True) as second:
+        assert (first.entry_id, second.entry_id) == ("a", "b")
+    with pool.lease() as first, pool.lease() as second:
+        assert (first.entry_id, second.entry_id) == ("a", "a")
+    assert r.acquire("openrouter", spread=True, now=5000)["entry_id"] == "a"
+    assert r.acquire("openrouter", spread=True, now=5001)["entry_id"] == "b"

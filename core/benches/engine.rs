@@ -104,11 +104,7 @@ fn status(code: u16) -> Response {
 /// acquire + report(200), a fresh lease each time, the clock 1 ms on per pair.
 fn pair_success(c: &mut Criterion) {
     let mut group = c.benchmark_group("pair_success");
-    let request = AcquireRequest {
-        pool: key(),
-        model: None,
-        session: None,
-    };
+    let request = AcquireRequest::new(key());
     let ok = status(200);
     for (name, strategy) in STRATEGIES {
         for n in SIZES {
@@ -168,11 +164,7 @@ fn call_success(c: &mut Criterion) {
 /// the marked entry is available again by the next pair and the pool never runs dry.
 fn pair_rate_limited(c: &mut Criterion) {
     let mut group = c.benchmark_group("pair_429");
-    let request = AcquireRequest {
-        pool: key(),
-        model: None,
-        session: None,
-    };
+    let request = AcquireRequest::new(key());
     let limited = status(429);
     for (name, strategy) in STRATEGIES {
         for n in SIZES {
@@ -400,11 +392,7 @@ fn busy_registry(writer: &str, from: Option<&Value>, rate_limit_every: u64) -> R
         .expect("from_state"),
         None => registry(1_000, Strategy::RoundRobin, writer),
     };
-    let request = AcquireRequest {
-        pool: key(),
-        model: None,
-        session: None,
-    };
+    let request = AcquireRequest::new(key());
     for i in 0..2_000_u64 {
         let now = Millis(10_000 + i);
         let decision = reg.acquire(now, &request).expect("acquire");

@@ -94,6 +94,10 @@ pub struct CallStart {
     /// `quota_probe_interval_ms`, the call answers a `probe` action first.
     #[serde(default)]
     pub probe: bool,
+    /// Spread concurrent calls (parallel sub-agents): each acquire picks a usable entry with
+    /// the fewest open leases, as `acquire` with `spread` does.
+    #[serde(default)]
+    pub spread: bool,
 }
 
 impl CallStart {
@@ -114,6 +118,7 @@ impl CallStart {
             request_id: None,
             client_retry: false,
             probe: false,
+            spread: false,
         }
     }
 }
@@ -283,6 +288,8 @@ pub(crate) struct Call {
     request_id: Option<String>,
     /// Whether the host can probe a rate-limit bench (`CallStart::probe`).
     probe: bool,
+    /// Whether its acquires spread (`CallStart::spread`).
+    spread: bool,
     model: Option<String>,
     session: Option<String>,
     max_sends: u32,
@@ -367,6 +374,7 @@ impl Registry {
             url: start.url.clone(),
             request_id: start.request_id.clone(),
             probe: start.probe,
+            spread: start.spread,
             model: start.model.clone(),
             session: start.session.clone(),
             max_sends: start.max_sends.unwrap_or(default_sends),
@@ -562,6 +570,7 @@ impl Registry {
             pool: call.pool.clone(),
             model: call.model.clone(),
             session: call.session.clone(),
+            spread: call.spread,
         };
         self.in_call(id, &request.pool, |r| r.acquire(now, &request))
     }

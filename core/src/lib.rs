@@ -23,7 +23,7 @@
 //!     let entry = NewEntry { access_token: Some(Secret::new(secret)), ..NewEntry::default() };
 //!     pool.add_entry(Millis(0), &key, entry)?;
 //! }
-//! let request = AcquireRequest { pool: key.clone(), model: None, session: None };
+//! let request = AcquireRequest::new(key.clone());
 //! let Decision::Use { entry_id, lease_id, .. } = pool.acquire(Millis(1_000), &request)? else {
 //!     unreachable!("two healthy keys")
 //! };

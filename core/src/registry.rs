@@ -509,6 +509,15 @@ impl Registry {
     }
 
     /// Settles (closes) the lease `id`, returning it if it was open.
+    /// How many leases are open on each entry of `pool` (entries with none left out).
+    pub(crate) fn open_leases(&self, pool: &PoolKey) -> BTreeMap<EntryId, usize> {
+        let mut open = BTreeMap::new();
+        for lease in self.leases.values().filter(|lease| lease.pool == *pool) {
+            *open.entry(lease.entry_id.clone()).or_insert(0) += 1;
+        }
+        open
+    }
+
     pub(crate) fn settle_lease(&mut self, id: &LeaseId) -> Option<Lease> {
         self.leases.remove(id)
     }

@@ -1,5 +1,7 @@
 //! Selection: `acquire` picks an available entry by the pool's strategy.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use crate::decision::{Decision, Reason};
@@ -22,6 +24,23 @@ pub struct AcquireRequest {
     /// A session key: the same entry is reused while it stays available.
     #[serde(default)]
     pub session: Option<String>,
+    /// Spread concurrent requests (parallel sub-agents): pick among the usable entries one
+    /// with the fewest leases open in this registry, ties broken by the strategy.
+    #[serde(default)]
+    pub spread: bool,
+}
+
+impl AcquireRequest {
+    /// A plain acquire on `pool`: no model, session or spreading.
+    #[must_use]
+    pub const fn new(pool: PoolKey) -> Self {
+        Self {
+            pool,
+            model: None,
+            session: None,
+            spread: false,
+        }
+    }
 }
 
 impl Registry {
@@ -33,6 +52,11 @@ impl Registry {
             validate_name("model/session", name)?;
         }
         let writer = self.writer.clone();
+        let leased = if request.spread {
+            self.open_leases(&request.pool)
+        } else {
+            BTreeMap::new()
+        };
         let pool = self
             .pools
             .get_mut(&request.pool)
@@ -56,6 +80,7 @@ impl Registry {
             .cloned();
         let chosen = match sticky {
             Some(id) => Some(id),
+            None if request.spread => pick_least_leased(pool, now, model, &leased, &mut self.rng),
             None => pick(pool, now, model, None, &mut self.rng),
         };
         let Some(id) = chosen else {
@@ -135,7 +160,7 @@ pub(crate) fn clear_expired(pool: &mut Pool, now: Millis) -> bool {
 
 /// The earliest instant an entry of `pool` becomes usable for `model`, if any will.
 pub(crate) fn next_available_at(pool: &Pool, now: Millis, model: Option<&str>) -> Option<Millis> {
-    if Candidates::new(pool, now, model, None).any() {
+    if Candidates::new(pool, now, model, &[]).any() {
         // Every cooling deadline lies after `now`.
         return Some(now);
     }
@@ -170,7 +195,7 @@ pub(crate) fn has_candidate(
     model: Option<&str>,
     exclude: Option<&EntryId>,
 ) -> bool {
-    Candidates::new(pool, now, model, exclude).any()
+    Candidates::new(pool, now, model, exclude.as_slice()).any()
 }
 
 /// The entries usable at `now` for `model`, other than `exclude`, described without
@@ -190,14 +215,14 @@ struct Candidates<'a> {
 }
 
 impl<'a> Candidates<'a> {
-    fn new(pool: &'a Pool, now: Millis, model: Option<&str>, exclude: Option<&EntryId>) -> Self {
+    fn new(pool: &'a Pool, now: Millis, model: Option<&str>, exclude: &[&EntryId]) -> Self {
         let index = pool.index();
         let skew = pool.config.policy.refresh_skew_ms;
         let ready = |e: &Entry| index.ready.contains_key(e.meta.priority, &e.id);
         let mut blocked: Vec<(i64, &EntryId)> = index
             .benched(now, model)
             .into_iter()
-            .chain(exclude)
+            .chain(exclude.iter().copied())
             .filter_map(|id| pool.get(id))
             .filter(|e| ready(e))
             .map(|e| (e.meta.priority, &e.id))
@@ -207,7 +232,7 @@ impl<'a> Candidates<'a> {
         let mut extra: Vec<&Entry> = index
             .expired(now)
             .filter_map(|id| pool.get(id))
-            .filter(|e| Some(&e.id) != exclude && e.availability(now, model, skew).is_usable())
+            .filter(|e| !exclude.contains(&&e.id) && e.availability(now, model, skew).is_usable())
             .collect();
         extra.sort_by(|a, b| a.order_key().cmp(&b.order_key()));
         Self {
@@ -325,6 +350,38 @@ pub(crate) fn pick(
     exclude: Option<&EntryId>,
     rng: &mut crate::rng::Rng,
 ) -> Option<EntryId> {
+    pick_excluding(pool, now, model, exclude.as_slice(), rng)
+}
+
+/// [`pick`] among the candidates with the fewest leases in `leased` (open leases per entry).
+fn pick_least_leased(
+    pool: &Pool,
+    now: Millis,
+    model: Option<&str>,
+    leased: &BTreeMap<EntryId, usize>,
+    rng: &mut crate::rng::Rng,
+) -> Option<EntryId> {
+    let mut levels: Vec<usize> = leased.values().copied().chain([0]).collect();
+    levels.sort_unstable();
+    levels.dedup();
+    levels.into_iter().find_map(|level| {
+        let over: Vec<&EntryId> = leased
+            .iter()
+            .filter(|(_, n)| **n > level)
+            .map(|(id, _)| id)
+            .collect();
+        pick_excluding(pool, now, model, &over, rng)
+    })
+}
+
+/// [`pick`] skipping every entry of `exclude`.
+fn pick_excluding(
+    pool: &Pool,
+    now: Millis,
+    model: Option<&str>,
+    exclude: &[&EntryId],
+    rng: &mut crate::rng::Rng,
+) -> Option<EntryId> {
     let candidates = Candidates::new(pool, now, model, exclude);
     let chosen = match pool.config.strategy {
         Strategy::FillFirst => candidates.first_after(None).map(|(_, id)| id),
@@ -424,11 +481,7 @@ mod tests {
     }
 
     fn take(r: &mut Registry, key: &PoolKey) -> (String, LeaseId) {
-        let request = AcquireRequest {
-            pool: key.clone(),
-            model: None,
-            session: None,
-        };
+        let request = AcquireRequest::new(key.clone());
         match r.acquire(Millis(10), &request) {
             Ok(Decision::Use {
                 entry_id, lease_id, ..
@@ -545,6 +598,7 @@ mod tests {
                             pool: key.clone(),
                             model: model.map(str::to_owned),
                             session: (dice.below(3) == 0).then(|| "s".to_owned()),
+                            spread: dice.below(4) == 0,
                         };
                         if let Ok(
                             Decision::Use { lease_id, .. } | Decision::Refresh { lease_id, .. },
@@ -623,11 +677,7 @@ mod tests {
                             },
                         )
                         .unwrap();
-                        let request = AcquireRequest {
-                            pool: key.clone(),
-                            model: None,
-                            session: None,
-                        };
+                        let request = AcquireRequest::new(key.clone());
                         if let Ok(Decision::Use { lease_id, .. }) = other.acquire(t, &request) {
                             let report = Report {
                                 pool: key.clone(),

@@ -33,11 +33,7 @@ fn registry() -> (Registry, PoolKey) {
 }
 
 fn acquire(r: &mut Registry, key: &PoolKey, now: u64) -> Decision {
-    let request = AcquireRequest {
-        pool: key.clone(),
-        model: None,
-        session: None,
-    };
+    let request = AcquireRequest::new(key.clone());
     r.acquire(Millis(now), &request).unwrap()
 }
 

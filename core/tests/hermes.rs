@@ -277,11 +277,7 @@ fn legacy_forms_are_normalised() {
 #[test]
 fn imported_exhausted_entry_waits_for_its_deadline() {
     let state = import(&fixture("openrouter"));
-    let request = AcquireRequest {
-        pool: key("openrouter"),
-        model: None,
-        session: None,
-    };
+    let request = AcquireRequest::new(key("openrouter"));
     let pick = |now: Millis| match registry(&state).acquire(now, &request).unwrap() {
         Decision::Use { entry_id, .. } => entry_id,
         other => panic!("expected use, got {other:?}"),
@@ -318,11 +314,7 @@ fn registry_state_exports_and_imports_back() {
     add(&mut reg, "three", "manual", "sk-three-secret");
     add(&mut reg, "gone", "manual", "sk-gone-secret");
     reg.remove_entry(Millis(2_000), &k, &id("gone")).unwrap();
-    let request = AcquireRequest {
-        pool: k.clone(),
-        model: None,
-        session: None,
-    };
+    let request = AcquireRequest::new(k.clone());
     let Decision::Use { lease_id, .. } = reg.acquire(Millis(10_000), &request).unwrap() else {
         panic!("use")
     };

@@ -291,11 +291,7 @@ fn run(strategy: Selection, ops: &[Op]) -> Result<(), TestCaseError> {
                 m.strategy = *strategy;
             }
             Op::Acquire => {
-                let request = AcquireRequest {
-                    pool: key.clone(),
-                    model: None,
-                    session: None,
-                };
+                let request = AcquireRequest::new(key.clone());
                 let got = r.acquire(t, &request).unwrap();
                 match m.pick(None) {
                     None => {

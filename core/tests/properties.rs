@@ -76,11 +76,7 @@ fn drive(r: &mut Registry, key: &PoolKey, ops: &[Op]) -> Result<(), TestCaseErro
                     e.availability(now.max(Millis(0)), None, 120_000)
                         .is_usable()
                 });
-                let request = AcquireRequest {
-                    pool: key.clone(),
-                    model: None,
-                    session: None,
-                };
+                let request = AcquireRequest::new(key.clone());
                 let decision = r.acquire(now, &request).unwrap();
                 match &decision {
                     Decision::Use {

@@ -263,6 +263,7 @@ impl StorePool<'_> {
             pool: self.key.clone(),
             model,
             session,
+            spread: false,
         };
         self.store.acquire(now, &request)
     }

@@ -33,11 +33,7 @@ impl Process {
     }
 
     fn acquire(&mut self, real: u64) -> Decision {
-        let request = AcquireRequest {
-            pool: PoolKey::parse("openrouter").unwrap(),
-            model: None,
-            session: None,
-        };
+        let request = AcquireRequest::new(PoolKey::parse("openrouter").unwrap());
         let now = self.now(real);
         self.store.acquire(now, &request).unwrap()
     }

@@ -910,3 +910,22 @@ test('CredentialPool binds registry, pool and defaults', async () => {
   const ok = await pool.withCredential(callFetch, { maxSends: 3 })
   assert.equal(ok.status, 200)
 })
+
+test('withCredential spread: concurrent calls (parallel sub-agents) take different keys; plain calls keep fill_first', async () => {
+  for (const [spread, want] of [[true, ['a', 'b']], [false, ['a', 'a']]]) {
+    const reg = makeRegistry()
+    const seen = []
+    let open
+    const opened = new Promise((resolve) => (open = resolve))
+    const work = async (credential) => {
+      seen.push(credential.entryId)
+      await opened // both calls hold their key at once
+      return 'done'
+    }
+    const calls = [withCredential(reg, 'openrouter', work, { spread }), withCredential(reg, 'openrouter', work, { spread })]
+    while (seen.length < 2) await new Promise((resolve) => setImmediate(resolve))
+    open()
+    assert.deepEqual(await Promise.all(calls), ['done', 'done'])
+    assert.deepEqual(seen, want, `spread: ${spread}`)
+  }
+})

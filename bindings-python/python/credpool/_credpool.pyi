@@ -49,6 +49,8 @@ class Registry:
         model: Optional[str] = None,
         session: Optional[str] = None,
         now: Optional[int] = None,
+        *,
+        spread: bool = False,
     ) -> Output: ...
     def report(
         self,
@@ -206,6 +208,8 @@ class Store:
         model: Optional[str] = None,
         session: Optional[str] = None,
         now: Optional[int] = None,
+        *,
+        spread: bool = False,
     ) -> Output: ...
     def report(
         self,

@@ -66,12 +66,15 @@ any function returning an awaitable or None)."""
 class Budgets(TypedDict, total=False):
     """A call's budgets (SPEC §7), inputs of ``call_start``: one left out or None takes
     core's default (``max_sends``: the usable entries plus 3; ``max_wait_ms``: 60 s;
-    ``max_total_wait_ms``: 120 s; ``max_hops``: the fallback chain's length)."""
+    ``max_total_wait_ms``: 120 s; ``max_hops``: the fallback chain's length). ``spread``:
+    concurrent calls (parallel sub-agents) each take a usable key with the fewest open
+    leases instead of the strategy's first."""
 
     max_sends: Optional[int]
     max_wait_ms: Optional[int]
     max_total_wait_ms: Optional[int]
     max_hops: Optional[int]
+    spread: Optional[bool]
 
 
 # --------------------------------------------------------------------------- the call driver
