@@ -105,6 +105,8 @@ pub struct Variation {
     pub seed: u64,
     /// The scenario.
     pub scenario: Scenario,
+    /// The scenario as JSON (a `--scenario` file of its own, to rerun it alone).
+    pub json: Value,
 }
 
 /// Variation `index` of the scenario `base` (its JSON) for the run's `seed`.
@@ -120,6 +122,7 @@ pub fn variation(
             index,
             seed,
             scenario,
+            json: base.clone(),
         });
     }
     let mut rng = Rng::new(
@@ -150,11 +153,12 @@ pub fn variation(
     for pool in pools {
         vary_pool(pool, ranges, span_s, &mut rng);
     }
-    let scenario = Scenario::from_value(value)?;
+    let scenario = Scenario::from_value(value.clone())?;
     Ok(Variation {
         index,
         seed: run_seed,
         scenario,
+        json: value,
     })
 }
 
@@ -583,6 +587,7 @@ impl Sweep {
                     "rate_per_min": s.rate_per_min,
                     "pools": pools,
                     "pairs": pairs,
+                    "scenario": v.variation.json,
                 })
             })
             .collect();
