@@ -37,6 +37,11 @@ pub(crate) struct SimulateArgs {
     /// Print the built-in scenario (a starting point for --scenario) and exit.
     #[arg(long, conflicts_with_all = ["scenario", "json", "svg"])]
     print_scenario: bool,
+    /// Run the scenario and N seeded variations of it (ranges: sim/scenarios/sweep.json)
+    /// and compare its two policies pair by pair: same variation, seed, strategy and store.
+    #[arg(long, value_name = "N", conflicts_with = "svg",
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(credpool_sim::sweep::MAX_VARIATIONS)))]
+    sweep: Option<u32>,
 }
 
 /// The scenario format in brief (`--print-scenario` shows a whole one).
@@ -58,6 +63,9 @@ pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
     if args.print_scenario {
         print!("{}", credpool_sim::DEFAULT_SCENARIO);
         return ExitCode::SUCCESS;
+    }
+    if let Some(count) = args.sweep {
+        return run_sweep(args, count);
     }
     let scenario = match &args.scenario {
         None => Scenario::builtin(),
@@ -106,6 +114,64 @@ pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
         );
     } else {
         print!("{}", report::text(&scenario, args.seed, &results));
+    }
+    ExitCode::SUCCESS
+}
+
+/// `--sweep N`: the scenario (built in or `--scenario`) and N seeded variations, each run
+/// like a plain `simulate`, then its two policies compared pair by pair.
+fn run_sweep(args: &SimulateArgs, count: u32) -> ExitCode {
+    let text = match &args.scenario {
+        None => Ok(credpool_sim::DEFAULT_SCENARIO.to_owned()),
+        Some(path) => std::fs::read_to_string(path).map_err(|e| e.to_string()),
+    };
+    let base = text.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+    let ranges = credpool_sim::SweepRanges::builtin();
+    let mut variations = Vec::new();
+    let mut names = None;
+    for index in 0..=count {
+        let variation = base.as_ref().map_err(Clone::clone).and_then(|base| {
+            let v = credpool_sim::sweep::variation(base, &ranges, args.seed, index)?;
+            names.get_or_insert(credpool_sim::sweep::compared_policies(&v.scenario)?);
+            let rows = credpool_sim::matrix(&v.scenario)?;
+            Ok((v, rows))
+        });
+        let (variation, rows) = match variation {
+            Ok(found) => found,
+            Err(e) => {
+                eprintln!("credpool simulate: bad scenario: {}", e.replace('\n', " "));
+                return ExitCode::from(2);
+            }
+        };
+        let results = match simulate(&variation.scenario, &rows, variation.seed) {
+            Ok(results) => results,
+            Err(e) => {
+                eprintln!("credpool simulate: engine error: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        match credpool_sim::sweep::pair_rows(variation, &results) {
+            Ok(paired) => variations.push(paired),
+            Err(e) => {
+                eprintln!("credpool simulate: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let (baseline, challenger) = names.unwrap_or_default();
+    let sweep = credpool_sim::Sweep {
+        seed: args.seed,
+        baseline,
+        challenger,
+        variations,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&sweep.json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", sweep.text());
     }
     ExitCode::SUCCESS
 }

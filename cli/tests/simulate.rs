@@ -244,3 +244,42 @@ fn print_scenario_is_the_builtin_default() {
     .expect("default.json");
     assert_eq!(text, shipped);
 }
+
+#[test]
+fn a_quick_sweep_prints_a_row_per_variation_and_the_sums() {
+    let scenario = small();
+    let path = scenario.to_str().expect("utf-8 path");
+    let text = stdout(&simulate(&["--scenario", path, "--sweep", "2"]));
+    assert_eq!(
+        text,
+        stdout(&simulate(&["--scenario", path, "--sweep", "2"]))
+    );
+    assert!(
+        text.contains("the scenario and 2 seeded variations"),
+        "{text}"
+    );
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("---"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("---"))
+        .collect();
+    assert_eq!(rows.len(), 3, "variation 0 and two drawn: {text}");
+    assert!(text.lines().any(|l| l.starts_with("sum")), "{text}");
+    let json: Value = serde_json::from_str(&stdout(&simulate(&[
+        "--scenario",
+        path,
+        "--sweep",
+        "2",
+        "--json",
+    ])))
+    .expect("json");
+    assert_eq!(json["variations"].as_array().map(Vec::len), Some(3));
+    assert!(json["variations"][1]["scenario"]["pools"].is_array());
+    for bad in [
+        &["--sweep", "0"][..],
+        &["--sweep", "2", "--svg", "x.svg"][..],
+    ] {
+        assert_eq!(simulate(bad).status.code(), Some(2), "{bad:?}");
+    }
+}

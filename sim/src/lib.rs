@@ -19,6 +19,7 @@ pub mod provider;
 pub mod report;
 pub mod scenario;
 pub mod svg;
+pub mod sweep;
 
 pub use agent::{
     Arrival, FallbackMark, Mark, MarkKind, Metrics, RowResult, RowSpec, Timeline, Window, run_row,
@@ -28,6 +29,7 @@ pub use scenario::{
     DEFAULT_SCENARIO, PRESETS, PREVIEW_SCENARIO, SMALL_SCENARIO, Scenario, policy_from,
     preset_text, strategy_name,
 };
+pub use sweep::{SWEEP_RANGES, Sweep, SweepRanges, Variation};
 
 /// Rows: every policy × strategy with a shared store, then (optionally) every policy with
 /// the first strategy and no store.
