@@ -622,7 +622,7 @@ mod tests {
         );
         assert_eq!(
             parsed(json!({"type": "acquire", "pool": "p", "x": 1})),
-            "invalid input: unknown field `x`, expected one of `pool`, `model`, `session`"
+            "invalid input: unknown field `x`, expected one of `pool`, `model`, `session`, `spread`"
         );
     }
 
@@ -643,8 +643,8 @@ mod tests {
             "invalid input: invalid length 3, expected 2 elements in sequence"
         );
         assert_eq!(
-            parsed(json!(["acquire", "p", "m", "s", 1])),
-            "invalid input: invalid length 4, expected 3 elements in sequence"
+            parsed(json!(["acquire", "p", "m", "s", true, 1])),
+            "invalid input: invalid length 5, expected 4 elements in sequence"
         );
         assert_eq!(
             parsed(json!(["release", "p"])),
