@@ -120,23 +120,16 @@ fn seed_env(
 
 /// Prints what a seed added or updated.
 fn print_seed_report(report: &SeedReport) {
-    for e in &report.added {
-        println!(
-            "Added {} credential from {} (id {})",
-            e.pool, e.source, e.entry_id
-        );
-    }
-    for e in &report.updated {
-        println!(
-            "Updated {} credential from {} (id {}): new key",
-            e.pool, e.source, e.entry_id
-        );
-    }
-    for e in &report.removed {
-        println!(
-            "Removed {} credential from {} (id {})",
-            e.pool, e.source, e.entry_id
-        );
+    let changes = [
+        ("Added", &report.added, ""),
+        ("Updated", &report.updated, ": new key"),
+        ("Removed", &report.removed, ""),
+    ];
+    for (verb, entries, note) in changes {
+        for e in entries {
+            let (pool, source, id) = (&e.pool, &e.source, &e.entry_id);
+            println!("{verb} {pool} credential from {source} (id {id}){note}");
+        }
     }
     for s in &report.suppressed {
         println!(

@@ -61,39 +61,7 @@ pub fn text(scenario: &Scenario, seed: u64, rows: &[RowResult]) -> String {
     );
     out.push('\n');
     let table: Vec<Vec<String>> = rows.iter().map(cells).collect();
-    let widths: Vec<usize> = COLUMNS
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            table
-                .iter()
-                .map(|r| r[i].len())
-                .chain([h.len()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String], out: &mut String| {
-        let text: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| {
-                if i < 3 {
-                    format!("{c:<w$}", w = widths[i])
-                } else {
-                    format!("{c:>w$}", w = widths[i])
-                }
-            })
-            .collect();
-        let _ = writeln!(out, "{}", text.join("  ").trim_end());
-    };
-    let header: Vec<String> = COLUMNS.iter().map(|s| (*s).to_owned()).collect();
-    line(&header, &mut out);
-    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-    line(&rule, &mut out);
-    for row in &table {
-        line(row, &mut out);
-    }
+    write_table(&mut out, &COLUMNS, &table, None, 3);
     out.push('\n');
     let best = |name: &str, value: fn(&Metrics) -> u64, more_is_better: bool| {
         let shared = rows.iter().filter(|r| r.spec.shared);
@@ -258,4 +226,50 @@ pub fn preview(scenario: &Scenario, seed: u64) -> Result<Value, credpool_core::E
         );
     }
     Ok(value)
+}
+
+/// Writes `rows` under `header` as aligned columns (the first `left` left-aligned, the
+/// others right-aligned) and a rule, then, when given, another rule and a `total` row.
+pub(crate) fn write_table(
+    out: &mut String,
+    header: &[&str],
+    rows: &[Vec<String>],
+    total: Option<&[String]>,
+    left: usize,
+) {
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let all = || {
+        rows.iter()
+            .map(Vec::as_slice)
+            .chain(total)
+            .chain([header.as_slice()])
+    };
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| all().map(|r| r[i].len()).max().unwrap_or(0))
+        .collect();
+    let line = |cells: &[String], out: &mut String| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (c, w))| {
+                if i < left {
+                    format!("{c:<w$}")
+                } else {
+                    format!("{c:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(&header, out);
+    line(&rule, out);
+    for row in rows {
+        line(row, out);
+    }
+    if let Some(total) = total {
+        line(&rule, out);
+        line(total, out);
+    }
 }

@@ -470,34 +470,7 @@ impl Sweep {
         sum.extend(std::iter::repeat_n(String::new(), 6));
         sum.extend(cells(&b, &c));
         sum.push(format!("{held}/{all}"));
-        let widths: Vec<usize> = (0..header.len())
-            .map(|i| {
-                table
-                    .iter()
-                    .chain([&sum])
-                    .map(|r| r[i].len())
-                    .chain([header[i].len()])
-                    .max()
-                    .unwrap_or(0)
-            })
-            .collect();
-        let line = |cells: &[String], out: &mut String| {
-            let text: Vec<String> = cells
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c:>w$}", w = widths[i]))
-                .collect();
-            let _ = writeln!(out, "{}", text.join("  ").trim_end());
-        };
-        let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
-        line(&header, &mut out);
-        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
-        line(&rule, &mut out);
-        for row in &table {
-            line(row, &mut out);
-        }
-        line(&rule, &mut out);
-        line(&sum, &mut out);
+        crate::report::write_table(&mut out, &header, &table, Some(&sum), 0);
         out.push('\n');
         let _ = writeln!(
             out,
