@@ -227,6 +227,23 @@ impl Pool {
         &self.index
     }
 
+    /// Sets an entry's priority (stamped `now`); whether it moved.
+    pub(crate) fn set_priority(
+        &mut self,
+        now: Millis,
+        id: &EntryId,
+        priority: i64,
+    ) -> Result<bool> {
+        self.update_entry(id, |entry| {
+            let moved = entry.meta.priority != priority;
+            if moved {
+                entry.meta.priority = priority;
+                entry.meta.updated_at = now;
+            }
+            moved
+        })
+    }
+
     /// Changes the entry `id` with `change` (which must not change its id) and brings the
     /// indexes up to date.
     pub(crate) fn update_entry<R>(
@@ -765,14 +782,7 @@ impl Registry {
         priority: i64,
     ) -> Result<()> {
         let now = self.clock(now);
-        let changed = self.pool_mut(key)?.update_entry(id, |entry| {
-            let changed = entry.meta.priority != priority;
-            if changed {
-                entry.meta.priority = priority;
-                entry.meta.updated_at = now;
-            }
-            changed
-        })?;
+        let changed = self.pool_mut(key)?.set_priority(now, id, priority)?;
         self.changed |= changed;
         Ok(())
     }

@@ -102,14 +102,7 @@ impl Registry {
         let mut changed = false;
         for (priority, (_, _, _, id)) in order.iter().enumerate() {
             let priority = i64::try_from(priority).unwrap_or(i64::MAX);
-            changed |= pool.update_entry(id, |entry| {
-                let moved = entry.meta.priority != priority;
-                if moved {
-                    entry.meta.priority = priority;
-                    entry.meta.updated_at = now;
-                }
-                moved
-            })?;
+            changed |= pool.set_priority(now, id, priority)?;
         }
         if changed {
             self.mark_changed();
