@@ -284,7 +284,7 @@ macro_rules! wire_methods {
             #[pyo3(signature = (
                 pool, model=None, session=None, max_sends=None, max_wait_ms=None,
                 max_total_wait_ms=None, max_hops=None, api=None, url=None, request_id=None,
-                client_retry=false, now=None,
+                client_retry=false, probe=false, spread=false, now=None,
             ))]
             fn call_start<'py>(
                 &self,
@@ -300,11 +300,13 @@ macro_rules! wire_methods {
                 url: Option<String>,
                 request_id: Option<String>,
                 client_retry: bool,
+                probe: bool,
+                spread: bool,
                 now: Option<Clock>,
             ) -> Out<'py> {
                 let input = wire!("call_start" {
                     pool, model, session, max_sends, max_wait_ms, max_total_wait_ms, max_hops,
-                    api, url, request_id, client_retry,
+                    api, url, request_id, client_retry, probe, spread,
                 });
                 self.run(py, now, input)
             }

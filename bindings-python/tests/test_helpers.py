@@ -672,3 +672,10 @@ def test_spread_calls_take_different_keys_while_both_are_open():
         assert (first.entry_id, second.entry_id) == ("a", "a")
     assert r.acquire("openrouter", spread=True, now=5000)["entry_id"] == "a"
     assert r.acquire("openrouter", spread=True, now=5001)["entry_id"] == "b"
+
+
+def test_call_start_takes_spread_and_probe_like_handle():
+    r = make()
+    first = r.call_start("openrouter", spread=True, now=1000)
+    second = r.call_start("openrouter", spread=True, probe=True, now=1001)
+    assert (first["entry_id"], second["entry_id"]) == ("a", "b")

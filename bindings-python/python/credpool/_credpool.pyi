@@ -112,6 +112,8 @@ class Registry:
         url: Optional[str] = None,
         request_id: Optional[str] = None,
         client_retry: bool = False,
+        probe: bool = False,
+        spread: bool = False,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
@@ -271,6 +273,8 @@ class Store:
         url: Optional[str] = None,
         request_id: Optional[str] = None,
         client_retry: bool = False,
+        probe: bool = False,
+        spread: bool = False,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
