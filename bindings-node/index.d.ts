@@ -62,6 +62,7 @@ export type OutcomeClass =
 export type Reason =
   | OutcomeClass
   | 'all_cooling_down'
+  | 'all_keys_busy'
   | 'no_usable_entry'
   | 'token_expiring'
   | 'refreshed'

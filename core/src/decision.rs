@@ -20,6 +20,8 @@ pub struct LeaseId(pub u64);
 pub enum Reason {
     /// Every entry is cooling down.
     AllCoolingDown,
+    /// Every usable entry holds as many open requests as the pool's per-key cap allows.
+    AllKeysBusy,
     /// The pool has no entry that could ever serve (empty, all dead, or no secret here).
     NoUsableEntry,
     /// The access token expires within the refresh skew.

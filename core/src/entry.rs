@@ -14,6 +14,7 @@ use crate::counts::Counts;
 use crate::error::{Error, ErrorCode, Result, clip};
 use crate::limits::{MAX_EXTRA_BYTES, MAX_EXTRA_DEPTH, MAX_NAME_CHARS, MAX_SECRET_BYTES};
 use crate::secret::{Fingerprint, Secret};
+use crate::shared_leases::SharedLeases;
 use crate::short_str::ShortStr;
 use crate::time::Millis;
 
@@ -274,6 +275,8 @@ pub struct Entry {
     pub added_at: Millis,
     /// Metadata register (its priority first: selection reads it).
     pub meta: Meta,
+    /// Open leases per writer (kept while the pool caps concurrent requests per key).
+    pub leases: SharedLeases,
 }
 
 /// Whether an entry can serve a request now, and if not, why.

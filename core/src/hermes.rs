@@ -156,6 +156,7 @@ use crate::limits::{
 use crate::pool_key::PoolKey;
 use crate::registry::Strategy;
 use crate::secret::Secret;
+use crate::shared_leases::SharedLeases;
 use crate::state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc, pools_from_value};
 use crate::time::{DAY, HOUR, MINUTE, Millis};
 
@@ -832,6 +833,7 @@ fn import_entry(key: &PoolKey, row: &Row<'_>, now: Millis) -> Result<Parsed> {
                 BTreeMap::new()
             },
             model_cooldowns,
+            open_leases: SharedLeases::default(),
             extra,
             unknown: Map::new(),
         },

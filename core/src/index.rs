@@ -68,6 +68,7 @@ pub(crate) struct Snapshot {
     facts: Facts,
     fingerprint: Option<u64>,
     benches: Vec<(String, Millis)>,
+    leased: bool,
 }
 
 impl Snapshot {
@@ -76,6 +77,7 @@ impl Snapshot {
             facts: Facts::of(entry),
             fingerprint: entry.token.fingerprint.as_ref().map(Fingerprint::hash),
             benches: benches_of(entry),
+            leased: !entry.leases.is_empty(),
         }
     }
 }
@@ -130,6 +132,8 @@ pub(crate) struct Index {
     pub(crate) benches: BTreeMap<String, BTreeSet<(Millis, EntryId)>>,
     pub(crate) all_benches: BTreeSet<(Millis, EntryId, String)>,
     pub(crate) priorities: BTreeMap<i64, usize>,
+    /// Entries with open-lease counts (`max_concurrent_per_key`): where a cap can bite.
+    pub(crate) leased: BTreeSet<EntryId>,
 }
 
 impl fmt::Debug for Index {
@@ -190,6 +194,9 @@ impl Index {
         for (model, cooldown) in &entry.model_cooldowns {
             self.add_bench(model, cooldown.until, &entry.id);
         }
+        if !entry.leases.is_empty() {
+            self.leased.insert(entry.id.clone());
+        }
     }
 
     /// Forgets an entry that is being removed.
@@ -201,6 +208,7 @@ impl Index {
         for (model, cooldown) in &entry.model_cooldowns {
             self.remove_bench(model, cooldown.until, &entry.id);
         }
+        self.leased.remove(&entry.id);
     }
 
     /// Brings the indexes of `entry` up to date after a change from `before`.
@@ -231,6 +239,15 @@ impl Index {
             for (model, cooldown) in &entry.model_cooldowns {
                 self.add_bench(model, cooldown.until, &entry.id);
             }
+        }
+        match (before.leased, entry.leases.is_empty()) {
+            (false, false) => {
+                self.leased.insert(entry.id.clone());
+            }
+            (true, true) => {
+                self.leased.remove(&entry.id);
+            }
+            _ => {}
         }
     }
 

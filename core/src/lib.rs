@@ -63,6 +63,7 @@ mod secret;
 mod seed;
 mod seed_anthropic;
 mod select;
+mod shared_leases;
 mod short_str;
 mod state;
 mod status;
@@ -103,6 +104,7 @@ pub use seed::{
     provider,
 };
 pub use select::AcquireRequest;
+pub use shared_leases::{SharedLeases, WriterLeases};
 pub use state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc};
 pub use status::{EntryStatus, Health, PoolStatus, time_left};
 pub use time::{DAY, HOUR, MINUTE, Millis, SECOND};

@@ -142,6 +142,8 @@ pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
         let slot = model_cooldowns.entry(model.clone()).or_insert(*theirs);
         *slot = later_bench(*slot, *theirs);
     }
+    let mut leases = a.leases.clone();
+    leases.merge(&b.leases);
     let token = merge_token(&a.token, &b.token);
     let mut status = merge_status(&a.status, &b.status);
     if status.status != Status::Ok && token.updated_at > status.at {
@@ -160,6 +162,7 @@ pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
         counts,
         model_cooldowns,
         added_at: a.added_at.min(b.added_at),
+        leases,
     }
 }
 

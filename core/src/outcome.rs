@@ -15,7 +15,9 @@ use crate::registry::{Lease, Registry};
 use crate::response::Response;
 use crate::route::Api;
 use crate::secret::Secret;
-use crate::select::{clear_expired, has_candidate, next_cooling_end, pick};
+use crate::select::{
+    all_keys_busy, busy_entries, clear_expired, has_candidate, next_cooling_end, pick_excluding,
+};
 use crate::time::Millis;
 
 /// What happened to a request, against a lease (or, without one, an entry id).
@@ -662,7 +664,22 @@ impl Registry {
             };
         };
         clear_expired(pool, now);
-        let next = pick(pool, now, model, Some(&subject.entry_id), &mut self.rng);
+        let mut skip = busy_entries(pool, now);
+        skip.push(&subject.entry_id);
+        let next = pick_excluding(pool, now, model, &skip, &mut self.rng);
+        let all_busy = next.is_none()
+            && skip.len() > 1
+            && has_candidate(pool, now, model, Some(&subject.entry_id));
+        if all_busy {
+            return match all_keys_busy(now) {
+                Decision::Wait { until, reason, .. } => Decision::Wait {
+                    until,
+                    reason,
+                    hint,
+                },
+                other => other,
+            };
+        }
         let Some(next) = next else {
             let decision = self.no_entry_decision(now, &subject.pool, model, reason);
             return match decision {

@@ -74,7 +74,17 @@ pub struct Policy {
     /// A call started with `probe` probes a key benched by a rate or usage limit for longer
     /// than this, and probes the same key again only after it (Hermes: 300 s).
     pub quota_probe_interval_ms: u64,
+    /// The most requests open on one key at once, over every process sharing the store
+    /// (`None`: no cap). A key at the cap is skipped; when every usable key is, `acquire`
+    /// answers `wait` with `all_keys_busy` for a second.
+    pub max_concurrent_per_key: Option<u32>,
+    /// How long a process's open leases on a key count after it last opened or settled
+    /// one there (so a crashed process cannot pin a key under the cap).
+    pub lease_ttl_ms: u64,
 }
+
+/// How long `acquire` waits before looking again when every usable key is at the cap.
+pub(crate) const BUSY_RECHECK_MS: u64 = SECOND;
 
 /// Which pools' rate limits bench the (entry, model) pair instead of the whole entry, when
 /// the request names its model.
@@ -154,6 +164,8 @@ impl Policy {
             refresh_skew_ms: 2 * MINUTE,
             model_scoped_rate_limits: ModelScope::Anthropic,
             quota_probe_interval_ms: 5 * MINUTE,
+            max_concurrent_per_key: None,
+            lease_ttl_ms: 10 * MINUTE,
         }
     }
 
@@ -190,6 +202,8 @@ impl Policy {
             refresh_skew_ms: 2 * MINUTE,
             model_scoped_rate_limits: ModelScope::Anthropic,
             quota_probe_interval_ms: 5 * MINUTE,
+            max_concurrent_per_key: None,
+            lease_ttl_ms: 10 * MINUTE,
         }
     }
 
@@ -249,6 +263,14 @@ impl Policy {
         }
         if self.jitter_percent > 100 {
             return Err(invalid("jitter_percent must be within 0..=100"));
+        }
+        if self.max_concurrent_per_key == Some(0) {
+            return Err(invalid(
+                "max_concurrent_per_key must be at least 1 (null: no cap)",
+            ));
+        }
+        if self.lease_ttl_ms == 0 {
+            return Err(invalid("lease_ttl_ms must be at least 1"));
         }
         Ok(())
     }

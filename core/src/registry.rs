@@ -26,6 +26,7 @@ use crate::pool_key::PoolKey;
 use crate::rng::Rng;
 use crate::route::Api;
 use crate::secret::{Fingerprint, Secret};
+use crate::shared_leases::SharedLeases;
 use crate::suppress::{Suppressions, suppressed_on_removal};
 use crate::table::EntryTable;
 use crate::time::Millis;
@@ -367,6 +368,9 @@ impl Pool {
         if fresh.benches != ours.benches || fresh.all_benches != ours.all_benches {
             return mismatch("benches");
         }
+        if fresh.leased != ours.leased {
+            return mismatch("leased");
+        }
         if fresh.priorities != ours.priorities {
             return mismatch("priorities");
         }
@@ -536,7 +540,35 @@ impl Registry {
     }
 
     pub(crate) fn settle_lease(&mut self, id: &LeaseId) -> Option<Lease> {
-        self.leases.remove(id)
+        let lease = self.leases.remove(id)?;
+        self.share_lease_count(&lease.pool, &lease.entry_id);
+        Some(lease)
+    }
+
+    /// Writes this writer's count of open leases on `entry` into the entry, stamped with
+    /// the registry's clock, when the pool caps concurrent requests per key (other
+    /// processes then count them through the store).
+    fn share_lease_count(&mut self, key: &PoolKey, entry: &EntryId) {
+        let Some(pool) = self.pools.get_mut(key) else {
+            return;
+        };
+        if pool.config.policy.max_concurrent_per_key.is_none() {
+            return;
+        }
+        let ttl = pool.config.policy.lease_ttl_ms;
+        let open = self
+            .leases
+            .values()
+            .filter(|l| l.pool == *key && l.entry_id == *entry)
+            .count();
+        let open = u32::try_from(open).unwrap_or(u32::MAX);
+        let (writer, now) = (&self.writer, self.last_now);
+        if pool
+            .update_entry(entry, |e| e.leases.set(writer, open, now, ttl))
+            .is_ok()
+        {
+            self.mark_changed();
+        }
     }
 
     /// The open lease `id`, if any.
@@ -698,6 +730,7 @@ impl Registry {
             cleared_at: None,
             counts: Counts::default(),
             model_cooldowns: BTreeMap::new(),
+            leases: SharedLeases::default(),
             added_at: now,
         };
         pool.put_entry(entry);
@@ -843,7 +876,9 @@ impl Registry {
         let id = LeaseId(self.next_lease);
         self.next_lease = self.next_lease.saturating_add(1);
         lease.call = self.current_call;
+        let (key, entry) = (lease.pool.clone(), lease.entry_id.clone());
         self.leases.insert(id, lease);
+        self.share_lease_count(&key, &entry);
         id
     }
 

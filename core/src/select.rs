@@ -8,6 +8,7 @@ use crate::decision::{Decision, Reason};
 use crate::entry::{Availability, Entry, EntryId, StatusRecord, validate_name};
 use crate::error::{Error, Result};
 use crate::fallback::fallback_decision;
+use crate::policy::BUSY_RECHECK_MS;
 use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Lease, Pool, Registry, Strategy};
 use crate::time::Millis;
@@ -69,23 +70,32 @@ impl Registry {
         let mut changed = clear_expired(pool, now);
         let model = request.model.as_deref();
         let skew = pool.config.policy.refresh_skew_ms;
+        let busy = busy_entries(pool, now);
         let sticky = request
             .session
             .as_ref()
             .and_then(|s| pool.sessions.get(s))
             .filter(|id| {
-                pool.get(id)
-                    .is_some_and(|e| e.availability(now, model, skew).is_usable())
+                !busy.contains(id)
+                    && pool
+                        .get(id)
+                        .is_some_and(|e| e.availability(now, model, skew).is_usable())
             })
             .cloned();
         let chosen = match sticky {
             Some(id) => Some(id),
-            None if request.spread => pick_least_leased(pool, now, model, &leased, &mut self.rng),
-            None => pick(pool, now, model, None, &mut self.rng),
+            None if request.spread => {
+                pick_least_leased(pool, now, model, &leased, &busy, &mut self.rng)
+            }
+            None => pick_excluding(pool, now, model, &busy, &mut self.rng),
         };
         let Some(id) = chosen else {
+            let all_busy = !busy.is_empty() && has_candidate(pool, now, model, None);
             if changed {
                 self.mark_changed();
+            }
+            if all_busy {
+                return Ok(all_keys_busy(now));
             }
             return Ok(self.no_entry_decision(now, &request.pool, model, Reason::AllCoolingDown));
         };
@@ -353,12 +363,14 @@ pub(crate) fn pick(
     pick_excluding(pool, now, model, exclude.as_slice(), rng)
 }
 
-/// [`pick`] among the candidates with the fewest leases in `leased` (open leases per entry).
+/// [`pick`] among the candidates with the fewest leases in `leased` (open leases per entry),
+/// skipping `busy`.
 fn pick_least_leased(
     pool: &Pool,
     now: Millis,
     model: Option<&str>,
     leased: &BTreeMap<EntryId, usize>,
+    busy: &[&EntryId],
     rng: &mut crate::rng::Rng,
 ) -> Option<EntryId> {
     let mut levels: Vec<usize> = leased.values().copied().chain([0]).collect();
@@ -369,13 +381,40 @@ fn pick_least_leased(
             .iter()
             .filter(|(_, n)| **n > level)
             .map(|(id, _)| id)
+            .chain(busy.iter().copied())
             .collect();
         pick_excluding(pool, now, model, &over, rng)
     })
 }
 
+/// The entries holding as many open leases (over every writer) as the pool's
+/// `max_concurrent_per_key` allows; none without a cap. Reads only the entries with lease
+/// counts.
+pub(crate) fn busy_entries(pool: &Pool, now: Millis) -> Vec<&EntryId> {
+    let Some(cap) = pool.config.policy.max_concurrent_per_key else {
+        return Vec::new();
+    };
+    pool.index()
+        .leased
+        .iter()
+        .filter(|id| {
+            pool.get(id)
+                .is_some_and(|e| e.leases.open_at(now) >= u64::from(cap))
+        })
+        .collect()
+}
+
+/// The `wait` of an acquire or rotation that found every usable entry at the per-key cap.
+pub(crate) fn all_keys_busy(now: Millis) -> Decision {
+    Decision::Wait {
+        until: now.plus(BUSY_RECHECK_MS),
+        reason: Reason::AllKeysBusy,
+        hint: None,
+    }
+}
+
 /// [`pick`] skipping every entry of `exclude`.
-fn pick_excluding(
+pub(crate) fn pick_excluding(
     pool: &Pool,
     now: Millis,
     model: Option<&str>,

@@ -23,6 +23,7 @@ use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy};
 use crate::route::Api;
 use crate::secret::{Fingerprint, Secret};
+use crate::shared_leases::SharedLeases;
 use crate::suppress::Suppressions;
 use crate::time::Millis;
 
@@ -163,6 +164,9 @@ pub struct EntryDoc {
     /// Per-model benches.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub model_cooldowns: BTreeMap<String, ModelCooldown>,
+    /// Open leases per writer (pools with `max_concurrent_per_key` only).
+    #[serde(default, skip_serializing_if = "SharedLeases::is_empty")]
+    pub open_leases: SharedLeases,
     /// Opaque payload (and any field this version does not know).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
@@ -352,6 +356,7 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
     let mut extra = doc.extra;
     extra.extend(doc.unknown);
     validate_extra(&extra)?;
+    doc.open_leases.validate()?;
     Ok(Entry {
         id: doc.id,
         meta: Meta {
@@ -392,6 +397,7 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
         counts: doc.request_counts.into_iter().collect(),
         model_cooldowns: doc.model_cooldowns,
         added_at: doc.added_at,
+        leases: doc.open_leases,
     })
 }
 
@@ -451,6 +457,7 @@ pub(crate) fn entry_doc(entry: &Entry) -> EntryDoc {
         status_cleared_at: entry.cleared_at,
         request_counts: (&entry.counts).into(),
         model_cooldowns: entry.model_cooldowns.clone(),
+        open_leases: entry.leases.clone(),
         extra: entry.meta.extra.clone(),
         unknown: Map::new(),
     }

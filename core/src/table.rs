@@ -130,6 +130,7 @@ mod tests {
             counts: crate::counts::Counts::default(),
             model_cooldowns: std::collections::BTreeMap::new(),
             added_at: Millis::ZERO,
+            leases: crate::shared_leases::SharedLeases::default(),
         }
     }
 

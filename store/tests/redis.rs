@@ -858,3 +858,15 @@ fn a_namespace_wiped_and_rewritten_by_another_process_is_merged_back_whole() {
     ids.sort_unstable();
     assert_eq!(ids, ["k0", "k1", "k9"], "{state}");
 }
+
+#[path = "support/concurrency_cap.rs"]
+mod concurrency_cap;
+
+#[test]
+#[ignore = "needs redis-server (scripts/test-redis.sh)"]
+fn max_concurrent_per_key_counts_leases_across_processes_until_they_lapse() {
+    let server = Server::start(false);
+    concurrency_cap::the_cap_counts_other_processes_leases_until_they_lapse(&|writer| {
+        open(&server, writer)
+    });
+}

@@ -719,3 +719,15 @@ fn a_suppression_made_by_one_process_holds_in_another() {
     assert_eq!(out["added"][0]["source"], "env:OPENROUTER_API_KEY", "{out}");
     assert_eq!(entry_ids(&path, "openrouter").len(), 2);
 }
+
+#[path = "support/concurrency_cap.rs"]
+mod concurrency_cap;
+
+#[test]
+fn max_concurrent_per_key_counts_leases_across_processes_until_they_lapse() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.sqlite");
+    concurrency_cap::the_cap_counts_other_processes_leases_until_they_lapse(&|writer| {
+        open(&path, writer)
+    });
+}
