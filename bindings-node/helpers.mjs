@@ -376,6 +376,7 @@ function callStart(pool, options) {
     clientRetry: 'client_retry',
     probe: 'probe',
     spread: 'spread',
+    canRefresh: 'can_refresh',
   }
   for (const [option, field] of Object.entries(names)) {
     if (options[option] !== undefined && options[option] !== null) input[field] = options[option]
@@ -473,9 +474,10 @@ function discard(value) {
  * - `sleep`: `options.sleep(until - now())`, then the call resumes.
  * - `refresh`: `options.refresh(credential)` with the entry's refresh token; over a store
  *   (`beginRefresh`), single-flight across processes: a token another process already
- *   rotated is adopted and `refresh` not called. Without a `refresh` callback the call is
- *   cancelled and a {@link CredpoolError} `no_credential` thrown; a throwing `refresh`
- *   cancels the call and its error is rethrown.
+ *   rotated is adopted and `refresh` not called. Without a `refresh` callback the call
+ *   starts with `can_refresh: false`: core passes over an expiring OAuth key for the next
+ *   usable one and marks and rotates on a 401, never asking for a refresh. A throwing
+ *   `refresh` cancels the call and its error is rethrown.
  * - `done`: `fn`'s value is returned.
  * - `give_up`: the last provider error `fn` threw is rethrown, else the last `Response` it
  *   returned is returned as fetch would (check `response.ok`), else a
@@ -516,8 +518,8 @@ export async function withCredential(registry, pool, fn, options = {}) {
  *   anything else (a bug) cancels the call (nothing marked) and the error is rethrown.
  * - `sleep`: `options.sleep(until - now(), signal)`, then the call resumes.
  * - `refresh`: `options.refresh(credential)`; over a store (`beginRefresh`) single-flight
- *   across processes. Without a callback the call is cancelled and a
- *   {@link CredpoolError} `no_credential` thrown; a throwing `refresh` cancels the call.
+ *   across processes. Without a callback the call starts with `can_refresh: false`
+ *   (no refresh is ever asked for); a throwing `refresh` cancels the call.
  * - `done`: the last send's value (or its error, rethrown).
  * - `give_up`: the last provider error rethrown, else `options.givenUp(response)` of the
  *   last `Response` (default: the response itself), else {@link CredpoolError} `no_credential`.
@@ -538,7 +540,8 @@ export async function driveCall(registry, pool, attempt, options = {}) {
   // A `Registry` answers at once, a `Store` with a promise: always a promise here.
   const handle = async (input) => registry.handle(input, now())
   signal?.throwIfAborted()
-  let action = await handle(callStart(pool, { ...options, probe: typeof probe === 'function' || undefined }))
+  const canRefresh = typeof refresh === 'function' ? undefined : false
+  let action = await handle(callStart(pool, { ...options, probe: typeof probe === 'function' || undefined, canRefresh }))
   const call = { call_id: action.call_id }
   /** Whether the call is ours to cancel: until it ends, or a returned stream takes it. */
   let open = true

@@ -179,7 +179,15 @@ export type Input =
   | { type: 'remove_entry'; pool: string; entry_id: string }
   | { type: 'reset'; pool: string; entry_id?: string }
   | { type: 'set_priority'; pool: string; entry_id: string; priority: number }
-  | { type: 'acquire'; pool: string; model?: string; session?: string; spread?: boolean }
+  | {
+      type: 'acquire'
+      pool: string
+      model?: string
+      session?: string
+      spread?: boolean
+      /** false: the host cannot refresh, so expiring OAuth entries are passed over. */
+      can_refresh?: boolean
+    }
   | { type: 'report'; pool: string; lease_id?: number; entry_id?: string; response: ResponseInfo }
   | { type: 'release'; pool: string; lease_id: number }
   | ({ type: 'refresh_result' } & RefreshResultInput)
@@ -224,6 +232,9 @@ export interface CallStartInput {
   probe?: boolean
   /** Spread concurrent calls: each acquire picks a usable entry with the fewest open leases. */
   spread?: boolean
+  /** false: the host cannot refresh, so expiring OAuth entries are passed over and a 401 on
+   * an OAuth entry marks and rotates instead of asking for a `refresh`. */
+  can_refresh?: boolean
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named
@@ -370,7 +381,7 @@ export declare class Registry {
   /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Output
   /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean }, now?: number | undefined | null): DecisionOutput
+  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean; can_refresh?: boolean }, now?: number | undefined | null): DecisionOutput
   /** `report`: a request's outcome against its lease. */
   report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): DecisionOutput
   /** `release`: close a lease with no outcome (nothing is marked). */
@@ -490,7 +501,7 @@ export declare class Store {
   /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Promise<Output>
   /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean }, now?: number | undefined | null): Promise<DecisionOutput>
+  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean; can_refresh?: boolean }, now?: number | undefined | null): Promise<DecisionOutput>
   /** `report`: a request's outcome against its lease. */
   report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): Promise<DecisionOutput>
   /** `release`: close a lease with no outcome (nothing is marked). */

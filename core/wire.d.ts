@@ -179,7 +179,15 @@ export type Input =
   | { type: 'remove_entry'; pool: string; entry_id: string }
   | { type: 'reset'; pool: string; entry_id?: string }
   | { type: 'set_priority'; pool: string; entry_id: string; priority: number }
-  | { type: 'acquire'; pool: string; model?: string; session?: string; spread?: boolean }
+  | {
+      type: 'acquire'
+      pool: string
+      model?: string
+      session?: string
+      spread?: boolean
+      /** false: the host cannot refresh, so expiring OAuth entries are passed over. */
+      can_refresh?: boolean
+    }
   | { type: 'report'; pool: string; lease_id?: number; entry_id?: string; response: ResponseInfo }
   | { type: 'release'; pool: string; lease_id: number }
   | ({ type: 'refresh_result' } & RefreshResultInput)
@@ -224,6 +232,9 @@ export interface CallStartInput {
   probe?: boolean
   /** Spread concurrent calls: each acquire picks a usable entry with the fewest open leases. */
   spread?: boolean
+  /** false: the host cannot refresh, so expiring OAuth entries are passed over and a 401 on
+   * an OAuth entry marks and rotates instead of asking for a `refresh`. */
+  can_refresh?: boolean
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named

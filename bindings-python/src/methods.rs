@@ -52,7 +52,10 @@ macro_rules! wire_methods {
             }
 
             /// `acquire`: picks an entry for a request; returns the decision.
-            #[pyo3(signature = (pool, model=None, session=None, now=None, *, spread=false))]
+            #[allow(clippy::too_many_arguments)]
+            #[pyo3(signature = (
+                pool, model=None, session=None, now=None, *, spread=false, can_refresh=true,
+            ))]
             fn acquire<'py>(
                 &self,
                 py: Python<'py>,
@@ -61,8 +64,10 @@ macro_rules! wire_methods {
                 session: Option<String>,
                 now: Option<Clock>,
                 spread: bool,
+                can_refresh: bool,
             ) -> Out<'py> {
-                let request = credpool_core::AcquireRequest { pool: pool.0, model, session, spread };
+                let request =
+                    credpool_core::AcquireRequest { pool: pool.0, model, session, spread, can_refresh };
                 self.run(py, now, credpool_core::Input::Acquire(request))
             }
 
@@ -284,7 +289,7 @@ macro_rules! wire_methods {
             #[pyo3(signature = (
                 pool, model=None, session=None, max_sends=None, max_wait_ms=None,
                 max_total_wait_ms=None, max_hops=None, api=None, url=None, request_id=None,
-                client_retry=false, probe=false, spread=false, now=None,
+                client_retry=false, probe=false, spread=false, can_refresh=true, now=None,
             ))]
             fn call_start<'py>(
                 &self,
@@ -302,11 +307,12 @@ macro_rules! wire_methods {
                 client_retry: bool,
                 probe: bool,
                 spread: bool,
+                can_refresh: bool,
                 now: Option<Clock>,
             ) -> Out<'py> {
                 let input = wire!("call_start" {
                     pool, model, session, max_sends, max_wait_ms, max_total_wait_ms, max_hops,
-                    api, url, request_id, client_retry, probe, spread,
+                    api, url, request_id, client_retry, probe, spread, can_refresh,
                 });
                 self.run(py, now, input)
             }

@@ -443,18 +443,17 @@ def test_refresh_with_a_refresh_callable():
     assert len(seen) == 1 and again.action["type"] == "done"
 
 
-def test_refresh_without_callable_raises_and_cancels():
+def test_without_a_refresh_callable_an_oauth_401_is_marked_and_rotated():
+    """No refresh callable: calls start with ``can_refresh`` false, so core never asks for a
+    refresh the helper cannot carry out; the 401 marks the OAuth key and the call rotates."""
     r, clock = oauth_registry(), Clock(1000)
     pool = CredentialPool(r, "openrouter", clock=clock)
     with pool.lease() as lease:
         lease.report({"status": 401})
-    with pytest.raises(NoCredentialError) as e:
-        with pool.lease(after=lease):
-            pass
-    assert e.value.action["type"] == "refresh" and "no refresh callable" in str(e.value)
-    with pytest.raises(credpool.UnknownLeaseError):  # the call's lease was released
-        r.release("openrouter", 1, now=3000)
-    assert entry_status(r, "openrouter", "a")["health"] == "available"
+    assert lease.action["type"] == "send" and lease.again
+    with pool.lease(after=lease) as again:
+        assert again.entry_id == "b" and again.reason == "auth"
+    assert entry_status(r, "openrouter", "a")["health"] == "auth_failed"
 
 
 def test_refresh_callable_failure_cancels_and_propagates():

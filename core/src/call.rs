@@ -98,6 +98,11 @@ pub struct CallStart {
     /// the fewest open leases, as `acquire` with `spread` does.
     #[serde(default)]
     pub spread: bool,
+    /// Whether the host can refresh an OAuth token (default true). When it cannot, the
+    /// call's acquires pass over expiring OAuth entries (as `acquire` with `can_refresh`
+    /// false does) and a 401 on an OAuth entry marks and rotates instead of `refresh`.
+    #[serde(default = "crate::codec::yes")]
+    pub can_refresh: bool,
 }
 
 impl CallStart {
@@ -119,6 +124,7 @@ impl CallStart {
             client_retry: false,
             probe: false,
             spread: false,
+            can_refresh: true,
         }
     }
 }
@@ -290,6 +296,8 @@ pub(crate) struct Call {
     probe: bool,
     /// Whether its acquires spread (`CallStart::spread`).
     spread: bool,
+    /// Whether the host can refresh (`CallStart::can_refresh`).
+    can_refresh: bool,
     model: Option<String>,
     session: Option<String>,
     max_sends: u32,
@@ -375,6 +383,7 @@ impl Registry {
             request_id: start.request_id.clone(),
             probe: start.probe,
             spread: start.spread,
+            can_refresh: start.can_refresh,
             model: start.model.clone(),
             session: start.session.clone(),
             max_sends: start.max_sends.unwrap_or(default_sends),
@@ -571,6 +580,7 @@ impl Registry {
             model: call.model.clone(),
             session: call.session.clone(),
             spread: call.spread,
+            can_refresh: call.can_refresh,
         };
         self.in_call(id, &request.pool, |r| r.acquire(now, &request))
     }

@@ -8,7 +8,7 @@ use crate::limits::MAX_FALLBACK_STEPS;
 use crate::outcome::Subject;
 use crate::pool_key::PoolKey;
 use crate::registry::{Pool, Registry, Turn};
-use crate::select::{next_available_at, pick};
+use crate::select::{next_available_at, next_cooling_end, pick};
 use crate::time::Millis;
 
 /// A pool's position on its fallback chain.
@@ -27,6 +27,7 @@ impl Registry {
         key: &PoolKey,
         model: Option<&str>,
         reason: Reason,
+        can_refresh: bool,
     ) -> Decision {
         let Some(pool) = self.pools.get_mut(key) else {
             return Decision::Fail {
@@ -34,7 +35,13 @@ impl Registry {
                 status: None,
             };
         };
-        let back_at = next_available_at(pool, now, model);
+        // A host that cannot refresh found no entry it can use now: only a cooldown's end
+        // can change that (an entry left usable is one whose token needs a refresh).
+        let back_at = if can_refresh {
+            next_available_at(pool, now, model)
+        } else {
+            next_cooling_end(pool, now, model)
+        };
         let step = pool.turn.fallback.map_or(0, |f| f.step + 1);
         if step < pool.config.fallback.len() {
             let active = ActiveFallback {
@@ -102,7 +109,8 @@ impl Registry {
         self.settle_lease(&subject.lease_id);
         let model = subject.model.clone();
         if self.has_fallback_step(&subject.pool) {
-            return self.no_entry_decision(now, &subject.pool, model.as_deref(), reason);
+            let refresh = subject.can_refresh;
+            return self.no_entry_decision(now, &subject.pool, model.as_deref(), reason, refresh);
         }
         Decision::Fail { reason, status }
     }

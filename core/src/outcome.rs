@@ -13,10 +13,12 @@ use crate::policy::{HintUsed, MarkContext};
 use crate::pool_key::PoolKey;
 use crate::registry::{Lease, Registry};
 use crate::response::Response;
+use crate::rng::Rng;
 use crate::route::Api;
 use crate::secret::Secret;
 use crate::select::{
     all_keys_busy, busy_entries, clear_expired, has_candidate, next_cooling_end, pick_excluding,
+    pick_refreshable,
 };
 use crate::time::Millis;
 
@@ -149,6 +151,8 @@ pub(crate) struct Subject {
     /// Whether a rotation may hand out another entry (false when a call ends on this
     /// outcome: its bytes already reached the caller).
     pub(crate) follow_up: bool,
+    /// Whether the host can refresh (the lease's `can_refresh`; true without a lease).
+    pub(crate) can_refresh: bool,
 }
 
 impl Registry {
@@ -348,6 +352,7 @@ impl Registry {
                     pool: lease_pool,
                     entry_id,
                     model,
+                    can_refresh,
                     ..
                 } = self.lease(lease_id)?;
                 if lease_pool != key || entry.is_some_and(|e| e != entry_id) {
@@ -364,6 +369,7 @@ impl Registry {
                     model: model.clone(),
                     status: None,
                     follow_up: true,
+                    can_refresh: *can_refresh,
                 })
             }
             (None, Some(entry_id)) => {
@@ -376,6 +382,7 @@ impl Registry {
                     model: None,
                     status: None,
                     follow_up: true,
+                    can_refresh: true,
                 })
             }
             (None, None) => Err(Error::invalid_input(
@@ -483,7 +490,7 @@ impl Registry {
                 let hint = self.mark(now, subject, verdict, model)?;
                 Ok(self.rotate(now, subject, class.into(), hint))
             }
-            OutcomeClass::Auth if entry.is_refreshable() => {
+            OutcomeClass::Auth if entry.is_refreshable() && subject.can_refresh => {
                 let refreshes = pool
                     .turn
                     .refreshes
@@ -665,11 +672,20 @@ impl Registry {
         };
         clear_expired(pool, now);
         let mut skip = busy_entries(pool, now);
+        let busy = !skip.is_empty();
         skip.push(&subject.entry_id);
-        let next = pick_excluding(pool, now, model, &skip, &mut self.rng);
-        let all_busy = next.is_none()
-            && skip.len() > 1
-            && has_candidate(pool, now, model, Some(&subject.entry_id));
+        let pick = |skip: &[&EntryId], rng: &mut Rng| pick_excluding(pool, now, model, skip, rng);
+        let next = pick_refreshable(
+            pool,
+            now,
+            model,
+            subject.can_refresh,
+            skip,
+            &mut self.rng,
+            pick,
+        );
+        let all_busy =
+            next.is_none() && busy && has_candidate(pool, now, model, Some(&subject.entry_id));
         if all_busy {
             return match all_keys_busy(now) {
                 Decision::Wait { until, reason, .. } => Decision::Wait {
@@ -681,7 +697,8 @@ impl Registry {
             };
         }
         let Some(next) = next else {
-            let decision = self.no_entry_decision(now, &subject.pool, model, reason);
+            let refresh = subject.can_refresh;
+            let decision = self.no_entry_decision(now, &subject.pool, model, reason, refresh);
             return match decision {
                 Decision::Wait { until, reason, .. } => Decision::Wait {
                     until,
@@ -706,6 +723,7 @@ impl Registry {
             call: None,
             opened_at: now,
             retrying_rate_limit: false,
+            can_refresh: subject.can_refresh,
         });
         Decision::Use {
             entry_id: next,
@@ -762,6 +780,7 @@ impl Registry {
             call: None,
             opened_at: now,
             retrying_rate_limit: false,
+            can_refresh: subject.can_refresh,
         })
     }
 }

@@ -400,6 +400,8 @@ pub struct Lease {
     pub opened_at: Millis,
     /// Whether a same-key rate-limit retry is pending on it.
     pub retrying_rate_limit: bool,
+    /// Whether its host can refresh an OAuth token (`AcquireRequest::can_refresh`).
+    pub can_refresh: bool,
 }
 
 /// A new entry as the host describes it.

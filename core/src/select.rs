@@ -11,6 +11,7 @@ use crate::fallback::fallback_decision;
 use crate::policy::BUSY_RECHECK_MS;
 use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Lease, Pool, Registry, Strategy};
+use crate::rng::Rng;
 use crate::time::Millis;
 
 /// What the host asks for.
@@ -29,10 +30,15 @@ pub struct AcquireRequest {
     /// with the fewest leases open in this registry, ties broken by the strategy.
     #[serde(default)]
     pub spread: bool,
+    /// Whether the host can refresh an OAuth token (default true). When it cannot, an
+    /// entry whose token expires within the refresh skew is passed over for the next
+    /// usable one, and used as is only when nothing else can serve and it has not expired.
+    #[serde(default = "crate::codec::yes")]
+    pub can_refresh: bool,
 }
 
 impl AcquireRequest {
-    /// A plain acquire on `pool`: no model, session or spreading.
+    /// A plain acquire on `pool`: no model, session or spreading; the host can refresh.
     #[must_use]
     pub const fn new(pool: PoolKey) -> Self {
         Self {
@@ -40,6 +46,7 @@ impl AcquireRequest {
             model: None,
             session: None,
             spread: false,
+            can_refresh: true,
         }
     }
 }
@@ -79,15 +86,26 @@ impl Registry {
                 !busy.contains(id)
                     && pool
                         .get(id)
-                        .is_some_and(|e| e.availability(now, model, skew).is_usable())
+                        .is_some_and(|e| match e.availability(now, model, skew) {
+                            Availability::Available => true,
+                            Availability::NeedsRefresh => request.can_refresh,
+                            _ => false,
+                        })
             })
             .cloned();
         let chosen = match sticky {
             Some(id) => Some(id),
-            None if request.spread => {
-                pick_least_leased(pool, now, model, &leased, &busy, &mut self.rng)
+            None => {
+                let pick = |skip: &[&EntryId], rng: &mut Rng| {
+                    if request.spread {
+                        pick_least_leased(pool, now, model, &leased, skip, rng)
+                    } else {
+                        pick_excluding(pool, now, model, skip, rng)
+                    }
+                };
+                let refresh = request.can_refresh;
+                pick_refreshable(pool, now, model, refresh, busy.clone(), &mut self.rng, pick)
             }
-            None => pick_excluding(pool, now, model, &busy, &mut self.rng),
         };
         let Some(id) = chosen else {
             let all_busy = !busy.is_empty() && has_candidate(pool, now, model, None);
@@ -97,7 +115,8 @@ impl Registry {
             if all_busy {
                 return Ok(all_keys_busy(now));
             }
-            return Ok(self.no_entry_decision(now, &request.pool, model, Reason::AllCoolingDown));
+            let (reason, refresh) = (Reason::AllCoolingDown, request.can_refresh);
+            return Ok(self.no_entry_decision(now, &request.pool, model, reason, refresh));
         };
         let pool = self.pool_mut(&request.pool)?;
         pool.count_selection(&id, &writer)?;
@@ -131,8 +150,9 @@ impl Registry {
             call: None,
             opened_at: now,
             retrying_rate_limit: false,
+            can_refresh: request.can_refresh,
         });
-        Ok(if needs_refresh {
+        Ok(if needs_refresh && request.can_refresh {
             Decision::Refresh {
                 entry_id: id,
                 lease_id,
@@ -358,7 +378,7 @@ pub(crate) fn pick(
     now: Millis,
     model: Option<&str>,
     exclude: Option<&EntryId>,
-    rng: &mut crate::rng::Rng,
+    rng: &mut Rng,
 ) -> Option<EntryId> {
     pick_excluding(pool, now, model, exclude.as_slice(), rng)
 }
@@ -371,7 +391,7 @@ fn pick_least_leased(
     model: Option<&str>,
     leased: &BTreeMap<EntryId, usize>,
     busy: &[&EntryId],
-    rng: &mut crate::rng::Rng,
+    rng: &mut Rng,
 ) -> Option<EntryId> {
     let mut levels: Vec<usize> = leased.values().copied().chain([0]).collect();
     levels.sort_unstable();
@@ -385,6 +405,36 @@ fn pick_least_leased(
             .collect();
         pick_excluding(pool, now, model, &over, rng)
     })
+}
+
+/// Picks with `pick` (by strategy, skipping the ids it is given), skipping `skip`. When the
+/// host cannot refresh, an entry whose token needs a refresh is skipped too, and chosen
+/// only when nothing else can serve and its token has not expired yet (first in order).
+pub(crate) fn pick_refreshable<'p>(
+    pool: &'p Pool,
+    now: Millis,
+    model: Option<&str>,
+    can_refresh: bool,
+    mut skip: Vec<&'p EntryId>,
+    rng: &mut Rng,
+    mut pick: impl FnMut(&[&EntryId], &mut Rng) -> Option<EntryId>,
+) -> Option<EntryId> {
+    let skew = pool.config.policy.refresh_skew_ms;
+    let mut expiring: Vec<&Entry> = Vec::new();
+    while let Some(id) = pick(&skip, rng) {
+        let Some(entry) = pool.get(&id) else {
+            return Some(id);
+        };
+        if can_refresh || entry.availability(now, model, skew) != Availability::NeedsRefresh {
+            return Some(id);
+        }
+        expiring.push(entry);
+        skip.push(&entry.id);
+    }
+    expiring
+        .into_iter()
+        .find(|e| e.token.access.is_some() && e.token.expires_at.is_some_and(|at| at > now))
+        .map(|e| e.id.clone())
 }
 
 /// The entries holding as many open leases (over every writer) as the pool's
@@ -419,7 +469,7 @@ pub(crate) fn pick_excluding(
     now: Millis,
     model: Option<&str>,
     exclude: &[&EntryId],
-    rng: &mut crate::rng::Rng,
+    rng: &mut Rng,
 ) -> Option<EntryId> {
     let candidates = Candidates::new(pool, now, model, exclude);
     let chosen = match pool.config.strategy {
@@ -449,7 +499,7 @@ pub(crate) fn pick_by_scan(
     now: Millis,
     model: Option<&str>,
     exclude: Option<&EntryId>,
-    rng: &mut crate::rng::Rng,
+    rng: &mut Rng,
 ) -> Option<EntryId> {
     let skew = pool.config.policy.refresh_skew_ms;
     let candidates: Vec<&Entry> = pool
@@ -638,6 +688,7 @@ mod tests {
                             model: model.map(str::to_owned),
                             session: (dice.below(3) == 0).then(|| "s".to_owned()),
                             spread: dice.below(4) == 0,
+                            can_refresh: dice.below(4) != 0,
                         };
                         if let Ok(
                             Decision::Use { lease_id, .. } | Decision::Refresh { lease_id, .. },

@@ -260,10 +260,9 @@ impl StorePool<'_> {
         session: Option<String>,
     ) -> Result<Decision> {
         let request = AcquireRequest {
-            pool: self.key.clone(),
             model,
             session,
-            spread: false,
+            ..AcquireRequest::new(self.key.clone())
         };
         self.store.acquire(now, &request)
     }

@@ -561,7 +561,8 @@ test('no secret in thrown errors (message, JSON, inspect) or in console output, 
     Object.assign(console, original)
   }
   assert.ok(errs[1] instanceof CredpoolError && errs[1].code === 'no_credential', String(errs[1]))
-  assert.ok(errs[2] instanceof Anthropic.APIConnectionError && errs[2].cause instanceof CredpoolError, String(errs[2]))
+  // no refresh callback: the expired OAuth key is marked, and the provider's 401 comes back
+  assert.ok(errs[2] instanceof Anthropic.AuthenticationError && errs[2].status === 401, String(errs[2]))
   assert.ok(seen.length > 0, 'the SDK logged')
   for (const e of errs) {
     for (const text of [e.message, JSON.stringify(e), inspect(e, { depth: 8, showHidden: true }), String(e.stack)]) {

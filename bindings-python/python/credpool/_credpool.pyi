@@ -51,6 +51,7 @@ class Registry:
         now: Optional[int] = None,
         *,
         spread: bool = False,
+        can_refresh: bool = True,
     ) -> Output: ...
     def report(
         self,
@@ -114,6 +115,7 @@ class Registry:
         client_retry: bool = False,
         probe: bool = False,
         spread: bool = False,
+        can_refresh: bool = True,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
@@ -212,6 +214,7 @@ class Store:
         now: Optional[int] = None,
         *,
         spread: bool = False,
+        can_refresh: bool = True,
     ) -> Output: ...
     def report(
         self,
@@ -275,6 +278,7 @@ class Store:
         client_retry: bool = False,
         probe: bool = False,
         spread: bool = False,
+        can_refresh: bool = True,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(

@@ -227,11 +227,12 @@ class _Call:
         """``route``: what a transport knows of its request (``api``, ``url``, ``request_id``,
         ``client_retry``), as ``call_start`` takes them."""
         probe = route.pop("probe", None) or pool.probe
+        refresh = refresh if refresh is not None else pool.refresh
         start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets, **route,
-                 "probe": probe is not None or None}
+                 "probe": probe is not None or None, "can_refresh": None if refresh is not None else False}
         self.start: Dict[str, Any] = {k: v for k, v in start.items() if v is not None}
         self.pool, self.session = pool, session
-        self.refresh, self.probe = (refresh if refresh is not None else pool.refresh), probe
+        self.refresh, self.probe = refresh, probe
         self.call_id: Optional[int] = None
         self.action: Optional[Action] = None
         self.outcome: Any = _NOTHING  # what the last send returned or raised
@@ -398,8 +399,9 @@ class AsyncLeaseContext(LeaseContext):
 
 class CredentialPool:
     """A registry (or a :class:`~credpool.Store`) bound to one pool (``registry`` takes raw
-    inputs). ``refresh`` performs OAuth refreshes when core asks for one (without it a
-    ``refresh`` action cancels the call and raises :class:`~credpool.NoCredentialError`);
+    inputs). ``refresh`` performs OAuth refreshes when core asks for one (without it, calls
+    start with ``can_refresh`` false: core passes over an expiring OAuth key for the next
+    usable one and marks and rotates on a 401, never asking for a refresh);
     ``clock`` returns epoch ms, passed as ``now`` to every input (default: the wall clock).
     ``probe`` (:data:`ProbeFn`), given, is asked before a call waits for or gives up on a key
     benched by a rate or usage limit for over the policy's ``quota_probe_interval_ms``

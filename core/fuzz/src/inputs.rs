@@ -584,7 +584,7 @@ impl Driver {
                     pool: key.clone(),
                     model: model.clone(),
                     session: session.map(|s| format!("session-{}", s % 3)),
-                    spread: false,
+                    ..AcquireRequest::new(key.clone())
                 };
                 match self.registry.acquire(now, &request) {
                     Ok(decision) => {
