@@ -192,6 +192,8 @@ export type Input =
   | { type: 'release'; pool: string; lease_id: number }
   | ({ type: 'refresh_result' } & RefreshResultInput)
   | { type: 'check_refresh'; pool: string; entry_id: string; generation: number }
+  /** Records that the refresh token of `generation` is about to be sent (persist, then send). */
+  | { type: 'refresh_send'; pool: string; entry_id: string; generation: number }
   | { type: 'begin_turn'; pool?: string }
   | { type: 'tick' }
   | { type: 'sync'; state: StateDocument }
@@ -349,6 +351,9 @@ export type Reply =
   | { type: 'reset'; count: number }
   | { type: 'entry_updated'; entry_id: string }
   | { type: 'refresh_check'; needed: boolean }
+  /** `send`: recorded, send it; `adopt`: the token is newer already; `interrupted`: an
+   * earlier send of this token never settled, never send it (report `refresh_interrupted`). */
+  | { type: 'refresh_send_recorded'; verdict: 'send' | 'adopt' | 'interrupted' }
   | { type: 'turn_begun'; restored: string[] }
   | { type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null }
   | { type: 'synced' }

@@ -192,6 +192,13 @@ export type Input =
   | { type: 'release'; pool: string; lease_id: number }
   | ({ type: 'refresh_result' } & RefreshResultInput)
   | { type: 'check_refresh'; pool: string; entry_id: string; generation: number }
+  /** The built-in refresher's request for an entry (providers: anthropic, openai-codex,
+   * xai-oauth, nous, qwen-oauth, minimax-oauth, or the entry's `extra.oauth_provider`). */
+  | { type: 'token_request'; pool: string; entry_id: string }
+  /** Reads the token endpoint's answer to `token_request`. */
+  | { type: 'token_response'; pool: string; entry_id: string; response: ResponseInfo }
+  /** Records that the refresh token of `generation` is about to be sent (persist, then send). */
+  | { type: 'refresh_send'; pool: string; entry_id: string; generation: number }
   | { type: 'begin_turn'; pool?: string }
   | { type: 'tick' }
   | { type: 'sync'; state: StateDocument }
@@ -349,6 +356,13 @@ export type Reply =
   | { type: 'reset'; count: number }
   | { type: 'entry_updated'; entry_id: string }
   | { type: 'refresh_check'; needed: boolean }
+  /** POST `body` with `headers` to `url` (both hold the refresh token: never log them). */
+  | { type: 'token_request'; url: string; headers: Record<string, string>; body: string }
+  /** The outcome to report (`refresh_result` / `call_refreshed`). */
+  | { type: 'token_outcome'; result: RefreshOutcome }
+  /** `send`: recorded, send it; `adopt`: the token is newer already; `interrupted`: an
+   * earlier send of this token never settled, never send it (report `refresh_interrupted`). */
+  | { type: 'refresh_send_recorded'; verdict: 'send' | 'adopt' | 'interrupted' }
   | { type: 'turn_begun'; restored: string[] }
   | { type: 'ticked'; recovered: Array<{ pool: string; entry_id: string }>; next_wakeup: Millis | null }
   | { type: 'synced' }

@@ -746,11 +746,13 @@ def test_concurrent_refreshes_from_threads_call_refresh_fn_once(tmp_path: Path) 
     assert sorted(o["reason"] for o in outs) == ["adopted"] * 7 + ["refreshed"]
 
 
-def test_a_raising_refresh_fn_changes_nothing_and_frees_the_lock(tmp_path: Path) -> None:
+def test_a_raising_refresh_fn_frees_the_lock_and_its_token_is_never_sent_again(tmp_path: Path) -> None:
+    """The refresh fn raising after the store recorded the send: whether the provider got
+    the token is unknown, so it is never sent again (fail closed, SECURITY.md): the entry
+    asks for a new login. The locks are free and other writers go on."""
     path = tmp_path / "pools.sqlite"
     store = open_store(path, "w1")
     store.add_entry("anthropic", OAUTH, now=0)
-    before = on_disk(path)
 
     class Boom(Exception):
         pass
@@ -760,27 +762,50 @@ def test_a_raising_refresh_fn_changes_nothing_and_frees_the_lock(tmp_path: Path)
 
     with pytest.raises(Boom):
         store.refresh("anthropic", "o", 0, boom, now=2_000)
-    assert on_disk(path) == before
     assert lock_is_free(sibling(path, ".refresh-lock")) and lock_is_free(sibling(path, ".lock"))
     other = open_store(path, "w2", lock_timeout=0.2)
     other.add_entry("openrouter", {"id": "a", "access_token": "sk-test-a"}, now=2_001)
     cred = other.credential("anthropic", "o", now=2_002)
     assert (cred["access_token"], cred["refresh_token"], cred["generation"]) == ("at-0", "rt-0", 0)
-    # a bad result is refused the same way
-    with pytest.raises(InvalidInputError):
-        store.refresh("anthropic", "o", 0, lambda c: {"type": "nope"}, now=2_003)
-    bad = {"type": "refreshed", "access_token": "x", "expires_at": "sk-test-leak"}
+    sent: list[Dict[str, Any]] = []
+
+    def record(credential: Dict[str, Any]) -> Dict[str, Any]:
+        sent.append(credential)
+        return {"type": "refreshed", "access_token": "at-1", "refresh_token": "rt-1"}
+
+    out = other.refresh("anthropic", "o", 0, record, now=2_003)
+    assert sent == [] and out["type"] == "fail" and out["reason"] == "refresh_failed"
+    entry = other.status("anthropic", now=2_004)["pools"][0]["entries"][0]
+    assert entry["health"] == "dead"
+    assert lock_is_free(sibling(path, ".refresh-lock"))
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        lambda c: {"type": "nope"},
+        lambda c: {"type": "refreshed", "access_token": "x", "expires_at": "sk-test-leak"},
+        "not callable",
+    ],
+)
+def test_a_bad_refresh_result_is_refused_without_quoting_it(tmp_path: Path, result: Any) -> None:
+    path = tmp_path / "pools.sqlite"
+    store = open_store(path, "w1")
+    store.add_entry("anthropic", OAUTH, now=0)
     with pytest.raises(InvalidInputError) as e:
-        store.refresh("anthropic", "o", 0, lambda c: bad, now=2_003)
+        store.refresh("anthropic", "o", 0, result, now=2_003)
     assert e.value.code == "invalid_input" and "sk-test-leak" not in str(e.value)
-    with pytest.raises(InvalidInputError):
-        store.refresh("anthropic", "o", 0, "not callable", now=2_003)  # type: ignore[arg-type]
     assert store.credential("anthropic", "o", now=2_004)["generation"] == 0
     assert lock_is_free(sibling(path, ".refresh-lock"))
-    # a failed refresh is recorded (the entry is benched), then nothing is left to refresh
+
+
+def test_a_failed_refresh_is_recorded_and_benches_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "pools.sqlite"
+    store = open_store(path, "w1")
+    store.add_entry("anthropic", OAUTH, now=0)
     out = store.refresh("anthropic", "o", 0, lambda c: {"type": "failed", "terminal": True}, now=2_005)
     assert out["type"] == "fail" and out["reason"] == "refresh_failed"
-    assert other.status("anthropic", now=2_006)["pools"][0]["entries"][0]["health"] == "dead"
+    assert store.status("anthropic", now=2_006)["pools"][0]["entries"][0]["health"] == "dead"
 
 
 def test_refresh_fn_may_use_the_store_but_not_refresh_through_it(tmp_path: Path) -> None:

@@ -277,6 +277,34 @@ pub struct Entry {
     pub meta: Meta,
     /// Open leases per writer (kept while the pool caps concurrent requests per key).
     pub leases: SharedLeases,
+    /// The last refresh whose refresh token was about to be sent (see [`RefreshSent`]).
+    pub refresh_sent: Option<RefreshSent>,
+}
+
+/// A refresh about to send (or sending) the refresh token of one token generation,
+/// recorded before the token leaves the process so that no process ever sends it twice.
+///
+/// Merges keep the later record (`at`, then settled over unsettled).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshSent {
+    /// When it was recorded or settled.
+    pub at: Millis,
+    /// Whether the refresh ended with an answer (`refresh_result`); unsettled, a later
+    /// refresh of the same generation finds it interrupted.
+    pub settled: bool,
+    /// The token generation whose refresh token was sent.
+    pub generation: u64,
+}
+
+impl Entry {
+    /// Whether a refresh of the current token was started and never settled (the process
+    /// that sent its refresh token stopped before recording the answer).
+    #[must_use]
+    pub fn refresh_interrupted(&self) -> bool {
+        self.refresh_sent
+            .is_some_and(|sent| !sent.settled && sent.generation == self.token.generation)
+    }
 }
 
 /// Whether an entry can serve a request now, and if not, why.

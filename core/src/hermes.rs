@@ -834,6 +834,7 @@ fn import_entry(key: &PoolKey, row: &Row<'_>, now: Millis) -> Result<Parsed> {
             },
             model_cooldowns,
             open_leases: SharedLeases::default(),
+            refresh_sent: None,
             extra,
             unknown: Map::new(),
         },

@@ -51,6 +51,7 @@ mod index;
 mod journal;
 pub mod limits;
 mod merge;
+mod oauth;
 mod outcome;
 mod policy;
 mod pool_key;
@@ -80,8 +81,8 @@ pub use classify::{Classification, Hint, HintSource, OutcomeClass, classify};
 pub use counts::Counts;
 pub use decision::{Decision, FallbackTarget, LeaseId, Reason};
 pub use entry::{
-    AuthType, Availability, Entry, EntryId, LastError, Meta, ModelCooldown, Status, StatusRecord,
-    Token, is_borrowed_source,
+    AuthType, Availability, Entry, EntryId, LastError, Meta, ModelCooldown, RefreshSent, Status,
+    StatusRecord, Token, is_borrowed_source,
 };
 pub use error::{Error, ErrorCode, Result};
 pub use hermes::{
@@ -89,7 +90,10 @@ pub use hermes::{
     is_hermes_borrowed_source,
 };
 pub use journal::{Changes, PoolChanges};
-pub use outcome::{RefreshOutcome, RefreshResult, Report, TickReport};
+pub use oauth::{TokenRequest, oauth_providers};
+pub use outcome::{
+    REFRESH_INTERRUPTED, RefreshOutcome, RefreshResult, RefreshSend, Report, TickReport,
+};
 pub use policy::{HintUsed, ModelScope, Policy, Preset};
 pub use pool_key::{CUSTOM_PREFIX, PoolKey, custom_name, name_from_base_url};
 pub use registry::{
@@ -108,7 +112,9 @@ pub use shared_leases::{SharedLeases, WriterLeases};
 pub use state::{EntryDoc, FORMAT, PoolDoc, SCHEMA_VERSION, StateDoc};
 pub use status::{EntryStatus, Health, PoolStatus, time_left};
 pub use time::{DAY, HOUR, MINUTE, Millis, SECOND};
-pub use wire::{CredentialOut, Input, Output, OutputBody, Recovered, Reply, parse_input};
+pub use wire::{
+    CredentialOut, Input, OutcomeOut, Output, OutputBody, Recovered, Reply, parse_input,
+};
 
 /// This crate's version (bindings report it through `version()`).
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

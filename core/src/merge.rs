@@ -163,6 +163,7 @@ pub(crate) fn merge_entry(a: &Entry, b: &Entry) -> Entry {
         model_cooldowns,
         added_at: a.added_at.min(b.added_at),
         leases,
+        refresh_sent: a.refresh_sent.max(b.refresh_sent),
     }
 }
 

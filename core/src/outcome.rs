@@ -1,12 +1,12 @@
 //! Outcomes: `report`, `refresh_result`, `begin_turn` and `tick` — marks, rotation,
 //! refresh, fallback and waiting, decided by the pool's [`crate::policy::Policy`].
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::classify::{Classification, OutcomeClass, classify};
 use crate::decision::{Decision, LeaseId, Reason};
 use crate::entry::{
-    EntryId, LastError, ModelCooldown, Status, StatusRecord, Token, validate_secret,
+    EntryId, LastError, ModelCooldown, RefreshSent, Status, StatusRecord, Token, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::policy::{HintUsed, MarkContext};
@@ -65,6 +65,25 @@ pub enum RefreshOutcome {
     },
     /// Another process had already rotated the token; the host synced it in instead.
     Adopted,
+}
+
+/// The reason a host reports for a refresh [`RefreshSend::Interrupted`] refused (terminal).
+pub const REFRESH_INTERRUPTED: &str = "refresh_interrupted";
+
+/// What [`Registry::record_refresh_send`] found, right before a host sends a refresh token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RefreshSend {
+    /// Send it: the refresh is recorded as sent (persist the state before sending).
+    Send,
+    /// Another process already rotated the token: adopt it (`refresh_result` `adopted`).
+    Adopt,
+    /// A refresh of this very token was sent and never settled (its process stopped before
+    /// recording the answer): the provider may have consumed it, so it is never sent again.
+    /// Report `refresh_result` `failed` with reason `refresh_interrupted` (the entry is
+    /// marked dead until a new login).
+    Interrupted,
 }
 
 impl RefreshOutcome {
@@ -234,6 +253,11 @@ impl Registry {
             .token
             .generation;
         let stale = current != result.generation;
+        let interrupted = matches!(&result.result, RefreshOutcome::Failed { reason: Some(r), .. }
+            if r == REFRESH_INTERRUPTED);
+        if !stale && !interrupted && !matches!(result.result, RefreshOutcome::Adopted) {
+            self.settle_refresh(now, &subject.pool, &subject.entry_id, current);
+        }
         match &result.result {
             RefreshOutcome::Refreshed {
                 access_token,
@@ -316,6 +340,54 @@ impl Registry {
             ));
         }
         Ok(entry.token.generation == generation)
+    }
+
+    /// Records that the refresh token of `generation` is about to be sent, so that it is
+    /// never sent twice: [`RefreshSend::Send`] (recorded), [`RefreshSend::Adopt`] (the
+    /// token is already newer) or [`RefreshSend::Interrupted`] (an earlier send of this
+    /// token never settled). A store persists the record before the host sends anything.
+    pub fn record_refresh_send(
+        &mut self,
+        now: Millis,
+        key: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+    ) -> Result<RefreshSend> {
+        let now = self.clock(now);
+        if !self.check_refresh(key, entry_id, generation)? {
+            return Ok(RefreshSend::Adopt);
+        }
+        let pool = self.pool_mut(key)?;
+        if pool.entry(entry_id)?.refresh_interrupted() {
+            return Ok(RefreshSend::Interrupted);
+        }
+        pool.update_entry(entry_id, |entry| {
+            entry.refresh_sent = Some(RefreshSent {
+                at: now,
+                settled: false,
+                generation,
+            });
+        })?;
+        self.mark_changed();
+        Ok(RefreshSend::Send)
+    }
+
+    /// Settles a refresh of `generation` recorded as sent (its answer is being applied).
+    fn settle_refresh(&mut self, now: Millis, key: &PoolKey, entry_id: &EntryId, generation: u64) {
+        let Some(pool) = self.pools.get_mut(key) else {
+            return;
+        };
+        let sent = pool.get(entry_id).and_then(|e| e.refresh_sent);
+        if sent.is_some_and(|s| !s.settled && s.generation == generation) {
+            let _ = pool.update_entry(entry_id, |entry| {
+                entry.refresh_sent = Some(RefreshSent {
+                    at: now,
+                    settled: true,
+                    generation,
+                });
+            });
+            self.mark_changed();
+        }
     }
 
     /// Clears cooldowns that ran out; extra calls are harmless.

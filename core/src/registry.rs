@@ -733,6 +733,7 @@ impl Registry {
             counts: Counts::default(),
             model_cooldowns: BTreeMap::new(),
             leases: SharedLeases::default(),
+            refresh_sent: None,
             added_at: now,
         };
         pool.put_entry(entry);

@@ -12,8 +12,8 @@ use crate::classify::OutcomeClass;
 use crate::codec::{de_secret, sanitize_serde_error, ser_secret};
 use crate::decision::FallbackTarget;
 use crate::entry::{
-    AuthType, Entry, EntryId, LastError, Meta, ModelCooldown, Status, StatusRecord, Token,
-    validate_extra, validate_name,
+    AuthType, Entry, EntryId, LastError, Meta, ModelCooldown, RefreshSent, Status, StatusRecord,
+    Token, validate_extra, validate_name,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::fallback::validate_fallback;
@@ -167,6 +167,9 @@ pub struct EntryDoc {
     /// Open leases per writer (pools with `max_concurrent_per_key` only).
     #[serde(default, skip_serializing_if = "SharedLeases::is_empty")]
     pub open_leases: SharedLeases,
+    /// The last refresh about to send this entry's refresh token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_sent: Option<RefreshSent>,
     /// Opaque payload (and any field this version does not know).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub extra: Map<String, Value>,
@@ -398,6 +401,7 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
         model_cooldowns: doc.model_cooldowns,
         added_at: doc.added_at,
         leases: doc.open_leases,
+        refresh_sent: doc.refresh_sent,
     })
 }
 
@@ -458,6 +462,7 @@ pub(crate) fn entry_doc(entry: &Entry) -> EntryDoc {
         request_counts: (&entry.counts).into(),
         model_cooldowns: entry.model_cooldowns.clone(),
         open_leases: entry.leases.clone(),
+        refresh_sent: entry.refresh_sent,
         extra: entry.meta.extra.clone(),
         unknown: Map::new(),
     }

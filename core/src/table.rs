@@ -131,6 +131,7 @@ mod tests {
             model_cooldowns: std::collections::BTreeMap::new(),
             added_at: Millis::ZERO,
             leases: crate::shared_leases::SharedLeases::default(),
+            refresh_sent: None,
         }
     }
 

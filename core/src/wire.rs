@@ -13,10 +13,11 @@ use crate::codec::{Tagged, sanitize_serde_error, ser_secret};
 use crate::decision::{Decision, FallbackTarget, LeaseId};
 use crate::entry::EntryId;
 use crate::error::{Error, ErrorCode, Result};
-use crate::outcome::{RefreshOutcome, RefreshResult, Report};
+use crate::outcome::{RefreshOutcome, RefreshResult, RefreshSend, Report};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::registry::{Credential, NewEntry, PoolUpdate, Registry, Strategy};
+use crate::response::Response;
 use crate::route::Api;
 use crate::secret::Secret;
 use crate::seed::{SeedConfig, SeedReport};
@@ -90,6 +91,33 @@ pub enum Input {
     RefreshResult(RefreshResult),
     /// Ask whether a refresh from `generation` is still needed.
     CheckRefresh {
+        /// Pool key.
+        pool: PoolKey,
+        /// Entry.
+        entry_id: EntryId,
+        /// The generation the `refresh` decision named.
+        generation: u64,
+    },
+    /// The built-in refresher's request for an entry (`token_request` reply).
+    TokenRequest {
+        /// Pool key.
+        pool: PoolKey,
+        /// Entry.
+        entry_id: EntryId,
+    },
+    /// Read the token endpoint's answer to `token_request` (`token_outcome` reply: the
+    /// `result` to report with `refresh_result` / `call_refreshed`).
+    TokenResponse {
+        /// Pool key.
+        pool: PoolKey,
+        /// Entry.
+        entry_id: EntryId,
+        /// What the token endpoint answered.
+        response: Response,
+    },
+    /// Record that the refresh token of `generation` is about to be sent (persist the
+    /// state before sending it).
+    RefreshSend {
         /// Pool key.
         pool: PoolKey,
         /// Entry.
@@ -213,6 +241,20 @@ enum InputDef {
         entry_id: EntryId,
         generation: u64,
     },
+    RefreshSend {
+        pool: PoolKey,
+        entry_id: EntryId,
+        generation: u64,
+    },
+    TokenRequest {
+        pool: PoolKey,
+        entry_id: EntryId,
+    },
+    TokenResponse {
+        pool: PoolKey,
+        entry_id: EntryId,
+        response: Response,
+    },
     BeginTurn {
         #[serde(default)]
         pool: Option<PoolKey>,
@@ -333,6 +375,27 @@ pub enum Reply {
         /// Whether the host should refresh (false: adopt the stored token).
         needed: bool,
     },
+    /// `token_request` answer: send it (`POST`), then pass the answer to `token_response`.
+    TokenRequest {
+        /// The token endpoint.
+        url: String,
+        /// Request headers (values may hold the refresh token).
+        #[serde(serialize_with = "ser_secret_map")]
+        headers: Vec<(String, Secret)>,
+        /// The request body (holds the refresh token).
+        #[serde(serialize_with = "ser_secret_str")]
+        body: Secret,
+    },
+    /// `token_response` answer: the refresh outcome to report.
+    TokenOutcome {
+        /// As `refresh_result` takes it.
+        result: OutcomeOut,
+    },
+    /// `refresh_send` answer.
+    RefreshSendRecorded {
+        /// `send` (recorded as sent), `adopt` or `interrupted`.
+        verdict: RefreshSend,
+    },
     /// `begin_turn` done.
     TurnBegun {
         /// Pools restored from their fallback.
@@ -411,6 +474,80 @@ pub struct CredentialOut {
     pub generation: u64,
 }
 
+/// A [`RefreshOutcome`] as an output carries it (the new tokens included).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum OutcomeOut {
+    /// New tokens.
+    Refreshed {
+        /// New access token.
+        #[serde(serialize_with = "ser_secret")]
+        access_token: Option<Secret>,
+        /// New refresh token, if the provider rotated it.
+        #[serde(serialize_with = "ser_secret", skip_serializing_if = "Option::is_none")]
+        refresh_token: Option<Secret>,
+        /// New expiry.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<Millis>,
+    },
+    /// The refresh failed.
+    Failed {
+        /// A new login is needed.
+        terminal: bool,
+        /// Provider code.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// Provider message (clipped, no token).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+    },
+    /// Adopted.
+    Adopted,
+}
+
+impl From<RefreshOutcome> for OutcomeOut {
+    fn from(outcome: RefreshOutcome) -> Self {
+        match outcome {
+            RefreshOutcome::Refreshed {
+                access_token,
+                refresh_token,
+                expires_at,
+            } => Self::Refreshed {
+                access_token: Some(access_token),
+                refresh_token,
+                expires_at,
+            },
+            RefreshOutcome::Failed {
+                terminal,
+                reason,
+                message,
+            } => Self::Failed {
+                terminal,
+                reason,
+                message,
+            },
+            RefreshOutcome::Adopted => Self::Adopted,
+        }
+    }
+}
+
+fn ser_secret_str<S: serde::Serializer>(secret: &Secret, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(secret.expose())
+}
+
+fn ser_secret_map<S: serde::Serializer>(
+    headers: &[(String, Secret)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(headers.len()))?;
+    for (name, value) in headers {
+        map.serialize_entry(name, value.expose())?;
+    }
+    map.end()
+}
+
 impl Registry {
     /// Applies one input at `now`. Every input validates before it mutates, so an input
     /// that fails leaves the persisted state as it was (bindings rely on this).
@@ -484,6 +621,32 @@ impl Registry {
                     needed: self.check_refresh(&pool, &entry_id, generation)?,
                 })
             }
+            Input::TokenRequest { pool, entry_id } => {
+                let request = self.token_request(&pool, &entry_id)?;
+                R(Reply::TokenRequest {
+                    url: request.url,
+                    headers: request.headers,
+                    body: request.body,
+                })
+            }
+            Input::TokenResponse {
+                pool,
+                entry_id,
+                response,
+            } => {
+                let now = self.clock(now);
+                let outcome = self.token_outcome(now, &pool, &entry_id, &response)?;
+                R(Reply::TokenOutcome {
+                    result: outcome.into(),
+                })
+            }
+            Input::RefreshSend {
+                pool,
+                entry_id,
+                generation,
+            } => R(Reply::RefreshSendRecorded {
+                verdict: self.record_refresh_send(now, &pool, &entry_id, generation)?,
+            }),
             Input::BeginTurn { pool } => R(Reply::TurnBegun {
                 restored: self.begin_turn(now, pool.as_ref())?,
             }),
@@ -622,7 +785,7 @@ mod tests {
         );
         assert_eq!(
             parsed(json!({"type": "acquire", "pool": "p", "x": 1})),
-            "invalid input: unknown field `x`, expected one of `pool`, `model`, `session`, `spread`"
+            "invalid input: unknown field `x`, expected one of `pool`, `model`, `session`, `spread`, `can_refresh`"
         );
     }
 
@@ -643,8 +806,8 @@ mod tests {
             "invalid input: invalid length 3, expected 2 elements in sequence"
         );
         assert_eq!(
-            parsed(json!(["acquire", "p", "m", "s", true, 1])),
-            "invalid input: invalid length 5, expected 4 elements in sequence"
+            parsed(json!(["acquire", "p", "m", "s", true, false, 1])),
+            "invalid input: invalid length 6, expected 5 elements in sequence"
         );
         assert_eq!(
             parsed(json!(["release", "p"])),

@@ -250,6 +250,11 @@ fn refresh(
     pause: std::time::Duration,
 ) -> Fallible<()> {
     let d = call(store, log, &json!({"type": "acquire", "pool": "oauth"}))?;
+    if d["type"] != "refresh" {
+        // Every OAuth entry died of an interrupted refresh (a worker killed mid-send).
+        expect_type(&d, "fail")?;
+        return log.line("oauth_unavailable");
+    }
     let (entry, lease) = use_decision(&d, "refresh")?;
     log.line(&format!("select oauth {entry}"))?;
     // A moment between the decision and the refresh, so other processes can act on the
@@ -296,6 +301,19 @@ fn refresh(
     };
     if let Some(e) = callback_error {
         return Err(e);
+    }
+    if decision["reason"] == "refresh_failed" {
+        // An earlier send of this token never settled (its worker was killed): the token
+        // is never sent again, the entry is dead, and the request rotates.
+        log.line(&format!("interrupted {entry}"))?;
+        if decision["type"] == "use" {
+            let (other, lease) = use_decision(&decision, "use")?;
+            log.line(&format!("select oauth {other}"))?;
+            let report = json!({"type": "report", "pool": "oauth",
+                "lease_id": lease, "response": {"status": 200}});
+            expect_type(&call(store, log, &report)?, "done")?;
+        }
+        return Ok(());
     }
     let (used, lease) = use_decision(&decision, "use")?;
     if used != entry {

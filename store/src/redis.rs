@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use credpool_core::{
     AcquireRequest, Changes, Credential, Cursor, Decision, EntryId, Error, ErrorCode, Input,
-    LeaseId, Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report,
-    Result, Strategy, parse_input,
+    LeaseId, Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, RefreshSend,
+    Registry, Report, Result, Strategy, parse_input,
 };
 use redis::{Client, Connection, Script};
 use serde_json::Value;
@@ -423,10 +423,32 @@ impl RedisStore {
     /// that stalled past its lease lost the lock: it then starts over, and adopts the token
     /// another holder rotated meanwhile ([`RefreshStart::Adopted`]) instead of replaying
     /// the old refresh token, or takes the lock again ([`RefreshStart::Needed`], a new
-    /// ticket). Redis unreachable: an `io` error.
+    /// ticket). A [`RefreshStart::Needed`] is recorded in Redis as being sent before it
+    /// is returned; a send of this token that never recorded its answer (its process died)
+    /// refuses it: [`RefreshStart::Adopted`] with the entry marked dead
+    /// (`refresh_interrupted`). Redis unreachable: an `io` error.
     pub fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
-        let Hold::Redis(lock) = &ticket.hold else {
-            return Ok(RefreshStart::Needed(ticket));
+        let RefreshTicket {
+            hold,
+            pool,
+            entry_id,
+            generation,
+            lease_id,
+            credential,
+        } = ticket;
+        let mut lock = match hold {
+            Hold::Redis(lock) => lock,
+            hold => {
+                let ticket = RefreshTicket {
+                    hold,
+                    pool,
+                    entry_id,
+                    generation,
+                    lease_id,
+                    credential,
+                };
+                return Ok(RefreshStart::Needed(ticket));
+            }
         };
         self.sync_required()?;
         let lease = lease_ms(self.options.refresh_lease);
@@ -439,21 +461,34 @@ impl RedisStore {
             Ok(n) => n,
             Err(e) => return Err(self.went_offline("confirm the refresh lock", e)),
         };
-        if renewed == 1 {
-            return Ok(RefreshStart::Needed(ticket));
-        }
-        let RefreshTicket {
-            hold,
-            pool,
-            entry_id,
-            generation,
-            lease_id,
-            ..
-        } = ticket;
-        if let Hold::Redis(mut lock) = hold {
+        if renewed != 1 {
             lock.released = true;
+            return match self.begin_refresh(now, &pool, &entry_id, generation, lease_id)? {
+                RefreshStart::Needed(ticket) => self.confirm_refresh(now, ticket),
+                adopted => Ok(adopted),
+            };
         }
-        self.begin_refresh(now, &pool, &entry_id, generation, lease_id)
+        let send = match self.record_refresh_start(now, &pool, &entry_id, generation) {
+            Ok(send) => send,
+            Err(e) => {
+                self.release(&mut lock);
+                return Err(e);
+            }
+        };
+        if send == RefreshSend::Send {
+            return Ok(RefreshStart::Needed(RefreshTicket {
+                hold: Hold::Redis(lock),
+                pool,
+                entry_id,
+                generation,
+                lease_id,
+                credential,
+            }));
+        }
+        self.release(&mut lock);
+        let outcome = crate::store::not_sent(send);
+        self.record_unsent(now, &pool, &entry_id, generation, lease_id, outcome)
+            .map(RefreshStart::Adopted)
     }
 
     /// Step two: records how the refresh ended and writes it only while the ticket still
@@ -575,14 +610,55 @@ impl RedisStore {
         generation: u64,
         lease_id: Option<LeaseId>,
     ) -> Result<Decision> {
+        let adopted = RefreshOutcome::Adopted;
+        self.record_unsent(now, pool, entry_id, generation, lease_id, adopted)
+    }
+
+    /// Records how a refresh that sent nothing ended (adopted, or refused as interrupted).
+    fn record_unsent(
+        &mut self,
+        now: Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+        outcome: RefreshOutcome,
+    ) -> Result<Decision> {
         let result = RefreshResult {
             pool: pool.clone(),
             entry_id: entry_id.clone(),
             generation,
             lease_id,
-            result: RefreshOutcome::Adopted,
+            result: outcome,
         };
         self.transact(|registry| registry.refresh_result(now, &result).map(|d| (false, d)))
+    }
+
+    /// Under the refresh lock: merges, then records (written to Redis, or an error) that the
+    /// refresh token of `generation` is about to be sent, unless it must not be.
+    fn record_refresh_start(
+        &mut self,
+        now: Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+    ) -> Result<RefreshSend> {
+        let start = self.transact(|registry| {
+            let start = registry.record_refresh_send(now, pool, entry_id, generation)?;
+            Ok((false, start))
+        })?;
+        if start == RefreshSend::Send && self.has_pending() {
+            return Err(Error::new(
+                ErrorCode::Io,
+                format!(
+                    "could not record in Redis that the refresh token of {}/{} is about to be \
+                     sent; not sending it",
+                    pool.as_str(),
+                    entry_id.as_str()
+                ),
+            ));
+        }
+        Ok(start)
     }
 
     /// Merge in Redis (when reachable), apply `op` to the registry, write the rows it

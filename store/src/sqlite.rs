@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use credpool_core::{
     AcquireRequest, Changes, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId,
-    Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, Registry, Report, Result,
-    parse_input,
+    Millis, Options, Output, PoolKey, RefreshOutcome, RefreshResult, RefreshSend, Registry, Report,
+    Result, parse_input,
 };
 use rusqlite::{
     Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior, params,
@@ -253,10 +253,39 @@ impl SqliteStore {
         Ok(RefreshStart::Adopted(decision))
     }
 
-    /// Checks, right before the refresh token is used, that `ticket` still holds the lock
-    /// (a file lock cannot expire: always [`RefreshStart::Needed`] with the same ticket).
-    pub fn confirm_refresh(&mut self, _now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
-        Ok(RefreshStart::Needed(ticket))
+    /// Right before the refresh token is used: records (fsynced) that it is being sent,
+    /// and hands the ticket back ([`RefreshStart::Needed`]; a file lock cannot expire). A
+    /// send of this token that never recorded its answer (its process died) refuses it:
+    /// [`RefreshStart::Adopted`] with the entry marked dead (`refresh_interrupted`).
+    pub fn confirm_refresh(&mut self, now: Millis, ticket: RefreshTicket) -> Result<RefreshStart> {
+        let (pool, entry_id, generation) = (&ticket.pool, &ticket.entry_id, ticket.generation);
+        let send = self.transact(Durability::Now, |registry| {
+            let send = registry.record_refresh_send(now, pool, entry_id, generation)?;
+            Ok((registry.take_changed(), send))
+        })?;
+        if send == RefreshSend::Send {
+            return Ok(RefreshStart::Needed(ticket));
+        }
+        let RefreshTicket {
+            hold,
+            pool,
+            entry_id,
+            lease_id,
+            ..
+        } = ticket;
+        let result = RefreshResult {
+            pool,
+            entry_id,
+            generation,
+            lease_id,
+            result: crate::store::not_sent(send),
+        };
+        let decision = self.transact(Durability::Now, |registry| {
+            let decision = registry.refresh_result(now, &result)?;
+            Ok((registry.take_changed(), decision))
+        })?;
+        drop(hold);
+        Ok(RefreshStart::Adopted(decision))
     }
 
     /// Step two: records how the refresh ended (a new token is fsynced before this

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use credpool_core::{
     AcquireRequest, Changes, Credential, Decision, EntryId, Error, ErrorCode, Input, LeaseId,
-    Millis, Output, PoolKey, RefreshOutcome, Registry, Report, Result,
+    Millis, Output, PoolKey, REFRESH_INTERRUPTED, RefreshOutcome, RefreshSend, Registry, Report,
+    Result,
 };
 
 use crate::lock::LockGuard;
@@ -308,6 +309,27 @@ impl StorePool<'_> {
                 format!("unknown pool {}", self.key.as_str()),
             )
         })
+    }
+}
+
+/// The outcome to record for a refresh that [`Registry::record_refresh_send`] said not to send:
+/// the stored token adopted, or (an earlier send of this token never settled) a terminal
+/// failure asking for a new login.
+///
+/// [`Registry::record_refresh_send`]: credpool_core::Registry::record_refresh_send
+pub(crate) fn not_sent(start: RefreshSend) -> RefreshOutcome {
+    if start == RefreshSend::Interrupted {
+        RefreshOutcome::Failed {
+            terminal: true,
+            reason: Some(REFRESH_INTERRUPTED.to_owned()),
+            message: Some(
+                "a refresh of this token was sent and never recorded an answer; the provider \
+                 may have consumed it, so it is never sent again: log in again"
+                    .to_owned(),
+            ),
+        }
+    } else {
+        RefreshOutcome::Adopted
     }
 }
 

@@ -491,7 +491,7 @@ fn a_holder_stalled_past_its_lease_adopts_instead_of_replaying() {
 
 #[test]
 #[ignore = "needs redis-server (scripts/test-redis.sh)"]
-fn a_result_written_after_the_lease_ran_out_is_fenced_off() {
+fn a_holder_stalled_after_sending_keeps_its_token_from_being_replayed() {
     let server = Server::start(false);
     setup_oauth(&mut open(&server, "setup"));
     let (pool, id) = oauth();
@@ -506,26 +506,38 @@ fn a_result_written_after_the_lease_ran_out_is_fenced_off() {
     let RefreshStart::Needed(ticket) = a.confirm_refresh(Millis(2_000), ticket).unwrap() else {
         panic!("the lock is still held")
     };
-    // a stalls after confirming, past its lease; b refreshes meanwhile.
+    // a sends rt-0 and stalls past its lease. b takes the lock, but a's send was recorded
+    // and never settled: b never sends rt-0 again; the entry asks for a new login.
     std::thread::sleep(Duration::from_millis(400));
     let d = b
-        .refresh(|| Millis(2_100), &pool, &id, 0, None, |_| refreshed("b"))
+        .refresh(
+            || Millis(2_100),
+            &pool,
+            &id,
+            0,
+            None,
+            |_| panic!("rt-0 was sent again"),
+        )
         .unwrap();
-    assert_eq!(reason(&d), Some(Reason::Refreshed));
-    // a's late result is not written: it adopts b's token.
+    assert!(matches!(d, Decision::Fail { .. }), "{d:?}");
+    let state = state_in_redis(&server);
+    let entry = &state["pools"]["oauth"]["entries"][0];
+    assert_eq!(entry["status"], "dead");
+    assert_eq!(entry["last_error"]["reason"], "refresh_interrupted");
+    // a's answer arrives after all: it is written (the lock is free and nobody rotated
+    // the token), so the new pair is kept and the entry lives again.
     let d = a
         .finish_refresh(Millis(2_200), ticket, refreshed("a"))
         .unwrap();
-    assert_eq!(reason(&d), Some(Reason::Adopted));
-    let state = state_in_redis(&server);
-    let entry = &state["pools"]["oauth"]["entries"][0];
-    assert_eq!(entry["token_generation"], 1);
+    assert_eq!(reason(&d), Some(Reason::Refreshed));
     let fresh = open(&server, "reader");
     let cred = fresh.registry().credential(&pool, &id).unwrap();
     assert_eq!(
         cred.refresh_token.as_ref().map(Secret::expose),
-        Some("rt-b")
+        Some("rt-a")
     );
+    let state = state_in_redis(&server);
+    assert_eq!(state["pools"]["oauth"]["entries"][0]["status"], "ok");
 }
 
 #[test]
@@ -867,6 +879,18 @@ mod concurrency_cap;
 fn max_concurrent_per_key_counts_leases_across_processes_until_they_lapse() {
     let server = Server::start(false);
     concurrency_cap::the_cap_counts_other_processes_leases_until_they_lapse(&|writer| {
+        open(&server, writer)
+    });
+}
+
+#[path = "support/refresh_interrupted.rs"]
+mod refresh_interrupted;
+
+#[test]
+#[ignore = "needs redis-server (scripts/test-redis.sh)"]
+fn an_interrupted_refresh_is_never_sent_again() {
+    let server = Server::start(false);
+    refresh_interrupted::an_interrupted_refresh_is_never_sent_again(&|writer| {
         open(&server, writer)
     });
 }

@@ -731,3 +731,13 @@ fn max_concurrent_per_key_counts_leases_across_processes_until_they_lapse() {
         open(&path, writer)
     });
 }
+
+#[path = "support/refresh_interrupted.rs"]
+mod refresh_interrupted;
+
+#[test]
+fn an_interrupted_refresh_is_never_sent_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pools.sqlite");
+    refresh_interrupted::an_interrupted_refresh_is_never_sent_again(&|writer| open(&path, writer));
+}

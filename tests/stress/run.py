@@ -157,6 +157,8 @@ class WriterLog:
     removed: list[str] = field(default_factory=list)
     refreshed: list[tuple[str, str]] = field(default_factory=list)  # (entry, new refresh token)
     adopted: int = 0
+    interrupted: list[str] = field(default_factory=list)  # entries found with an unsettled send
+    oauth_unavailable: int = 0
     resets: int = 0
     reopens: int = 0
     lock_timeouts: int = 0
@@ -197,6 +199,12 @@ def read_log(writer: str, path: Path) -> WriterLog:
                 log.ops += 1
             case ["adopted", _entry]:
                 log.adopted += 1
+                log.ops += 1
+            case ["interrupted", entry]:
+                log.interrupted.append(entry)
+                log.ops += 1
+            case ["oauth_unavailable"]:
+                log.oauth_unavailable += 1
                 log.ops += 1
             case ["reset", _pool]:
                 log.resets += 1
@@ -376,14 +384,16 @@ def check(
         by_old[use.old].append(use)
         if interrupted(use):
             figures.interrupted_refreshes += 1
+    # No token is sent twice, not even after a worker was killed holding it: its send was
+    # recorded first, so the entry asks for a new login instead.
     for token, group in by_old.items():
         for earlier in group[:-1]:
-            if not interrupted(earlier):
-                figures.replays += 1
-                figures.fail(
-                    f"refresh replay: {token} ({earlier.entry}) used by {earlier.writer} "
-                    f"and again by {', '.join(u.writer for u in group[group.index(earlier) + 1 :])}"
-                )
+            figures.replays += 1
+            figures.fail(
+                f"refresh replay: {token} ({earlier.entry}) used by {earlier.writer} "
+                f"and again by {', '.join(u.writer for u in group[group.index(earlier) + 1 :])}"
+            )
+    said_interrupted = {e for log in logs for e in log.interrupted}
     for entry_id in OAUTH:
         entry = oauth.get(entry_id)
         if entry is None:
@@ -408,6 +418,16 @@ def check(
             )
         elif head != f"rt-seed-{entry_id}" and entry.get("access_token") != "at-" + head[3:]:
             figures.fail(f"oauth/{entry_id} holds a token pair that was never issued together")
+        # A send cut by a kill stays recorded as unsettled at the current generation, so
+        # nobody sends that token again (a reset may revive the entry; the record stays).
+        cut = any(interrupted(u) for u in mine)
+        sent = entry.get("refresh_sent") or {}
+        held = sent.get("settled") is False and sent.get("generation") == entry.get("token_generation")
+        if cut and not held:
+            figures.fail(f"oauth/{entry_id}: a send of its token was interrupted, yet its record is {sent}")
+        # (A worker killed after recording its send but before logging it leaves no `use`.)
+        if entry_id in said_interrupted and not held:
+            figures.fail(f"oauth/{entry_id} was reported interrupted, yet its record is {sent}")
         if entry.get("token_generation") != chain:
             figures.fail(
                 f"oauth/{entry_id} is at generation {entry.get('token_generation')} "

@@ -105,7 +105,13 @@ const live = []
 let added = 0
 
 async function refresh(n) {
-  const d = expect(await call(() => store.acquire('oauth')), 'refresh')
+  const d = await call(() => store.acquire('oauth'))
+  if (d.type !== 'refresh') {
+    // Every OAuth entry died of an interrupted refresh (a worker killed mid-send).
+    expect(d, 'fail')
+    log('oauth_unavailable')
+    return
+  }
   log(`select oauth ${d.entry_id}`)
   // A moment between the decision and the refresh, so other processes can act on the
   // same stale token meanwhile (the adopt path).
@@ -119,6 +125,16 @@ async function refresh(n) {
       return { type: 'refreshed', access_token: newAt, refresh_token: newRt, expires_at: Date.now() - 1 }
     }),
   )
+  if (decision.reason === 'refresh_failed') {
+    // An earlier send of this token never settled (its worker was killed): the token is
+    // never sent again, the entry is dead, and the request rotates.
+    log(`interrupted ${d.entry_id}`)
+    if (decision.type === 'use') {
+      log(`select oauth ${decision.entry_id}`)
+      expect(await call(() => store.report('oauth', decision.lease_id, { status: 200 })), 'done')
+    }
+    return
+  }
   expect(decision, 'use')
   if (decision.entry_id !== d.entry_id) throw new Error(`refresh of ${d.entry_id} answered use ${decision.entry_id}`)
   if (decision.reason === 'refreshed') log(`refreshed ${d.entry_id} ${newRt}`)

@@ -93,7 +93,12 @@ def main() -> int:
     store = until_up(open_store)
 
     def refresh(n: int) -> None:
-        d = expect(call(lambda: store.acquire("oauth")), "refresh")
+        d = call(lambda: store.acquire("oauth"))
+        if d["type"] != "refresh":
+            # Every OAuth entry died of an interrupted refresh (a worker killed mid-send).
+            expect(d, "fail")
+            log("oauth_unavailable")
+            return
         entry = d["entry_id"]
         log(f"select oauth {entry}")
         # A moment between the decision and the refresh, so other processes can act on the
@@ -119,6 +124,14 @@ def main() -> int:
         decision = until_up(
             lambda: store.refresh("oauth", entry, d["generation"], refresh_fn, lease_id=d["lease_id"])
         )
+        if decision.get("reason") == "refresh_failed":
+            # An earlier send of this token never settled (its worker was killed): the
+            # token is never sent again, the entry is dead, and the request rotates.
+            log(f"interrupted {entry}")
+            if decision["type"] == "use":
+                log(f"select oauth {decision['entry_id']}")
+                expect(call(lambda: store.report("oauth", decision["lease_id"], status=200)), "done")
+            return
         expect(decision, "use")
         if decision["entry_id"] != entry:
             raise RuntimeError(f"refresh of {entry} answered use {decision['entry_id']}")

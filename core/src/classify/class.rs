@@ -17,6 +17,7 @@ const TERMINAL_AUTH_CODES: &[&str] = &[
     "unauthorized_client",
     "refresh_token_reused",
     "credential_persist_failed",
+    "refresh_interrupted",
 ];
 
 /// The host's own reason for a refreshed pair it could not persist (the old pair is spent,
