@@ -611,8 +611,9 @@ fn scan_vector(vector: &Value) -> Result<usize, String> {
                 check_clean(&format!("{output:?}"), &format!("{where_} output Debug"))?;
                 let value = serde_json::to_value(&output).map_err(|e| e.to_string())?;
                 match str_of(&value, "type") {
-                    // The outputs that hand the host a secret to put on the wire.
-                    "credential" | "send" | "probe" => {
+                    // The outputs that hand the host a secret to put on the wire (a token
+                    // request, and a token answer's new pair to report back).
+                    "credential" | "send" | "probe" | "token_request" | "token_outcome" => {
                         revealed += usize::from(value.to_string().contains("CANARY"));
                     }
                     "state" => check_borrowed(&value["state"], &where_)?,
