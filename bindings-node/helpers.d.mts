@@ -83,7 +83,12 @@ export interface WithCredentialOptions {
   now?: () => number
   /** Sleeps `ms` (default: a `setTimeout` promise that rejects when `signal` aborts). */
   sleep?: (ms: number, signal?: AbortSignal) => Promise<void>
-  /** Performs an OAuth refresh when core asks for one. Without it, calls start with `can_refresh: false`: expiring OAuth keys are passed over and a 401 on one is marked and rotated. */
+  /**
+   * Performs an OAuth refresh when core asks for one. Without it, calls start with
+   * `can_refresh: 'built_in'`: entries of a provider with a built-in refresher
+   * (`oauthProviders()`) refresh by core's request and answer over `fetch`; other OAuth
+   * entries are passed over while they need a refresh, and a 401 on one marks and rotates.
+   */
   refresh?: (credential: Credential) => RefreshOutcome | Promise<RefreshOutcome>
   /**
    * Asks the provider whether a key benched by a rate or usage limit for long (over the

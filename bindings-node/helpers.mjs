@@ -6,6 +6,8 @@
 // loop over core's call driver (`handle` with `call_*` inputs), which decides; the helpers
 // translate provider responses into reports and do the one action core answers.
 
+import { builtinRefresh } from './oauth.mjs'
+
 /** Most body bytes read from a response for a report. */
 const MAX_BODY_BYTES = 64 * 1024
 
@@ -475,9 +477,10 @@ function discard(value) {
  * - `refresh`: `options.refresh(credential)` with the entry's refresh token; over a store
  *   (`beginRefresh`), single-flight across processes: a token another process already
  *   rotated is adopted and `refresh` not called. Without a `refresh` callback the call
- *   starts with `can_refresh: false`: core passes over an expiring OAuth key for the next
- *   usable one and marks and rotates on a 401, never asking for a refresh. A throwing
- *   `refresh` cancels the call and its error is rethrown.
+ *   starts with `can_refresh: 'built_in'` and core's built-in refreshers serve the
+ *   providers that have one (`oauth.mjs` carries out their HTTP); for other OAuth entries
+ *   core passes over an expiring key and marks and rotates on a 401. A throwing `refresh`
+ *   cancels the call and its error is rethrown (its token counts as sent: SECURITY.md).
  * - `done`: `fn`'s value is returned.
  * - `give_up`: the last provider error `fn` threw is rethrown, else the last `Response` it
  *   returned is returned as fetch would (check `response.ok`), else a
@@ -518,8 +521,8 @@ export async function withCredential(registry, pool, fn, options = {}) {
  *   anything else (a bug) cancels the call (nothing marked) and the error is rethrown.
  * - `sleep`: `options.sleep(until - now(), signal)`, then the call resumes.
  * - `refresh`: `options.refresh(credential)`; over a store (`beginRefresh`) single-flight
- *   across processes. Without a callback the call starts with `can_refresh: false`
- *   (no refresh is ever asked for); a throwing `refresh` cancels the call.
+ *   across processes. Without a callback, core's built-in refreshers serve the providers
+ *   that have one (`can_refresh: 'built_in'`); a throwing `refresh` cancels the call.
  * - `done`: the last send's value (or its error, rethrown).
  * - `give_up`: the last provider error rethrown, else `options.givenUp(response)` of the
  *   last `Response` (default: the response itself), else {@link CredpoolError} `no_credential`.
@@ -536,11 +539,13 @@ export async function withCredential(registry, pool, fn, options = {}) {
  * @returns {Promise<T>}
  */
 export async function driveCall(registry, pool, attempt, options = {}) {
-  const { now = () => Date.now(), sleep = defaultSleep, refresh, probe, signal, givenUp = (response) => response } = options
+  const { now = () => Date.now(), sleep = defaultSleep, probe, signal, givenUp = (response) => response } = options
+  // Without a refresh callback, core's built-in refreshers serve the providers that have one.
+  const refresh = options.refresh ?? builtinRefresh(registry, now)
   // A `Registry` answers at once, a `Store` with a promise: always a promise here.
   const handle = async (input) => registry.handle(input, now())
   signal?.throwIfAborted()
-  const canRefresh = typeof refresh === 'function' ? undefined : false
+  const canRefresh = options.refresh === undefined ? 'built_in' : undefined
   let action = await handle(callStart(pool, { ...options, probe: typeof probe === 'function' || undefined, canRefresh }))
   const call = { call_id: action.call_id }
   /** Whether the call is ours to cancel: until it ends, or a returned stream takes it. */

@@ -185,13 +185,20 @@ export type Input =
       model?: string
       session?: string
       spread?: boolean
-      /** false: the host cannot refresh, so expiring OAuth entries are passed over. */
-      can_refresh?: boolean
+      /** Which OAuth entries the host can refresh (default true: all; 'built_in': those of a
+       * provider with a built-in refresher; false: none). Others are passed over while
+       * their token needs a refresh. */
+      can_refresh?: boolean | 'built_in'
     }
   | { type: 'report'; pool: string; lease_id?: number; entry_id?: string; response: ResponseInfo }
   | { type: 'release'; pool: string; lease_id: number }
   | ({ type: 'refresh_result' } & RefreshResultInput)
   | { type: 'check_refresh'; pool: string; entry_id: string; generation: number }
+  /** The built-in refresher's request for an entry (providers: anthropic, openai-codex,
+   * xai-oauth, nous, qwen-oauth, minimax-oauth, or the entry's `extra.oauth_provider`). */
+  | { type: 'token_request'; pool: string; entry_id: string }
+  /** Reads the token endpoint's answer to `token_request`. */
+  | { type: 'token_response'; pool: string; entry_id: string; response: ResponseInfo }
   /** Records that the refresh token of `generation` is about to be sent (persist, then send). */
   | { type: 'refresh_send'; pool: string; entry_id: string; generation: number }
   | { type: 'begin_turn'; pool?: string }
@@ -234,9 +241,10 @@ export interface CallStartInput {
   probe?: boolean
   /** Spread concurrent calls: each acquire picks a usable entry with the fewest open leases. */
   spread?: boolean
-  /** false: the host cannot refresh, so expiring OAuth entries are passed over and a 401 on
-   * an OAuth entry marks and rotates instead of asking for a `refresh`. */
-  can_refresh?: boolean
+  /** Which OAuth entries the host can refresh (default true: all; 'built_in': those of a
+   * provider with a built-in refresher; false: none). Others are passed over while their
+   * token needs a refresh, and a 401 on one marks and rotates instead of a `refresh`. */
+  can_refresh?: boolean | 'built_in'
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named
@@ -351,6 +359,10 @@ export type Reply =
   | { type: 'reset'; count: number }
   | { type: 'entry_updated'; entry_id: string }
   | { type: 'refresh_check'; needed: boolean }
+  /** POST `body` with `headers` to `url` (both hold the refresh token: never log them). */
+  | { type: 'token_request'; url: string; headers: Record<string, string>; body: string }
+  /** The outcome to report (`refresh_result` / `call_refreshed`). */
+  | { type: 'token_outcome'; result: RefreshOutcome }
   /** `send`: recorded, send it; `adopt`: the token is newer already; `interrupted`: an
    * earlier send of this token never settled, never send it (report `refresh_interrupted`). */
   | { type: 'refresh_send_recorded'; verdict: 'send' | 'adopt' | 'interrupted' }
@@ -386,7 +398,7 @@ export declare class Registry {
   /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Output
   /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean; can_refresh?: boolean }, now?: number | undefined | null): DecisionOutput
+  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean; can_refresh?: boolean | 'built_in' }, now?: number | undefined | null): DecisionOutput
   /** `report`: a request's outcome against its lease. */
   report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): DecisionOutput
   /** `release`: close a lease with no outcome (nothing is marked). */
@@ -506,7 +518,7 @@ export declare class Store {
   /** Applies one wire input (`{ type: "acquire", ... }`) at `now` (default: the wall clock). */
   handle(input: Input, now?: number | undefined | null): Promise<Output>
   /** `acquire`: pick an entry for a request. */
-  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean; can_refresh?: boolean }, now?: number | undefined | null): Promise<DecisionOutput>
+  acquire(pool: string, opts?: { model?: string; session?: string; spread?: boolean; can_refresh?: boolean | 'built_in' }, now?: number | undefined | null): Promise<DecisionOutput>
   /** `report`: a request's outcome against its lease. */
   report(pool: string, leaseId: number, response: ResponseInfo, now?: number | undefined | null): Promise<DecisionOutput>
   /** `release`: close a lease with no outcome (nothing is marked). */
@@ -581,6 +593,12 @@ export declare function exportHermes(state: StateDocument, base?: Record<string,
  * Throws `invalid_state`, `foreign_document`, `unsupported_schema_version` or `too_large`.
  */
 export declare function importHermes(authJson: Record<string, unknown>, now?: number | undefined | null): StateDocument
+
+/**
+ * The providers with a built-in OAuth refresher (pool keys, or an entry's
+ * `extra.oauth_provider`): `token_request` builds their refresh requests.
+ */
+export declare function oauthProviders(): Array<string>
 
 /** Options of `new Registry(...)`. */
 export interface RegistryOptions {

@@ -841,4 +841,5 @@ module.exports.StorePool = nativeBinding.StorePool
 module.exports.errorCodes = nativeBinding.errorCodes
 module.exports.exportHermes = nativeBinding.exportHermes
 module.exports.importHermes = nativeBinding.importHermes
+module.exports.oauthProviders = nativeBinding.oauthProviders
 module.exports.version = nativeBinding.version

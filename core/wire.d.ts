@@ -185,8 +185,10 @@ export type Input =
       model?: string
       session?: string
       spread?: boolean
-      /** false: the host cannot refresh, so expiring OAuth entries are passed over. */
-      can_refresh?: boolean
+      /** Which OAuth entries the host can refresh (default true: all; 'built_in': those of a
+       * provider with a built-in refresher; false: none). Others are passed over while
+       * their token needs a refresh. */
+      can_refresh?: boolean | 'built_in'
     }
   | { type: 'report'; pool: string; lease_id?: number; entry_id?: string; response: ResponseInfo }
   | { type: 'release'; pool: string; lease_id: number }
@@ -239,9 +241,10 @@ export interface CallStartInput {
   probe?: boolean
   /** Spread concurrent calls: each acquire picks a usable entry with the fewest open leases. */
   spread?: boolean
-  /** false: the host cannot refresh, so expiring OAuth entries are passed over and a 401 on
-   * an OAuth entry marks and rotates instead of asking for a `refresh`. */
-  can_refresh?: boolean
+  /** Which OAuth entries the host can refresh (default true: all; 'built_in': those of a
+   * provider with a built-in refresher; false: none). Others are passed over while their
+   * token needs a refresh, and a 401 on one marks and rotates instead of a `refresh`. */
+  can_refresh?: boolean | 'built_in'
 }
 
 /** The HTTP API shape a pool's endpoints speak (undeclared: `anthropic` for the pool named

@@ -18,6 +18,7 @@ mkdir -p "$out"
 cp "$CREDPOOL_ROOT/bindings-wasm/package.json" "$stage/"
 cp "$CREDPOOL_ROOT/bindings-node/helpers.mjs" "$CREDPOOL_ROOT/bindings-node/helpers.d.mts" \
   "$CREDPOOL_ROOT/bindings-node/fetch.mjs" "$CREDPOOL_ROOT/bindings-node/fetch.d.mts" \
+  "$CREDPOOL_ROOT/bindings-node/oauth.mjs" \
   "$CREDPOOL_ROOT/core/wire.d.ts" "$stage/"
 for t in web nodejs; do
   mkdir -p "$stage/$t"

@@ -54,7 +54,7 @@ venv="$CREDPOOL_CACHE/venv-py"
   VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" CARGO_TARGET_DIR="$CREDPOOL_CACHE/target-py" \
     maturin develop -q
   "$venv/bin/python" -m mypy.stubtest credpool --allowlist stubtest-allowlist.txt
-  "$venv/bin/python" -m mypy --strict python/credpool/_helpers.py python/credpool/_responses.py python/credpool/_store.py python/credpool/_transport.py
+  "$venv/bin/python" -m mypy --strict python/credpool/_helpers.py python/credpool/_oauth.py python/credpool/_responses.py python/credpool/_store.py python/credpool/_transport.py
   "$venv/bin/python" -m pytest -q tests ../tests/python
 )
 

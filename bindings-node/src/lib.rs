@@ -115,6 +115,13 @@ pub fn error_codes() -> Vec<&'static str> {
     ErrorCode::ALL.iter().map(|c| c.as_str()).collect()
 }
 
+/// The providers with a built-in OAuth refresher (pool keys, or an entry's
+/// `extra.oauth_provider`): `token_request` builds their refresh requests.
+#[napi]
+pub fn oauth_providers() -> Vec<&'static str> {
+    credpool_core::oauth_providers()
+}
+
 /// The version of credpool-core inside this build (also the cheapest call into the addon).
 #[napi]
 pub fn version() -> &'static str {

@@ -105,7 +105,7 @@ wire_methods! { js;
     fn handle(input: Unknown<'_> as "Input") -> "Output" | "Promise<Output>" => parsed(input.read(js, "input"));
 
     #[doc = "`acquire`: pick an entry for a request."]
-    fn acquire(pool: String, opts: Option<Unknown<'_>> as "{ model?: string; session?: string; spread?: boolean; can_refresh?: boolean }")
+    fn acquire(pool: String, opts: Option<Unknown<'_>> as "{ model?: string; session?: string; spread?: boolean; can_refresh?: boolean | 'built_in' }")
         -> "DecisionOutput" | "Promise<DecisionOutput>"
         => match opts {
             None => Ok(Input::Acquire(AcquireRequest::new(pool_key(&pool)?))),

@@ -164,6 +164,13 @@ fn error_codes(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
     PyList::new(py, ErrorCode::ALL.iter().map(|c| c.as_str()))
 }
 
+/// The providers with a built-in OAuth refresher (pool keys, or an entry's
+/// ``extra.oauth_provider``): ``token_request`` builds their refresh requests.
+#[pyfunction]
+fn oauth_providers() -> Vec<&'static str> {
+    credpool_core::oauth_providers()
+}
+
 /// The version of credpool-core inside this build.
 #[pyfunction]
 fn version() -> &'static str {
@@ -207,6 +214,7 @@ fn _credpool(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::Store>()?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
+    m.add_function(wrap_pyfunction!(oauth_providers, m)?)?;
     m.add_function(wrap_pyfunction!(import_hermes, m)?)?;
     m.add_function(wrap_pyfunction!(export_hermes, m)?)?;
     Ok(())

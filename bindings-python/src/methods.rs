@@ -54,21 +54,21 @@ macro_rules! wire_methods {
             /// `acquire`: picks an entry for a request; returns the decision.
             #[allow(clippy::too_many_arguments)]
             #[pyo3(signature = (
-                pool, model=None, session=None, now=None, *, spread=false, can_refresh=true,
+                pool, model=None, session=None, now=None, *, spread=false, can_refresh=None,
             ))]
             fn acquire<'py>(
                 &self,
                 py: Python<'py>,
-                pool: Arg<credpool_core::PoolKey>,
+                pool: String,
                 model: Option<String>,
                 session: Option<String>,
                 now: Option<Clock>,
                 spread: bool,
-                can_refresh: bool,
+                can_refresh: Option<Json>,
             ) -> Out<'py> {
-                let request =
-                    credpool_core::AcquireRequest { pool: pool.0, model, session, spread, can_refresh };
-                self.run(py, now, credpool_core::Input::Acquire(request))
+                let can_refresh = can_refresh.map(|c| c.0);
+                let input = wire!("acquire" { pool, model, session, spread, can_refresh });
+                self.run(py, now, input)
             }
 
             /// `report`: a request's outcome against its lease; returns the next decision.
@@ -289,7 +289,7 @@ macro_rules! wire_methods {
             #[pyo3(signature = (
                 pool, model=None, session=None, max_sends=None, max_wait_ms=None,
                 max_total_wait_ms=None, max_hops=None, api=None, url=None, request_id=None,
-                client_retry=false, probe=false, spread=false, can_refresh=true, now=None,
+                client_retry=false, probe=false, spread=false, can_refresh=None, now=None,
             ))]
             fn call_start<'py>(
                 &self,
@@ -307,9 +307,10 @@ macro_rules! wire_methods {
                 client_retry: bool,
                 probe: bool,
                 spread: bool,
-                can_refresh: bool,
+                can_refresh: Option<Json>,
                 now: Option<Clock>,
             ) -> Out<'py> {
+                let can_refresh = can_refresh.map(|c| c.0);
                 let input = wire!("call_start" {
                     pool, model, session, max_sends, max_wait_ms, max_total_wait_ms, max_hops,
                     api, url, request_id, client_retry, probe, spread, can_refresh,

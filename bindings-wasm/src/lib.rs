@@ -423,6 +423,16 @@ pub fn version() -> String {
     credpool_core::VERSION.to_owned()
 }
 
+/// The providers with a built-in OAuth refresher (pool keys, or an entry's
+/// `extra.oauth_provider`): `token_request` builds their refresh requests.
+#[wasm_bindgen(js_name = "oauthProviders")]
+pub fn oauth_providers() -> Vec<String> {
+    credpool_core::oauth_providers()
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Every stable error code, in core's declaration order.
 #[wasm_bindgen(js_name = "errorCodes", unchecked_return_type = "ErrorCode[]")]
 pub fn error_codes() -> Vec<String> {

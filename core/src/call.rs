@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::decision::{Decision, LeaseId, Reason};
 use crate::entry::{AuthType, EntryId, validate_name};
 use crate::error::{Error, ErrorCode, Result};
+use crate::oauth::CanRefresh;
 use crate::outcome::{RefreshOutcome, RefreshResult, Report};
 use crate::policy::HintUsed;
 use crate::pool_key::PoolKey;
@@ -98,11 +99,11 @@ pub struct CallStart {
     /// the fewest open leases, as `acquire` with `spread` does.
     #[serde(default)]
     pub spread: bool,
-    /// Whether the host can refresh an OAuth token (default true). When it cannot, the
-    /// call's acquires pass over expiring OAuth entries (as `acquire` with `can_refresh`
-    /// false does) and a 401 on an OAuth entry marks and rotates instead of `refresh`.
-    #[serde(default = "crate::codec::yes")]
-    pub can_refresh: bool,
+    /// Which OAuth entries the host can refresh (default: all). The call's acquires pass
+    /// over expiring entries it cannot refresh (as `acquire` does), and a 401 on one marks
+    /// and rotates instead of asking for a `refresh`.
+    #[serde(default)]
+    pub can_refresh: CanRefresh,
 }
 
 impl CallStart {
@@ -124,7 +125,7 @@ impl CallStart {
             client_retry: false,
             probe: false,
             spread: false,
-            can_refresh: true,
+            can_refresh: CanRefresh::All,
         }
     }
 }
@@ -296,8 +297,8 @@ pub(crate) struct Call {
     probe: bool,
     /// Whether its acquires spread (`CallStart::spread`).
     spread: bool,
-    /// Whether the host can refresh (`CallStart::can_refresh`).
-    can_refresh: bool,
+    /// Which entries the host can refresh (`CallStart::can_refresh`).
+    can_refresh: CanRefresh,
     model: Option<String>,
     session: Option<String>,
     max_sends: u32,

@@ -226,8 +226,3 @@ pub(crate) fn de_secret_required<'de, D: Deserializer<'de>>(
 ) -> Result<Secret, D::Error> {
     String::deserialize(deserializer).map(Secret::new)
 }
-
-/// `true`: the serde default of flags that are on unless the host turns them off.
-pub(crate) const fn yes() -> bool {
-    true
-}

@@ -5,6 +5,7 @@
 use crate::decision::{Decision, FallbackTarget, Reason};
 use crate::error::{Error, ErrorCode, Result};
 use crate::limits::MAX_FALLBACK_STEPS;
+use crate::oauth::CanRefresh;
 use crate::outcome::Subject;
 use crate::pool_key::PoolKey;
 use crate::registry::{Pool, Registry, Turn};
@@ -109,7 +110,7 @@ impl Registry {
         self.settle_lease(&subject.lease_id);
         let model = subject.model.clone();
         if self.has_fallback_step(&subject.pool) {
-            let refresh = subject.can_refresh;
+            let refresh = subject.can_refresh == CanRefresh::All;
             return self.no_entry_decision(now, &subject.pool, model.as_deref(), reason, refresh);
         }
         Decision::Fail { reason, status }

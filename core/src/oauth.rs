@@ -7,6 +7,7 @@
 //! the provider's token endpoint (a login records the one it used; tests point it at a
 //! mock), and `extra.oauth_provider` names the provider of an entry whose pool key does not.
 
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::entry::{Entry, EntryId};
@@ -150,6 +151,47 @@ const PROVIDERS: &[Provider] = &[
         },
     },
 ];
+
+/// Which OAuth entries the host can refresh: on the wire `true` (every one: it brings its
+/// own refresher; the default), `"built_in"` (those of a provider with a built-in
+/// refresher, which it carries out) or `false` (none). An entry the host cannot refresh
+/// is passed over while its token needs a refresh, and a 401 on it marks and rotates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CanRefresh {
+    /// Every OAuth entry.
+    #[default]
+    All,
+    /// Entries of a provider with a built-in refresher.
+    BuiltIn,
+    /// None.
+    None,
+}
+
+impl CanRefresh {
+    /// Whether the host can refresh `entry` of `pool`.
+    pub(crate) fn covers(self, pool: &PoolKey, entry: &Entry) -> bool {
+        match self {
+            Self::All => true,
+            Self::BuiltIn => provider_of(pool, entry).is_ok(),
+            Self::None => false,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CanRefresh {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        match Value::deserialize(deserializer)? {
+            Value::Bool(true) => Ok(Self::All),
+            Value::Bool(false) => Ok(Self::None),
+            Value::String(name) if name == "built_in" => Ok(Self::BuiltIn),
+            _ => Err(serde::de::Error::custom(
+                "can_refresh must be true, false or \"built_in\"",
+            )),
+        }
+    }
+}
 
 /// The provider names with a built-in refresher.
 #[must_use]

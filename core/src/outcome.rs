@@ -9,6 +9,7 @@ use crate::entry::{
     EntryId, LastError, ModelCooldown, RefreshSent, Status, StatusRecord, Token, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
+use crate::oauth::CanRefresh;
 use crate::policy::{HintUsed, MarkContext};
 use crate::pool_key::PoolKey;
 use crate::registry::{Lease, Registry};
@@ -170,8 +171,8 @@ pub(crate) struct Subject {
     /// Whether a rotation may hand out another entry (false when a call ends on this
     /// outcome: its bytes already reached the caller).
     pub(crate) follow_up: bool,
-    /// Whether the host can refresh (the lease's `can_refresh`; true without a lease).
-    pub(crate) can_refresh: bool,
+    /// Which entries the host can refresh (the lease's; all without a lease).
+    pub(crate) can_refresh: CanRefresh,
 }
 
 impl Registry {
@@ -454,7 +455,7 @@ impl Registry {
                     model: None,
                     status: None,
                     follow_up: true,
-                    can_refresh: true,
+                    can_refresh: CanRefresh::All,
                 })
             }
             (None, None) => Err(Error::invalid_input(
@@ -562,7 +563,9 @@ impl Registry {
                 let hint = self.mark(now, subject, verdict, model)?;
                 Ok(self.rotate(now, subject, class.into(), hint))
             }
-            OutcomeClass::Auth if entry.is_refreshable() && subject.can_refresh => {
+            OutcomeClass::Auth
+                if entry.is_refreshable() && subject.can_refresh.covers(&subject.pool, entry) =>
+            {
                 let refreshes = pool
                     .turn
                     .refreshes
@@ -769,7 +772,7 @@ impl Registry {
             };
         }
         let Some(next) = next else {
-            let refresh = subject.can_refresh;
+            let refresh = subject.can_refresh == CanRefresh::All;
             let decision = self.no_entry_decision(now, &subject.pool, model, reason, refresh);
             return match decision {
                 Decision::Wait { until, reason, .. } => Decision::Wait {

@@ -21,6 +21,7 @@ use crate::fallback::{ActiveFallback, validate_fallback};
 use crate::index::{Index, Snapshot};
 use crate::journal::{EntryJournal, Journal};
 use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
+use crate::oauth::CanRefresh;
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::rng::Rng;
@@ -400,8 +401,8 @@ pub struct Lease {
     pub opened_at: Millis,
     /// Whether a same-key rate-limit retry is pending on it.
     pub retrying_rate_limit: bool,
-    /// Whether its host can refresh an OAuth token (`AcquireRequest::can_refresh`).
-    pub can_refresh: bool,
+    /// Which entries its host can refresh (`AcquireRequest::can_refresh`).
+    pub can_refresh: CanRefresh,
 }
 
 /// A new entry as the host describes it.

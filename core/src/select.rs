@@ -8,6 +8,7 @@ use crate::decision::{Decision, Reason};
 use crate::entry::{Availability, Entry, EntryId, StatusRecord, validate_name};
 use crate::error::{Error, Result};
 use crate::fallback::fallback_decision;
+use crate::oauth::CanRefresh;
 use crate::policy::BUSY_RECHECK_MS;
 use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Lease, Pool, Registry, Strategy};
@@ -30,11 +31,11 @@ pub struct AcquireRequest {
     /// with the fewest leases open in this registry, ties broken by the strategy.
     #[serde(default)]
     pub spread: bool,
-    /// Whether the host can refresh an OAuth token (default true). When it cannot, an
-    /// entry whose token expires within the refresh skew is passed over for the next
-    /// usable one, and used as is only when nothing else can serve and it has not expired.
-    #[serde(default = "crate::codec::yes")]
-    pub can_refresh: bool,
+    /// Which OAuth entries the host can refresh (default: all). An entry it cannot refresh
+    /// whose token expires within the refresh skew is passed over for the next usable one,
+    /// and used as is only when nothing else can serve and its token has not expired.
+    #[serde(default)]
+    pub can_refresh: CanRefresh,
 }
 
 impl AcquireRequest {
@@ -46,7 +47,7 @@ impl AcquireRequest {
             model: None,
             session: None,
             spread: false,
-            can_refresh: true,
+            can_refresh: CanRefresh::All,
         }
     }
 }
@@ -88,7 +89,9 @@ impl Registry {
                         .get(id)
                         .is_some_and(|e| match e.availability(now, model, skew) {
                             Availability::Available => true,
-                            Availability::NeedsRefresh => request.can_refresh,
+                            Availability::NeedsRefresh => {
+                                request.can_refresh.covers(&request.pool, e)
+                            }
                             _ => false,
                         })
             })
@@ -115,17 +118,17 @@ impl Registry {
             if all_busy {
                 return Ok(all_keys_busy(now));
             }
-            let (reason, refresh) = (Reason::AllCoolingDown, request.can_refresh);
+            let refresh = request.can_refresh == CanRefresh::All;
+            let reason = Reason::AllCoolingDown;
             return Ok(self.no_entry_decision(now, &request.pool, model, reason, refresh));
         };
         let pool = self.pool_mut(&request.pool)?;
         pool.count_selection(&id, &writer)?;
         let (generation, needs_refresh) = {
             let entry = pool.entry(&id)?;
-            (
-                entry.token.generation,
-                entry.availability(now, model, skew) == Availability::NeedsRefresh,
-            )
+            let due = entry.availability(now, model, skew) == Availability::NeedsRefresh;
+            let covered = request.can_refresh.covers(&request.pool, entry);
+            (entry.token.generation, due && covered)
         };
         changed = true;
         if pool.config.strategy == Strategy::RoundRobin {
@@ -152,7 +155,7 @@ impl Registry {
             retrying_rate_limit: false,
             can_refresh: request.can_refresh,
         });
-        Ok(if needs_refresh && request.can_refresh {
+        Ok(if needs_refresh {
             Decision::Refresh {
                 entry_id: id,
                 lease_id,
@@ -414,7 +417,7 @@ pub(crate) fn pick_refreshable<'p>(
     pool: &'p Pool,
     now: Millis,
     model: Option<&str>,
-    can_refresh: bool,
+    can_refresh: CanRefresh,
     mut skip: Vec<&'p EntryId>,
     rng: &mut Rng,
     mut pick: impl FnMut(&[&EntryId], &mut Rng) -> Option<EntryId>,
@@ -425,7 +428,9 @@ pub(crate) fn pick_refreshable<'p>(
         let Some(entry) = pool.get(&id) else {
             return Some(id);
         };
-        if can_refresh || entry.availability(now, model, skew) != Availability::NeedsRefresh {
+        if can_refresh.covers(&pool.key, entry)
+            || entry.availability(now, model, skew) != Availability::NeedsRefresh
+        {
             return Some(id);
         }
         expiring.push(entry);
@@ -688,7 +693,11 @@ mod tests {
                             model: model.map(str::to_owned),
                             session: (dice.below(3) == 0).then(|| "s".to_owned()),
                             spread: dice.below(4) == 0,
-                            can_refresh: dice.below(4) != 0,
+                            can_refresh: match dice.below(4) {
+                                0 => CanRefresh::None,
+                                1 => CanRefresh::BuiltIn,
+                                _ => CanRefresh::All,
+                            },
                         };
                         if let Ok(
                             Decision::Use { lease_id, .. } | Decision::Refresh { lease_id, .. },

@@ -333,8 +333,9 @@ pub(crate) fn not_sent(start: RefreshSend) -> RefreshOutcome {
     }
 }
 
-/// Whether `input` only reads state (`status`, `export_state`, `reveal`, `check_refresh`):
-/// the stores answer it after a reload, without a transaction.
+/// Whether `input` only reads state (`status`, `export_state`, `reveal`, `check_refresh`,
+/// `token_request`, `token_response`): the stores answer it after a reload, without a
+/// transaction.
 pub fn reads_only(input: &Input) -> bool {
     matches!(
         input,
@@ -342,5 +343,7 @@ pub fn reads_only(input: &Input) -> bool {
             | Input::ExportState
             | Input::Reveal { .. }
             | Input::CheckRefresh { .. }
+            | Input::TokenRequest { .. }
+            | Input::TokenResponse { .. }
     )
 }

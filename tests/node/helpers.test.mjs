@@ -402,7 +402,7 @@ test('withCredential + fetch: a wait beyond maxWaitMs returns the last 429 respo
   assert.equal(res.status, 429)
   assert.deepEqual(await res.json(), { error: { message: 'still limited' } })
   assert.equal(steps(reg).at(-1), 'give_up (rate_limit) 429 max_wait_ms')
-  assert.deepEqual(reg.inputs[0], { type: 'call_start', pool: 'openrouter', max_wait_ms: 10_000, can_refresh: false })
+  assert.deepEqual(reg.inputs[0], { type: 'call_start', pool: 'openrouter', max_wait_ms: 10_000, can_refresh: 'built_in' })
   // the next call finds the key cooling down: no credential, and the action says why and until when
   const err = await thrown(() => withCredential(reg, 'openrouter', callFetch, { ...fakeClock(9000), maxWaitMs: 10_000 }))
   assert.ok(err instanceof CredpoolError)
@@ -427,8 +427,8 @@ test('withCredential: budgets are the driver inputs, omitted when not given', as
   })
   const starts = reg.inputs.filter((i) => i.type === 'call_start')
   assert.deepEqual(starts, [
-    { type: 'call_start', pool: 'openrouter', can_refresh: false },
-    { type: 'call_start', pool: 'openrouter', model: 'gpt-test', session: 's1', max_sends: 2, max_wait_ms: 1000, max_total_wait_ms: 3000, max_hops: 0, can_refresh: false },
+    { type: 'call_start', pool: 'openrouter', can_refresh: 'built_in' },
+    { type: 'call_start', pool: 'openrouter', model: 'gpt-test', session: 's1', max_sends: 2, max_wait_ms: 1000, max_total_wait_ms: 3000, max_hops: 0, can_refresh: 'built_in' },
   ])
   await withCredential(reg, 'openrouter', () => 'ok', { ...fakeClock(), refresh: () => ({ type: 'failed' }) })
   assert.deepEqual(reg.inputs.filter((i) => i.type === 'call_start').at(-1), { type: 'call_start', pool: 'openrouter' })
@@ -583,13 +583,13 @@ test('withCredential: an oauth entry answering one 401 per call refreshes on eve
   assert.equal(entryStatus(raw, 'openrouter', 'a', clock.t).health, 'available')
 })
 
-test('withCredential without a refresh callback: the call starts with can_refresh false, so a 401 on an OAuth key is marked and rotated, never a refresh', async () => {
+test('withCredential without a refresh callback: the call starts with can_refresh built_in, so a 401 on an OAuth key of a pool without a built-in refresher is marked and rotated, never a refresh', async () => {
   const raw = makeRegistry(oauthSetup)
   const reg = recording(raw)
   server.reset([{ status: 401 }])
   const res = await withCredential(reg, 'openrouter', callFetch, fakeClock())
   assert.equal(res.status, 200)
-  assert.equal(reg.inputs[0].can_refresh, false)
+  assert.equal(reg.inputs[0].can_refresh, 'built_in') // openrouter has no built-in refresher
   assert.ok(!steps(reg).some((s) => s.startsWith('refresh')), steps(reg).join(', '))
   assert.equal(entryStatus(raw, 'openrouter', 'a', 2000).health, 'auth_failed')
 })

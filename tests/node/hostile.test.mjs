@@ -152,7 +152,7 @@ function outcome(c) {
   let result
   try {
     const out = reg.handle(c.input, now)
-    if (out.type !== 'credential' && out.type !== 'send' && out.type !== 'state') {
+    if (!['credential', 'send', 'state', 'token_request', 'token_outcome'].includes(out.type)) {
       clean(JSON.stringify(out), 'output')
       clean(inspect(out, { depth: 5 }), 'inspect(output)')
     }

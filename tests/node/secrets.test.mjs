@@ -58,7 +58,7 @@ function checkError(e, where) {
 }
 
 function checkOutput(out, where) {
-  if (out.type === 'credential' || out.type === 'send' || out.type === 'probe') return 1 // the outputs that hand over a secret
+  if (['credential', 'send', 'probe', 'token_request', 'token_outcome'].includes(out.type)) return 1 // the outputs that hand over a secret
   if (out.type === 'state') {
     checkState(out.state, where)
     return 0

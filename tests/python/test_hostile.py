@@ -217,7 +217,7 @@ def outcome(c):
     except CredpoolError as e:
         result = (error_outcome(e), None, reg)
     else:
-        if out.get("type") not in ("credential", "send", "state"):
+        if out.get("type") not in ("credential", "send", "state", "token_request", "token_outcome"):
             clean(repr(out), "repr(output)")
         result = ("ok", out.get("type"), reg)
     clean(repr(reg), "repr(registry)")

@@ -76,7 +76,7 @@ def check_state(state, where):
 
 
 def check_output(out, where):
-    if out.get("type") in ("credential", "send", "probe"):  # the outputs that hand over a secret
+    if out.get("type") in ("credential", "send", "probe", "token_request", "token_outcome"):  # they hand over a secret
         return "CANARY" in json.dumps(out)
     if out.get("type") == "state":
         check_state(out["state"], where)

@@ -108,6 +108,7 @@ from credpool._credpool import (  # noqa: E402
     error_codes,
     export_hermes,
     import_hermes,
+    oauth_providers,
     version,
 )
 from credpool._credpool import Store  # noqa: E402
@@ -173,6 +174,7 @@ __all__ = [
     "error_codes",
     "export_hermes",
     "import_hermes",
+    "oauth_providers",
     "response_info",
     "version",
 ]

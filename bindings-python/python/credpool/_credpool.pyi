@@ -3,7 +3,7 @@ from typing import Any, Callable, Literal, Mapping, Optional, Sequence, Union, f
 
 from credpool._store import StorePool
 
-__all__ = ["Registry", "Store", "error_codes", "export_hermes", "import_hermes", "version"]
+__all__ = ["Registry", "Store", "error_codes", "export_hermes", "import_hermes", "oauth_providers", "version"]
 
 ErrorCode = Literal[
     "invalid_input",
@@ -51,7 +51,7 @@ class Registry:
         now: Optional[int] = None,
         *,
         spread: bool = False,
-        can_refresh: bool = True,
+        can_refresh: bool | str | None = None,
     ) -> Output: ...
     def report(
         self,
@@ -115,7 +115,7 @@ class Registry:
         client_retry: bool = False,
         probe: bool = False,
         spread: bool = False,
-        can_refresh: bool = True,
+        can_refresh: bool | str | None = None,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
@@ -214,7 +214,7 @@ class Store:
         now: Optional[int] = None,
         *,
         spread: bool = False,
-        can_refresh: bool = True,
+        can_refresh: bool | str | None = None,
     ) -> Output: ...
     def report(
         self,
@@ -278,7 +278,7 @@ class Store:
         client_retry: bool = False,
         probe: bool = False,
         spread: bool = False,
-        can_refresh: bool = True,
+        can_refresh: bool | str | None = None,
         now: Optional[int] = None,
     ) -> Output: ...
     def call_report(
@@ -297,6 +297,7 @@ class Store:
     def call_cancel(self, call_id: int, now: Optional[int] = None) -> Output: ...
 
 def error_codes() -> list[ErrorCode]: ...
+def oauth_providers() -> list[str]: ...
 def version() -> str: ...
 def import_hermes(auth_json: Mapping[str, Any], now: Optional[int] = None) -> dict[str, Any]:
     """Hermes ``auth.json`` (its ``credential_pool``) -> credpool state document."""

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Generator, Mapping, Optio
 
 from credpool import CredpoolError, NoCredentialError
 from credpool._credpool import Registry
+from credpool._oauth import builtin_refresh
 from credpool._responses import _SUCCESS, _returned_info, response_info
 
 if TYPE_CHECKING:
@@ -228,8 +229,11 @@ class _Call:
         ``client_retry``), as ``call_start`` takes them."""
         probe = route.pop("probe", None) or pool.probe
         refresh = refresh if refresh is not None else pool.refresh
+        # Without a refresh callable, core's built-in refreshers serve the providers that have one.
+        can_refresh = None if refresh is not None else "built_in"
         start = {"type": "call_start", "pool": pool.name, "model": model, "session": session, **budgets, **route,
-                 "probe": probe is not None or None, "can_refresh": None if refresh is not None else False}
+                 "probe": probe is not None or None, "can_refresh": can_refresh}
+        refresh = refresh if refresh is not None else builtin_refresh(pool.registry, pool._now)
         self.start: Dict[str, Any] = {k: v for k, v in start.items() if v is not None}
         self.pool, self.session = pool, session
         self.refresh, self.probe = refresh, probe
@@ -399,9 +403,12 @@ class AsyncLeaseContext(LeaseContext):
 
 class CredentialPool:
     """A registry (or a :class:`~credpool.Store`) bound to one pool (``registry`` takes raw
-    inputs). ``refresh`` performs OAuth refreshes when core asks for one (without it, calls
-    start with ``can_refresh`` false: core passes over an expiring OAuth key for the next
-    usable one and marks and rotates on a 401, never asking for a refresh);
+    inputs). ``refresh`` performs OAuth refreshes when core asks for one. Without it, calls
+    start with ``can_refresh="built_in"``: entries of a provider with a built-in refresher
+    (:func:`~credpool.oauth_providers`: ``anthropic``, ``openai-codex``...) refresh by core's
+    request and answer, over HTTP from the standard library; for any other OAuth entry core
+    passes over an expiring token for the next usable key and marks and rotates on a 401,
+    never asking for a refresh;
     ``clock`` returns epoch ms, passed as ``now`` to every input (default: the wall clock).
     ``probe`` (:data:`ProbeFn`), given, is asked before a call waits for or gives up on a key
     benched by a rate or usage limit for over the policy's ``quota_probe_interval_ms``
