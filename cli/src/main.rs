@@ -7,6 +7,7 @@ mod exit;
 mod hermes;
 mod hermes_config;
 mod interactive;
+mod login;
 mod manage;
 mod output;
 mod prompt;
@@ -86,6 +87,9 @@ enum Command {
     },
     /// Add a credential (an API key, prompted without echo unless given).
     Add(AddArgs),
+    /// Log in with a provider's device-code flow (openai-codex, xai-oauth, nous) and add
+    /// the OAuth entry; core's built-in refresher keeps it fresh.
+    Login(login::LoginArgs),
     /// Remove a credential.
     Remove {
         /// Provider.
@@ -173,6 +177,7 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::Simulate(args) => return Ok(simulate::run(args)),
         Command::List { provider } => manage::list(&ctx()?, provider.as_deref())?,
         Command::Add(args) => manage::add(&ctx()?, args)?,
+        Command::Login(args) => login::login(&ctx()?, args)?,
         Command::Remove { provider, target } => manage::remove(&ctx()?, provider, target)?,
         Command::Reset { provider, target } => {
             manage::reset(&ctx()?, provider, target.as_deref())?;

@@ -90,7 +90,7 @@ pub use hermes::{
     is_hermes_borrowed_source,
 };
 pub use journal::{Changes, PoolChanges};
-pub use oauth::{CanRefresh, TokenRequest, oauth_providers};
+pub use oauth::{CanRefresh, TokenRequest, jwt_claims, oauth_providers};
 pub use outcome::{
     REFRESH_INTERRUPTED, RefreshOutcome, RefreshResult, RefreshSend, Report, TickReport,
 };

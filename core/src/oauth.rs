@@ -408,12 +408,21 @@ fn form_encode(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-/// The `exp` claim (seconds) of a JWT's payload, as epoch ms; none when it is not a JWT.
-fn jwt_exp(token: &str) -> Option<Millis> {
+/// The claims of a JWT's payload, unverified (a label or an expiry is all they give);
+/// none when `token` is not a JWT.
+#[must_use]
+pub fn jwt_claims(token: &str) -> Option<Map<String, Value>> {
     let payload = token.split('.').nth(1)?;
     let bytes = base64url_decode(payload)?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    let exp = claims.get("exp")?.as_u64()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        Value::Object(claims) => Some(claims),
+        _ => None,
+    }
+}
+
+/// The `exp` claim (seconds) of a JWT's payload, as epoch ms; none when it is not a JWT.
+fn jwt_exp(token: &str) -> Option<Millis> {
+    let exp = jwt_claims(token)?.get("exp")?.as_u64()?;
     Some(Millis(exp.saturating_mul(SECOND)))
 }
 

@@ -1,0 +1,434 @@
+//! `credpool login <provider>`: the device-code logins Hermes uses (RFC 8628 for xAI and
+//! Nous; OpenAI's own device flow for Codex). The user opens a URL and types a code; this
+//! polls the token endpoint until the login is approved, then adds an OAuth entry (source
+//! `manual:device_code`) that core's built-in refresher keeps fresh.
+//!
+//! Endpoints and client ids are the providers' (the facts Hermes ships); `--issuer`
+//! replaces the authorization server (a self-hosted portal, or a test's mock), and the
+//! entry then records its token endpoint (`extra.token_url`) so refreshes go there too.
+
+use std::time::{Duration, Instant};
+
+use credpool_core::{AuthType, Input, Millis, NewEntry, PoolKey, Reply, Secret, jwt_claims};
+use serde_json::{Map, Value, json};
+
+use crate::exit::{CliError, CliResult};
+use crate::manage::{Ctx, apply, pool_status};
+use crate::output::print_json;
+
+/// `credpool login` arguments.
+#[derive(Debug, clap::Args)]
+pub(crate) struct LoginArgs {
+    /// Provider: `openai-codex`, `xai-oauth` or `nous`.
+    provider: String,
+    /// Label (default: the token's email claim, else `<provider>-oauth-<n>`).
+    #[arg(long)]
+    label: Option<String>,
+    /// The authorization server to use instead of the provider's (its device-code and
+    /// token endpoints sit at the provider's paths under it).
+    #[arg(long)]
+    issuer: Option<String>,
+}
+
+/// One provider's device-code login.
+struct Flow {
+    provider: &'static str,
+    issuer: &'static str,
+    client_id: &'static str,
+    kind: Kind,
+    /// Where the entry's requests go (the inference endpoint).
+    base_url: &'static str,
+}
+
+enum Kind {
+    /// RFC 8628: form requests, `authorization_pending` / `slow_down`.
+    Rfc8628 {
+        device_path: &'static str,
+        token_path: &'static str,
+        scope: &'static str,
+    },
+    /// OpenAI's device flow: a user code, polled until 200, then a code exchange.
+    Codex,
+}
+
+const FLOWS: &[Flow] = &[
+    Flow {
+        provider: "xai-oauth",
+        issuer: "https://auth.x.ai",
+        client_id: "b1a00492-073a-47ea-816f-4c329264a828",
+        kind: Kind::Rfc8628 {
+            device_path: "/oauth2/device/code",
+            token_path: "/oauth2/token",
+            scope: "openid profile email offline_access grok-cli:access api:access",
+        },
+        base_url: "https://api.x.ai/v1",
+    },
+    Flow {
+        provider: "nous",
+        issuer: "https://portal.nousresearch.com",
+        client_id: "hermes-cli",
+        kind: Kind::Rfc8628 {
+            device_path: "/api/oauth/device/code",
+            token_path: "/api/oauth/token",
+            scope: "inference:invoke",
+        },
+        base_url: "https://inference-api.nousresearch.com/v1",
+    },
+    Flow {
+        provider: "openai-codex",
+        issuer: "https://auth.openai.com",
+        client_id: "app_EMoamEEZ73f0CkXaXp7hrann",
+        kind: Kind::Codex,
+        base_url: "https://chatgpt.com/backend-api/codex",
+    },
+];
+
+/// How long a login may wait for the user (Hermes: 15 min).
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Longest wait for one HTTP answer.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The tokens a completed login issued.
+struct Tokens {
+    access: String,
+    refresh: Option<String>,
+    expires_in: Option<u64>,
+}
+
+/// `credpool login <provider>`.
+pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> CliResult<()> {
+    let flow = FLOWS.iter().find(|f| f.provider == args.provider).ok_or_else(|| {
+        let known: Vec<&str> = FLOWS.iter().map(|f| f.provider).collect();
+        CliError::usage(
+            "invalid_input",
+            format!(
+                "no login flow for `{}` (device-code logins: {}); add an API key with `credpool add`",
+                args.provider,
+                known.join(", ")
+            ),
+        )
+    })?;
+    let issuer = args
+        .issuer
+        .as_deref()
+        .unwrap_or(flow.issuer)
+        .trim_end_matches('/');
+    let agent = ureq::AgentBuilder::new()
+        .timeout(HTTP_TIMEOUT)
+        .redirects(0)
+        .build();
+    let (tokens, token_url) = match &flow.kind {
+        Kind::Rfc8628 {
+            device_path,
+            token_path,
+            scope,
+        } => {
+            let token_url = format!("{issuer}{token_path}");
+            let device_url = format!("{issuer}{device_path}");
+            (
+                rfc8628(&agent, flow, &device_url, &token_url, scope)?,
+                token_url,
+            )
+        }
+        Kind::Codex => {
+            let token_url = format!("{issuer}/oauth/token");
+            (codex(&agent, flow, issuer, &token_url)?, token_url)
+        }
+    };
+    let mut store = ctx.open()?;
+    let key = PoolKey::parse(flow.provider)?;
+    warn_same_account(&store, &key, &tokens.access);
+    let mut extra = Map::new();
+    if args.issuer.is_some() {
+        extra.insert("token_url".to_owned(), Value::String(token_url));
+    }
+    let now = credpool_store::now();
+    let label = args.label.clone().or_else(|| identity(&tokens.access));
+    let entry = NewEntry {
+        label: label.or_else(|| Some(fallback_label(&store, &key))),
+        auth_type: Some(AuthType::Oauth),
+        source: Some("manual:device_code".to_owned()),
+        access_token: Some(Secret::new(tokens.access)),
+        refresh_token: tokens.refresh.map(Secret::new),
+        expires_at: tokens
+            .expires_in
+            .map(|s| Millis(now.0.saturating_add(s.saturating_mul(1_000)))),
+        base_url: Some(flow.base_url.to_owned()),
+        extra,
+        ..NewEntry::default()
+    };
+    let Reply::EntryAdded { entry_id } = apply(
+        &mut store,
+        Input::AddEntry {
+            pool: key.clone(),
+            entry,
+        },
+    )?
+    else {
+        return Err(CliError::runtime(
+            "internal",
+            "add_entry answered something else",
+        ));
+    };
+    let status = pool_status(&mut store, &key)?;
+    let added = status.entries.iter().find(|e| e.id == entry_id);
+    let label = added.map_or("", |e| e.label.as_str());
+    if ctx.json {
+        print_json(&json!({ "pool": key, "entry_id": entry_id, "label": label }));
+    } else {
+        println!("Logged in: added {key} credential \"{label}\" (id {entry_id})");
+    }
+    Ok(())
+}
+
+/// RFC 8628: the device authorization request, then polls until approved.
+fn rfc8628(
+    agent: &ureq::Agent,
+    flow: &Flow,
+    device_url: &str,
+    token_url: &str,
+    scope: &str,
+) -> CliResult<Tokens> {
+    let (_, device) = post_form(
+        agent,
+        device_url,
+        &[("client_id", flow.client_id), ("scope", scope)],
+    )?;
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(device_code), Some(user_code)) =
+        (text(&device, "device_code"), text(&device, "user_code"))
+    else {
+        return Err(login_failed(
+            "the device authorization answer has no device_code or user_code",
+        ));
+    };
+    let visit = text(&device, "verification_uri_complete")
+        .or_else(|| text(&device, "verification_uri"))
+        .unwrap_or_default();
+    show(&visit, &user_code);
+    let mut interval = device
+        .get("interval")
+        .and_then(Value::as_u64)
+        .unwrap_or(5)
+        .max(1);
+    let expires = device
+        .get("expires_in")
+        .and_then(Value::as_u64)
+        .map_or(LOGIN_TIMEOUT, Duration::from_secs)
+        .min(LOGIN_TIMEOUT);
+    let deadline = Instant::now() + expires;
+    loop {
+        std::thread::sleep(Duration::from_secs(interval));
+        let fields = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+            ("client_id", flow.client_id),
+            ("device_code", device_code.as_str()),
+        ];
+        let (status, answer) = post_form(agent, token_url, &fields)?;
+        if (200..300).contains(&status) {
+            return tokens_of(&answer);
+        }
+        match answer.get("error").and_then(Value::as_str) {
+            Some("authorization_pending") => {}
+            Some("slow_down") => interval = (interval + 1).min(30),
+            Some(code) => {
+                let why = text(&answer, "error_description").unwrap_or_default();
+                return Err(login_failed(&format!(
+                    "the provider refused the login: {code} {why}"
+                )));
+            }
+            None => {
+                return Err(login_failed(&format!(
+                    "the token endpoint answered {status}"
+                )));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(login_failed(
+                "the code expired before the login was approved",
+            ));
+        }
+    }
+}
+
+/// OpenAI's device flow: a user code, polled until approved, then the code exchange.
+fn codex(agent: &ureq::Agent, flow: &Flow, issuer: &str, token_url: &str) -> CliResult<Tokens> {
+    let (_, start) = post_json(
+        agent,
+        &format!("{issuer}/api/accounts/deviceauth/usercode"),
+        &json!({ "client_id": flow.client_id }),
+    )?;
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let (Some(user_code), Some(device_auth_id)) =
+        (text(&start, "user_code"), text(&start, "device_auth_id"))
+    else {
+        return Err(login_failed(
+            "the device code answer has no user_code or device_auth_id",
+        ));
+    };
+    show(&format!("{issuer}/codex/device"), &user_code);
+    let interval = start
+        .get("interval")
+        .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+        .unwrap_or(5)
+        .max(3);
+    let deadline = Instant::now() + LOGIN_TIMEOUT;
+    let approved = loop {
+        std::thread::sleep(Duration::from_secs(interval));
+        let body = json!({ "device_auth_id": device_auth_id, "user_code": user_code });
+        let (status, answer) = post_json(
+            agent,
+            &format!("{issuer}/api/accounts/deviceauth/token"),
+            &body,
+        )?;
+        match status {
+            200..=299 => break answer,
+            403 | 404 => {}
+            other => {
+                return Err(login_failed(&format!(
+                    "the device token endpoint answered {other}"
+                )));
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(login_failed(
+                "the code expired before the login was approved",
+            ));
+        }
+    };
+    let (Some(code), Some(verifier)) = (
+        text(&approved, "authorization_code"),
+        text(&approved, "code_verifier"),
+    ) else {
+        return Err(login_failed(
+            "the approval has no authorization_code or code_verifier",
+        ));
+    };
+    let redirect = format!("{issuer}/deviceauth/callback");
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", redirect.as_str()),
+        ("client_id", flow.client_id),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, answer) = post_form(agent, token_url, &fields)?;
+    if !(200..300).contains(&status) {
+        return Err(login_failed(&format!(
+            "the code exchange answered {status}"
+        )));
+    }
+    tokens_of(&answer)
+}
+
+fn tokens_of(answer: &Value) -> CliResult<Tokens> {
+    let text = |k: &str| {
+        answer
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let access =
+        text("access_token").ok_or_else(|| login_failed("the token answer has no access_token"))?;
+    Ok(Tokens {
+        access: access.to_owned(),
+        refresh: text("refresh_token").map(str::to_owned),
+        expires_in: answer.get("expires_in").and_then(Value::as_u64),
+    })
+}
+
+/// Tells the user where to go and what to type (stderr: stdout stays for `--json`).
+fn show(url: &str, code: &str) {
+    eprintln!("Open {url} and enter the code {code}");
+    eprintln!("Waiting for the login to be approved...");
+}
+
+/// A label from the token's identity claims (`email`, `preferred_username`, `upn`).
+fn identity(access: &str) -> Option<String> {
+    let claims = jwt_claims(access)?;
+    ["email", "preferred_username", "upn"]
+        .iter()
+        .find_map(|k| claims.get(*k)?.as_str().filter(|s| !s.is_empty()))
+        .map(str::to_owned)
+}
+
+/// `<provider>-oauth-<n>`, n one past the pool's entries.
+fn fallback_label(store: &credpool_store::Store, key: &PoolKey) -> String {
+    let n = store
+        .registry()
+        .pool(key)
+        .map_or(0, |pool| pool.entries().len());
+    format!("{key}-oauth-{}", n + 1)
+}
+
+/// Warns when the login's account (Codex: `chatgpt_account_id` and `sub`) is already in
+/// the pool: two logins of one account share one token family (Hermes #47096).
+fn warn_same_account(store: &credpool_store::Store, key: &PoolKey, access: &str) {
+    let account = |token: &str| {
+        let claims = jwt_claims(token)?;
+        let auth = claims.get("https://api.openai.com/auth")?;
+        let id = auth.get("chatgpt_account_id")?.as_str()?.to_owned();
+        Some((id, claims.get("sub")?.as_str()?.to_owned()))
+    };
+    let Some(mine) = account(access) else { return };
+    let Ok(pool) = store.registry().pool(key) else {
+        return;
+    };
+    let same = pool.entries().iter().any(|e| {
+        e.token
+            .access
+            .as_ref()
+            .and_then(|t| account(t.expose()))
+            .is_some_and(|theirs| theirs == mine)
+    });
+    if same {
+        eprintln!(
+            "warning: this {key} account is already logged in here; both logins share one \
+             token family, and refreshing one may end the other"
+        );
+    }
+}
+
+fn post_form(agent: &ureq::Agent, url: &str, fields: &[(&str, &str)]) -> CliResult<(u16, Value)> {
+    answer(
+        url,
+        agent
+            .post(url)
+            .set("accept", "application/json")
+            .send_form(fields),
+    )
+}
+
+fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> CliResult<(u16, Value)> {
+    let request = agent
+        .post(url)
+        .set("accept", "application/json")
+        .set("content-type", "application/json");
+    answer(url, request.send_string(&body.to_string()))
+}
+
+/// The status and JSON body of an answer (non-JSON: null); a transport failure is an
+/// `io` error naming the URL only.
+fn answer(url: &str, result: Result<ureq::Response, ureq::Error>) -> CliResult<(u16, Value)> {
+    let response = match result {
+        Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+        Err(ureq::Error::Transport(e)) => {
+            let why = format!("could not reach {url}: {}", e.kind());
+            return Err(CliError::runtime(
+                credpool_core::ErrorCode::Io.as_str(),
+                why,
+            ));
+        }
+    };
+    let status = response.status();
+    let mut text = String::new();
+    let _ = std::io::Read::read_to_string(
+        &mut std::io::Read::take(response.into_reader(), 64 * 1024),
+        &mut text,
+    );
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
+
+fn login_failed(why: &str) -> CliError {
+    CliError::runtime("login_failed", why)
+}

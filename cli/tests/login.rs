@@ -1,0 +1,324 @@
+//! `credpool login` against a mock authorization server on 127.0.0.1, driven through a
+//! real pty: the CLI shows the code, the test plays the user's browser (an HTTP client
+//! that follows the verification URL), the CLI's polls see `authorization_pending` and
+//! `slow_down` first, then the tokens; the entry lands with its label from the token.
+#![cfg(unix)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+use rexpect::session::{PtySession, spawn_command};
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_credpool");
+
+/// What the mock saw and decided.
+#[derive(Default)]
+struct Seen {
+    approved: bool,
+    slowed: bool,
+    polls: Vec<BTreeMap<String, String>>,
+    exchanges: Vec<BTreeMap<String, String>>,
+    refused: bool,
+}
+
+/// A JWT (unsigned: the CLI only reads claims) carrying `claims`.
+fn jwt(claims: &Value) -> String {
+    let b64 = |bytes: &[u8]| {
+        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk
+                .iter()
+                .enumerate()
+                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+            }
+        }
+        out
+    };
+    format!(
+        "{}.{}.sig",
+        b64(br#"{"alg":"none"}"#),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
+struct Mock {
+    base: String,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl Mock {
+    /// Serves the device flows of Nous / xAI (RFC 8628) and Codex at one address.
+    fn start(deny: bool) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (state, url) = (Arc::clone(&seen), base.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                serve(stream, &url, &state, deny);
+            }
+        });
+        Self { base, seen }
+    }
+
+    /// The user's browser: opens the verification URL, which approves the login.
+    fn approve(&self, url: &str) {
+        let path = url.strip_prefix(&self.base).expect("the URL is the mock's");
+        let mut stream = TcpStream::connect(self.base.trim_start_matches("http://")).unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+}
+
+fn serve(stream: TcpStream, base: &str, seen: &Mutex<Seen>, deny: bool) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() {
+        return;
+    }
+    let (method, path) = {
+        let mut parts = line.split_whitespace();
+        (
+            parts.next().unwrap_or("").to_owned(),
+            parts.next().unwrap_or("").to_owned(),
+        )
+    };
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        if header.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let body = String::from_utf8(body).unwrap();
+    let fields: BTreeMap<String, String> = if body.starts_with('{') {
+        serde_json::from_str::<BTreeMap<String, Value>>(&body)
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+            .collect()
+    } else {
+        body.split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.replace("%3A", ":").replace("%2F", "/")))
+            .collect()
+    };
+    let mut s = seen.lock().unwrap();
+    let tokens = |email: &str| {
+        let claims = json!({"email": email, "sub": "user-1", "exp": 4_000_000_000_u64,
+            "https://api.openai.com/auth": {"chatgpt_account_id": "acct-1"}});
+        json!({"access_token": jwt(&claims), "refresh_token": "rt-login", "expires_in": 3600})
+    };
+    let (status, answer) = match (method.as_str(), path.as_str()) {
+        ("GET", p) if p.starts_with("/device") || p.starts_with("/codex/device") => {
+            s.approved = true;
+            (200, json!({"ok": true}))
+        }
+        ("POST", "/api/oauth/device/code" | "/oauth2/device/code") => (
+            200,
+            json!({
+            "device_code": "dc-1", "user_code": "ABCD-1234",
+            "verification_uri": format!("{base}/device"),
+            "verification_uri_complete": format!("{base}/device?user_code=ABCD-1234"),
+            "expires_in": 600, "interval": 1}),
+        ),
+        ("POST", "/api/oauth/token" | "/oauth2/token") => {
+            s.polls.push(fields.clone());
+            if deny && s.approved {
+                s.refused = true;
+                (
+                    400,
+                    json!({"error": "access_denied", "error_description": "the user said no"}),
+                )
+            } else if !s.approved {
+                (400, json!({"error": "authorization_pending"}))
+            } else if !s.slowed {
+                s.slowed = true;
+                (400, json!({"error": "slow_down"}))
+            } else {
+                (200, tokens("ada@example.com"))
+            }
+        }
+        ("POST", "/api/accounts/deviceauth/usercode") => (
+            200,
+            json!({
+            "user_code": "WXYZ-9876", "device_auth_id": "da-1", "interval": "3"}),
+        ),
+        ("POST", "/api/accounts/deviceauth/token") => {
+            s.polls.push(fields.clone());
+            if s.approved {
+                (
+                    200,
+                    json!({"authorization_code": "ac-1", "code_verifier": "cv-1"}),
+                )
+            } else {
+                (403, json!({"error": "pending"}))
+            }
+        }
+        ("POST", "/oauth/token") => {
+            s.exchanges.push(fields.clone());
+            (200, tokens("grace@example.com"))
+        }
+        _ => (404, json!({})),
+    };
+    drop(s);
+    let text = answer.to_string();
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+        text.len()
+    );
+}
+
+fn spawn(home: &std::path::Path, args: &str) -> PtySession {
+    let mut cmd = std::process::Command::new("sh");
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("CREDPOOL_HOME", home)
+        .arg("-c")
+        .arg(format!("exec '{BIN}' {args}"));
+    spawn_command(cmd, Some(30_000)).expect("spawn")
+}
+
+/// The entries of `pool` as another process reads the store (secrets included).
+fn entries(home: &std::path::Path, pool: &str) -> Vec<Value> {
+    let options = credpool_store::StoreOptions::new("reader", 1);
+    let Ok(store) = credpool_store::Store::open_path(&home.join("pools.sqlite"), options) else {
+        return Vec::new();
+    };
+    let state = serde_json::to_value(store.registry().export_state()).unwrap();
+    state["pools"][pool]["entries"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn nous_device_login_polls_through_pending_and_slow_down() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(home.path(), &format!("login nous --issuer {}", mock.base));
+    p.exp_string("Open ").unwrap();
+    let url = p.exp_string(" and enter the code ABCD-1234").unwrap();
+    // The user takes a while: the CLI's first poll finds the login pending.
+    while mock.seen.lock().unwrap().polls.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    mock.approve(url.trim());
+    p.exp_string("Logged in: added nous credential \"ada@example.com\"")
+        .unwrap();
+    p.exp_eof().unwrap();
+    let seen = mock.seen.lock().unwrap();
+    assert!(seen.slowed, "the CLI met slow_down");
+    assert!(
+        seen.polls.len() >= 3,
+        "pending, slow_down, then the tokens: {:?}",
+        seen.polls
+    );
+    assert_eq!(
+        seen.polls[0]["grant_type"],
+        "urn:ietf:params:oauth:grant-type:device_code"
+    );
+    assert_eq!(seen.polls[0]["client_id"], "hermes-cli");
+    assert_eq!(seen.polls[0]["device_code"], "dc-1");
+    let [entry] = entries(home.path(), "nous").try_into().unwrap();
+    assert_eq!(entry["source"], "manual:device_code");
+    assert_eq!(entry["auth_type"], "oauth");
+    assert_eq!(entry["refresh_token"], "rt-login");
+    assert_eq!(
+        entry["extra"]["token_url"],
+        format!("{}/api/oauth/token", mock.base)
+    );
+}
+
+#[test]
+fn codex_device_login_exchanges_the_code_and_warns_on_the_same_account() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    for round in 0..2 {
+        mock.seen.lock().unwrap().approved = false;
+        let mut p = spawn(
+            home.path(),
+            &format!("login openai-codex --issuer {}", mock.base),
+        );
+        p.exp_string("Open ").unwrap();
+        let url = p.exp_string(" and enter the code WXYZ-9876").unwrap();
+        mock.approve(url.trim());
+        if round == 1 {
+            p.exp_string("warning: this openai-codex account is already logged in here")
+                .unwrap();
+        }
+        p.exp_string("Logged in: added openai-codex credential \"grace@example.com\"")
+            .unwrap();
+        p.exp_eof().unwrap();
+    }
+    let seen = mock.seen.lock().unwrap();
+    let exchange = &seen.exchanges[0];
+    assert_eq!(exchange["grant_type"], "authorization_code");
+    assert_eq!(exchange["code"], "ac-1");
+    assert_eq!(exchange["code_verifier"], "cv-1");
+    assert_eq!(exchange["client_id"], "app_EMoamEEZ73f0CkXaXp7hrann");
+    assert_eq!(
+        exchange["redirect_uri"],
+        format!("{}/deviceauth/callback", mock.base)
+    );
+    assert_eq!(entries(home.path(), "openai-codex").len(), 2);
+}
+
+#[test]
+fn a_refused_login_fails_in_one_line_and_adds_nothing() {
+    let mock = Mock::start(true);
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(
+        home.path(),
+        &format!("login xai-oauth --issuer {}", mock.base),
+    );
+    p.exp_string("Open ").unwrap();
+    let url = p.exp_string(" and enter the code ABCD-1234").unwrap();
+    mock.approve(url.trim());
+    p.exp_string(
+        "credpool: the provider refused the login: access_denied the user said no [login_failed]",
+    )
+    .unwrap();
+    p.exp_eof().unwrap();
+    assert!(mock.seen.lock().unwrap().refused);
+    assert!(entries(home.path(), "xai-oauth").is_empty());
+}
+
+#[test]
+fn an_unknown_provider_is_a_usage_error() {
+    let home = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .env_clear()
+        .env("CREDPOOL_HOME", home.path())
+        .args(["login", "openrouter"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no login flow for `openrouter`") && err.contains("[invalid_input]"),
+        "{err}"
+    );
+}
