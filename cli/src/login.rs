@@ -1,4 +1,6 @@
-//! `credpool login <provider>`: the device-code logins Hermes uses (RFC 8628 for xAI and
+//! `credpool login <provider>` and `credpool refresh`.
+//!
+//! `login`: the device-code logins Hermes uses (RFC 8628 for xAI and
 //! Nous; OpenAI's own device flow for Codex). The user opens a URL and types a code; this
 //! polls the token endpoint until the login is approved, then adds an OAuth entry (source
 //! `manual:device_code`) that core's built-in refresher keeps fresh.
@@ -9,12 +11,15 @@
 
 use std::time::{Duration, Instant};
 
-use credpool_core::{AuthType, Input, Millis, NewEntry, PoolKey, Reply, Secret, jwt_claims};
+use credpool_core::{
+    AuthType, Decision, Input, Millis, NewEntry, PoolKey, Reason, Reply, Secret, jwt_claims,
+};
 use serde_json::{Map, Value, json};
 
 use crate::exit::{CliError, CliResult};
-use crate::manage::{Ctx, apply, pool_status};
+use crate::manage::{Ctx, apply, pool_key, pool_status};
 use crate::output::print_json;
+use crate::target::resolve_target;
 
 /// `credpool login` arguments.
 #[derive(Debug, clap::Args)]
@@ -431,4 +436,80 @@ fn answer(url: &str, result: Result<ureq::Response, ureq::Error>) -> CliResult<(
 
 fn login_failed(why: &str) -> CliError {
     CliError::runtime("login_failed", why)
+}
+
+/// `credpool refresh <provider> [target]`: refreshes now, with the built-in refresher and
+/// single-flight with every other process, one OAuth entry or all of the pool's. A token
+/// another process rotated meanwhile is adopted, never refreshed twice.
+pub(crate) fn refresh(ctx: &Ctx, provider: &str, target: Option<&str>) -> CliResult<()> {
+    let mut store = ctx.open()?;
+    let key = pool_key(&store, provider, false)?;
+    let status = pool_status(&mut store, &key)?;
+    let entries: Vec<_> = match target {
+        Some(target) => vec![resolve_target(&key, &status.entries, target)?.clone()],
+        None => status
+            .entries
+            .into_iter()
+            .filter(|e| e.auth_type == AuthType::Oauth)
+            .collect(),
+    };
+    if entries.is_empty() {
+        return Err(CliError::usage(
+            "not_refreshable",
+            format!("{key} has no OAuth entry to refresh"),
+        ));
+    }
+    let mut report = Vec::new();
+    let mut failed = None;
+    for entry in entries {
+        let generation = store
+            .registry()
+            .pool(&key)?
+            .entry(&entry.id)?
+            .token
+            .generation;
+        let decision =
+            store.refresh_built_in(credpool_store::now, &key, &entry.id, generation, None)?;
+        let outcome = match &decision {
+            Decision::Use {
+                reason: Some(Reason::Refreshed),
+                ..
+            } => "refreshed",
+            Decision::Use {
+                reason: Some(Reason::Adopted),
+                ..
+            } => "adopted",
+            _ => "failed",
+        };
+        if let Decision::Use { lease_id, .. } = decision {
+            apply(
+                &mut store,
+                Input::Release {
+                    pool: key.clone(),
+                    lease_id,
+                },
+            )?;
+        }
+        let after = pool_status(&mut store, &key)?;
+        let line = after.entries.iter().find(|e| e.id == entry.id);
+        let text = line.map_or(String::new(), |e| e.text.clone());
+        if outcome == "failed" {
+            failed.get_or_insert_with(|| format!("{} ({text})", entry.label));
+        }
+        if !ctx.json {
+            let (index, label, id) = (entry.index, &entry.label, &entry.id);
+            println!("{outcome:>9} {key} #{index} \"{label}\" (id {id}): {text}");
+        }
+        report.push(json!({ "entry_id": entry.id, "label": entry.label, "outcome": outcome, "status": text }));
+    }
+    if ctx.json {
+        print_json(&json!({ "pool": key, "refreshed": report }));
+    }
+    match failed {
+        Some(which) => Err(CliError::runtime(
+            "refresh_failed",
+            format!("the refresh of {which} failed"),
+        )),
+        None => Ok(()),
+    }
 }

@@ -90,6 +90,14 @@ enum Command {
     /// Log in with a provider's device-code flow (openai-codex, xai-oauth, nous) and add
     /// the OAuth entry; core's built-in refresher keeps it fresh.
     Login(login::LoginArgs),
+    /// Refresh OAuth entries now with the built-in refresher (single-flight with every
+    /// other process; a token rotated elsewhere is adopted).
+    Refresh {
+        /// Provider.
+        provider: String,
+        /// Entry id, label or 1-based index (every OAuth entry of the pool when absent).
+        target: Option<String>,
+    },
     /// Remove a credential.
     Remove {
         /// Provider.
@@ -178,6 +186,9 @@ fn run(cli: Cli) -> CliResult<ExitCode> {
         Command::List { provider } => manage::list(&ctx()?, provider.as_deref())?,
         Command::Add(args) => manage::add(&ctx()?, args)?,
         Command::Login(args) => login::login(&ctx()?, args)?,
+        Command::Refresh { provider, target } => {
+            login::refresh(&ctx()?, provider, target.as_deref())?;
+        }
         Command::Remove { provider, target } => manage::remove(&ctx()?, provider, target)?,
         Command::Reset { provider, target } => {
             manage::reset(&ctx()?, provider, target.as_deref())?;

@@ -22,6 +22,9 @@ struct Seen {
     polls: Vec<BTreeMap<String, String>>,
     exchanges: Vec<BTreeMap<String, String>>,
     refused: bool,
+    /// Refresh tokens spent, and the ones presented again (replays).
+    spent: Vec<String>,
+    replays: Vec<String>,
 }
 
 /// A JWT (unsigned: the CLI only reads claims) carrying `claims`.
@@ -96,16 +99,19 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Seen>, deny: bool) {
         )
     };
     let mut length = 0;
+    let mut nous_token = None;
     loop {
         let mut header = String::new();
         reader.read_line(&mut header).unwrap();
         if header.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = header.split_once(':')
-            && k.eq_ignore_ascii_case("content-length")
-        {
-            length = v.trim().parse().unwrap();
+        if let Some((k, v)) = header.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap();
+            } else if k.eq_ignore_ascii_case("x-nous-refresh-token") {
+                nous_token = Some(v.trim().to_owned());
+            }
         }
     }
     let mut body = vec![0; length];
@@ -142,6 +148,29 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Seen>, deny: bool) {
             "verification_uri_complete": format!("{base}/device?user_code=ABCD-1234"),
             "expires_in": 600, "interval": 1}),
         ),
+        ("POST", "/api/oauth/token")
+            if fields.get("grant_type").map(String::as_str) == Some("refresh_token") =>
+        {
+            // Single-use rotating refresh tokens: rt-login, then rt-2, rt-3...
+            let token = nous_token.unwrap_or_default();
+            let current = format!("rt-{}", s.spent.len() + 1).replace("rt-1", "rt-login");
+            if s.spent.contains(&token) {
+                s.replays.push(token);
+                (
+                    400,
+                    json!({"error": "invalid_grant", "error_description": "refresh token reuse"}),
+                )
+            } else if token == current {
+                s.spent.push(token);
+                let next = format!("rt-{}", s.spent.len() + 1);
+                (
+                    200,
+                    json!({"access_token": format!("at-{next}"), "refresh_token": next, "expires_in": 3600}),
+                )
+            } else {
+                (400, json!({"error": "invalid_grant"}))
+            }
+        }
         ("POST", "/api/oauth/token" | "/oauth2/token") => {
             s.polls.push(fields.clone());
             if deny && s.approved {
@@ -250,6 +279,57 @@ fn nous_device_login_polls_through_pending_and_slow_down() {
         entry["extra"]["token_url"],
         format!("{}/api/oauth/token", mock.base)
     );
+}
+
+/// `credpool login nous`, the user approving at once.
+fn log_in_nous(mock: &Mock, home: &std::path::Path) {
+    let mut p = spawn(home, &format!("login nous --issuer {}", mock.base));
+    p.exp_string("Open ").unwrap();
+    let url = p.exp_string(" and enter the code ABCD-1234").unwrap();
+    mock.approve(url.trim());
+    p.exp_string("Logged in").unwrap();
+    p.exp_eof().unwrap();
+}
+
+#[test]
+fn refresh_rotates_a_login_once_even_from_concurrent_processes() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    log_in_nous(&mock, home.path());
+    let run = || {
+        std::process::Command::new(BIN)
+            .env_clear()
+            .env("CREDPOOL_HOME", home.path())
+            .args(["refresh", "nous"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = run().wait_with_output().unwrap();
+    assert!(first.status.success());
+    let children: Vec<_> = (0..3).map(|_| run()).collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let seen = mock.seen.lock().unwrap();
+    assert_eq!(
+        seen.replays,
+        Vec::<String>::new(),
+        "a refresh token was sent twice"
+    );
+    let [entry] = entries(home.path(), "nous").try_into().unwrap();
+    assert_eq!(entry["token_generation"], seen.spent.len());
+    assert_eq!(
+        entry["refresh_token"],
+        format!("rt-{}", seen.spent.len() + 1)
+    );
+    assert!(seen.spent.len() >= 2, "{:?}", seen.spent);
 }
 
 #[test]

@@ -248,6 +248,32 @@ impl Store {
             Self::Redis(s) => s.refresh(clock, pool, entry_id, generation, lease_id, refresh),
         }
     }
+
+    /// The whole single-flight refresh with the entry's built-in refresher: core builds the
+    /// token request and reads the answer, this sends it (feature `http`). An entry whose
+    /// provider has none fails the refresh (not terminal) with `not_refreshable`.
+    #[cfg(feature = "http")]
+    pub fn refresh_built_in(
+        &mut self,
+        clock: impl Fn() -> Millis,
+        pool: &PoolKey,
+        entry_id: &EntryId,
+        generation: u64,
+        lease_id: Option<LeaseId>,
+    ) -> Result<Decision> {
+        let refresh = |registry: &Registry, _: &Credential| {
+            crate::http::refresh(registry, clock(), pool, entry_id)
+        };
+        match self {
+            Self::Sqlite(s) => crate::store::single_flight_refresh(
+                s, &clock, pool, entry_id, generation, lease_id, refresh,
+            ),
+            #[cfg(feature = "redis")]
+            Self::Redis(s) => crate::store::single_flight_refresh(
+                s, &clock, pool, entry_id, generation, lease_id, refresh,
+            ),
+        }
+    }
 }
 
 /// Whether `location` is a Redis URL (`redis://`, `rediss://`) rather than a file path.

@@ -18,6 +18,8 @@
 
 mod any;
 mod file;
+#[cfg(feature = "http")]
+mod http;
 mod lock;
 mod migrate;
 mod path;

@@ -585,7 +585,9 @@ impl RedisStore {
         lease_id: Option<LeaseId>,
         refresh: impl FnOnce(&Credential) -> RefreshOutcome,
     ) -> Result<Decision> {
-        single_flight_refresh(self, clock, pool, entry_id, generation, lease_id, refresh)
+        single_flight_refresh(self, clock, pool, entry_id, generation, lease_id, |_, c| {
+            refresh(c)
+        })
     }
 
     /// [`adopt_decision`](Self::adopt_decision) as a [`RefreshStart`].

@@ -330,7 +330,13 @@ impl SqliteStore {
         refresh: impl FnOnce(&Credential) -> RefreshOutcome,
     ) -> Result<Decision> {
         crate::store::single_flight_refresh(
-            self, clock, pool, entry_id, generation, lease_id, refresh,
+            self,
+            clock,
+            pool,
+            entry_id,
+            generation,
+            lease_id,
+            |_, credential| refresh(credential),
         )
     }
 

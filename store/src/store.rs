@@ -168,7 +168,7 @@ pub(crate) fn single_flight_refresh(
     entry_id: &EntryId,
     generation: u64,
     lease_id: Option<LeaseId>,
-    refresh: impl FnOnce(&Credential) -> RefreshOutcome,
+    refresh: impl FnOnce(&Registry, &Credential) -> RefreshOutcome,
 ) -> Result<Decision> {
     let ticket = match store.begin_refresh(clock(), pool, entry_id, generation, lease_id)? {
         RefreshStart::Adopted(decision) => return Ok(decision),
@@ -177,7 +177,7 @@ pub(crate) fn single_flight_refresh(
     match store.confirm_refresh(clock(), ticket)? {
         RefreshStart::Adopted(decision) => Ok(decision),
         RefreshStart::Needed(ticket) => {
-            let outcome = refresh(ticket.credential());
+            let outcome = refresh(store.registry(), ticket.credential());
             store.finish_refresh(clock(), ticket, outcome)
         }
     }
