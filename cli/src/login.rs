@@ -24,15 +24,22 @@ use crate::target::resolve_target;
 /// `credpool login` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LoginArgs {
-    /// Provider: `openai-codex`, `xai-oauth` or `nous`.
+    /// Provider: `anthropic`, `openrouter` (browser logins), `openai-codex`, `xai-oauth`,
+    /// `nous` (device-code logins; `openai-codex --browser` for Codex's browser login).
     provider: String,
     /// Label (default: the token's email claim, else `<provider>-oauth-<n>`).
     #[arg(long)]
     label: Option<String>,
-    /// The authorization server to use instead of the provider's (its device-code and
-    /// token endpoints sit at the provider's paths under it).
+    /// The authorization server to use instead of the provider's (its endpoints sit at
+    /// the provider's paths under it).
     #[arg(long)]
     issuer: Option<String>,
+    /// openai-codex: the browser (loopback PKCE) login instead of the device code.
+    #[arg(long)]
+    browser: bool,
+    /// The loopback port of a Codex browser login (Codex's own: 1455).
+    #[arg(long, default_value_t = 1455)]
+    port: u16,
 }
 
 /// One provider's device-code login.
@@ -94,71 +101,121 @@ const LOGIN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The tokens a completed login issued.
-struct Tokens {
-    access: String,
-    refresh: Option<String>,
-    expires_in: Option<u64>,
+pub(crate) struct Tokens {
+    /// Access token (or the minted API key).
+    pub(crate) access: String,
+    /// Refresh token.
+    pub(crate) refresh: Option<String>,
+    /// Seconds until the access token expires.
+    pub(crate) expires_in: Option<u64>,
+}
+
+/// What a login obtained, to store as an entry.
+pub(crate) struct Obtained {
+    /// The pool.
+    pub(crate) provider: &'static str,
+    /// The tokens (an API key in `access` when `oauth` is false).
+    pub(crate) tokens: Tokens,
+    /// An OAuth login (else the flow minted an API key).
+    pub(crate) oauth: bool,
+    /// The entry's source (`manual:<flow>`).
+    pub(crate) source: &'static str,
+    /// The entry's endpoint.
+    pub(crate) base_url: &'static str,
+    /// The token endpoint to record (an `--issuer` login).
+    pub(crate) token_url: Option<String>,
 }
 
 /// `credpool login <provider>`.
 pub(crate) fn login(ctx: &Ctx, args: &LoginArgs) -> CliResult<()> {
-    let flow = FLOWS.iter().find(|f| f.provider == args.provider).ok_or_else(|| {
-        let known: Vec<&str> = FLOWS.iter().map(|f| f.provider).collect();
-        CliError::usage(
-            "invalid_input",
-            format!(
-                "no login flow for `{}` (device-code logins: {}); add an API key with `credpool add`",
-                args.provider,
-                known.join(", ")
-            ),
-        )
-    })?;
-    let issuer = args
-        .issuer
-        .as_deref()
-        .unwrap_or(flow.issuer)
-        .trim_end_matches('/');
     let agent = ureq::AgentBuilder::new()
         .timeout(HTTP_TIMEOUT)
         .redirects(0)
         .build();
+    let issuer = args.issuer.as_deref().map(|i| i.trim_end_matches('/'));
+    let obtained = match args.provider.as_str() {
+        "anthropic" => crate::pkce::anthropic(&agent, issuer)?,
+        "openrouter" => crate::pkce::openrouter(&agent, issuer)?,
+        "openai-codex" if args.browser => crate::pkce::codex(&agent, issuer, args.port)?,
+        provider => device(&agent, provider, issuer)?,
+    };
+    save(ctx, obtained, args.label.clone())
+}
+
+/// A device-code login of `provider`.
+fn device(agent: &ureq::Agent, provider: &str, issuer: Option<&str>) -> CliResult<Obtained> {
+    let flow = FLOWS
+        .iter()
+        .find(|f| f.provider == provider)
+        .ok_or_else(|| {
+            let known: Vec<&str> = FLOWS.iter().map(|f| f.provider).collect();
+            CliError::usage(
+                "invalid_input",
+                format!(
+                    "no login flow for `{provider}` (browser logins: anthropic, openrouter, \
+                 openai-codex --browser; device-code logins: {}); add an API key with \
+                 `credpool add`",
+                    known.join(", ")
+                ),
+            )
+        })?;
+    let base = issuer.unwrap_or(flow.issuer);
     let (tokens, token_url) = match &flow.kind {
         Kind::Rfc8628 {
             device_path,
             token_path,
             scope,
         } => {
-            let token_url = format!("{issuer}{token_path}");
-            let device_url = format!("{issuer}{device_path}");
-            (
-                rfc8628(&agent, flow, &device_url, &token_url, scope)?,
-                token_url,
-            )
+            let token_url = format!("{base}{token_path}");
+            let device_url = format!("{base}{device_path}");
+            let tokens = rfc8628(agent, flow, &device_url, &token_url, scope)?;
+            (tokens, token_url)
         }
         Kind::Codex => {
-            let token_url = format!("{issuer}/oauth/token");
-            (codex(&agent, flow, issuer, &token_url)?, token_url)
+            let token_url = format!("{base}/oauth/token");
+            (codex(agent, flow, base, &token_url)?, token_url)
         }
     };
+    Ok(Obtained {
+        provider: flow.provider,
+        tokens,
+        oauth: true,
+        source: "manual:device_code",
+        base_url: flow.base_url,
+        token_url: issuer.map(|_| token_url),
+    })
+}
+
+/// Adds what a login obtained to the store and says so.
+fn save(ctx: &Ctx, obtained: Obtained, label: Option<String>) -> CliResult<()> {
     let mut store = ctx.open()?;
-    let key = PoolKey::parse(flow.provider)?;
-    warn_same_account(&store, &key, &tokens.access);
+    let key = PoolKey::parse(obtained.provider)?;
+    let tokens = obtained.tokens;
+    if obtained.oauth {
+        warn_same_account(&store, &key, &tokens.access);
+    }
     let mut extra = Map::new();
-    if args.issuer.is_some() {
-        extra.insert("token_url".to_owned(), Value::String(token_url));
+    if let Some(url) = obtained.token_url {
+        extra.insert("token_url".to_owned(), Value::String(url));
     }
     let now = credpool_store::now();
-    let label = args.label.clone().or_else(|| identity(&tokens.access));
+    let label = label
+        .or_else(|| identity(&tokens.access))
+        .unwrap_or_else(|| fallback_label(&store, &key, obtained.oauth));
     let entry = NewEntry {
-        label: label.or_else(|| Some(fallback_label(&store, &key))),
-        auth_type: Some(AuthType::Oauth),
-        source: Some("manual:device_code".to_owned()),
+        label: Some(label),
+        auth_type: Some(if obtained.oauth {
+            AuthType::Oauth
+        } else {
+            AuthType::ApiKey
+        }),
+        source: Some(obtained.source.to_owned()),
         access_token: Some(Secret::new(tokens.access)),
         refresh_token: tokens.refresh.map(Secret::new),
         expires_at: tokens
             .expires_in
             .map(|s| Millis(now.0.saturating_add(s.saturating_mul(1_000)))),
-        base_url: Some(flow.base_url.to_owned()),
+        base_url: Some(obtained.base_url.to_owned()),
         extra,
         ..NewEntry::default()
     };
@@ -326,7 +383,7 @@ fn codex(agent: &ureq::Agent, flow: &Flow, issuer: &str, token_url: &str) -> Cli
     tokens_of(&answer)
 }
 
-fn tokens_of(answer: &Value) -> CliResult<Tokens> {
+pub(crate) fn tokens_of(answer: &Value) -> CliResult<Tokens> {
     let text = |k: &str| {
         answer
             .get(k)
@@ -343,13 +400,13 @@ fn tokens_of(answer: &Value) -> CliResult<Tokens> {
 }
 
 /// Tells the user where to go and what to type (stderr: stdout stays for `--json`).
-fn show(url: &str, code: &str) {
+pub(crate) fn show(url: &str, code: &str) {
     eprintln!("Open {url} and enter the code {code}");
     eprintln!("Waiting for the login to be approved...");
 }
 
 /// A label from the token's identity claims (`email`, `preferred_username`, `upn`).
-fn identity(access: &str) -> Option<String> {
+pub(crate) fn identity(access: &str) -> Option<String> {
     let claims = jwt_claims(access)?;
     ["email", "preferred_username", "upn"]
         .iter()
@@ -357,13 +414,17 @@ fn identity(access: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `<provider>-oauth-<n>`, n one past the pool's entries.
-fn fallback_label(store: &credpool_store::Store, key: &PoolKey) -> String {
+/// `<provider>-oauth-<n>` (`api-key-<n>` for a minted key), n one past the pool's entries.
+fn fallback_label(store: &credpool_store::Store, key: &PoolKey, oauth: bool) -> String {
     let n = store
         .registry()
         .pool(key)
         .map_or(0, |pool| pool.entries().len());
-    format!("{key}-oauth-{}", n + 1)
+    if oauth {
+        format!("{key}-oauth-{}", n + 1)
+    } else {
+        format!("api-key-{}", n + 1)
+    }
 }
 
 /// Warns when the login's account (Codex: `chatgpt_account_id` and `sub`) is already in
@@ -394,7 +455,11 @@ fn warn_same_account(store: &credpool_store::Store, key: &PoolKey, access: &str)
     }
 }
 
-fn post_form(agent: &ureq::Agent, url: &str, fields: &[(&str, &str)]) -> CliResult<(u16, Value)> {
+pub(crate) fn post_form(
+    agent: &ureq::Agent,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> CliResult<(u16, Value)> {
     answer(
         url,
         agent
@@ -404,7 +469,7 @@ fn post_form(agent: &ureq::Agent, url: &str, fields: &[(&str, &str)]) -> CliResu
     )
 }
 
-fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> CliResult<(u16, Value)> {
+pub(crate) fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> CliResult<(u16, Value)> {
     let request = agent
         .post(url)
         .set("accept", "application/json")
@@ -434,7 +499,7 @@ fn answer(url: &str, result: Result<ureq::Response, ureq::Error>) -> CliResult<(
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
 
-fn login_failed(why: &str) -> CliError {
+pub(crate) fn login_failed(why: &str) -> CliError {
     CliError::runtime("login_failed", why)
 }
 

@@ -10,6 +10,7 @@ mod interactive;
 mod login;
 mod manage;
 mod output;
+mod pkce;
 mod prompt;
 mod seed;
 mod simulate;
@@ -87,8 +88,9 @@ enum Command {
     },
     /// Add a credential (an API key, prompted without echo unless given).
     Add(AddArgs),
-    /// Log in with a provider's device-code flow (openai-codex, xai-oauth, nous) and add
-    /// the OAuth entry; core's built-in refresher keeps it fresh.
+    /// Log in with a provider's own flow and add the entry: a browser login (anthropic,
+    /// openrouter, openai-codex --browser) or a device code (openai-codex, xai-oauth,
+    /// nous); core's built-in refresher keeps an OAuth login fresh.
     Login(login::LoginArgs),
     /// Refresh OAuth entries now with the built-in refresher (single-flight with every
     /// other process; a token rotated elsewhere is adopted).

@@ -25,6 +25,91 @@ struct Seen {
     /// Refresh tokens spent, and the ones presented again (replays).
     spent: Vec<String>,
     replays: Vec<String>,
+    /// The PKCE challenge and state of the last authorize request.
+    challenge: String,
+    state: String,
+    /// Code exchanges whose verifier matched the challenge.
+    verified: usize,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
+fn decode(text: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(
+                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap(),
+            );
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn query_of(target: &str) -> BTreeMap<String, String> {
+    let query = target.split_once('?').map_or("", |(_, q)| q);
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// Whether `verifier` is the S256 verifier of `challenge`.
+fn pkce_ok(verifier: &str, challenge: &str) -> bool {
+    use sha2::Digest;
+    b64url(&sha2::Sha256::digest(verifier.as_bytes())) == challenge
+}
+
+/// The user's browser: GETs `url`; the status, `location` header and body.
+fn browse(url: &str) -> (u16, Option<String>, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map_or_else(|| (rest, "/".to_owned()), |(h, p)| (h, format!("/{p}")));
+    let host = host.replace("localhost", "127.0.0.1");
+    let mut stream = TcpStream::connect(&host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("0")
+        .parse()
+        .unwrap();
+    let location = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+        })
+        .map(|(_, v)| v.trim().to_owned());
+    (status, location, body.to_owned())
 }
 
 /// A JWT (unsigned: the CLI only reads claims) carrying `claims`.
@@ -135,7 +220,77 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Seen>, deny: bool) {
             "https://api.openai.com/auth": {"chatgpt_account_id": "acct-1"}});
         json!({"access_token": jwt(&claims), "refresh_token": "rt-login", "expires_in": 3600})
     };
-    let (status, answer) = match (method.as_str(), path.as_str()) {
+    let route = path.split('?').next().unwrap_or("").to_owned();
+    let query = query_of(&path);
+    let (status, answer) = match (method.as_str(), route.as_str()) {
+        ("GET", "/oauth/authorize" | "/auth") => {
+            s.challenge = query.get("code_challenge").cloned().unwrap_or_default();
+            s.state = query.get("state").cloned().unwrap_or_default();
+            assert_eq!(
+                query.get("code_challenge_method").map(String::as_str),
+                Some("S256")
+            );
+            let back = query
+                .get("redirect_uri")
+                .or_else(|| query.get("callback_url"))
+                .cloned()
+                .unwrap_or_default();
+            drop(s);
+            let mut stream = stream;
+            if query.contains_key("code") {
+                // Anthropic's manual flow: the page shows code#state to paste.
+                let page = format!("code-A#{}", query["state"]);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                );
+            } else {
+                let state = query
+                    .get("state")
+                    .map(|s| format!("&state={s}"))
+                    .unwrap_or_default();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 302 Found\r\nlocation: {back}?code=code-L{state}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+            return;
+        }
+        ("POST", "/v1/oauth/token") => {
+            let ok = fields.get("code").map(String::as_str) == Some("code-A")
+                && fields.get("state") == Some(&s.state)
+                && pkce_ok(&fields["code_verifier"], &s.challenge)
+                && fields.get("client_id").map(String::as_str)
+                    == Some("9d1c250a-e61b-44d9-88ed-5944d1962f5e");
+            if ok {
+                s.verified += 1;
+                (
+                    200,
+                    json!({"access_token": "sk-ant-oat01-minted", "refresh_token": "sk-ant-ort01-minted", "expires_in": 28800}),
+                )
+            } else {
+                (400, json!({"error": "invalid_grant"}))
+            }
+        }
+        ("POST", "/api/v1/auth/keys") => {
+            if fields.get("code").map(String::as_str) == Some("code-L")
+                && pkce_ok(&fields["code_verifier"], &s.challenge)
+            {
+                s.verified += 1;
+                (200, json!({"key": "sk-or-v1-minted", "user_id": "u"}))
+            } else {
+                (403, json!({"error": {"message": "invalid code"}}))
+            }
+        }
+        ("POST", "/oauth/token") if fields.get("code").map(String::as_str) == Some("code-L") => {
+            if pkce_ok(&fields["code_verifier"], &s.challenge) {
+                s.verified += 1;
+                (200, tokens("linus@example.com"))
+            } else {
+                (400, json!({"error": "invalid_grant"}))
+            }
+        }
         ("GET", p) if p.starts_with("/device") || p.starts_with("/codex/device") => {
             s.approved = true;
             (200, json!({"ok": true}))
@@ -392,13 +547,118 @@ fn an_unknown_provider_is_a_usage_error() {
     let out = std::process::Command::new(BIN)
         .env_clear()
         .env("CREDPOOL_HOME", home.path())
-        .args(["login", "openrouter"])
+        .args(["login", "gemini"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("no login flow for `openrouter`") && err.contains("[invalid_input]"),
+        err.contains("no login flow for `gemini`") && err.contains("[invalid_input]"),
         "{err}"
     );
+}
+
+#[test]
+fn anthropic_browser_login_takes_the_pasted_code_and_checks_pkce_and_state() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(
+        home.path(),
+        &format!("login anthropic --issuer {} --label claude-max", mock.base),
+    );
+    p.exp_string("Open ").unwrap();
+    let url = p.exp_regex(r"http://\S+").unwrap().1;
+    let (status, _, page) = browse(&url);
+    assert_eq!(status, 200);
+    p.exp_string("(code#state, hidden): ").unwrap();
+    p.send_line(&page).unwrap();
+    p.exp_string("Logged in: added anthropic credential \"claude-max\"")
+        .unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(mock.seen.lock().unwrap().verified, 1);
+    let [entry] = entries(home.path(), "anthropic").try_into().unwrap();
+    assert_eq!(entry["source"], "manual:hermes_pkce");
+    assert_eq!(entry["refresh_token"], "sk-ant-ort01-minted");
+    assert_eq!(
+        entry["extra"]["token_url"],
+        format!("{}/v1/oauth/token", mock.base)
+    );
+}
+
+#[test]
+fn a_pasted_code_of_another_login_is_refused() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(
+        home.path(),
+        &format!("login anthropic --issuer {}", mock.base),
+    );
+    p.exp_string("(code#state, hidden): ").unwrap();
+    p.send_line("code-A#not-this-login").unwrap();
+    p.exp_string("state mismatch").unwrap();
+    p.exp_eof().unwrap();
+    assert!(entries(home.path(), "anthropic").is_empty());
+}
+
+#[test]
+fn openrouter_browser_login_mints_an_api_key_through_the_loopback() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let mut p = spawn(
+        home.path(),
+        &format!("login openrouter --issuer {}", mock.base),
+    );
+    p.exp_string("Open ").unwrap();
+    let url = p.exp_regex(r"http://\S+").unwrap().1;
+    let (status, location, _) = browse(&url);
+    assert_eq!(status, 302);
+    let back = location.unwrap();
+    assert!(
+        back.starts_with("http://127.0.0.1:") && back.contains("/callback/"),
+        "{back}"
+    );
+    // A request for another path of the listener is not the callback.
+    let wrong = back.split("/callback/").next().unwrap().to_owned() + "/callback/guess?code=x";
+    assert_eq!(browse(&wrong).0, 404);
+    assert_eq!(browse(&back).0, 200);
+    p.exp_string("Logged in: added openrouter credential")
+        .unwrap();
+    p.exp_eof().unwrap();
+    let [entry] = entries(home.path(), "openrouter").try_into().unwrap();
+    assert_eq!(
+        (entry["auth_type"].as_str(), entry["source"].as_str()),
+        (Some("api_key"), Some("manual:openrouter_pkce"))
+    );
+    assert_eq!(entry["access_token"], "sk-or-v1-minted");
+}
+
+#[test]
+fn codex_browser_login_checks_the_state_of_the_loopback_return() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut p = spawn(
+        home.path(),
+        &format!(
+            "login openai-codex --browser --port {port} --issuer {}",
+            mock.base
+        ),
+    );
+    p.exp_string("Open ").unwrap();
+    let url = p.exp_regex(r"http://\S+").unwrap().1;
+    let (_, location, _) = browse(&url);
+    assert!(location.as_deref().unwrap().starts_with(&format!(
+        "http://localhost:{port}/auth/callback?code=code-L&state="
+    )));
+    browse(&location.unwrap());
+    p.exp_string("Logged in: added openai-codex credential \"linus@example.com\"")
+        .unwrap();
+    p.exp_eof().unwrap();
+    let [entry] = entries(home.path(), "openai-codex").try_into().unwrap();
+    assert_eq!(entry["source"], "manual:loopback_pkce");
+    assert_eq!(mock.seen.lock().unwrap().verified, 1);
 }
