@@ -360,12 +360,12 @@ mod tests {
 
     #[test]
     fn encodings() {
-        // RFC 7636 appendix B: the verifier's S256 challenge.
-        let verifier = "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        // The S256 challenge as Python's hashlib and base64.urlsafe_b64encode give it.
         assert_eq!(
-            base64url(&Sha256::digest(verifier.as_bytes())),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            base64url(&Sha256::digest(b"credpool-verifier")),
+            "9XGgoDlMaDsQ1J8tnDoicq796XhQoPROElvqmTYzewE"
         );
+        assert_eq!(base64url(&[0xfb, 0xff]), "-_8");
         assert_eq!(
             parse_query("code=a%2Fb&state=x+y"),
             vec![
