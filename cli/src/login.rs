@@ -1,7 +1,8 @@
 //! `credpool login <provider>` and `credpool refresh`.
 //!
 //! `login`: the device-code logins Hermes uses (RFC 8628 for xAI and
-//! Nous; OpenAI's own device flow for Codex). The user opens a URL and types a code; this
+//! Nous, with PKCE for Qwen; OpenAI's own device flow for Codex; MiniMax's user-code grant
+//! with PKCE), and the browser logins of [`crate::pkce`]. The user opens a URL and types a code; this
 //! polls the token endpoint until the login is approved, then adds an OAuth entry (source
 //! `manual:device_code`) that core's built-in refresher keeps fresh.
 //!
@@ -19,13 +20,15 @@ use serde_json::{Map, Value, json};
 use crate::exit::{CliError, CliResult};
 use crate::manage::{Ctx, apply, pool_key, pool_status};
 use crate::output::print_json;
+use crate::pkce::Pkce;
 use crate::target::resolve_target;
 
 /// `credpool login` arguments.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LoginArgs {
     /// Provider: `anthropic`, `openrouter` (browser logins), `openai-codex`, `xai-oauth`,
-    /// `nous` (device-code logins; `openai-codex --browser` for Codex's browser login).
+    /// `nous`, `qwen-oauth`, `minimax-oauth` (device-code logins; `openai-codex --browser`
+    /// for Codex's browser login).
     provider: String,
     /// Label (default: the token's email claim, else `<provider>-oauth-<n>`).
     #[arg(long)]
@@ -53,12 +56,16 @@ struct Flow {
 }
 
 enum Kind {
-    /// RFC 8628: form requests, `authorization_pending` / `slow_down`.
+    /// RFC 8628: form requests, `authorization_pending` / `slow_down`; with `pkce`, a
+    /// S256 challenge on the device request and its verifier on the polls (Qwen).
     Rfc8628 {
         device_path: &'static str,
         token_path: &'static str,
         scope: &'static str,
+        pkce: bool,
     },
+    /// MiniMax's user-code grant with PKCE: `status` `pending` / `success` / `error`.
+    MiniMax,
     /// OpenAI's device flow: a user code, polled until 200, then a code exchange.
     Codex,
 }
@@ -72,6 +79,7 @@ const FLOWS: &[Flow] = &[
             device_path: "/oauth2/device/code",
             token_path: "/oauth2/token",
             scope: "openid profile email offline_access grok-cli:access api:access",
+            pkce: false,
         },
         base_url: "https://api.x.ai/v1",
     },
@@ -83,6 +91,7 @@ const FLOWS: &[Flow] = &[
             device_path: "/api/oauth/device/code",
             token_path: "/api/oauth/token",
             scope: "inference:invoke",
+            pkce: false,
         },
         base_url: "https://inference-api.nousresearch.com/v1",
     },
@@ -92,6 +101,25 @@ const FLOWS: &[Flow] = &[
         client_id: "app_EMoamEEZ73f0CkXaXp7hrann",
         kind: Kind::Codex,
         base_url: "https://chatgpt.com/backend-api/codex",
+    },
+    Flow {
+        provider: "qwen-oauth",
+        issuer: "https://chat.qwen.ai",
+        client_id: "f0304373b74a44d2b584a3fb70ca9e56",
+        kind: Kind::Rfc8628 {
+            device_path: "/api/v1/oauth2/device/code",
+            token_path: "/api/v1/oauth2/token",
+            scope: "openid profile email model.completion",
+            pkce: true,
+        },
+        base_url: "https://portal.qwen.ai/v1",
+    },
+    Flow {
+        provider: "minimax-oauth",
+        issuer: "https://api.minimax.io",
+        client_id: "78257093-7e40-4613-99e0-527b14b39113",
+        kind: Kind::MiniMax,
+        base_url: "https://api.minimax.io/v1",
     },
 ];
 
@@ -165,11 +193,17 @@ fn device(agent: &ureq::Agent, provider: &str, issuer: Option<&str>) -> CliResul
             device_path,
             token_path,
             scope,
+            pkce,
         } => {
             let token_url = format!("{base}{token_path}");
             let device_url = format!("{base}{device_path}");
-            let tokens = rfc8628(agent, flow, &device_url, &token_url, scope)?;
+            let pkce = pkce.then(Pkce::new).transpose()?;
+            let tokens = rfc8628(agent, flow, &device_url, &token_url, scope, pkce.as_ref())?;
             (tokens, token_url)
+        }
+        Kind::MiniMax => {
+            let token_url = format!("{base}/oauth/token");
+            (minimax(agent, flow, base, &token_url)?, token_url)
         }
         Kind::Codex => {
             let token_url = format!("{base}/oauth/token");
@@ -250,12 +284,16 @@ fn rfc8628(
     device_url: &str,
     token_url: &str,
     scope: &str,
+    pkce: Option<&Pkce>,
 ) -> CliResult<Tokens> {
-    let (_, device) = post_form(
-        agent,
-        device_url,
-        &[("client_id", flow.client_id), ("scope", scope)],
-    )?;
+    let mut fields = vec![("client_id", flow.client_id), ("scope", scope)];
+    if let Some(pkce) = pkce {
+        fields.extend([
+            ("code_challenge", pkce.challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]);
+    }
+    let (_, device) = post_form(agent, device_url, &fields)?;
     let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
     let (Some(device_code), Some(user_code)) =
         (text(&device, "device_code"), text(&device, "user_code"))
@@ -281,11 +319,14 @@ fn rfc8628(
     let deadline = Instant::now() + expires;
     loop {
         std::thread::sleep(Duration::from_secs(interval));
-        let fields = [
+        let mut fields = vec![
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
             ("client_id", flow.client_id),
             ("device_code", device_code.as_str()),
         ];
+        if let Some(pkce) = pkce {
+            fields.push(("code_verifier", pkce.verifier.as_str()));
+        }
         let (status, answer) = post_form(agent, token_url, &fields)?;
         if (200..300).contains(&status) {
             return tokens_of(&answer);
@@ -304,6 +345,79 @@ fn rfc8628(
                     "the token endpoint answered {status}"
                 )));
             }
+        }
+        if Instant::now() >= deadline {
+            return Err(login_failed(
+                "the code expired before the login was approved",
+            ));
+        }
+    }
+}
+
+/// MiniMax's user-code grant: a code request with a PKCE challenge and a state, then polls
+/// with the verifier until `status` is `success`.
+fn minimax(agent: &ureq::Agent, flow: &Flow, issuer: &str, token_url: &str) -> CliResult<Tokens> {
+    let pkce = Pkce::new()?;
+    let state = crate::pkce::nonce()?;
+    let fields = [
+        ("response_type", "code"),
+        ("client_id", flow.client_id),
+        ("scope", "group_id profile model.completion"),
+        ("code_challenge", pkce.challenge.as_str()),
+        ("code_challenge_method", "S256"),
+        ("state", state.as_str()),
+    ];
+    let (_, start) = post_form(agent, &format!("{issuer}/oauth/code"), &fields)?;
+    let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    if text(&start, "state").as_deref() != Some(state.as_str()) {
+        return Err(login_failed(
+            "the code answer belongs to another login (state mismatch)",
+        ));
+    }
+    let (Some(user_code), Some(visit)) =
+        (text(&start, "user_code"), text(&start, "verification_uri"))
+    else {
+        return Err(login_failed(
+            "the code answer has no user_code or verification_uri",
+        ));
+    };
+    show(&visit, &user_code);
+    let interval_ms = start
+        .get("interval")
+        .and_then(Value::as_u64)
+        .unwrap_or(2_000)
+        .max(2_000);
+    let deadline = Instant::now() + LOGIN_TIMEOUT;
+    loop {
+        std::thread::sleep(Duration::from_millis(interval_ms));
+        let fields = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:user_code"),
+            ("client_id", flow.client_id),
+            ("user_code", user_code.as_str()),
+            ("code_verifier", pkce.verifier.as_str()),
+        ];
+        let (status, answer) = post_form(agent, token_url, &fields)?;
+        if !(200..300).contains(&status) {
+            return Err(login_failed(&format!(
+                "the token endpoint answered {status}"
+            )));
+        }
+        match answer.get("status").and_then(Value::as_str) {
+            Some("success") => {
+                let mut tokens = tokens_of(&answer)?;
+                tokens.expires_in = answer.get("expired_in").and_then(Value::as_u64).map(|v| {
+                    // Epoch ms when larger than half of now, else seconds (as core reads it).
+                    let now_ms = credpool_store::now().0;
+                    if v > now_ms / 2 {
+                        v.saturating_sub(now_ms) / 1_000
+                    } else {
+                        v
+                    }
+                });
+                return Ok(tokens);
+            }
+            Some("pending") => {}
+            _ => return Err(login_failed("the provider refused the login")),
         }
         if Instant::now() >= deadline {
             return Err(login_failed(

@@ -90,7 +90,7 @@ enum Command {
     Add(AddArgs),
     /// Log in with a provider's own flow and add the entry: a browser login (anthropic,
     /// openrouter, openai-codex --browser) or a device code (openai-codex, xai-oauth,
-    /// nous); core's built-in refresher keeps an OAuth login fresh.
+    /// nous, qwen-oauth, minimax-oauth); core's built-in refresher keeps it fresh.
     Login(login::LoginArgs),
     /// Refresh OAuth entries now with the built-in refresher (single-flight with every
     /// other process; a token rotated elsewhere is adopted).

@@ -18,13 +18,21 @@ use crate::login::{Obtained, Tokens, login_failed, post_form, post_json, tokens_
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A PKCE verifier (64 random bytes, base64url: 86 characters) and its S256 challenge.
-struct Pkce {
-    verifier: String,
-    challenge: String,
+pub(crate) struct Pkce {
+    /// The verifier (sent with the code exchange or the polls).
+    pub(crate) verifier: String,
+    /// Its S256 challenge (sent with the authorization request).
+    pub(crate) challenge: String,
+}
+
+/// A random `state` (32 bytes, base64url).
+pub(crate) fn nonce() -> CliResult<String> {
+    Ok(base64url(&random::<32>()?))
 }
 
 impl Pkce {
-    fn new() -> CliResult<Self> {
+    /// A fresh verifier and its challenge.
+    pub(crate) fn new() -> CliResult<Self> {
         let verifier = base64url(&random::<64>()?);
         let challenge = base64url(&Sha256::digest(verifier.as_bytes()));
         Ok(Self {
@@ -51,7 +59,7 @@ pub(crate) fn anthropic(agent: &ureq::Agent, issuer: Option<&str>) -> CliResult<
         ),
     };
     let pkce = Pkce::new()?;
-    let state = base64url(&random::<32>()?);
+    let state = nonce()?;
     let url = with_query(
         &authorize,
         &[
@@ -103,7 +111,7 @@ pub(crate) fn codex(agent: &ureq::Agent, issuer: Option<&str>, port: u16) -> Cli
     let listener = bind(port)?;
     let redirect = format!("http://localhost:{port}/auth/callback");
     let pkce = Pkce::new()?;
-    let state = base64url(&random::<32>()?);
+    let state = nonce()?;
     let url = with_query(
         &format!("{base}/oauth/authorize"),
         &[

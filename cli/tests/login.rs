@@ -257,6 +257,67 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Seen>, deny: bool) {
             }
             return;
         }
+        ("POST", "/api/v1/oauth2/device/code") => {
+            assert_eq!(
+                fields.get("code_challenge_method").map(String::as_str),
+                Some("S256")
+            );
+            s.challenge = fields["code_challenge"].clone();
+            (
+                200,
+                json!({"device_code": "dc-q", "user_code": "QWEN-1",
+                "verification_uri": format!("{base}/device"),
+                "verification_uri_complete": format!("{base}/device?user_code=QWEN-1"),
+                "expires_in": 600, "interval": 1}),
+            )
+        }
+        ("POST", "/api/v1/oauth2/token") => {
+            s.polls.push(fields.clone());
+            if !s.approved {
+                (400, json!({"error": "authorization_pending"}))
+            } else if pkce_ok(&fields["code_verifier"], &s.challenge)
+                && fields["device_code"] == "dc-q"
+            {
+                s.verified += 1;
+                (
+                    200,
+                    json!({"access_token": "at-qwen", "refresh_token": "rt-qwen", "expires_in": 21600, "resource_url": "portal.qwen.ai"}),
+                )
+            } else {
+                (400, json!({"error": "invalid_grant"}))
+            }
+        }
+        ("POST", "/oauth/code") => {
+            assert_eq!(
+                fields.get("code_challenge_method").map(String::as_str),
+                Some("S256")
+            );
+            s.challenge = fields["code_challenge"].clone();
+            (
+                200,
+                json!({"user_code": "MM-1", "verification_uri": format!("{base}/device"),
+                "expired_in": 600_000, "interval": 2000, "state": fields["state"]}),
+            )
+        }
+        ("POST", "/oauth/token")
+            if fields.get("grant_type").map(String::as_str)
+                == Some("urn:ietf:params:oauth:grant-type:user_code") =>
+        {
+            s.polls.push(fields.clone());
+            if !s.approved {
+                (200, json!({"status": "pending"}))
+            } else if pkce_ok(&fields["code_verifier"], &s.challenge)
+                && fields["user_code"] == "MM-1"
+            {
+                s.verified += 1;
+                (
+                    200,
+                    json!({"status": "success", "access_token": "at-mm", "refresh_token": "rt-mm", "expired_in": 3600}),
+                )
+            } else {
+                (200, json!({"status": "error"}))
+            }
+        }
         ("POST", "/v1/oauth/token") => {
             let ok = fields.get("code").map(String::as_str) == Some("code-A")
                 && fields.get("state") == Some(&s.state)
@@ -661,4 +722,47 @@ fn codex_browser_login_checks_the_state_of_the_loopback_return() {
     let [entry] = entries(home.path(), "openai-codex").try_into().unwrap();
     assert_eq!(entry["source"], "manual:loopback_pkce");
     assert_eq!(mock.seen.lock().unwrap().verified, 1);
+}
+
+/// A device login whose user approves at once: the entry it added.
+fn device_login(mock: &Mock, home: &std::path::Path, provider: &str, code: &str) -> Value {
+    let mut p = spawn(home, &format!("login {provider} --issuer {}", mock.base));
+    p.exp_string("Open ").unwrap();
+    let url = p
+        .exp_string(&format!(" and enter the code {code}"))
+        .unwrap();
+    mock.approve(url.trim());
+    p.exp_string(&format!("Logged in: added {provider} credential"))
+        .unwrap();
+    p.exp_eof().unwrap();
+    let [entry] = entries(home, provider).try_into().unwrap();
+    entry
+}
+
+#[test]
+fn qwen_device_login_sends_a_pkce_challenge_and_polls_with_its_verifier() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let entry = device_login(&mock, home.path(), "qwen-oauth", "QWEN-1");
+    assert_eq!(mock.seen.lock().unwrap().verified, 1);
+    assert_eq!(
+        (entry["refresh_token"].as_str(), entry["label"].as_str()),
+        (Some("rt-qwen"), Some("qwen-oauth-oauth-1"))
+    );
+    assert_eq!(entry["base_url"], "https://portal.qwen.ai/v1");
+}
+
+#[test]
+fn minimax_user_code_login_polls_until_success() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let entry = device_login(&mock, home.path(), "minimax-oauth", "MM-1");
+    let seen = mock.seen.lock().unwrap();
+    assert_eq!(seen.verified, 1);
+    assert_eq!(
+        seen.polls[0]["grant_type"],
+        "urn:ietf:params:oauth:grant-type:user_code"
+    );
+    assert_eq!(entry["refresh_token"], "rt-mm");
+    assert!(entry["expires_at"].as_u64().is_some());
 }
