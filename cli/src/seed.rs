@@ -30,6 +30,12 @@ pub(crate) struct SeedArgs {
     /// the config, and the --env-file given).
     #[arg(long)]
     pub(crate) no_env: bool,
+    /// Borrow Claude Code's login (`$CLAUDE_CONFIG_DIR/.credentials.json`, else
+    /// `~/.claude/.credentials.json`) even when the anthropic provider is not configured
+    /// yet (otherwise it is borrowed only when the store has an anthropic pool or the
+    /// environment sets `ANTHROPIC_TOKEN` or `ANTHROPIC_API_KEY`).
+    #[arg(long)]
+    pub(crate) claude_code: bool,
 }
 
 /// `credpool seed`: adopt keys from the environment, a `.env` file and a config file
@@ -51,6 +57,23 @@ pub(crate) fn seed(ctx: &Ctx, args: &SeedArgs) -> CliResult<()> {
     let provider_vars = !args.no_env || args.env_file.is_some();
     let env = seed_env(&config, provider_vars, !args.no_env, dotenv.as_ref());
     let mut store = ctx.open()?;
+    let mut config = config;
+    let configured = args.claude_code
+        || store
+            .registry()
+            .pools()
+            .any(|p| p.key().as_str() == "anthropic")
+        || ["ANTHROPIC_TOKEN", "ANTHROPIC_API_KEY"]
+            .iter()
+            .any(|v| env.contains_key(*v));
+    if configured && let Some(login) = claude_code_login() {
+        if let Some(object) = config.as_object_mut() {
+            let logins = object.entry("borrowed_logins").or_insert_with(|| json!([]));
+            if let Some(list) = logins.as_array_mut() {
+                list.push(login);
+            }
+        }
+    }
     let input = credpool_core::parse_input(json!({
         "type": "seed",
         "env": env,
@@ -73,6 +96,42 @@ pub(crate) fn seed(ctx: &Ctx, args: &SeedArgs) -> CliResult<()> {
         print_seed_report(&report);
     }
     Ok(())
+}
+
+/// Claude Code's login as core's borrowed login: the access token and its expiry of
+/// `$CLAUDE_CONFIG_DIR/.credentials.json` (else `~/.claude/.credentials.json`), never its
+/// refresh token (Claude Code refreshes it; credpool re-seeds after). None when the file is
+/// absent; an unreadable one is skipped with a warning (it is another tool's file).
+fn claude_code_login() -> Option<Value> {
+    let dir = std::env::var_os("CLAUDE_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".claude")))?;
+    let path = dir.join(".credentials.json");
+    let text = std::fs::read_to_string(&path).ok()?;
+    let oauth = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|doc| doc.get("claudeAiOauth").cloned());
+    let access = oauth
+        .as_ref()
+        .and_then(|o| o.get("accessToken")?.as_str().map(str::to_owned))
+        .filter(|t| !t.is_empty());
+    let Some(access) = access else {
+        eprintln!(
+            "warning: {} holds no Claude Code login (claudeAiOauth.accessToken); skipped",
+            path.display()
+        );
+        return None;
+    };
+    let expires_at = oauth
+        .as_ref()
+        .and_then(|o| o.get("expiresAt")?.as_u64())
+        .filter(|ms| *ms > 0);
+    Some(json!({
+        "pool": "anthropic",
+        "source": "claude_code",
+        "access_token": access,
+        "expires_at": expires_at,
+    }))
 }
 
 /// The default `.env`: beside the store (its directory resolved as the store path is).

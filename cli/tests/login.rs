@@ -766,3 +766,97 @@ fn minimax_user_code_login_polls_until_success() {
     assert_eq!(entry["refresh_token"], "rt-mm");
     assert!(entry["expires_at"].as_u64().is_some());
 }
+
+/// `credpool seed` with `env` as the whole environment (HOME and the store under `home`).
+fn seed(home: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("CREDPOOL_HOME", home)
+        .arg("seed")
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn write_claude_code(home: &std::path::Path, access: &str, refresh: &str, expires_at: u64) {
+    let dir = home.join(".claude");
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = json!({"claudeAiOauth": {"accessToken": access, "refreshToken": refresh,
+        "expiresAt": expires_at, "scopes": ["user:inference"], "subscriptionType": "max"}});
+    std::fs::write(dir.join(".credentials.json"), doc.to_string()).unwrap();
+}
+
+#[test]
+fn seed_borrows_claude_codes_login_only_when_anthropic_is_configured_and_never_its_refresh_token() {
+    let home = tempfile::tempdir().unwrap();
+    write_claude_code(
+        home.path(),
+        "sk-ant-oat01-first",
+        "sk-ant-ort01-SECRET",
+        4_000_000_000_000,
+    );
+    // Not configured: the file is not read.
+    let out = seed(home.path(), &[], &[]);
+    assert!(out.status.success());
+    assert!(entries(home.path(), "anthropic").is_empty());
+    // ANTHROPIC_TOKEN configures the provider: the login is borrowed.
+    let out = seed(home.path(), &[("ANTHROPIC_TOKEN", "sk-ant-oat01-env")], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("from claude_code") && !stdout.contains("sk-ant-"),
+        "{stdout}"
+    );
+    let borrowed = |home: &std::path::Path| {
+        entries(home, "anthropic")
+            .into_iter()
+            .find(|e| e["source"] == "claude_code")
+            .expect("the claude_code entry")
+    };
+    let entry = borrowed(home.path());
+    assert_eq!(entry["access_token"], "sk-ant-oat01-first");
+    assert_eq!(entry["expires_at"], 4_000_000_000_000_u64);
+    assert!(
+        entry.get("refresh_token").is_none(),
+        "Claude Code's refresh token is never copied"
+    );
+    // Claude Code refreshed: the next seed (the pool now exists) takes the new token.
+    write_claude_code(
+        home.path(),
+        "sk-ant-oat01-second",
+        "sk-ant-ort01-SECRET2",
+        4_000_000_100_000,
+    );
+    let out = seed(home.path(), &[], &[]);
+    assert!(out.status.success());
+    let entry = borrowed(home.path());
+    assert_eq!(entry["access_token"], "sk-ant-oat01-second");
+    assert_eq!(entry["token_generation"], 1);
+}
+
+#[test]
+fn seed_claude_code_flag_borrows_without_configuration_and_claude_config_dir_moves_the_file() {
+    let home = tempfile::tempdir().unwrap();
+    let elsewhere = home.path().join("claude-home");
+    write_claude_code(&elsewhere, "sk-ant-oat01-moved", "r", 4_000_000_000_000);
+    let config_dir = elsewhere.join(".claude");
+    let out = seed(
+        home.path(),
+        &[("CLAUDE_CONFIG_DIR", config_dir.to_str().unwrap())],
+        &["--claude-code"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let [entry] = entries(home.path(), "anthropic").try_into().unwrap();
+    assert_eq!(entry["access_token"], "sk-ant-oat01-moved");
+}

@@ -104,8 +104,8 @@ pub use rng::Rng;
 pub use route::{ANTHROPIC_OAUTH_BETA, Api, Auth, rebase_url};
 pub use secret::{Fingerprint, Secret};
 pub use seed::{
-    CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry, SuppressedSource,
-    provider,
+    BorrowedLogin, CustomProvider, PROVIDERS, Provider, SeedConfig, SeedReport, SeededEntry,
+    SuppressedSource, provider,
 };
 pub use select::AcquireRequest;
 pub use shared_leases::{SharedLeases, WriterLeases};

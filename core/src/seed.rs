@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::entry::{AuthType, EntryId};
+use crate::entry::{AuthType, EntryId, validate_name};
 use crate::error::Result;
 use crate::pool_key::PoolKey;
 use crate::registry::{NewEntry, Registry};
@@ -158,6 +158,28 @@ pub struct SeedConfig {
     /// Custom endpoints.
     #[serde(default)]
     pub custom_providers: Vec<CustomProvider>,
+    /// Logins another tool owns, read from its files by the host (Claude Code's
+    /// `~/.claude/.credentials.json`, only when the provider is explicitly configured).
+    #[serde(default)]
+    pub borrowed_logins: Vec<BorrowedLogin>,
+}
+
+/// A login another tool owns and keeps fresh: only its access token and expiry are
+/// borrowed, never its refresh token, so credpool never refreshes (never consumes) it; a
+/// seed after the tool refreshed updates the entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BorrowedLogin {
+    /// The pool (`anthropic` for Claude Code).
+    pub pool: PoolKey,
+    /// The source (`claude_code`).
+    pub source: String,
+    /// The access token.
+    #[serde(deserialize_with = "crate::codec::de_secret_required")]
+    pub access_token: Secret,
+    /// When the access token expires (epoch ms).
+    #[serde(default)]
+    pub expires_at: Option<Millis>,
 }
 
 /// A custom endpoint and where its key is.
@@ -221,6 +243,8 @@ struct Offer {
     secret: Secret,
     base_url: String,
     auth_type: AuthType,
+    /// The access token's expiry (a borrowed login's).
+    expires_at: Option<Millis>,
 }
 
 impl Registry {
@@ -263,6 +287,7 @@ impl Registry {
                 } else {
                     entry.token.access = Some(offer.secret);
                     entry.token.fingerprint = Some(fingerprint);
+                    entry.token.expires_at = offer.expires_at;
                     entry.token.generation = entry.token.generation.saturating_add(1);
                     entry.token.updated_at = now;
                     entry.status = crate::entry::StatusRecord {
@@ -294,6 +319,7 @@ impl Registry {
             auth_type: Some(offer.auth_type),
             source: Some(offer.source.clone()),
             access_token: Some(offer.secret),
+            expires_at: offer.expires_at,
             base_url: Some(offer.base_url),
             ..NewEntry::default()
         };
@@ -363,6 +389,7 @@ fn offers(env: &BTreeMap<String, String>, config: &SeedConfig) -> Result<Vec<Off
                 } else {
                     AuthType::ApiKey
                 },
+                expires_at: None,
             });
         }
     }
@@ -387,6 +414,30 @@ fn offers(env: &BTreeMap<String, String>, config: &SeedConfig) -> Result<Vec<Off
             secret,
             base_url: custom.base_url.trim().trim_end_matches('/').to_owned(),
             auth_type: AuthType::ApiKey,
+            expires_at: None,
+        });
+    }
+    for login in &config.borrowed_logins {
+        validate_name("source", &login.source)?;
+        if login.pool.as_str() == "anthropic" && crate::seed_anthropic::api_key_only(env) {
+            // The API-key path seeds no Anthropic login (Hermes §6.2).
+            continue;
+        }
+        let Some(known) = provider(login.pool.as_str()) else {
+            return Err(crate::error::Error::invalid_input(format!(
+                "a borrowed login needs a known provider, not `{}`",
+                login.pool.as_str()
+            )));
+        };
+        let base_url = known.base_url;
+        list.push(Offer {
+            pool: login.pool.clone(),
+            source: login.source.clone(),
+            label: login.source.clone(),
+            secret: login.access_token.clone(),
+            base_url: base_url.to_owned(),
+            auth_type: AuthType::Oauth,
+            expires_at: login.expires_at,
         });
     }
     Ok(list)
