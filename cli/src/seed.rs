@@ -66,12 +66,13 @@ pub(crate) fn seed(ctx: &Ctx, args: &SeedArgs) -> CliResult<()> {
         || ["ANTHROPIC_TOKEN", "ANTHROPIC_API_KEY"]
             .iter()
             .any(|v| env.contains_key(*v));
-    if configured && let Some(login) = claude_code_login() {
-        if let Some(object) = config.as_object_mut() {
-            let logins = object.entry("borrowed_logins").or_insert_with(|| json!([]));
-            if let Some(list) = logins.as_array_mut() {
-                list.push(login);
-            }
+    if configured
+        && let Some(login) = claude_code_login()
+        && let Some(object) = config.as_object_mut()
+    {
+        let logins = object.entry("borrowed_logins").or_insert_with(|| json!([]));
+        if let Some(list) = logins.as_array_mut() {
+            list.push(login);
         }
     }
     let input = credpool_core::parse_input(json!({
