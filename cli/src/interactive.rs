@@ -1,10 +1,10 @@
 //! `credpool` with no subcommand on a terminal: the pool status and a menu (add, remove,
 //! reset cooldowns, set strategy, exit), like `hermes auth`.
 //!
-//! OAuth logins: credpool cannot run a provider's browser/device login itself. For an
-//! OAuth-capable provider it asks "API key or OAuth login?"; for OAuth it explains that
-//! the login must be completed with the provider's own tool, and accepts the resulting
-//! access token and refresh token pasted at no-echo prompts.
+//! OAuth logins: for an OAuth-capable provider it asks "API key or OAuth login?"; for
+//! OAuth it runs the provider's login (`credpool login`) when credpool has one, else it
+//! explains that the login must be completed with the provider's own tool and accepts the
+//! resulting access token and refresh token pasted at no-echo prompts.
 
 use credpool_core::PoolKey;
 use credpool_core::{PROVIDERS, provider};
@@ -138,13 +138,27 @@ fn add(ctx: &Ctx) -> CliResult<Flow> {
         }
     };
     let oauth_capable = provider(key.as_str()).is_some_and(|p| p.oauth);
+    let can_log_in = crate::login::has_flow(key.as_str());
     let mut oauth = false;
     if oauth_capable {
         println!("{key} supports both API keys and OAuth login.");
         println!("  1. API key");
-        println!("  2. OAuth login (tokens from the provider's own login tool)");
-        let answer = ask!("API key or OAuth login? [1/2]: ");
-        oauth = answer == "2";
+        if can_log_in {
+            println!("  2. OAuth login (credpool runs {key}'s login: a URL to open)");
+            println!("  3. OAuth tokens pasted from the provider's own login tool");
+            let answer = ask!("API key or OAuth login? [1/2/3]: ");
+            if answer == "2" {
+                drop(store);
+                let label = ask!("Label / account name (optional, default from the login): ");
+                crate::login::login(ctx, &crate::login::LoginArgs::new(key.as_str(), label))?;
+                return Ok(Flow::Continue);
+            }
+            oauth = answer == "3";
+        } else {
+            println!("  2. OAuth login (tokens from the provider's own login tool)");
+            let answer = ask!("API key or OAuth login? [1/2]: ");
+            oauth = answer == "2";
+        }
     }
     let mut new = NewCredential {
         oauth,
@@ -153,8 +167,8 @@ fn add(ctx: &Ctx) -> CliResult<Flow> {
     };
     if oauth {
         println!(
-            "credpool cannot run {key}'s OAuth login itself. Complete the login with the \
-             provider's own tool, then paste the access token and refresh token it stored."
+            "Complete the login with {key}'s own tool, then paste the access token and \
+             refresh token it stored."
         );
         let Some(access) = prompt::secret("Access token (input hidden): ")? else {
             println!("No token given; nothing added.");

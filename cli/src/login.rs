@@ -138,6 +138,24 @@ pub(crate) struct Tokens {
     pub(crate) expires_in: Option<u64>,
 }
 
+impl LoginArgs {
+    /// A login of `provider` with the default flow, labelled `label` (blank: from the login).
+    pub(crate) fn new(provider: &str, label: String) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            label: Some(label).filter(|l| !l.trim().is_empty()),
+            issuer: None,
+            browser: false,
+            port: 1455,
+        }
+    }
+}
+
+/// Whether `credpool login` has a flow for `provider`.
+pub(crate) fn has_flow(provider: &str) -> bool {
+    matches!(provider, "anthropic" | "openrouter") || FLOWS.iter().any(|f| f.provider == provider)
+}
+
 /// What a login obtained, to store as an entry.
 pub(crate) struct Obtained {
     /// The pool.

@@ -1045,7 +1045,9 @@ mod interactive {
         p.send_line("1").unwrap();
         p.exp_string("Provider (blank to cancel): ").unwrap();
         p.send_line("openrouter").unwrap();
-        let (echoed, _) = p.exp_regex(r"API key or OAuth login\? \[1/2\]: ").unwrap();
+        let (echoed, _) = p
+            .exp_regex(r"API key or OAuth login\? \[1/2/3\]: ")
+            .unwrap();
         assert!(echoed.contains("openrouter"), "echo is on: {echoed:?}");
         assert!(echoed.contains("supports both API keys and OAuth login"));
         p.send_line("1").unwrap();
@@ -1100,6 +1102,31 @@ mod interactive {
         assert_eq!(json["pools"][0]["entries"][0]["label"], "typed");
     }
 
+    /// Menu: an OAuth login runs `credpool login`'s flow (the provider's real authorize
+    /// URL); a pasted code of another login is refused in one line and the menu comes back.
+    #[test]
+    fn oauth_login_from_the_menu() {
+        let env = Env::new();
+        let mut p = spawn(&env);
+        p.exp_string("Choice [1-5]: ").unwrap();
+        p.send_line("1").unwrap();
+        p.exp_string("Provider (blank to cancel): ").unwrap();
+        p.send_line("anthropic").unwrap();
+        p.exp_string("[1/2/3]: ").unwrap();
+        p.send_line("2").unwrap();
+        p.exp_string("(optional, default from the login): ")
+            .unwrap();
+        p.send_line("").unwrap();
+        p.exp_string("Open https://claude.ai/oauth/authorize?code=true&client_id=9d1c250a-e61b-44d9-88ed-5944d1962f5e&response_type=code")
+            .unwrap();
+        p.exp_string("(code#state, hidden): ").unwrap();
+        p.send_line("code#another-login").unwrap();
+        p.exp_string("state mismatch").unwrap();
+        p.exp_string("Choice [1-5]: ").unwrap();
+        p.send_control('d').unwrap();
+        p.exp_eof().unwrap();
+    }
+
     /// Menu: did-you-mean, OAuth tokens pasted at hidden prompts, remove by label, EOF.
     #[test]
     fn oauth_paste_remove_and_errors() {
@@ -1116,9 +1143,9 @@ mod interactive {
         p.send_line("1").unwrap();
         p.exp_string("Provider (blank to cancel): ").unwrap();
         p.send_line("anthropic").unwrap();
-        p.exp_string("[1/2]: ").unwrap();
-        p.send_line("2").unwrap();
-        p.exp_string("cannot run anthropic's OAuth login itself")
+        p.exp_string("[1/2/3]: ").unwrap();
+        p.send_line("3").unwrap();
+        p.exp_string("Complete the login with anthropic's own tool")
             .unwrap();
         p.exp_string("Access token (input hidden): ").unwrap();
         p.send_line("sk-hermes-SECRET").unwrap();
