@@ -206,6 +206,11 @@ fn device(agent: &ureq::Agent, provider: &str, issuer: Option<&str>) -> CliResul
             )
         })?;
     let base = issuer.unwrap_or(flow.issuer);
+    // xAI publishes its token endpoint by OpenID discovery (Hermes reads it there too).
+    let discovered = match flow.provider {
+        "xai-oauth" => Some(discover_token_endpoint(agent, base, issuer.is_none())?),
+        _ => None,
+    };
     let (tokens, token_url) = match &flow.kind {
         Kind::Rfc8628 {
             device_path,
@@ -213,7 +218,9 @@ fn device(agent: &ureq::Agent, provider: &str, issuer: Option<&str>) -> CliResul
             scope,
             pkce,
         } => {
-            let token_url = format!("{base}{token_path}");
+            let token_url = discovered
+                .clone()
+                .unwrap_or_else(|| format!("{base}{token_path}"));
             let device_url = format!("{base}{device_path}");
             let pkce = pkce.then(Pkce::new).transpose()?;
             let tokens = rfc8628(agent, flow, &device_url, &token_url, scope, pkce.as_ref())?;
@@ -234,8 +241,31 @@ fn device(agent: &ureq::Agent, provider: &str, issuer: Option<&str>) -> CliResul
         oauth: true,
         source: "manual:device_code",
         base_url: flow.base_url,
-        token_url: issuer.map(|_| token_url),
+        token_url: (issuer.is_some() || discovered.is_some()).then_some(token_url),
     })
+}
+
+/// The `token_endpoint` of `issuer`'s OpenID configuration; with `strict` (the provider's
+/// own issuer) it must be https on `x.ai` or a subdomain.
+fn discover_token_endpoint(agent: &ureq::Agent, issuer: &str, strict: bool) -> CliResult<String> {
+    let url = format!("{issuer}/.well-known/openid-configuration");
+    let answer = agent.get(&url).set("accept", "application/json").call();
+    let (status, doc) = answer_of(&url, answer)?;
+    let endpoint = doc
+        .get("token_endpoint")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let host = endpoint
+        .strip_prefix("https://")
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or("");
+    let trusted = host == "x.ai" || host.ends_with(".x.ai");
+    if !(200..300).contains(&status) || endpoint.is_empty() || (strict && !trusted) {
+        return Err(login_failed(&format!(
+            "the OpenID configuration of {issuer} names no usable token endpoint"
+        )));
+    }
+    Ok(endpoint.to_owned())
 }
 
 /// Adds what a login obtained to the store and says so.
@@ -592,7 +622,7 @@ pub(crate) fn post_form(
     url: &str,
     fields: &[(&str, &str)],
 ) -> CliResult<(u16, Value)> {
-    answer(
+    answer_of(
         url,
         agent
             .post(url)
@@ -606,12 +636,12 @@ pub(crate) fn post_json(agent: &ureq::Agent, url: &str, body: &Value) -> CliResu
         .post(url)
         .set("accept", "application/json")
         .set("content-type", "application/json");
-    answer(url, request.send_string(&body.to_string()))
+    answer_of(url, request.send_string(&body.to_string()))
 }
 
 /// The status and JSON body of an answer (non-JSON: null); a transport failure is an
 /// `io` error naming the URL only.
-fn answer(url: &str, result: Result<ureq::Response, ureq::Error>) -> CliResult<(u16, Value)> {
+fn answer_of(url: &str, result: Result<ureq::Response, ureq::Error>) -> CliResult<(u16, Value)> {
     let response = match result {
         Ok(response) | Err(ureq::Error::Status(_, response)) => response,
         Err(ureq::Error::Transport(e)) => {

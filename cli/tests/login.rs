@@ -257,6 +257,12 @@ fn serve(stream: TcpStream, base: &str, seen: &Mutex<Seen>, deny: bool) {
             }
             return;
         }
+        ("GET", "/.well-known/openid-configuration") => (
+            200,
+            json!({
+            "issuer": base, "authorization_endpoint": format!("{base}/oauth2/auth"),
+            "token_endpoint": format!("{base}/oauth2/token")}),
+        ),
         ("POST", "/api/v1/oauth2/device/code") => {
             assert_eq!(
                 fields.get("code_challenge_method").map(String::as_str),
@@ -859,4 +865,16 @@ fn seed_claude_code_flag_borrows_without_configuration_and_claude_config_dir_mov
     );
     let [entry] = entries(home.path(), "anthropic").try_into().unwrap();
     assert_eq!(entry["access_token"], "sk-ant-oat01-moved");
+}
+
+#[test]
+fn xai_login_takes_its_token_endpoint_from_openid_discovery_and_records_it() {
+    let mock = Mock::start(false);
+    let home = tempfile::tempdir().unwrap();
+    let entry = device_login(&mock, home.path(), "xai-oauth", "ABCD-1234");
+    assert_eq!(
+        entry["extra"]["token_url"],
+        format!("{}/oauth2/token", mock.base)
+    );
+    assert_eq!(entry["base_url"], "https://api.x.ai/v1");
 }
