@@ -878,3 +878,41 @@ fn xai_login_takes_its_token_endpoint_from_openid_discovery_and_records_it() {
     );
     assert_eq!(entry["base_url"], "https://api.x.ai/v1");
 }
+
+#[test]
+fn a_hermes_imported_claude_code_row_is_reseeded_from_its_file() {
+    let home = tempfile::tempdir().unwrap();
+    let auth = json!({"version": 1, "credential_pool": {"anthropic": [{
+        "id": "cc1234", "label": "claude", "auth_type": "oauth", "priority": 0,
+        "source": "claude_code", "access_token": "sk-ant-oat01-on-disk", "request_count": 3}]}});
+    let file = home.path().join("auth.json");
+    std::fs::write(&file, auth.to_string()).unwrap();
+    let out = std::process::Command::new(BIN)
+        .env_clear()
+        .env("CREDPOOL_HOME", home.path())
+        .args(["import-hermes", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let [row] = entries(home.path(), "anthropic").try_into().unwrap();
+    assert!(
+        row.get("access_token").is_none(),
+        "Hermes never stores claude_code's secret"
+    );
+    write_claude_code(
+        home.path(),
+        "sk-ant-oat01-from-file",
+        "r",
+        4_000_000_000_000,
+    );
+    // The imported pool configures the provider: seed borrows the login into that row.
+    assert!(seed(home.path(), &[], &[]).status.success());
+    let [row] = entries(home.path(), "anthropic").try_into().unwrap();
+    assert_eq!(row["id"], "cc1234");
+    assert_eq!(row["access_token"], "sk-ant-oat01-from-file");
+    assert_eq!(row["expires_at"], 4_000_000_000_000_u64);
+}
