@@ -354,7 +354,7 @@ fn rfc8628(
         .or_else(|| text(&device, "verification_uri"))
         .unwrap_or_default();
     show(&visit, &user_code);
-    let mut interval = device
+    let interval = device
         .get("interval")
         .and_then(Value::as_u64)
         .unwrap_or(5)
@@ -364,9 +364,7 @@ fn rfc8628(
         .and_then(Value::as_u64)
         .map_or(LOGIN_TIMEOUT, Duration::from_secs)
         .min(LOGIN_TIMEOUT);
-    let deadline = Instant::now() + expires;
-    loop {
-        std::thread::sleep(Duration::from_secs(interval));
+    poll(Duration::from_secs(interval), expires, || {
         let mut fields = vec![
             ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
             ("client_id", flow.client_id),
@@ -377,21 +375,48 @@ fn rfc8628(
         }
         let (status, answer) = post_form(agent, token_url, &fields)?;
         if (200..300).contains(&status) {
-            return tokens_of(&answer);
+            return tokens_of(&answer).map(Poll::Done);
         }
         match answer.get("error").and_then(Value::as_str) {
-            Some("authorization_pending") => {}
-            Some("slow_down") => interval = (interval + 1).min(30),
+            Some("authorization_pending") => Ok(Poll::Pending),
+            Some("slow_down") => Ok(Poll::SlowDown),
             Some(code) => {
                 let why = text(&answer, "error_description").unwrap_or_default();
-                return Err(login_failed(&format!(
+                Err(login_failed(&format!(
                     "the provider refused the login: {code} {why}"
-                )));
+                )))
             }
-            None => {
-                return Err(login_failed(&format!(
-                    "the token endpoint answered {status}"
-                )));
+            None => Err(login_failed(&format!(
+                "the token endpoint answered {status}"
+            ))),
+        }
+    })
+}
+
+/// What one poll of a login found.
+enum Poll<T> {
+    /// Approved: the result.
+    Done(T),
+    /// Not yet.
+    Pending,
+    /// Not yet, and poll less often (one second more, 30 s at most).
+    SlowDown,
+}
+
+/// Polls `attempt` every `interval` until it is done, for `expires` at most.
+fn poll<T>(
+    mut interval: Duration,
+    expires: Duration,
+    mut attempt: impl FnMut() -> CliResult<Poll<T>>,
+) -> CliResult<T> {
+    let deadline = Instant::now() + expires;
+    loop {
+        std::thread::sleep(interval);
+        match attempt()? {
+            Poll::Done(value) => return Ok(value),
+            Poll::Pending => {}
+            Poll::SlowDown => {
+                interval = (interval + Duration::from_secs(1)).min(Duration::from_secs(30));
             }
         }
         if Instant::now() >= deadline {
@@ -435,9 +460,7 @@ fn minimax(agent: &ureq::Agent, flow: &Flow, issuer: &str, token_url: &str) -> C
         .and_then(Value::as_u64)
         .unwrap_or(2_000)
         .max(2_000);
-    let deadline = Instant::now() + LOGIN_TIMEOUT;
-    loop {
-        std::thread::sleep(Duration::from_millis(interval_ms));
+    poll(Duration::from_millis(interval_ms), LOGIN_TIMEOUT, || {
         let fields = [
             ("grant_type", "urn:ietf:params:oauth:grant-type:user_code"),
             ("client_id", flow.client_id),
@@ -462,17 +485,12 @@ fn minimax(agent: &ureq::Agent, flow: &Flow, issuer: &str, token_url: &str) -> C
                         v
                     }
                 });
-                return Ok(tokens);
+                Ok(Poll::Done(tokens))
             }
-            Some("pending") => {}
-            _ => return Err(login_failed("the provider refused the login")),
+            Some("pending") => Ok(Poll::Pending),
+            _ => Err(login_failed("the provider refused the login")),
         }
-        if Instant::now() >= deadline {
-            return Err(login_failed(
-                "the code expired before the login was approved",
-            ));
-        }
-    }
+    })
 }
 
 /// OpenAI's device flow: a user code, polled until approved, then the code exchange.
@@ -496,9 +514,7 @@ fn codex(agent: &ureq::Agent, flow: &Flow, issuer: &str, token_url: &str) -> Cli
         .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
         .unwrap_or(5)
         .max(3);
-    let deadline = Instant::now() + LOGIN_TIMEOUT;
-    let approved = loop {
-        std::thread::sleep(Duration::from_secs(interval));
+    let approved = poll(Duration::from_secs(interval), LOGIN_TIMEOUT, || {
         let body = json!({ "device_auth_id": device_auth_id, "user_code": user_code });
         let (status, answer) = post_json(
             agent,
@@ -506,20 +522,13 @@ fn codex(agent: &ureq::Agent, flow: &Flow, issuer: &str, token_url: &str) -> Cli
             &body,
         )?;
         match status {
-            200..=299 => break answer,
-            403 | 404 => {}
-            other => {
-                return Err(login_failed(&format!(
-                    "the device token endpoint answered {other}"
-                )));
-            }
+            200..=299 => Ok(Poll::Done(answer)),
+            403 | 404 => Ok(Poll::Pending),
+            other => Err(login_failed(&format!(
+                "the device token endpoint answered {other}"
+            ))),
         }
-        if Instant::now() >= deadline {
-            return Err(login_failed(
-                "the code expired before the login was approved",
-            ));
-        }
-    };
+    })?;
     let (Some(code), Some(verifier)) = (
         text(&approved, "authorization_code"),
         text(&approved, "code_verifier"),

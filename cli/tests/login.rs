@@ -114,24 +114,10 @@ fn browse(url: &str) -> (u16, Option<String>, String) {
 
 /// A JWT (unsigned: the CLI only reads claims) carrying `claims`.
 fn jwt(claims: &Value) -> String {
-    let b64 = |bytes: &[u8]| {
-        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-            for i in 0..=chunk.len() {
-                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
-            }
-        }
-        out
-    };
     format!(
         "{}.{}.sig",
-        b64(br#"{"alg":"none"}"#),
-        b64(claims.to_string().as_bytes())
+        b64url(br#"{"alg":"none"}"#),
+        b64url(claims.to_string().as_bytes())
     )
 }
 
