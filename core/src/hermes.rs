@@ -760,9 +760,14 @@ fn import_entry(key: &PoolKey, row: &Row<'_>, now: Millis) -> Result<Parsed> {
     let reason = row
         .string("last_error_reason")?
         .map(|r| clip_chars(r, MAX_REASON_CHARS));
+    // A key the provider echoed into the message is not carried over.
+    let own: Vec<&str> = ["access_token", "refresh_token"]
+        .into_iter()
+        .filter_map(|k| row.string(k).ok().flatten())
+        .collect();
     let message = row
         .string("last_error_message")?
-        .map(|m| clip_chars(m, MAX_MESSAGE_CHARS));
+        .map(|m| clip_chars(&crate::redact::redact_text(m, &own), MAX_MESSAGE_CHARS));
     let last_error =
         (code.is_some() || reason.is_some() || message.is_some()).then_some(LastError {
             code,

@@ -56,6 +56,7 @@ mod outcome;
 mod policy;
 mod pool_key;
 mod ranked;
+mod redact;
 mod registry;
 mod response;
 mod rng;

@@ -12,6 +12,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::oauth::CanRefresh;
 use crate::policy::{HintUsed, MarkContext};
 use crate::pool_key::PoolKey;
+use crate::redact::redact;
 use crate::registry::{Lease, Registry};
 use crate::response::Response;
 use crate::rng::Rng;
@@ -649,6 +650,10 @@ impl Registry {
             hint: verdict.hint,
         };
         let api = Api::of_pool(pool.config.api, &subject.pool);
+        // Provider text may echo a key: redacted before it is stored (and shown).
+        let entry = pool.get(&subject.entry_id);
+        let scrub = |text: &Option<String>| text.as_deref().map(|t| redact(t, pool, entry));
+        let (reason, message) = (scrub(&verdict.reason), scrub(&verdict.message));
         let (until, hint) = policy.cooldown(&context, &mut self.rng);
         if policy.model_scoped_rate_limits.applies_to(api)
             && verdict.class == OutcomeClass::RateLimit
@@ -667,8 +672,8 @@ impl Registry {
             at: now,
             error: Some(LastError {
                 code: subject.status,
-                reason: verdict.reason.clone(),
-                message: verdict.message.clone(),
+                reason,
+                message,
             }),
             until: (!dead).then_some(until),
             failure: Some(verdict.class),

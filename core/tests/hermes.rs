@@ -548,3 +548,21 @@ fn suppressed_sources_cross_both_ways() {
         assert_eq!(err.code(), ErrorCode::InvalidState, "{bad}");
     }
 }
+
+/// A key the provider echoed into a Hermes row's `last_error_message` (the row's own
+/// token, or any key-shaped word) is redacted on import, not carried into the store.
+#[test]
+fn an_echoed_key_in_a_hermes_error_message_is_redacted_on_import() {
+    let auth = serde_json::json!({"credential_pool": {"openrouter": [{
+        "id": "abc123", "auth_type": "api_key", "source": "manual",
+        "access_token": "or-own-secret-000111222",
+        "last_status": "exhausted", "last_error_code": 401,
+        "last_error_message": "Incorrect API key provided: or-own-secret-000111222 (also sk-or-v1-0123456789abcdef0123)"
+    }]}});
+    let state = import(&auth);
+    let message = &state["pools"]["openrouter"]["entries"][0]["last_error"]["message"];
+    assert_eq!(
+        message,
+        "Incorrect API key provided: [redacted] (also [redacted])"
+    );
+}
