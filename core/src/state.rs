@@ -13,11 +13,11 @@ use crate::codec::{de_secret, sanitize_serde_error, ser_secret};
 use crate::decision::FallbackTarget;
 use crate::entry::{
     AuthType, Entry, EntryId, LastError, Meta, ModelCooldown, RefreshSent, Status, StatusRecord,
-    Token, validate_extra, validate_name,
+    Token, validate_extra, validate_name, validate_secret,
 };
 use crate::error::{Error, ErrorCode, Result};
 use crate::fallback::validate_fallback;
-use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_POOLS};
+use crate::limits::{MAX_ENTRIES_PER_POOL, MAX_MESSAGE_CHARS, MAX_POOLS, MAX_REASON_CHARS};
 use crate::policy::Policy;
 use crate::pool_key::PoolKey;
 use crate::registry::{Cursor, Options, Pool, PoolConfig, Registry, Strategy};
@@ -360,6 +360,37 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
     extra.extend(doc.unknown);
     validate_extra(&extra)?;
     doc.open_leases.validate()?;
+    // The limits `add_entry` applies, on every other way in (a store file, `sync`, a
+    // registry's initial state).
+    if let Some(url) = &doc.base_url {
+        validate_name("base_url", url)?;
+    }
+    for (what, secret) in [
+        ("access_token", &doc.access_token),
+        ("refresh_token", &doc.refresh_token),
+    ] {
+        if let Some(secret) = secret {
+            validate_secret(what, secret.expose())?;
+        }
+    }
+    if let Some(error) = &doc.last_error {
+        let long = |text: &Option<String>, max: usize| {
+            text.as_ref().is_some_and(|t| t.chars().count() > max)
+        };
+        if long(&error.message, MAX_MESSAGE_CHARS) || long(&error.reason, MAX_REASON_CHARS) {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                format!(
+                    "entry `{}`: last_error is longer than {MAX_REASON_CHARS} (reason) or \
+                     {MAX_MESSAGE_CHARS} (message) characters",
+                    doc.id
+                ),
+            ));
+        }
+    }
+    for model in doc.model_cooldowns.keys() {
+        validate_name("model", model)?;
+    }
     Ok(Entry {
         id: doc.id,
         meta: Meta {
