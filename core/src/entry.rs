@@ -389,11 +389,22 @@ impl Entry {
             };
         }
         match self.token.expires_at {
-            Some(expiry) if self.is_refreshable() && expiry <= now.plus(refresh_skew_ms) => {
+            Some(expiry)
+                if self.is_refreshable()
+                    && expiry <= now.plus(self.refresh_window(expiry, refresh_skew_ms)) =>
+            {
                 Availability::NeedsRefresh
             }
             _ => Availability::Available,
         }
+    }
+
+    /// How long before `expiry` the token is refreshed: the skew, or half the token's
+    /// lifetime when that is shorter (a token living less than the skew would otherwise be
+    /// refreshed on every acquire).
+    fn refresh_window(&self, expiry: Millis, refresh_skew_ms: u64) -> u64 {
+        let lifetime = expiry.0.saturating_sub(self.token.updated_at.0);
+        refresh_skew_ms.min(lifetime / 2)
     }
 
     /// Latest active model bench that blocks `model` at `now`.

@@ -66,7 +66,8 @@ pub struct Policy {
     pub backoff_base_ms: u64,
     /// Largest backoff delay for a same-entry retry without a hint.
     pub backoff_max_ms: u64,
-    /// An OAuth entry whose token expires within this many ms is refreshed before use.
+    /// An OAuth entry whose token expires within this many ms (or within half its lifetime,
+    /// when that is shorter) is refreshed before use.
     pub refresh_skew_ms: u64,
     /// Which pools' rate limits bench only the (entry, model) pair when the model is known
     /// (`"off"`, `"anthropic"`, `"all"`; `false` and `true` read as `"off"` and `"all"`).
