@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::exit::{CliError, CliResult};
 use crate::manage::{Ctx, apply, pool_key, pool_status};
-use crate::output::print_json;
+use crate::output::{print_json, shown};
 use crate::pkce::Pkce;
 use crate::target::resolve_target;
 
@@ -320,6 +320,7 @@ fn save(ctx: &Ctx, obtained: Obtained, label: Option<String>) -> CliResult<()> {
     if ctx.json {
         print_json(&json!({ "pool": key, "entry_id": entry_id, "label": label }));
     } else {
+        let label = shown(label);
         println!("Logged in: added {key} credential \"{label}\" (id {entry_id})");
     }
     Ok(())
@@ -733,7 +734,8 @@ pub(crate) fn refresh(ctx: &Ctx, provider: &str, target: Option<&str>) -> CliRes
             failed.get_or_insert_with(|| format!("{} ({text})", entry.label));
         }
         if !ctx.json {
-            let (index, label, id) = (entry.index, &entry.label, &entry.id);
+            let (index, label, id) = (entry.index, shown(&entry.label), shown(entry.id.as_str()));
+            let text = shown(&text);
             println!("{outcome:>9} {key} #{index} \"{label}\" (id {id}): {text}");
         }
         report.push(json!({ "entry_id": entry.id, "label": entry.label, "outcome": outcome, "status": text }));

@@ -48,7 +48,7 @@ pub(crate) fn pool_table(pool: &PoolStatus) -> String {
             out,
             "  suppressed (seed skips them; `credpool add {}` re-enables): {}",
             pool.pool,
-            pool.suppressed_sources.join(", ")
+            shown(&pool.suppressed_sources.join(", "))
         );
     }
     out
@@ -68,14 +68,37 @@ pub(crate) fn entry_line(entry: &EntryStatus) -> String {
     format!(
         "  #{:<2} {:<20} {:<7} id={} priority={} {}  {}{}",
         entry.index,
-        entry.label,
+        shown(&entry.label),
         wire_name(&entry.auth_type),
-        entry.id,
+        shown(entry.id.as_str()),
         entry.priority,
-        source,
-        entry.text,
+        shown(source),
+        shown(&entry.text),
         marker
     )
+}
+
+/// `text` safe to print on a terminal: control characters (escape sequences, carriage
+/// returns) and the invisible bidirectional overrides are shown escaped (`\u{1b}`),
+/// never obeyed. Text from a store or a provider passes through here before it is shown.
+pub(crate) fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    text.chars()
+        .map(|c| {
+            if unsafe_char(c) {
+                format!("\\u{{{:x}}}", u32::from(c))
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// Every pool with entries or suppressed sources as text, or a hint when there is none.

@@ -902,3 +902,37 @@ fn a_hermes_imported_claude_code_row_is_reseeded_from_its_file() {
     assert_eq!(row["access_token"], "sk-ant-oat01-from-file");
     assert_eq!(row["expires_at"], 4_000_000_000_000_u64);
 }
+
+/// Text in the store (a reason another process or an older version wrote) never drives the
+/// terminal: `list` shows control characters escaped, so a rate-limited key cannot be made
+/// to print as "available ←" nor retitle the terminal.
+#[test]
+fn list_shows_control_characters_escaped() {
+    let home = tempfile::tempdir().unwrap();
+    let options = credpool_store::StoreOptions::new("writer", 1);
+    let mut store =
+        credpool_store::Store::open_path(&home.path().join("pools.sqlite"), options).unwrap();
+    let doc = json!({"format": "credpool", "schema_version": 1, "pools": {"openrouter": {"entries": [{
+        "id": "a", "auth_type": "api_key", "priority": 0, "source": "manual", "access_token": "sk-test-a",
+        "status": "exhausted", "status_at": 1, "cooldown_until": 4_000_000_000_000_u64,
+        "last_error": {"code": 429, "reason": "\u{1b}[2K\r#1 a available \u{2190}\u{1b}]0;pwned\u{7}"}}]}}});
+    store
+        .handle_value(
+            credpool_core::Millis(2),
+            json!({"type": "sync", "state": doc}),
+        )
+        .unwrap();
+    drop(store);
+    let out = std::process::Command::new(BIN)
+        .env_clear()
+        .env("CREDPOOL_HOME", home.path())
+        .args(["list"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert!(text.contains("\\u{1b}[2K\\u{d}"), "{text}");
+}

@@ -1,4 +1,5 @@
-//! Redaction of provider text before it is stored or shown. Providers echo keys back
+//! Redaction of provider text before it is stored or shown (control characters, which a
+//! terminal would obey, become spaces too). Providers echo keys back
 //! ("Incorrect API key provided: sk-..."), so a message may hold a secret: every word of
 //! it that is a secret the pool knows (its fingerprint is in the pool's index, borrowed
 //! keys included), one of the entry's own tokens, or shaped like a key is replaced.
@@ -49,9 +50,12 @@ pub(crate) fn redact_text(text: &str, own: &[&str]) -> String {
 }
 
 /// `text` with every occurrence of `own`, and every word that is `known` or key-shaped,
-/// replaced by [`REDACTED`].
+/// replaced by [`REDACTED`], and control characters (terminal escapes) by spaces.
 fn scrub(text: &str, own: &[&str], known: impl Fn(&str) -> bool) -> String {
-    let mut out = text.to_owned();
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     for secret in own.iter().filter(|s| !s.is_empty()) {
         out = out.replace(secret, REDACTED);
     }
