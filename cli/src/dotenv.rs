@@ -12,15 +12,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::exit::{CliError, CliResult};
+use crate::exit::CliResult;
 
 /// Reads the `.env` file at `path`; `None` when it does not exist.
 pub(crate) fn read(path: &Path) -> CliResult<Option<BTreeMap<String, String>>> {
-    match std::fs::read(path) {
-        Ok(bytes) => Ok(Some(parse(&String::from_utf8_lossy(&bytes)))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(CliError::io("read", path, &e)),
-    }
+    Ok(crate::files::read(path)?.map(|bytes| parse(&String::from_utf8_lossy(&bytes))))
 }
 
 /// The assignments of a `.env` text.

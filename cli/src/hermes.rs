@@ -121,11 +121,14 @@ fn read_strategies(auth_json: &Path, config: Option<&Path>) -> CliResult<BTreeMa
             false,
         ),
     };
-    match std::fs::read(&path) {
-        Ok(bytes) => Ok(pool_strategies(&String::from_utf8_lossy(&bytes))),
-        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(CliError::io("read", &path, &e)),
-    }
+    let bytes = if required {
+        Some(crate::files::read_existing(&path)?)
+    } else {
+        crate::files::read(&path)?
+    };
+    Ok(bytes.map_or_else(BTreeMap::new, |b| {
+        pool_strategies(&String::from_utf8_lossy(&b))
+    }))
 }
 
 /// `credpool export-hermes [--base auth.json] [-o out.json]`.
@@ -134,6 +137,17 @@ pub(crate) fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
         return Err(CliError::usage(
             "secrets_to_terminal",
             "refusing to print an auth.json (it holds secrets) to a terminal; use -o FILE or redirect stdout",
+        ));
+    }
+    if let Some(output) = &args.output
+        && is_store_file(output, &ctx.path)
+    {
+        return Err(CliError::usage(
+            "invalid_input",
+            format!(
+                "{} is the store (or one of its files); export to another file",
+                output.display()
+            ),
         ));
     }
     let base = args.base.as_deref().map(read_json).transpose()?;
@@ -188,6 +202,29 @@ pub(crate) fn export(ctx: &Ctx, args: &ExportArgs) -> CliResult<()> {
 
 /// Writes `bytes` to `path` atomically (a temporary file in the same directory, renamed),
 /// readable by the owner only.
+/// Whether `output` is the store at `store` or one of its files (`-wal`, `-shm`, locks),
+/// by their resolved paths.
+fn is_store_file(output: &Path, store: &Path) -> bool {
+    let resolve = |p: &Path| {
+        let dir = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        std::fs::canonicalize(p).unwrap_or_else(|_| dir.join(p.file_name().unwrap_or_default()))
+    };
+    let (out, store) = (resolve(output), resolve(store));
+    let Some(name) = store.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return false;
+    };
+    let of_store = ["", "-wal", "-shm", "-journal", ".lock", ".refresh-lock"];
+    out.parent() == store.parent()
+        && out.file_name().is_some_and(|n| {
+            let n = n.to_string_lossy();
+            of_store.iter().any(|suffix| n == format!("{name}{suffix}"))
+        })
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> CliResult<()> {
     let dir = path
         .parent()

@@ -4,6 +4,7 @@
 mod config;
 mod dotenv;
 mod exit;
+mod files;
 mod hermes;
 mod hermes_config;
 mod interactive;

@@ -406,6 +406,6 @@ pub(crate) fn priority(ctx: &Ctx, provider: &str, target: &str, priority: i64) -
 
 /// Reads a JSON file: IO errors exit 1, invalid JSON exits 4.
 pub(crate) fn read_json(path: &std::path::Path) -> CliResult<Value> {
-    let bytes = std::fs::read(path).map_err(|e| CliError::io("read", path, &e))?;
+    let bytes = crate::files::read_existing(path)?;
     serde_json::from_slice(&bytes).map_err(|e| CliError::bad_json(path, &e))
 }

@@ -108,7 +108,14 @@ fn claude_code_login() -> Option<Value> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".claude")))?;
     let path = dir.join(".credentials.json");
-    let text = std::fs::read_to_string(&path).ok()?;
+    let bytes = match crate::files::read(&path) {
+        Ok(bytes) => bytes?,
+        Err(e) => {
+            eprintln!("warning: {e}; Claude Code's login skipped");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
     let oauth = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|doc| doc.get("claudeAiOauth").cloned());

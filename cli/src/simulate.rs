@@ -70,9 +70,7 @@ pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
     let scenario = match &args.scenario {
         None => Scenario::builtin(),
         Some(path) => {
-            let loaded = std::fs::read_to_string(path)
-                .map_err(|e| e.to_string())
-                .and_then(|text| Scenario::parse(&text));
+            let loaded = read_text(path).and_then(|text| Scenario::parse(&text));
             match loaded {
                 Ok(s) => s,
                 Err(e) => {
@@ -123,7 +121,7 @@ pub(crate) fn run(args: &SimulateArgs) -> ExitCode {
 fn run_sweep(args: &SimulateArgs, count: u32) -> ExitCode {
     let text = match &args.scenario {
         None => Ok(credpool_sim::DEFAULT_SCENARIO.to_owned()),
-        Some(path) => std::fs::read_to_string(path).map_err(|e| e.to_string()),
+        Some(path) => read_text(path),
     };
     let base = text.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
     let ranges = credpool_sim::SweepRanges::builtin();
@@ -237,4 +235,12 @@ fn simulate(
             })
         })
         .collect()
+}
+
+/// A scenario file's text (a regular file, capped: [`crate::files::read`]).
+fn read_text(path: &std::path::Path) -> Result<String, String> {
+    match crate::files::read_existing(path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|e| e.to_string()),
+        Err(e) => Err(e.message),
+    }
 }

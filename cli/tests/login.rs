@@ -936,3 +936,91 @@ fn list_shows_control_characters_escaped() {
     );
     assert!(text.contains("\\u{1b}[2K\\u{d}"), "{text}");
 }
+
+/// `credpool` with `args` and the store under `home`.
+fn run_cli(home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.env_clear().env("CREDPOOL_HOME", home).args(args);
+    // A command that would block on a FIFO must not hang the test: give it 20 s.
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("credpool {args:?} hung");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Special files never hang a command or exhaust its memory: a FIFO or a device given as
+/// an input file or as the store is refused at once; an export onto the store is refused.
+#[test]
+fn special_files_are_refused_and_the_store_is_no_export_target() {
+    let home = tempfile::tempdir().unwrap();
+    let fifo = home.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["seed", "--config", "/dev/zero"],
+        vec!["seed", "--config", fifo],
+        vec!["import-hermes", fifo],
+        vec!["seed", "--env-file", "/dev/zero"],
+    ] {
+        let out = run_cli(home.path(), &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {err}");
+        assert!(
+            err.contains("is not a regular file") && err.contains("[too_large]"),
+            "{err}"
+        );
+    }
+    let out = run_cli(home.path(), &["--store", fifo, "list"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("is not a regular file"),
+        "{err}"
+    );
+    // The store itself (and its files) is no export target.
+    assert!(
+        run_cli(
+            home.path(),
+            &["add", "openrouter", "--api-key", "sk-test-k"]
+        )
+        .status
+        .success()
+    );
+    let store = home.path().join("pools.sqlite");
+    for target in [store.clone(), home.path().join("pools.sqlite-wal")] {
+        let out = run_cli(
+            home.path(),
+            &["export-hermes", "-o", target.to_str().unwrap()],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let export = home.path().join("auth.json");
+    assert!(
+        run_cli(
+            home.path(),
+            &["export-hermes", "-o", export.to_str().unwrap()]
+        )
+        .status
+        .success()
+    );
+}

@@ -11,8 +11,24 @@ use credpool_core::{Error, ErrorCode, Result};
 /// Bytes of a store file the store agrees to read.
 pub const MAX_FILE_BYTES: u64 = 256 * 1024 * 1024;
 
+/// Refuses a `path` that exists but is not a regular file (a FIFO would block every open,
+/// a device like `/dev/zero` never ends), following symlinks.
+pub(crate) fn check_regular(path: &Path) -> Result<()> {
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(Error::new(
+            ErrorCode::Io,
+            format!(
+                "{} is not a regular file; a store must be one",
+                path.display()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The file's bytes, `None` when it does not exist.
 pub(crate) fn read(path: &Path) -> Result<Option<Vec<u8>>> {
+    check_regular(path)?;
     match fs::metadata(path) {
         Ok(meta) if meta.len() > MAX_FILE_BYTES => {
             return Err(Error::new(

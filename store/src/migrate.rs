@@ -22,6 +22,7 @@ pub const MOVED_SCHEMA_VERSION: u64 = 2;
 
 /// Opens the store at `path` by its contents (see the module documentation).
 pub(crate) fn open_path(path: &Path, options: StoreOptions) -> Result<SqliteStore> {
+    file::check_regular(path)?;
     if !holds_json(path, options.lock_timeout)? {
         return SqliteStore::open(path, options);
     }
