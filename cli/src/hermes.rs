@@ -209,7 +209,7 @@ fn is_store_file(output: &Path, store: &Path) -> bool {
         let dir = p
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+            .unwrap_or_else(|| Path::new("."));
         let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         std::fs::canonicalize(p).unwrap_or_else(|_| dir.join(p.file_name().unwrap_or_default()))
     };
