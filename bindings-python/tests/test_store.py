@@ -849,3 +849,12 @@ def test_store_pool_refreshes_single_flight(tmp_path: Path) -> None:
     assert calls == ["rt-0"]
     other = open_store(path, "w2")
     assert other.credential("anthropic", "o", now=2_100)["access_token"] == "at-1"
+
+
+def test_a_store_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO at the store path used to block the open forever (ignoring lock_timeout)."""
+    fifo = tmp_path / "pools.sqlite"
+    os.mkfifo(fifo)
+    with pytest.raises(credpool.StoreIOError) as e:
+        Store.open(fifo, writer="w1", lock_timeout=0.2)
+    assert e.value.code == "io" and "not a regular file" in str(e.value)

@@ -703,3 +703,9 @@ test('FileStore, the name of an earlier version, is the very Store class (deprec
   assert.ok(store instanceof Store)
   assert.equal((await store.addEntry('openrouter', { id: 'a', access_token: 'sk-a' }, 0)).type, 'entry_added')
 })
+
+test('a store path that is not a regular file (a FIFO) is refused at once with io, never blocking', { skip }, async () => {
+  const path = tempPath()
+  assert.equal(spawnSync('mkfifo', [path]).status, 0)
+  assert.equal(await codeOf(open(path, 'w1', { lockTimeoutMs: 200 })), 'io')
+})
