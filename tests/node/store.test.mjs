@@ -122,12 +122,12 @@ async function withTwoKeys(path) {
   return store
 }
 
-/** An oauth entry whose token expires at 100000: an acquire then asks for a refresh. */
+/** An oauth entry whose token expired at 1000 (written at 0): an acquire then asks for a refresh. */
 async function withOauth(path) {
   const store = await open(path, 'w1')
   await store.addEntry(
     'anthropic',
-    { id: 'o', auth_type: 'oauth', access_token: 'at0', refresh_token: 'rt0', expires_at: 100_000 },
+    { id: 'o', auth_type: 'oauth', access_token: 'at0', refresh_token: 'rt0', expires_at: 1_000 },
     0,
   )
   return store
@@ -546,7 +546,7 @@ test('single-flight refresh: the first store refreshes, the second adopts, fn ru
   assert.equal(cred.generation, 1)
 })
 
-test('refreshWithStore abandons when fn throws (lock released, nothing recorded)', { skip }, async () => {
+test('refreshWithStore: fn throwing frees the lock, and its token counts as sent: the next refresh never sends it', { skip }, async () => {
   const path = tempPath()
   const store = await withOauth(path)
   const other = await open(path, 'w2', { lockTimeoutMs: 200 })
@@ -561,10 +561,14 @@ test('refreshWithStore abandons when fn throws (lock released, nothing recorded)
   // the refresh lock is free: another store takes it at once
   const start = await other.beginRefresh('anthropic', 'o', 0, null, 1100)
   assert.equal(start.type, 'needed')
-  assert.equal(other.abandonRefresh(start.ticket), true)
-  assert.equal((await other.tick(1100)).type, 'ticked')
   assert.equal((await other.credential('anthropic', 'o', 1100)).generation, 0)
-  assert.equal((await store.checkRefresh('anthropic', 'o', 0, 1200)).needed, true)
+  // but fn may have sent rt0 before it threw: confirming finds that send unsettled, so
+  // rt0 is never sent again and the entry asks for a new login
+  const confirmed = await other.confirmRefresh(start.ticket, 1200)
+  assert.equal(confirmed.type, 'adopted')
+  assert.equal(confirmed.decision.type, 'fail')
+  const entry = (await other.status('anthropic', 1300)).pools[0].entries[0]
+  assert.equal(entry.health, 'dead')
 })
 
 /** Runs `fn` with the environment variables of `vars` set (`undefined`: unset), then
