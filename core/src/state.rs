@@ -362,7 +362,7 @@ fn entry_from_doc(doc: EntryDoc) -> Result<Entry> {
     doc.open_leases.validate()?;
     // The limits `add_entry` applies, on every other way in (a store file, `sync`, a
     // registry's initial state).
-    if let Some(url) = &doc.base_url {
+    if let Some(url) = doc.base_url.as_ref().filter(|url| !url.is_empty()) {
         validate_name("base_url", url)?;
     }
     for (what, secret) in [
