@@ -401,9 +401,13 @@ impl Entry {
 
     /// How long before `expiry` the token is refreshed: the skew, or half the token's
     /// lifetime when that is shorter (a token living less than the skew would otherwise be
-    /// refreshed on every acquire).
+    /// refreshed on every acquire). A token that expired when it was written was never
+    /// valid: always due, whatever another process's clock reads.
     fn refresh_window(&self, expiry: Millis, refresh_skew_ms: u64) -> u64 {
-        let lifetime = expiry.0.saturating_sub(self.token.updated_at.0);
+        if expiry <= self.token.updated_at {
+            return u64::MAX;
+        }
+        let lifetime = expiry.0 - self.token.updated_at.0;
         refresh_skew_ms.min(lifetime / 2)
     }
 
