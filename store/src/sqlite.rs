@@ -266,26 +266,9 @@ impl SqliteStore {
         if send == RefreshSend::Send {
             return Ok(RefreshStart::Needed(ticket));
         }
-        let RefreshTicket {
-            hold,
-            pool,
-            entry_id,
-            lease_id,
-            ..
-        } = ticket;
-        let result = RefreshResult {
-            pool,
-            entry_id,
-            generation,
-            lease_id,
-            result: crate::store::not_sent(send),
-        };
-        let decision = self.transact(Durability::Now, |registry| {
-            let decision = registry.refresh_result(now, &result)?;
-            Ok((registry.take_changed(), decision))
-        })?;
-        drop(hold);
-        Ok(RefreshStart::Adopted(decision))
+        let outcome = crate::store::not_sent(send);
+        self.finish_refresh(now, ticket, outcome)
+            .map(RefreshStart::Adopted)
     }
 
     /// Step two: records how the refresh ended (a new token is fsynced before this
